@@ -1,0 +1,15 @@
+"""servable: FAIR, deployable HEP jet-tagger servables with an explainability bench.
+
+Layers import one way: data -> models -> runtimes -> bundle -> explain -> remote -> cli.
+"""
+
+from servable.data.h5io import iter_jets, read_jets, write_jets
+from servable.data.jets import InvalidJetsError, Jets, validate_jets
+from servable.errors import ServableError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InvalidJetsError", "Jets", "ServableError", "__version__", "iter_jets", "read_jets",
+    "validate_jets", "write_jets",
+]

@@ -1,0 +1,5 @@
+"""`python -m servable` runs the command line."""
+
+from servable.cli import entry
+
+entry()

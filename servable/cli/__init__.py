@@ -1,0 +1,57 @@
+"""The `servable` command line: one typer app, sub-apps per concern, one error policy.
+
+User mistakes (ServableError, missing or existing files) print one line on stderr and exit
+with code 2; there is no traceback for them. Heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from servable.cli import data as data_cli
+from servable.cli.demo import demo
+from servable.errors import ServableError
+
+app = typer.Typer(
+    name="servable",
+    help="FAIR, deployable jet-tagger servables with an explainability bench.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cli.app, name="data")
+app.command()(demo)
+
+USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)
+
+
+def fail(message: str) -> None:
+    """End the command with one line on stderr and exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = app(args=argv, standalone_mode=False)  # click returns an Exit's code here
+    except USER_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except Exception as exc:
+        # usage errors of typer's (vendored) click: they print themselves and carry exit 2
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            return exc.exit_code
+        raise
+    return code if isinstance(code, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""JetClass ROOT files (DESIGN 3.3) read with uproot into the `Jets` container, particle-level.
+
+Particles fill the `tracks` array (n, 17, max_particles), channels-first, zero-padded in the
+file's order (JetClass stores them by decreasing pT); JetClass has no secondary-vertex
+collection, so `vertices` has zero features. Labels are the ten one-hot JetClass classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from servable.data.jets import Jets
+from servable.errors import ServableError
+
+PARTICLE_BRANCHES = (
+    "part_px", "part_py", "part_pz", "part_energy", "part_deta", "part_dphi",
+    "part_d0val", "part_d0err", "part_dzval", "part_dzerr", "part_charge",
+    "part_isChargedHadron", "part_isNeutralHadron", "part_isPhoton", "part_isElectron",
+    "part_isMuon",
+)
+JET_BRANCHES = (
+    "jet_pt", "jet_eta", "jet_phi", "jet_energy", "jet_nparticles", "jet_sdmass",
+    "jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4",
+)
+LABEL_BRANCHES = (
+    "label_QCD", "label_Hbb", "label_Hcc", "label_Hgg", "label_H4q", "label_Hqql", "label_Zqq",
+    "label_Wqq", "label_Tbqq", "label_Tbl",
+)
+UNITS = {"part_px": "GeV", "part_py": "GeV", "part_pz": "GeV", "part_energy": "GeV",
+         "part_d0val": "mm", "part_d0err": "mm", "part_dzval": "mm", "part_dzerr": "mm",
+         "jet_pt": "GeV", "jet_energy": "GeV", "jet_sdmass": "GeV"}
+
+
+def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
+                  entry_start: int = 0, entry_stop: int | None = None) -> Jets:
+    """Read a JetClass ROOT file into `Jets` (particles as the track collection)."""
+    import awkward as ak
+    import uproot
+
+    path = Path(path)
+    if not path.exists():
+        raise ServableError(f"{path}: no such file")
+    try:
+        f = uproot.open(path)
+    except Exception as exc:
+        raise ServableError(f"{path}: not a readable ROOT file ({exc})") from None
+    with f:
+        if tree not in f:
+            raise ServableError(f"{path}: no TTree '{tree}' (JetClass files keep jets in 'tree')")
+        t = f[tree]
+        missing = [b for b in (*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES)
+                   if b not in t.keys()]
+        if missing:
+            raise ServableError(f"{path}: missing JetClass branches {', '.join(missing)}")
+        arrays = t.arrays([*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES],
+                          entry_start=entry_start, entry_stop=entry_stop)
+    n = len(arrays)
+    particles = np.zeros((n, len(PARTICLE_BRANCHES), max_particles), np.float32)
+    for i, branch in enumerate(PARTICLE_BRANCHES):
+        padded = ak.fill_none(ak.pad_none(arrays[branch], max_particles, clip=True), 0.0)
+        particles[:, i, :] = ak.to_numpy(padded)
+    jet = np.stack([ak.to_numpy(arrays[b]) for b in JET_BRANCHES], axis=1).astype(np.float32)
+    labels = np.stack([ak.to_numpy(arrays[b]) for b in LABEL_BRANCHES], 1).astype(np.float32)
+    return Jets(
+        tracks=particles, vertices=np.zeros((n, 0, 5), np.float32), jet_features=jet,
+        labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
+        jet_feature_names=JET_BRANCHES,
+    )

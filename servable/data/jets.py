@@ -1,0 +1,222 @@
+"""Jets in memory: channels-first arrays as the CMS layout stores them, plus their validation.
+
+`validate_jets` is the one input check that every entry point (Python API, CLI, remote
+functions) goes through, in the spirit of scikit-learn's `check_array`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from servable.data import schema
+from servable.errors import ServableError
+
+
+class InvalidJetsError(ServableError, ValueError):
+    """Input jets that do not follow the layout; the message names array, expected and received."""
+
+
+def _as_float32(name: str, array, ndim: int) -> np.ndarray:
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InvalidJetsError(
+            f"{name}: expected a floating-point array, received dtype {array.dtype}"
+        )
+    if array.ndim != ndim:
+        raise InvalidJetsError(
+            f"{name}: expected {ndim} dimensions, received shape {array.shape}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        jet = int(np.argwhere(bad)[0][0])
+        raise InvalidJetsError(
+            f"{name}: {int(bad.sum())} NaN/Inf values (first in jet {jet}); "
+            "replace them or drop those jets"
+        )
+
+
+def filled_slots(array: np.ndarray) -> np.ndarray:
+    """Per jet, how many slots hold an object (channels-first array (n, features, slots))."""
+    occupied = np.any(array != 0, axis=1)
+    return occupied.sum(axis=1)
+
+
+def _check_padding(name: str, array: np.ndarray) -> None:
+    occupied = np.any(array != 0, axis=1)  # (n, slots)
+    count = occupied.sum(axis=1)
+    leading = np.arange(array.shape[2])[None, :] < count[:, None]
+    broken = np.any(occupied != leading, axis=1)
+    if broken.any():
+        jet = int(np.argmax(broken))
+        raise InvalidJetsError(
+            f"{name}: zero-padded slots must come after the filled ones; jet {jet} has an empty "
+            "slot before a filled one (sort the slots, filled first)"
+        )
+
+
+def _check_channels(name: str, array: np.ndarray, names: Sequence[str], slots: int | None):
+    if array.shape[1] != len(names):
+        raise InvalidJetsError(
+            f"{name}: expected {len(names)} features on axis 1 ({names[0]} ... {names[-1]}), "
+            f"received {array.shape[1]} (shape {array.shape}); arrays are channels-first "
+            "(jets, features, slots)"
+        )
+    if slots is not None and array.shape[2] != slots:
+        raise InvalidJetsError(
+            f"{name}: expected {slots} slots on axis 2, received {array.shape[2]} "
+            f"(shape {array.shape})"
+        )
+
+
+def validate_jets(
+    tracks,
+    vertices,
+    jet_features=None,
+    labels=None,
+    spectators=None,
+    *,
+    track_names: Sequence[str] = schema.TRACK_NAMES,
+    vertex_names: Sequence[str] = schema.VERTEX_NAMES,
+    jet_feature_names: Sequence[str] = schema.JET_NAMES,
+    track_slots: int | None = schema.TRACK_SLOTS,
+    vertex_slots: int | None = schema.VERTEX_SLOTS,
+    check_padding: bool = True,
+) -> dict[str, np.ndarray | None]:
+    """Check jets against the layout and return them as contiguous float32 arrays.
+
+    Raises
+    ------
+    InvalidJetsError
+        naming the array, what was expected and what was received.
+    """
+    out: dict[str, np.ndarray | None] = {}
+    out["tracks"] = t = _as_float32("tracks", tracks, 3)
+    _check_channels("tracks", t, track_names, track_slots)
+    out["vertices"] = v = _as_float32("vertices", vertices, 3)
+    _check_channels("vertices", v, vertex_names, vertex_slots)
+    n = len(t)
+    if len(v) != n:
+        raise InvalidJetsError(f"vertices: expected {n} jets like tracks, received {len(v)}")
+    optional = {
+        "jet_features": (jet_features, 2, len(jet_feature_names)),
+        "labels": (labels, 2, None),
+        "spectators": (spectators, 2, len(schema.SPECTATOR_NAMES)),
+    }
+    for key, (array, ndim, width) in optional.items():
+        if array is None:
+            out[key] = None
+            continue
+        a = _as_float32(key, array, ndim)
+        if len(a) != n:
+            raise InvalidJetsError(f"{key}: expected {n} jets like tracks, received {len(a)}")
+        if width is not None and a.shape[1] != width:
+            raise InvalidJetsError(
+                f"{key}: expected {width} columns, received {a.shape[1]} (shape {a.shape})"
+            )
+        out[key] = a
+    for key, array in out.items():
+        if array is not None:
+            _check_finite(key, array)
+    if check_padding:
+        _check_padding("tracks", t)
+        _check_padding("vertices", v)
+    return out
+
+
+@dataclass
+class Jets:
+    """A batch of jets in the CMS H->bb layout.
+
+    Parameters
+    ----------
+    tracks : (n, P, 60) float32, channels-first, zero-padded
+    vertices : (n, S, 5) float32, channels-first, zero-padded
+    jet_features : (n, F) float32 jet-level `fj_*` features, optional
+    labels : (n, 2) one-hot [QCD, H->bb], optional
+    spectators : (n, 11) float32, optional
+    """
+
+    tracks: np.ndarray
+    vertices: np.ndarray
+    jet_features: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    spectators: np.ndarray | None = None
+    track_names: tuple[str, ...] = schema.TRACK_NAMES
+    vertex_names: tuple[str, ...] = schema.VERTEX_NAMES
+    jet_feature_names: tuple[str, ...] = schema.JET_NAMES
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. generator truth
+    validate: bool = field(default=True, repr=False)
+
+    def __post_init__(self) -> None:
+        self.track_names = tuple(self.track_names)
+        self.vertex_names = tuple(self.vertex_names)
+        self.jet_feature_names = tuple(self.jet_feature_names)
+        if self.validate:
+            checked = validate_jets(
+                self.tracks, self.vertices, self.jet_features, self.labels, self.spectators,
+                track_names=self.track_names, vertex_names=self.vertex_names,
+                jet_feature_names=self.jet_feature_names, track_slots=None, vertex_slots=None,
+            )
+            for key, value in checked.items():
+                setattr(self, key, value)
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, index) -> Jets:
+        if isinstance(index, (int, np.integer)):
+            index = slice(index, index + 1) if index != -1 else slice(-1, None)
+
+        def take(a):
+            return None if a is None else a[index]
+
+        return Jets(
+            take(self.tracks), take(self.vertices), take(self.jet_features), take(self.labels),
+            take(self.spectators), self.track_names, self.vertex_names, self.jet_feature_names,
+            {k: v[index] for k, v in self.extras.items()}, validate=False,
+        )
+
+    @property
+    def is_signal(self) -> np.ndarray:
+        """Boolean per jet: True for H->bb (requires labels)."""
+        if self.labels is None:
+            raise ValueError("these jets carry no labels")
+        return self.labels[:, 1] > 0.5
+
+    @property
+    def n_tracks(self) -> np.ndarray:
+        return filled_slots(self.tracks)
+
+    @property
+    def n_vertices(self) -> np.ndarray:
+        return filled_slots(self.vertices)
+
+    def spectator(self, name: str) -> np.ndarray:
+        if self.spectators is None:
+            raise ValueError("these jets carry no spectators")
+        return self.spectators[:, schema.SPECTATOR_NAMES.index(name)]
+
+    @staticmethod
+    def concatenate(parts: Sequence[Jets]) -> Jets:
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+
+        def cat(attr):
+            values = [getattr(p, attr) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        extras = {k: np.concatenate([p.extras[k] for p in parts]) for k in first.extras
+                  if all(k in p.extras for p in parts)}
+        return Jets(
+            cat("tracks"), cat("vertices"), cat("jet_features"), cat("labels"), cat("spectators"),
+            first.track_names, first.vertex_names, first.jet_feature_names, extras,
+            validate=False,
+        )

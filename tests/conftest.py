@@ -1,0 +1,58 @@
+"""Shared fixtures: real generated jets (Pythia 8 + FastJet), cached by generator source hash.
+
+The cache lives in pytest's cache directory and its key is the hash of the generator code, so
+a changed generator always regenerates; a fresh clone (CI) generates everything once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from servable.data.generator import generate
+from servable.data.h5io import write_jets
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+PUBLISHED = FIXTURES / "published-in"
+
+
+def _generator_hash() -> str:
+    h = hashlib.sha256()
+    for name in ("generator.py", "features.py", "schema.py", "jets.py", "h5io.py"):
+        h.update((ROOT / "servable" / "data" / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _sample(request, tmp_path_factory, name, n_sig, n_bkg, seed, split):
+    cache = Path(request.config.cache.mkdir("servable-jets")) / _generator_hash()
+    cache.mkdir(parents=True, exist_ok=True)
+    cached = cache / f"{name}.h5"
+    if not cached.exists():
+        jets, prov = generate(n_sig, n_bkg, seed=seed, workers=2, progress=False)
+        write_jets(cached, jets, split=split, attrs={"provenance": prov})
+    target = tmp_path_factory.mktemp(name) / f"{name}.h5"
+    shutil.copy(cached, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def train_file(request, tmp_path_factory) -> Path:
+    """1500 H->bb + 1500 QCD jets, seed 1 (training layout)."""
+    return _sample(request, tmp_path_factory, "train", 1500, 1500, 1, "training")
+
+
+@pytest.fixture(scope="session")
+def test_file(request, tmp_path_factory) -> Path:
+    """An independent 1000 + 1000 jets, seed 2 (testing layout)."""
+    return _sample(request, tmp_path_factory, "test", 1000, 1000, 2, "testing")
+
+
+@pytest.fixture(scope="session")
+def published_dir() -> Path:
+    if not PUBLISHED.exists():
+        pytest.fail(f"the published IN fixtures are missing: expected {PUBLISHED}")
+    return PUBLISHED

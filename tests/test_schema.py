@@ -1,0 +1,38 @@
+import json
+
+from servable.data import schema
+
+
+def test_track_and_vertex_features_follow_the_cms_order():
+    assert len(schema.TRACK_NAMES) == 30 and len(schema.VERTEX_NAMES) == 14
+    assert schema.TRACK_NAMES[:2] == ("track_ptrel", "track_erel")
+    assert schema.TRACK_NAMES[13] == "track_quality"
+    assert schema.TRACK_NAMES[-1] == "trackBTag_JetDistVal"
+    assert schema.VERTEX_NAMES[0] == "sv_ptrel" and schema.VERTEX_NAMES[-1] == "sv_costhetasvpv"
+
+
+def test_jet_features_and_spectators_follow_the_published_lists():
+    assert len(schema.JET_NAMES) == 27 and len(schema.SPECTATOR_NAMES) == 11
+    assert schema.JET_NAMES[0] == "fj_jetNTracks" and schema.JET_NAMES[-1] == "fj_z_ratio"
+    assert schema.SPECTATOR_NAMES[:3] == ("fj_pt", "fj_eta", "fj_sdmass")
+    assert len(schema.PFCAND_NAMES) == 10
+
+
+def test_every_feature_has_a_unit_field_and_a_meaning():
+    for group in (schema.TRACK_FEATURES, schema.VERTEX_FEATURES, schema.JET_FEATURES,
+                  schema.SPECTATORS):
+        for f in group:
+            assert f.meaning and isinstance(f.unit, str)
+    assert schema.lookup("track_dxy").unit == "cm"
+    assert schema.lookup("sv_mass").unit == "GeV"
+
+
+def test_track_quality_is_the_only_categorical_track_feature():
+    assert [f.name for f in schema.TRACK_FEATURES if f.categorical] == ["track_quality"]
+
+
+def test_schema_exports_as_json_with_names_and_units():
+    data = json.loads(schema.schema_json())
+    assert [f["name"] for f in data["tracks"]] == list(schema.TRACK_NAMES)
+    assert data["vertices"][6]["unit"] == "GeV"
+    assert data["slots"] == {"tracks": 60, "vertices": 5, "pfcands": 100}
