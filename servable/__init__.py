@@ -7,9 +7,17 @@ from servable.data.h5io import iter_jets, read_jets, write_jets
 from servable.data.jets import InvalidJetsError, Jets, validate_jets
 from servable.errors import ServableError
 
+
+def load(path):
+    """Verify and load a servable bundle directory (see `servable.bundle.bundle.load`)."""
+    from servable.bundle.bundle import load as _load
+
+    return _load(path)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "InvalidJetsError", "Jets", "ServableError", "__version__", "iter_jets", "read_jets",
+    "InvalidJetsError", "Jets", "ServableError", "__version__", "iter_jets", "load", "read_jets",
     "validate_jets", "write_jets",
 ]

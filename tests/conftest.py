@@ -56,3 +56,22 @@ def published_dir() -> Path:
     if not PUBLISHED.exists():
         pytest.fail(f"the published IN fixtures are missing: expected {PUBLISHED}")
     return PUBLISHED
+
+
+KINDS = ("in", "mlp", "bdt", "part")
+
+
+@pytest.fixture(scope="session")
+def trained(train_file, tmp_path_factory) -> dict[str, Path]:
+    """One bundle per model kind: `servable train` for 4 epochs, seed 1, on the train sample."""
+    from tests.cli_helpers import run_cli
+
+    root = tmp_path_factory.mktemp("trained")
+    out = {}
+    for kind in KINDS:
+        target = root / kind
+        r = run_cli("train", "--model", kind, "--data", train_file, "--epochs", 4, "--seed", 1,
+                    "--quiet", "-o", target, timeout=900)
+        assert r.returncode == 0, r.stderr
+        out[kind] = target
+    return out

@@ -10,7 +10,9 @@ import sys
 
 import typer
 
+from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
+from servable.cli import models as models_cli
 from servable.cli.demo import demo
 from servable.errors import ServableError
 
@@ -22,6 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(bundle_cli.app, name="bundle")
+app.command()(models_cli.train)
+app.command()(models_cli.evaluate)
 app.command()(demo)
 
 USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)

@@ -253,9 +253,10 @@ def write_jets(
 
 
 def _write(f: h5py.File, key: str, data: np.ndarray, names: Sequence[str]) -> None:
-    chunk_rows = max(1, min(len(data), 1024))
-    ds = f.create_dataset(
-        key, data=np.asarray(data, dtype=np.float32), chunks=(chunk_rows, *data.shape[1:]),
-        compression="gzip", compression_opts=4, shuffle=True,
-    )
+    data = np.asarray(data, dtype=np.float32)
+    if len(data) == 0:  # h5py cannot chunk an empty dataset
+        ds = f.create_dataset(key, data=data)
+    else:
+        ds = f.create_dataset(key, data=data, chunks=(min(len(data), 1024), *data.shape[1:]),
+                              compression="gzip", compression_opts=4, shuffle=True)
     ds.attrs["feature_names"] = np.array(list(names), dtype=h5py.string_dtype())

@@ -1,0 +1,246 @@
+"""Servable bundles: a directory that describes itself (DESIGN 5), verified before use.
+
+`servable.yaml` is the manifest: model kind and hyperparameters, inputs and outputs with
+feature names and units, preprocessing, provenance and the SHA-256 of every other file.
+Weights are safetensors (torch models) or XGBoost JSON (the BDT): never pickle.
+`load(path)` checks every checksum before it reads anything else and refuses a tampered or
+missing file with an error naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from servable.data import schema
+from servable.data.jets import Jets
+from servable.errors import ServableError
+from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
+
+MANIFEST = "servable.yaml"
+TORCH_WEIGHTS = "model.safetensors"
+BDT_WEIGHTS = "model.json"
+FORMAT_VERSION = 1
+
+
+class BundleError(ServableError):
+    """A bundle that cannot be trusted or read: tampered, incomplete, not a bundle."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(path) -> dict:
+    path = Path(path)
+    if path.is_file():
+        raise BundleError(f"{path}: a bundle is a directory (unpack a .zip first)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise BundleError(f"{path}: not a servable bundle (no {MANIFEST})")
+    try:
+        manifest = yaml.safe_load(manifest_path.read_text())
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{manifest_path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(manifest, dict) or "files" not in manifest or "model" not in manifest:
+        raise BundleError(f"{manifest_path}: not a servable manifest (no 'files'/'model')")
+    return manifest
+
+
+def verify(path) -> dict:
+    """Check every file listed in the manifest against its SHA-256; returns the manifest."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    for name, expected in sorted(manifest["files"].items()):
+        target = (path / name).resolve()
+        if path.resolve() not in target.parents:
+            raise BundleError(f"{path}: manifest lists {name!r} outside the bundle")
+        if not target.exists():
+            raise BundleError(f"{path}: file {name} is missing (listed in {MANIFEST})")
+        actual = sha256_path(target)
+        if actual != expected:
+            raise BundleError(
+                f"{path}: file {name} does not match its SHA-256 in {MANIFEST} "
+                f"(expected {expected[:12]}..., found {actual[:12]}...); the bundle was "
+                "modified or corrupted: do not use it, fetch it again"
+            )
+    return manifest
+
+
+def _package_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("servable", "torch", "numpy", "onnx", "onnxruntime", "xgboost-cpu", "xgboost",
+                "safetensors", "h5py"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _code_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def hardware() -> dict:
+    return {"machine": platform.machine(), "processor": platform.processor() or None,
+            "cpus": os.cpu_count(), "system": platform.system()}
+
+
+def _feature_entries(names) -> list[dict]:
+    out = []
+    for n in names:
+        try:
+            f = schema.lookup(n)
+            out.append({"name": n, "unit": f.unit, "meaning": f.meaning,
+                        "categorical": f.categorical})
+        except KeyError:
+            out.append({"name": n, "unit": "", "meaning": "", "categorical": False})
+    return out
+
+
+def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
+    c = tagger.config
+    slots = {"tracks": c["hyperparameters"].get("n_tracks", schema.TRACK_SLOTS),
+             "vertices": c["hyperparameters"].get("n_vertices", schema.VERTEX_SLOTS)}
+    features = {"tracks": c["track_features"], "vertices": c["vertex_features"],
+                "jet_features": c["jet_features"]}
+    inputs = []
+    for name in tagger.input_names:
+        shape = [None, len(features[name])] + ([slots[name]] if name in slots else [])
+        entry = {"name": name, "shape": shape, "dtype": "float32",
+                 "features": _feature_entries(features[name])}
+        if name in slots:
+            entry["layout"] = "channels-first (jets, features, slots)"
+            entry["padding"] = ("zero-padded slots after the filled ones; filled slots sorted "
+                                "by decreasing pT")
+        inputs.append(entry)
+    outputs = [
+        {"name": "probabilities", "shape": [None, c["n_classes"]], "dtype": "float32",
+         "classes": c["class_names"], "meaning": "softmax class probabilities"},
+        {"name": "logits", "shape": [None, c["n_classes"]], "dtype": "float32",
+         "meaning": "raw outputs (BDT: [0, margin], margin = log-odds of H->bb)"},
+    ]
+    return inputs, outputs
+
+
+def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
+                provenance: dict | None = None, metrics: dict | None = None,
+                extra_files: dict[str, bytes] | None = None, overwrite: bool = False,
+                description: str = "") -> Path:
+    """Write a bundle directory: weights, manifest with checksums, metrics, extra files."""
+    import json
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; choose another directory or "
+                              "pass --force")
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = dict(extra_files or {})
+    if isinstance(tagger, TorchTagger):
+        from safetensors.torch import save
+
+        files[TORCH_WEIGHTS] = save(tagger.state_dict(), metadata={"format": "pt"})
+        n_params = int(sum(p.numel() for p in tagger.net.parameters()))
+    elif isinstance(tagger, BDTTagger):
+        files[BDT_WEIGHTS] = tagger.model_bytes()
+        n_params = None
+    else:  # pragma: no cover - every tagger is one of the two
+        raise TypeError(type(tagger))
+    if metrics is not None:
+        files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+    files["schema.json"] = schema.schema_json().encode()
+    for fname, data in files.items():
+        (out / fname).write_bytes(data)
+    inputs, outputs = io_spec(tagger)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "doi": None,
+        "description": description,
+        "task": "jet classification: H->bb vs QCD (CMS H->bb open-data layout)",
+        "model": {"kind": tagger.kind, "config": tagger.config, "n_parameters": n_params,
+                  "weights": TORCH_WEIGHTS if isinstance(tagger, TorchTagger) else BDT_WEIGHTS},
+        "inputs": inputs,
+        "outputs": outputs,
+        "methods": ["predict", "logits"],
+        "runtimes": ["torch"] if isinstance(tagger, TorchTagger) else ["xgboost"],
+        "dependencies": _package_versions(),
+        "provenance": {"code_commit": _code_commit(), "hardware": hardware(),
+                       **(provenance or {})},
+        "metrics": metrics,
+        "files": {},
+    }
+    write_manifest(out, manifest)
+    return out
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """Refresh the checksums of every file in the bundle and write the manifest."""
+    manifest["files"] = {
+        str(p.relative_to(out)): sha256_path(p)
+        for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
+    (out / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, width=100))
+
+
+class Bundle:
+    """A verified, loaded servable: `predict`, `logits`, and its manifest."""
+
+    def __init__(self, path: Path, manifest: dict, tagger: Tagger):
+        self.path, self.manifest, self.tagger = path, manifest, tagger
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.tagger.kind
+
+    def logits(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
+        return self.tagger.logits(jets, batch_size)
+
+    def predict(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
+        return self.tagger.predict(jets, batch_size)
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.name!r}, kind={self.kind!r}, path={str(self.path)!r})"
+
+
+def load(path) -> Bundle:
+    """Verify and load a bundle directory."""
+    path = Path(path)
+    manifest = verify(path)
+    tagger = build_tagger(manifest["model"]["config"])
+    weights = path / manifest["model"]["weights"]
+    if isinstance(tagger, TorchTagger):
+        from safetensors.torch import load_file
+
+        tagger.load_state_dict(load_file(weights))
+    else:
+        tagger.load_model_bytes(weights.read_bytes())
+    return Bundle(path, manifest, tagger)

@@ -1,0 +1,33 @@
+"""`servable bundle verify|import-checkpoint`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Verify, import and export servable bundles.", no_args_is_help=True)
+
+
+@app.command()
+def verify(bundle: Path = typer.Argument(..., help="servable directory")) -> None:
+    """Check every file of a bundle against its SHA-256 (exit 2 naming a bad file)."""
+    from servable.bundle.bundle import verify as run
+
+    manifest = run(bundle)
+    typer.echo(f"{bundle}: {len(manifest['files'])} files verified ({manifest['name']} "
+               f"{manifest['version']})")
+
+
+@app.command("import-checkpoint")
+def import_checkpoint(
+    checkpoint: Path = typer.Argument(..., help="published GraphNet .pth state dict"),
+    metadata: Path = typer.Option(..., "--metadata", help="its *_model_metadata.json"),
+    output: Path = typer.Option(..., "-o", "--output", help="servable directory to write"),
+    force: bool = typer.Option(False, help="overwrite a non-empty output directory"),
+) -> None:
+    """Import a published Interaction Network checkpoint (read with weights_only=True)."""
+    from servable.bundle.published import import_checkpoint as run
+
+    out = run(checkpoint, metadata, output, overwrite=force)
+    typer.echo(f"{out}: imported {checkpoint.name} (safetensors, checksummed)")

@@ -1,0 +1,148 @@
+"""`servable train` and `servable evaluate`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+
+def _seed_list(seeds: str | None, seed: int) -> list[int]:
+    from servable.cli import fail
+
+    if not seeds:
+        return [seed]
+    try:
+        values = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--seeds must be a comma-separated list of integers, not {seeds!r}")
+    if not values or len(set(values)) != len(values):
+        fail("--seeds must list distinct integers")
+    return values
+
+
+def train(
+    model: str = typer.Option("in", help="in, mlp, bdt or part"),
+    data: list[Path] = typer.Option(..., "--data", help="training file(s); repeat --data"),
+    output: Path = typer.Option(..., "-o", "--output", help="servable directory to write"),
+    epochs: int = typer.Option(30, help="maximum epochs (boosting rounds for the BDT)"),
+    batch_size: int = typer.Option(128, help="minibatch size"),
+    lr: float = typer.Option(1e-3, help="Adam learning rate"),
+    patience: int = typer.Option(8, help="early stopping patience on validation loss"),
+    seed: int = typer.Option(1, help="random seed"),
+    seeds: str = typer.Option(None, help="train one model per seed, e.g. 1,2,3"),
+    split: str = typer.Option("random", help="random (jets), files, or kfold (by file)"),
+    fold: int = typer.Option(0, help="validation fold for --split kfold"),
+    folds: int = typer.Option(5, help="number of folds for --split kfold"),
+    reference_auc: float = typer.Option(None, help="compare the seeds' AUCs with this value"),
+    force: bool = typer.Option(False, help="overwrite a non-empty output directory"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Train a tagger on CMS-layout files and write a servable directory."""
+    from servable.cli import fail
+    from servable.models.taggers import TAGGERS
+    from servable.models.training import TrainConfig
+
+    if model not in TAGGERS:
+        fail(f"--model must be one of {', '.join(sorted(TAGGERS))}, not {model!r}")
+    if output.exists() and any(output.iterdir()) and not force:
+        fail(f"{output} exists and is not empty; choose another directory or pass --force")
+    seed_values = _seed_list(seeds, seed)
+    results = []
+    for s in seed_values:
+        cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                          patience=patience, seed=s, split=split, fold=fold, folds=folds)
+        target = output if len(seed_values) == 1 else output / f"seed-{s}"
+        results.append(train_one(data, cfg, target, force, quiet))
+    if len(seed_values) > 1:
+        summary = seed_summary(results, seed_values, reference_auc)
+        (output / "summary.json").write_text(json.dumps(summary, indent=2))
+        typer.echo(format_seed_summary(summary))
+
+
+def train_one(data, cfg, target: Path, force: bool, quiet: bool) -> dict:
+    from servable.bundle.bundle import save_bundle
+    from servable.models.metrics import plot_roc
+    from servable.models.training import _collect, plan_split, plot_history
+    from servable.models.training import train as run
+
+    tagger, record = run(data, cfg, progress=not quiet)
+    bundle = save_bundle(
+        tagger, target, name=f"hbb-{cfg.model}", provenance={
+            "source": "servable train", "seed": cfg.seed, "split": cfg.split,
+            "training": record}, metrics=record["validation_metrics"], overwrite=force,
+        description=f"{cfg.model.upper()} jet tagger for H->bb vs QCD trained with servable")
+    plot_history(record["history"], bundle / "loss.png", f"{cfg.model} seed {cfg.seed}")
+    _, val_src = plan_split(data, cfg.split, cfg.fold, cfg.folds, cfg.val_fraction,
+                            cfg.split_seed)
+    val = _collect(val_src, cfg.chunk_size)
+    plot_roc({cfg.model: (val.labels.argmax(1), tagger.predict(val)[:, 1])},
+             bundle / "roc.png")
+    from servable.bundle.bundle import read_manifest, write_manifest
+
+    write_manifest(bundle, read_manifest(bundle))  # the plots join the checksummed files
+    m = record["validation_metrics"]
+    seconds = record["history"].get("epoch_seconds") or []
+    per_epoch = f", {sum(seconds) / len(seconds):.1f} s/epoch" if seconds else ""
+    typer.echo(f"{bundle}: {cfg.model} seed {cfg.seed}: validation AUC {m['roc_auc']:.4f}, "
+               f"accuracy {m['accuracy']:.4f}, best epoch {record['history']['best_epoch']}"
+               f"{per_epoch}")
+    return record
+
+
+def seed_summary(records: list[dict], seeds: list[int], reference_auc: float | None) -> dict:
+    import numpy as np
+    from scipy import stats
+
+    keys = ("accuracy", "roc_auc", "rejection_50", "rejection_30")
+    values = {k: np.array([r["validation_metrics"][k] for r in records]) for k in keys}
+    summary = {"seeds": seeds, "metrics": {
+        k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
+        for k, v in values.items()}}
+    if reference_auc is not None:
+        auc = values["roc_auc"]
+        sd = auc.std(ddof=1)
+        # one-sided: how likely a seed of this training reaches the reference AUC or more,
+        # under a normal distribution with the seeds' mean and standard deviation
+        p = float(stats.norm.sf(reference_auc, loc=auc.mean(), scale=sd)) if sd > 0 else \
+            float(reference_auc <= auc.mean())
+        summary["reference_auc"] = {"value": reference_auc, "p_value_one_sided": p,
+                                    "z": (reference_auc - auc.mean()) / sd if sd > 0 else
+                                    math.copysign(math.inf, reference_auc - auc.mean())}
+    return summary
+
+
+def format_seed_summary(summary: dict) -> str:
+    lines = [f"{len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))}):"]
+    for k, v in summary["metrics"].items():
+        lines.append(f"  {k:13s} {v['mean']:.4f} +- {v['std']:.4f}")
+    if "reference_auc" in summary:
+        r = summary["reference_auc"]
+        lines.append(f"  reference AUC {r['value']:.4f}: one-sided p-value "
+                     f"{r['p_value_one_sided']:.3g}")
+    return "\n".join(lines)
+
+
+def evaluate(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    data: list[Path] = typer.Option(..., "--data", help="labelled file(s); repeat --data"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    plot: Path = typer.Option(None, help="write the ROC curve here (PNG or PDF)"),
+) -> None:
+    """Accuracy, ROC AUC and background rejection at 50% and 30% signal efficiency."""
+    from servable.bundle.bundle import load
+    from servable.models.metrics import plot_roc
+    from servable.models.training import evaluate as run
+
+    b = load(bundle)
+    metrics, y, score = run(b.tagger, data)
+    if plot is not None:
+        plot_roc({b.name: (y, score)}, plot)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+    else:
+        typer.echo(f"{b.name} on {metrics['n_jets']} jets: accuracy {metrics['accuracy']:.4f}, "
+                   f"ROC AUC {metrics['roc_auc']:.4f}, rejection at 50% "
+                   f"{metrics['rejection_50']:.1f}, at 30% {metrics['rejection_30']:.1f}")

@@ -1,0 +1,287 @@
+"""Taggers: one interface (`inputs`, `logits`, `predict`) over the IN, MLP, ParT and BDT.
+
+A tagger is built from a plain config dict (what the bundle manifest stores): its kind,
+hyperparameters, the names of the features it reads and its preprocessing. `inputs(jets)`
+picks the model's features by name from full-layout jets (or accepts jets that already have
+exactly them) and returns the arrays the network consumes, in ONNX input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from servable.data import schema
+from servable.data.jets import InvalidJetsError, Jets
+from servable.models.interaction_network import InteractionNetwork
+from servable.models.particle_transformer import ParticleTransformer
+from servable.models.preprocessing import Standardize, identity
+
+DEFAULT_BATCH = 4096
+
+
+def select_features(array: np.ndarray, have: Sequence[str], want: Sequence[str],
+                    what: str) -> np.ndarray:
+    """Columns `want` of a channels-first array whose axis-1 columns are named `have`."""
+    have, want = list(have), list(want)
+    if have == want:
+        return array
+    missing = [w for w in want if w not in have]
+    if missing:
+        raise InvalidJetsError(
+            f"{what}: the model needs features {missing[:3]}{'...' if len(missing) > 3 else ''}"
+            f" which the input lacks (it has {len(have)} features)"
+        )
+    return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Tagger:
+    """Base: config handling and feature selection; subclasses define the model."""
+
+    kind: str = ""
+    input_names: tuple[str, ...] = ()
+    defaults: dict = {}
+
+    def __init__(self, config: dict):
+        config = dict(config)
+        config.setdefault("kind", self.kind)
+        config.setdefault("n_classes", 2)
+        config.setdefault("class_names", list(schema.LABELS))
+        config.setdefault("track_features", list(schema.TRACK_NAMES))
+        config.setdefault("vertex_features", list(schema.VERTEX_NAMES))
+        config.setdefault("jet_features", list(schema.JET_NAMES))
+        config["hyperparameters"] = {**self.defaults, **config.get("hyperparameters", {})}
+        config.setdefault("preprocessing", {})
+        self.config = config
+
+    @property
+    def hyper(self) -> dict:
+        return self.config["hyperparameters"]
+
+    def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
+        out = {}
+        if "tracks" in self.input_names:
+            out["tracks"] = select_features(jets.tracks, jets.track_names,
+                                            self.config["track_features"], "tracks")
+        if "vertices" in self.input_names:
+            out["vertices"] = select_features(jets.vertices, jets.vertex_names,
+                                              self.config["vertex_features"], "vertices")
+        if "jet_features" in self.input_names:
+            if jets.jet_features is None:
+                raise InvalidJetsError("jet_features: the model needs the jet-level fj_* "
+                                       "features, and the input has none")
+            out["jet_features"] = select_features(jets.jet_features, jets.jet_feature_names,
+                                                  self.config["jet_features"], "jet_features")
+        return out
+
+    def logits(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
+        return self.logits_from_inputs(self.inputs(jets), batch_size)
+
+    def predict(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (n, n_classes)."""
+        return softmax(self.logits(jets, batch_size).astype(np.float64)).astype(np.float32)
+
+    def logits_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+
+class TorchTagger(Tagger):
+    """A tagger whose model is a torch module taking `input_names` tensors in order."""
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.net = self.build_net()
+        self.net.eval()
+
+    def build_net(self) -> nn.Module:
+        raise NotImplementedError  # pragma: no cover
+
+    def _norm(self, group: str, slotted: bool) -> nn.Module:
+        spec = self.config["preprocessing"].get(group)
+        if spec is None or spec == identity(spec["features"] if spec else []):
+            return nn.Identity()
+        return Standardize(spec, slotted)
+
+    def tensors(self, inputs: dict[str, np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(inputs[k], dtype=np.float32))
+                for k in self.input_names]
+
+    def logits_from_inputs(self, inputs, batch_size=None) -> np.ndarray:
+        batch_size = batch_size or DEFAULT_BATCH
+        tensors = self.tensors(inputs)
+        n = tensors[0].shape[0]
+        self.net.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                out.append(self.net(*(t[start:start + batch_size] for t in tensors)))
+        if not out:
+            return np.zeros((0, self.config["n_classes"]), np.float32)
+        return torch.cat(out).numpy()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.net.load_state_dict(state)
+        self.net.eval()
+
+
+class INNet(nn.Module):
+    def __init__(self, track_norm, vertex_norm, core: InteractionNetwork):
+        super().__init__()
+        self.track_norm, self.vertex_norm, self.core = track_norm, vertex_norm, core
+
+    def forward(self, tracks, vertices):
+        return self.core(self.track_norm(tracks), self.vertex_norm(vertices))
+
+
+class INTagger(TorchTagger):
+    """The Interaction Network (published architecture; fast exact forward)."""
+
+    kind = "in"
+    input_names = ("tracks", "vertices")
+    defaults = {"hidden": 60, "De": 20, "Do": 24, "n_tracks": schema.TRACK_SLOTS,
+                "n_vertices": schema.VERTEX_SLOTS}
+
+    def build_net(self):
+        h = self.hyper
+        core = InteractionNetwork(
+            n_track_features=len(self.config["track_features"]), n_tracks=h["n_tracks"],
+            n_vertex_features=len(self.config["vertex_features"]), n_vertices=h["n_vertices"],
+            hidden=h["hidden"], De=h["De"], Do=h["Do"], n_classes=self.config["n_classes"])
+        return INNet(self._norm("tracks", True), self._norm("vertices", True), core)
+
+
+class MLPNet(nn.Module):
+    def __init__(self, track_norm, vertex_norm, jet_norm, n_lead: int, n_in: int,
+                 hidden: Sequence[int], n_classes: int):
+        super().__init__()
+        self.track_norm, self.vertex_norm, self.jet_norm = track_norm, vertex_norm, jet_norm
+        self.n_lead = n_lead
+        layers, d = [], n_in
+        for width in hidden:
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        layers.append(nn.Linear(d, n_classes))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, tracks, vertices, jet_features):
+        t = self.track_norm(tracks)[:, :, : self.n_lead].flatten(1)
+        v = self.vertex_norm(vertices).flatten(1)
+        return self.mlp(torch.cat([self.jet_norm(jet_features), t, v], dim=1))
+
+
+class MLPTagger(TorchTagger):
+    """MLP on jet-level features plus the flattened leading tracks and all vertex slots."""
+
+    kind = "mlp"
+    input_names = ("tracks", "vertices", "jet_features")
+    defaults = {"hidden": [128, 64], "n_lead_tracks": 10}
+
+    def build_net(self):
+        h, c = self.hyper, self.config
+        n_in = (len(c["jet_features"]) + len(c["track_features"]) * h["n_lead_tracks"]
+                + len(c["vertex_features"]) * schema.VERTEX_SLOTS)
+        return MLPNet(self._norm("tracks", True), self._norm("vertices", True),
+                      self._norm("jet_features", False), h["n_lead_tracks"], n_in, h["hidden"],
+                      c["n_classes"])
+
+
+class ParTNet(nn.Module):
+    def __init__(self, track_norm, core: ParticleTransformer, kinematics: Sequence[int]):
+        super().__init__()
+        self.track_norm, self.core = track_norm, core
+        self.kinematics = list(kinematics)  # indices of ptrel, etarel, phirel
+
+    def forward(self, tracks, return_details: bool = False):
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            occupied = (tracks != 0).any(dim=1).any(dim=0)
+            width = int(torch.nonzero(occupied).max()) + 1 if occupied.any() else 1
+            tracks = tracks[:, :, :width]  # padded slots are masked: trimming is exact
+        mask = (tracks != 0).any(dim=1)
+        i_pt, i_eta, i_phi = self.kinematics
+        return self.core(self.track_norm(tracks), tracks[:, i_pt], tracks[:, i_eta],
+                         tracks[:, i_phi], mask, return_details=return_details)
+
+
+class ParTTagger(TorchTagger):
+    """ParticleTransformer on the tracks (pair features from their relative kinematics)."""
+
+    kind = "part"
+    input_names = ("tracks",)
+    defaults = {"embed_dims": [64, 64, 64], "pair_embed_dims": [32, 32, 32], "num_heads": 4,
+                "num_layers": 3, "num_cls_layers": 2}
+
+    def build_net(self):
+        h, names = self.hyper, self.config["track_features"]
+        needed = ("track_ptrel", "track_etarel", "track_phirel")
+        missing = [n for n in needed if n not in names]
+        if missing:
+            raise ValueError(f"ParT needs the track kinematics {missing} among its features")
+        core = ParticleTransformer(
+            len(names), self.config["n_classes"], tuple(h["embed_dims"]),
+            tuple(h["pair_embed_dims"]), h["num_heads"], h["num_layers"], h["num_cls_layers"])
+        return ParTNet(self._norm("tracks", True), core, [names.index(n) for n in needed])
+
+
+class BDTTagger(Tagger):
+    """XGBoost gradient-boosted trees on the jet-level features.
+
+    `logits` are [0, margin] per jet, so their softmax is exactly XGBoost's probability and
+    the margin (log-odds of H->bb) is the second column.
+    """
+
+    kind = "bdt"
+    input_names = ("jet_features",)
+    defaults = {"n_estimators": 400, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8,
+                "colsample_bytree": 0.8}
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.booster = None
+
+    def margin(self, jet_features: np.ndarray) -> np.ndarray:
+        import xgboost as xgb
+
+        if self.booster is None:
+            raise RuntimeError("the BDT has not been trained or loaded")
+        dm = xgb.DMatrix(jet_features, feature_names=list(self.config["jet_features"]))
+        return self.booster.predict(dm, output_margin=True).astype(np.float32)
+
+    def logits_from_inputs(self, inputs, batch_size=None) -> np.ndarray:
+        m = self.margin(inputs["jet_features"])
+        return np.stack([np.zeros_like(m), m], axis=1)
+
+    def native_importance(self, importance_type: str = "gain") -> dict[str, float]:
+        scores = self.booster.get_score(importance_type=importance_type)
+        return {name: float(scores.get(name, 0.0)) for name in self.config["jet_features"]}
+
+    def model_bytes(self) -> bytes:
+        return bytes(self.booster.save_raw(raw_format="json"))
+
+    def load_model_bytes(self, raw: bytes) -> None:
+        import xgboost as xgb
+
+        self.booster = xgb.Booster()
+        self.booster.load_model(bytearray(raw))
+
+
+TAGGERS: dict[str, type[Tagger]] = {t.kind: t for t in (INTagger, MLPTagger, ParTTagger,
+                                                          BDTTagger)}
+
+
+def build_tagger(config: dict) -> Tagger:
+    kind = config.get("kind")
+    if kind not in TAGGERS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(TAGGERS)}")
+    return TAGGERS[kind](config)

@@ -1,0 +1,84 @@
+"""`servable bundle import-checkpoint` on the published IN checkpoints."""
+
+import numpy as np
+import pytest
+
+import servable
+from servable import Jets
+from tests.cli_helpers import assert_user_error, run_cli
+
+NAMES = ["gnn_baseline", "gnn_pfeaturesdropped14_hidden16_De8_Do8"]
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def imported(request, published_dir, tmp_path_factory):
+    name = request.param
+    out = tmp_path_factory.mktemp("imported") / name
+    r = run_cli("bundle", "import-checkpoint", published_dir / f"{name}_best.pth", "--metadata",
+                published_dir / f"{name}_model_metadata.json", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return name, out, np.load(published_dir / f"{name}_best_reference.npz")
+
+
+def test_imported_bundle_reproduces_the_reference_logits(imported):
+    _, out, ref = imported
+    bundle = servable.load(out)
+    names = bundle.tagger.config["track_features"]
+    jets = Jets(ref["tracks"], ref["vertices"], track_names=names)
+    np.testing.assert_allclose(bundle.logits(jets), ref["logits"], atol=1e-4, rtol=1e-6)
+
+
+def test_imported_bundle_predicts_the_softmax_of_the_reference(imported):
+    _, out, ref = imported
+    bundle = servable.load(out)
+    jets = Jets(ref["tracks"], ref["vertices"], track_names=bundle.tagger.config["track_features"])
+    z = ref["logits"] - ref["logits"].max(1, keepdims=True)
+    softmax = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(bundle.predict(jets), softmax, atol=1e-4)
+
+
+def test_imported_bundle_records_upstream_provenance(imported):
+    name, out, _ = imported
+    manifest = servable.load(out).manifest
+    up = manifest["provenance"]["upstream"]
+    assert up["commit"] == "fd8b998d7814c5d26e5a597cb1a4d89bf2051004"
+    assert up["code_doi"] == "10.5281/zenodo.7305173"
+    assert manifest["provenance"]["training_data_doi"] == "10.7483/OPENDATA.CMS.JGJX.MS7Q"
+    assert up["license"] == "MIT"
+    assert (out / "model.safetensors").exists() and not list(out.glob("*.pth"))
+    n_tracks = 30 if name == "gnn_baseline" else 16
+    assert manifest["inputs"][0]["shape"] == [None, n_tracks, 60]
+
+
+def test_ablated_model_takes_full_layout_input(published_dir, tmp_path):
+    name = "gnn_pfeaturesdropped14_hidden16_De8_Do8"
+    out = tmp_path / "ablated"
+    r = run_cli("bundle", "import-checkpoint", published_dir / f"{name}_best.pth", "--metadata",
+                published_dir / f"{name}_model_metadata.json", "-o", out)
+    assert r.returncode == 0, r.stderr
+    ref = np.load(published_dir / f"{name}_best_reference.npz")
+    bundle = servable.load(out)
+    dropped = (2, 3, 12, 14, 15, 16, 17, 18, 19, 20, 21, 25, 26, 29)
+    keep = [i for i in range(30) if i not in dropped]
+    full = np.zeros((256, 30, 60), np.float32)
+    full[:, keep] = ref["tracks"]
+    full[:, 2] = ref["tracks"][:, 0] * 0.5  # a dropped column: it must not matter
+    np.testing.assert_allclose(bundle.logits(Jets(full, ref["vertices"])), ref["logits"],
+                               atol=1e-4, rtol=1e-6)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(published_dir, tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x80\x04not a checkpoint")
+    r = run_cli("bundle", "import-checkpoint", bad, "--metadata",
+                published_dir / "gnn_baseline_model_metadata.json", "-o", tmp_path / "out")
+    assert_user_error(r, "weights_only=True")
+    assert not (tmp_path / "out").exists()
+
+
+def test_metadata_that_does_not_fit_the_weights_is_refused(published_dir, tmp_path):
+    r = run_cli("bundle", "import-checkpoint", published_dir / "gnn_baseline_best.pth",
+                "--metadata", published_dir /
+                "gnn_pfeaturesdropped14_hidden16_De8_Do8_model_metadata.json",
+                "-o", tmp_path / "out")
+    assert_user_error(r, "do not fit the architecture")
