@@ -25,6 +25,7 @@ from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
 
 MANIFEST = "servable.yaml"
 TORCH_WEIGHTS = "model.safetensors"
+ONNX_FILE = "model.onnx"
 BDT_WEIGHTS = "model.json"
 FORMAT_VERSION = 1
 
@@ -149,7 +150,7 @@ def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
 def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
                 provenance: dict | None = None, metrics: dict | None = None,
                 extra_files: dict[str, bytes] | None = None, overwrite: bool = False,
-                description: str = "") -> Path:
+                description: str = "", authors: list[dict] | None = None) -> Path:
     """Write a bundle directory: weights, manifest with checksums, metrics, extra files."""
     import json
 
@@ -174,6 +175,7 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
     files["schema.json"] = schema.schema_json().encode()
     for fname, data in files.items():
         (out / fname).write_bytes(data)
+    _export_and_check_onnx(tagger, out / ONNX_FILE)
     inputs, outputs = io_spec(tagger)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -181,13 +183,19 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
         "version": version,
         "doi": None,
         "description": description,
+        "authors": authors or [{"name": "The servable developers"}],
         "task": "jet classification: H->bb vs QCD (CMS H->bb open-data layout)",
         "model": {"kind": tagger.kind, "config": tagger.config, "n_parameters": n_params,
                   "weights": TORCH_WEIGHTS if isinstance(tagger, TorchTagger) else BDT_WEIGHTS},
         "inputs": inputs,
         "outputs": outputs,
+        "license": "MIT",
         "methods": ["predict", "logits"],
-        "runtimes": ["torch"] if isinstance(tagger, TorchTagger) else ["xgboost"],
+        "runtimes": {
+            "torch" if isinstance(tagger, TorchTagger) else "xgboost": "native weights",
+            "onnx": f"{ONNX_FILE}: ONNX Runtime (CPU; CUDA provider when present)",
+            "tensorrt": f"engine built from {ONNX_FILE} and cached per GPU (NVIDIA only)",
+        },
         "dependencies": _package_versions(),
         "provenance": {"code_commit": _code_commit(), "hardware": hardware(),
                        **(provenance or {})},
@@ -199,7 +207,12 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
-    """Refresh the checksums of every file in the bundle and write the manifest."""
+    """Regenerate the citation metadata and write the manifest with every file's SHA-256."""
+    from servable.bundle.metadata import GENERATED, write_metadata
+
+    checksums = {str(p.relative_to(out)): sha256_path(p) for p in sorted(out.rglob("*"))
+                 if p.is_file() and p.name != MANIFEST and p.name not in GENERATED}
+    write_metadata(out, manifest, checksums)
     manifest["files"] = {
         str(p.relative_to(out)): sha256_path(p)
         for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST
@@ -207,11 +220,46 @@ def write_manifest(out: Path, manifest: dict) -> None:
     (out / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, width=100))
 
 
+def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> None:
+    """Export ONNX and refuse a graph that disagrees with the native model."""
+    from servable.runtimes.onnx_export import example_inputs, export_onnx
+    from servable.runtimes.onnx_runtime import OnnxRuntime
+
+    export_onnx(tagger, path)
+    inputs = example_inputs(tagger, n=16)
+    native = tagger.logits_from_inputs(inputs)
+    exported = OnnxRuntime(path).logits(inputs)
+    worst = float(np.max(np.abs(native - exported)))
+    if not worst <= atol * max(1.0, float(np.max(np.abs(native)))):
+        raise RuntimeError(f"ONNX export of the {tagger.kind} disagrees with the native model "
+                           f"(max |logit difference| {worst:.3g})")
+
+
+def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
+    """Verify a bundle and pack it into a .zip (the file that gets a DOI)."""
+    import zipfile
+
+    bundle, zip_path = Path(bundle), Path(zip_path)
+    manifest = verify(bundle)
+    if zip_path.exists() and not overwrite:
+        raise FileExistsError(f"{zip_path} exists; choose another name or pass --force")
+    tmp = zip_path.with_name(f".{zip_path.name}.part")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for name in [MANIFEST, *manifest["files"]]:
+                z.write(bundle / name, f"{manifest['name']}/{name}")
+        tmp.replace(zip_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return zip_path
+
+
 class Bundle:
     """A verified, loaded servable: `predict`, `logits`, and its manifest."""
 
     def __init__(self, path: Path, manifest: dict, tagger: Tagger):
         self.path, self.manifest, self.tagger = path, manifest, tagger
+        self._runtimes: dict = {}
 
     @property
     def name(self) -> str:
@@ -221,11 +269,39 @@ class Bundle:
     def kind(self) -> str:
         return self.tagger.kind
 
-    def logits(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
-        return self.tagger.logits(jets, batch_size)
+    def logits(self, jets: Jets, runtime: str = "torch",
+               batch_size: int | None = None) -> np.ndarray:
+        """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
+        if runtime in ("torch", "native", "xgboost"):
+            return self.tagger.logits(jets, batch_size)
+        return self.runtime(runtime).logits(self.tagger.inputs(jets), batch_size,
+                                            **({"bucket": True} if self.kind == "in" else {}))
 
-    def predict(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
-        return self.tagger.predict(jets, batch_size)
+    def predict(self, jets: Jets, runtime: str = "torch",
+                batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (n, classes)."""
+        from servable.models.taggers import softmax
+
+        z = self.logits(jets, runtime, batch_size).astype(np.float64)
+        return softmax(z).astype(np.float32)
+
+    def runtime(self, name: str):
+        """The ONNX Runtime or TensorRT runner of this bundle (created once)."""
+        from servable.runtimes import RUNTIMES, RuntimeUnavailable
+
+        if name not in RUNTIMES:
+            raise RuntimeUnavailable(f"unknown runtime {name!r}; choose one of "
+                                     f"{', '.join(RUNTIMES)}")
+        if name not in self._runtimes:
+            if name == "onnx":
+                from servable.runtimes.onnx_runtime import OnnxRuntime
+
+                self._runtimes[name] = OnnxRuntime(self.path / ONNX_FILE)
+            else:
+                from servable.runtimes.tensorrt_runtime import TensorRTRuntime
+
+                self._runtimes[name] = TensorRTRuntime(self.path / ONNX_FILE)
+        return self._runtimes[name]
 
     def __repr__(self) -> str:
         return f"Bundle({self.name!r}, kind={self.kind!r}, path={str(self.path)!r})"

@@ -95,6 +95,7 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
     return save_bundle(
         tagger, out_dir, name=name or f"hbb-interaction-network-{label}", version="1.0.0",
         provenance=provenance, overwrite=overwrite,
+        authors=[{"name": "FAIR4HEP hbb_interaction_network authors"}],
         description=("Interaction Network for H->bb vs QCD jet tagging, trained on CMS open "
                      "data by the FAIR4HEP authors; imported unchanged."),
     )

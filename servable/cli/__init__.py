@@ -13,6 +13,7 @@ import typer
 from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
 from servable.cli import models as models_cli
+from servable.cli import serve as serve_cli
 from servable.cli.demo import demo
 from servable.errors import ServableError
 
@@ -27,6 +28,9 @@ app.add_typer(data_cli.app, name="data")
 app.add_typer(bundle_cli.app, name="bundle")
 app.command()(models_cli.train)
 app.command()(models_cli.evaluate)
+app.command()(serve_cli.predict)
+bundle_cli.app.command("export")(serve_cli.export)
+app.add_typer(serve_cli.bench_app, name="bench")
 app.command()(demo)
 
 USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)

@@ -9,20 +9,61 @@ import typer
 
 def demo(
     output: Path = typer.Option(Path("demo-output"), "-o", "--output", help="folder for results"),
-    signal: int = typer.Option(500, help="H->bb jets to generate"),
-    background: int = typer.Option(500, help="QCD jets to generate"),
+    signal: int = typer.Option(600, help="H->bb jets to generate"),
+    background: int = typer.Option(600, help="QCD jets to generate"),
     seed: int = typer.Option(1, help="random seed"),
     workers: int = typer.Option(2, help="generator processes"),
+    epochs: int = typer.Option(4, help="IN training epochs"),
 ) -> None:
-    """Generate a small jet sample with Pythia 8 + FastJet and summarise it."""
+    """Generate jets, train the Interaction Network, bundle it, predict with torch and ONNX."""
+    import numpy as np
+
+    from servable.bundle.bundle import load
+    from servable.bundle.predict import predict_file
+    from servable.cli.models import train_one
     from servable.data.generator import generate
-    from servable.data.h5io import write_jets
+    from servable.data.h5io import read_jets, write_jets
     from servable.data.summary import format_summary, summarize
+    from servable.models.training import TrainConfig
 
     output.mkdir(parents=True, exist_ok=True)
-    jets_file = output / "jets.h5"
-    typer.echo(f"[1/1] generating {signal} H->bb + {background} QCD jets -> {jets_file}")
-    jets, provenance = generate(signal, background, seed=seed, workers=workers)
-    write_jets(jets_file, jets, attrs={"provenance": provenance}, overwrite=True)
+    jets_file, test_file = output / "jets.h5", output / "test-jets.h5"
+    typer.echo(f"[1/4] generating {signal} H->bb + {background} QCD jets (Pythia 8 + FastJet)")
+    for path, s, split, n_sig, n_bkg in ((jets_file, seed, "training", signal, background),
+                                          (test_file, seed + 1000, "testing", signal // 3,
+                                           background // 3)):
+        jets, provenance = generate(n_sig, n_bkg, seed=s, workers=workers)
+        write_jets(path, jets, split=split, attrs={"provenance": provenance}, overwrite=True)
     typer.echo(format_summary(summarize(jets_file)))
-    typer.echo(f"generated at {provenance['jets_per_second']:.1f} jets/s with {workers} worker(s)")
+    typer.echo(f"      {provenance['jets_per_second']:.1f} jets/s with {workers} worker(s)")
+
+    bundle_dir = output / "in-bundle"
+    typer.echo(f"[2/4] training the Interaction Network for {epochs} epochs -> {bundle_dir}")
+    cfg = TrainConfig(model="in", epochs=epochs, seed=seed)
+    train_one([jets_file], cfg, bundle_dir, force=True, quiet=True)
+
+    bundle = load(bundle_dir)
+    typer.echo(f"[3/4] bundle verified: {len(bundle.manifest['files'])} files "
+               f"({', '.join(sorted(bundle.manifest['files']))})")
+
+    typer.echo(f"[4/4] predicting {test_file.name} with PyTorch and ONNX Runtime")
+    scores = {}
+    for runtime in ("torch", "onnx"):
+        out = output / f"scores-{runtime}.h5"
+        predict_file(bundle, test_file, out, runtime=runtime, overwrite=True)
+        scores[runtime] = read_scores(out)
+    test = read_jets(test_file)
+    from servable.models.metrics import classification_metrics
+
+    m = classification_metrics(test.labels.argmax(1), scores["torch"])
+    diff = float(np.max(np.abs(scores["torch"] - scores["onnx"])))
+    typer.echo(f"      test AUC {m['roc_auc']:.4f}, accuracy {m['accuracy']:.4f}; "
+               f"max |p_torch - p_onnx| = {diff:.2e}")
+    typer.echo(f"done: results in {output}/")
+
+
+def read_scores(path: Path):
+    import h5py
+
+    with h5py.File(path) as f:
+        return f["scores"][:]

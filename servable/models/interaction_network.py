@@ -50,30 +50,22 @@ class InteractionNetwork(nn.Module):
     def forward(self, tracks: torch.Tensor, vertices: torch.Tensor,
                 bucket: bool = True) -> torch.Tensor:
         """Logits. `bucket` sorts jets by multiplicity into chunks (off inside ONNX export)."""
-        if not bucket or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            k = _filled_width(tracks)
-            return self._forward_explicit(tracks, vertices, k)
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return self._forward_explicit(tracks, vertices, _filled_width_tensor(tracks))
+        if not bucket:
+            return self._forward_explicit(tracks, vertices, _filled_width(tracks))
         n_tracks = (tracks != 0).any(dim=1).sum(dim=1)
-        order = torch.argsort(n_tracks, stable=True)
-        counts = n_tracks[order].tolist()
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
-        start = 0
-        while start < len(counts):
-            k = max(counts[min(start + 1, len(counts)) - 1], 1)
-            # grow the chunk while it stays within the pair budget at its largest multiplicity
-            stop = start + 1
-            while stop < len(counts):
-                k_next = max(counts[stop], 1)
-                if (stop + 1 - start) * k_next * k_next > PAIR_BUDGET:
-                    break
-                k, stop = k_next, stop + 1
-            idx = order[start:stop]
+        for idx, k in bucket_chunks(n_tracks):
+            idx = torch.from_numpy(idx)
             out[idx] = self._forward_explicit(tracks[idx], vertices[idx], k)
-            start = stop
         return out
 
     def _forward_explicit(self, tracks, vertices, k) -> torch.Tensor:
-        """Exact forward with slots [0, k) explicit and the N - k trailing pads in closed form."""
+        """Exact forward: slots [0, k) explicit, the N - k trailing pads in closed form.
+
+        `k` is an int, or a 0-d tensor when tracing for export (the graph stays dynamic).
+        """
         x = tracks[:, :, :k].transpose(1, 2)  # (B, K, P)
         y = vertices.transpose(1, 2)  # (B, Nv, S)
         m = self.N - k  # number of implicit pad nodes (all zero)
@@ -88,11 +80,12 @@ class InteractionNetwork(nn.Module):
         # sum over senders s != r: all senders minus the diagonal
         ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2)
         bias = self.fr1.bias
-        if m > 0:
-            ebar = ebar + m * self._edge(F.relu(recv))  # explicit receiver, pad sender
-            pad_from_explicit = self._edge(F.relu(bias + send)).sum(dim=1)  # (B, De)
-            pad_from_pads = (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
-            ebar_pad = pad_from_explicit + pad_from_pads  # pad receiver
+        # pads in closed form, without branching (m may be 0, and a tensor inside ONNX):
+        # explicit receivers get m identical pad messages; a pad receiver gets one message
+        # from each explicit sender and m - 1 from the other pads (unused when m = 0)
+        ebar = ebar + m * self._edge(F.relu(recv))
+        pad_from_explicit = self._edge(F.relu(bias + send)).sum(dim=1)  # (B, De)
+        ebar_pad = pad_from_explicit + (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
 
         # track-vertex messages, summed over vertices for each track
         wv = self.fr1_pv.weight
@@ -102,10 +95,9 @@ class InteractionNetwork(nn.Module):
         ebar_pv = pv.sum(dim=2)
 
         out = self._node(torch.cat([x, ebar, ebar_pv], dim=-1)).sum(dim=1)  # (B, Do)
-        if m > 0:
-            pad_pv = self._edge_pv(F.relu(self.fr1_pv.bias + sv_half)).sum(dim=1)  # (B, De)
-            zeros = x.new_zeros((x.shape[0], P))
-            out = out + m * self._node(torch.cat([zeros, ebar_pad, pad_pv], dim=-1))
+        pad_pv = self._edge_pv(F.relu(self.fr1_pv.bias + sv_half)).sum(dim=1)  # (B, De)
+        zeros = x.new_zeros((x.shape[0], P))
+        out = out + m * self._node(torch.cat([zeros, ebar_pad, pad_pv], dim=-1))
         return self.fc_fixed(out)
 
     def _edge(self, h):
@@ -155,9 +147,37 @@ class InteractionNetwork(nn.Module):
         return self._incidence_cache[1]
 
 
+def bucket_chunks(n_tracks, budget: int | None = None):
+    """Jets sorted by multiplicity, cut into chunks of at most `budget` track pairs.
+
+    Yields (indices, k): the jets of a chunk and their largest track count (at least 1).
+    Shared by the PyTorch forward and the ONNX Runtime runner.
+    """
+    import numpy as np
+
+    budget = budget or PAIR_BUDGET
+    counts_all = np.asarray(n_tracks)
+    order = np.argsort(counts_all, kind="stable")
+    counts = np.maximum(counts_all[order], 1)
+    start = 0
+    while start < len(counts):
+        stop = start + 1
+        while stop < len(counts) and (stop + 1 - start) * counts[stop] ** 2 <= budget:
+            stop += 1
+        yield order[start:stop], int(counts[stop - 1])
+        start = stop
+
+
 def _tmul(x, y):
     """(I, J, K) x (K, L) -> (I, J, L), as the published code."""
     return torch.mm(x.reshape(-1, x.shape[2]), y).view(-1, x.shape[1], y.shape[1])
+
+
+def _filled_width_tensor(tracks: torch.Tensor) -> torch.Tensor:
+    """As `_filled_width`, as a 0-d tensor so that exported graphs keep it dynamic."""
+    occupied = (tracks != 0).any(dim=1).any(dim=0).to(torch.int64)  # (N,)
+    position = torch.arange(1, tracks.shape[2] + 1, dtype=torch.int64)
+    return torch.clamp((occupied * position).max(), min=1)
 
 
 def _filled_width(tracks: torch.Tensor) -> int:

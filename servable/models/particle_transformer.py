@@ -31,13 +31,15 @@ def pair_features(ptrel, etarel, phirel, mask, eps: float = 1e-8) -> torch.Tenso
         - math.pi
     delta = torch.sqrt(deta * deta + dphi * dphi + eps)
     ptmin = torch.minimum(pti, ptj)
-    px, py = ptrel * torch.cos(phirel), ptrel * torch.sin(phirel)
-    pz, e = ptrel * torch.sinh(etarel), ptrel * torch.cosh(etarel)
-    m2 = (e.unsqueeze(2) + e.unsqueeze(1)) ** 2 - (px.unsqueeze(2) + px.unsqueeze(1)) ** 2 \
-        - (py.unsqueeze(2) + py.unsqueeze(1)) ** 2 - (pz.unsqueeze(2) + pz.unsqueeze(1)) ** 2
+    # massless pair mass without cancellation: m^2 = 4 pTi pTj (sinh^2(deta/2) + sin^2(dphi/2))
+    # (E^2 - p^2 cancels for collinear pairs, and its log then differs between runtimes);
+    # sinh from exp because the TorchScript ONNX exporter has no Sinh
+    half = deta / 2
+    sinh_half = (torch.exp(half) - torch.exp(-half)) / 2
+    m2 = 4 * pti * ptj * (sinh_half * sinh_half + torch.sin(dphi / 2) ** 2)
     feats = torch.stack([
         torch.log(ptmin * delta + eps), torch.log(ptmin / (pti + ptj + eps) + eps),
-        torch.log(delta), torch.log(torch.clamp(m2, min=0) + eps),
+        torch.log(delta), torch.log(m2 + eps),
     ], dim=1)
     pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(1)
     return feats * pair_mask.to(feats.dtype)

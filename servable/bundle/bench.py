@@ -1,0 +1,184 @@
+"""Portability and speed reports: runtime parity, throughput scans, the IN inference bench.
+
+Every speed number comes with its baseline measured in the same run on the same jets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from servable.bundle.bundle import Bundle
+from servable.data.jets import Jets
+from servable.runtimes import RuntimeUnavailable
+
+
+def available_runtimes(bundle: Bundle) -> tuple[list[str], dict[str, str]]:
+    names, skipped = ["torch"], {}
+    for name in ("onnx", "tensorrt"):
+        try:
+            bundle.runtime(name)
+            names.append(name)
+        except RuntimeUnavailable as exc:
+            skipped[name] = str(exc)
+    return names, skipped
+
+
+def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
+    """Each runtime against PyTorch: max |dp|, accuracy, AUC, fidelity (paper Eq. 1)."""
+    names, skipped = available_runtimes(bundle)
+    probs = {n: bundle.predict(jets, n, batch_size) for n in names}
+    ref = probs["torch"]
+    y = jets.labels.argmax(1) if jets.labels is not None else None
+    rows = {}
+    for name, p in probs.items():
+        row = {"max_abs_dp": float(np.max(np.abs(p - ref))),
+               "fidelity": float(1 - np.mean(np.abs(p[:, 1] - ref[:, 1])))}
+        if y is not None:
+            row["accuracy"] = float(np.mean(p.argmax(1) == y))
+            row["roc_auc"] = float(roc_auc_score(y, p[:, 1]))
+        rows[name] = row
+    return {"bundle": bundle.name, "n_jets": len(jets), "runtimes": rows, "skipped": skipped}
+
+
+def format_parity(report: dict) -> str:
+    lines = [f"{report['bundle']} on {report['n_jets']} jets (reference: torch)",
+             f"  {'runtime':9s} {'max|dp|':>10s} {'fidelity':>10s} {'accuracy':>9s} "
+             f"{'AUC':>8s}"]
+    for name, r in report["runtimes"].items():
+        acc, auc = r.get("accuracy", float("nan")), r.get("roc_auc", float("nan"))
+        lines.append(f"  {name:9s} {r['max_abs_dp']:10.2e} {r['fidelity']:10.7f} "
+                     f"{acc:9.4f} {auc:8.4f}")
+    for name, why in report["skipped"].items():
+        lines.append(f"  {name:9s} skipped: {why}")
+    return "\n".join(lines)
+
+
+def _time(fn, repeats: int) -> list[float]:
+    fn()  # warm-up: allocations, ONNX Runtime session optimisation
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def throughput(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int], repeats: int = 10,
+               runtimes: Sequence[str] | None = None) -> dict:
+    """Jets/s per runtime and batch size, `repeats` times each (paper Figure 4)."""
+    names = list(runtimes) if runtimes else available_runtimes(bundle)[0]
+    result = {"bundle": bundle.name, "threads": torch.get_num_threads(), "runtimes": {}}
+    for name in names:
+        per_batch = {}
+        for bs in batch_sizes:
+            sample = jets[: max(bs, min(len(jets), 4 * bs))]
+            seconds = _time(lambda s=sample, b=bs, n=name: bundle.logits(s, n, b), repeats)
+            per_batch[int(bs)] = [len(sample) / t for t in seconds]
+        result["runtimes"][name] = per_batch
+    return result
+
+
+def plot_throughput(result: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(result["runtimes"])
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        data = result["runtimes"][name]
+        sizes = sorted(data)
+        pos = np.arange(len(sizes)) + (i - (len(names) - 1) / 2) * width
+        bp = ax.boxplot([data[s] for s in sizes], positions=pos, widths=width * 0.9,
+                        patch_artist=True, manage_ticks=False)
+        color = f"C{i}"
+        for box in bp["boxes"]:
+            box.set_facecolor(color)
+            box.set_alpha(0.6)
+        ax.plot([], [], color=color, lw=6, alpha=0.6, label=name)
+        ax.set_xticks(np.arange(len(sizes)), [str(s) for s in sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("jets / s")
+    ax.set_yscale("log")
+    ax.set_title(f"{result['bundle']}: throughput ({result['threads']} threads)")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def inference_bench(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int],
+                    repeats: int = 3, dense_jets: int = 512) -> dict:
+    """The IN: dense published formulation vs fast exact path (PyTorch) vs ONNX Runtime.
+
+    The dense baseline runs on the first `dense_jets` jets (it is ~50x slower); rates are
+    jets per second, so they compare directly.
+    """
+    if bundle.kind != "in":
+        raise ValueError("the inference bench compares IN implementations: give an IN bundle")
+    net = bundle.tagger.net
+    tracks, vertices = (torch.from_numpy(a) for a in
+                        (bundle.tagger.inputs(jets)[k] for k in ("tracks", "vertices")))
+    ort = bundle.runtime("onnx")
+    inputs = bundle.tagger.inputs(jets)
+    rows = {}
+    with torch.inference_mode():
+        tn, vn = net.track_norm(tracks), net.vertex_norm(vertices)
+        for bs in batch_sizes:
+            def dense(b=bs):
+                for i in range(0, min(dense_jets, len(jets)), b):
+                    net.core.dense_forward(tn[i:i + b], vn[i:i + b])
+
+            def fast(b=bs):
+                for i in range(0, len(jets), b):
+                    net.core(tn[i:i + b], vn[i:i + b])
+
+            def onnx(b=bs):
+                for i in range(0, len(jets), b):
+                    ort.logits({k: v[i:i + b] for k, v in inputs.items()}, bucket=True)
+
+            n_dense = min(dense_jets, len(jets))
+            rate = {"dense": n_dense / min(_time(dense, repeats)),
+                    "fast": len(jets) / min(_time(fast, repeats)),
+                    "onnx": len(jets) / min(_time(onnx, repeats))}
+            rate["fast_over_dense"] = rate["fast"] / rate["dense"]
+            rate["onnx_over_fast"] = rate["onnx"] / rate["fast"]
+            rows[int(bs)] = rate
+    n_tracks = jets.n_tracks
+    core = net.core
+    return {"bundle": bundle.name, "n_jets": len(jets), "threads": torch.get_num_threads(),
+            "mean_tracks": float(n_tracks.mean()), "flops": in_flops(core, n_tracks),
+            "batch_sizes": rows}
+
+
+def in_flops(core, n_tracks: np.ndarray) -> dict:
+    """Multiply-adds x 2 per jet, dense vs fast, from the architecture and multiplicities."""
+    H, P, S, De, Do, N, Nv = core.hidden, core.P, core.S, core.De, core.Do, core.N, core.Nv
+    edge = H * H + H * De  # fr2 + fr3 per pair (fr1 is split in the fast path)
+    node = (P + 2 * De) * H + H * H + H * Do
+    dense = (N * (N - 1) * (2 * P * H + edge) + N * Nv * ((P + S) * H + edge) + N * node
+             + 2 * P * N * N * (N - 1) + De * N * N * (N - 1))  # + the incidence matmuls
+    k = np.maximum(n_tracks, 1).astype(float)
+    fast = k * k * edge + k * 2 * P * H + k * Nv * edge + k * (P * H) + k * node
+    return {"dense_per_jet": 2.0 * dense, "fast_per_jet_mean": float(2.0 * fast.mean())}
+
+
+def format_inference(report: dict) -> str:
+    f = report["flops"]
+    lines = [f"IN inference on {report['n_jets']} jets ({report['mean_tracks']:.1f} tracks/jet, "
+             f"{report['threads']} threads); FLOPs/jet: dense {f['dense_per_jet'] / 1e6:.1f} M, "
+             f"fast {f['fast_per_jet_mean'] / 1e6:.2f} M",
+             f"  {'batch':>6s} {'dense':>10s} {'fast':>10s} {'onnx':>10s} {'fast/dense':>11s} "
+             f"{'onnx/fast':>10s}"]
+    for bs, r in report["batch_sizes"].items():
+        lines.append(f"  {bs:6d} {r['dense']:10.0f} {r['fast']:10.0f} {r['onnx']:10.0f} "
+                     f"{r['fast_over_dense']:10.1f}x {r['onnx_over_fast']:9.2f}x")
+    return "\n".join(lines)

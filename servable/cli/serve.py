@@ -1,0 +1,129 @@
+"""`servable predict`, `servable bundle export`, `servable bench parity|throughput|inference`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+bench_app = typer.Typer(help="Runtime parity and speed reports.", no_args_is_help=True)
+
+
+def predict(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
+    output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
+    runtime: str = typer.Option("torch", help="torch, onnx or tensorrt"),
+    batch_size: int = typer.Option(None, help="jets per forward pass"),
+    force: bool = typer.Option(False, help="overwrite an existing output file"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Score jets: writes dataset `scores` (n, classes) and `row_index`."""
+    from servable.bundle.bundle import load
+    from servable.bundle.predict import predict_file
+
+    result = predict_file(load(bundle), input_file, output, runtime=runtime,
+                          batch_size=batch_size, overwrite=force, progress=not quiet)
+    typer.echo(f"{result['output']}: scores for {result['n_jets']} jets ({runtime})")
+
+
+def export(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    output: Path = typer.Option(..., "-o", "--output", help="zip file to write"),
+    force: bool = typer.Option(False, help="overwrite an existing zip"),
+) -> None:
+    """Verify a bundle and pack it into a zip."""
+    from servable.bundle.bundle import export_zip
+
+    typer.echo(f"{export_zip(bundle, output, overwrite=force)}: written")
+
+
+def _sample(data: Path, n_jets: int | None):
+    from servable.data.h5io import read_jets
+
+    jets = read_jets(data)
+    return jets[:n_jets] if n_jets else jets
+
+
+@bench_app.command("parity")
+def bench_parity(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    data: Path = typer.Option(..., "--data", help="jets to compare on"),
+    n_jets: int = typer.Option(None, help="use the first N jets"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Compare runtimes on the same jets: max |dp|, accuracy, AUC, fidelity."""
+    from servable.bundle.bench import format_parity, parity
+    from servable.bundle.bundle import load
+
+    report = parity(load(bundle), _sample(data, n_jets))
+    typer.echo(json.dumps(report, indent=2) if as_json else format_parity(report))
+
+
+def _sizes(text: str) -> list[int]:
+    from servable.cli import fail
+
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--batch-sizes must be comma-separated integers, not {text!r}")
+    if not sizes or min(sizes) < 1:
+        fail("--batch-sizes must be positive integers")
+    return sizes
+
+
+@bench_app.command("throughput")
+def bench_throughput(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    data: Path = typer.Option(..., "--data", help="jets to run"),
+    batch_sizes: str = typer.Option("1,16,128,1024", help="comma-separated batch sizes"),
+    repeats: int = typer.Option(10, help="repetitions per batch size"),
+    runtime: list[str] = typer.Option(None, help="runtimes (default: all available)"),
+    output: Path = typer.Option(Path("throughput"), "-o", "--output",
+                                help="output stem: writes STEM.png, STEM.pdf and STEM.json"),
+) -> None:
+    """Jets/s against batch size, repeated, as box plots (paper Figure 4)."""
+    import statistics
+
+    from servable.bundle.bench import plot_throughput, throughput
+    from servable.bundle.bundle import load
+
+    sizes = _sizes(batch_sizes)
+    result = throughput(load(bundle), _sample(data, None), sizes, repeats, runtime)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".pdf"):
+        plot_throughput(result, output.with_suffix(suffix))
+    output.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    for name, per in result["runtimes"].items():
+        typer.echo(f"{name}: " + ", ".join(f"bs {b}: {statistics.median(v):.0f} jets/s"
+                                            for b, v in per.items()))
+    typer.echo(f"plots: {output.with_suffix('.png')}, {output.with_suffix('.pdf')}")
+
+
+@bench_app.command("inference")
+def bench_inference(
+    data: Path = typer.Option(..., "--data", help="jets to run"),
+    bundle: Path = typer.Option(None, help="IN bundle (default: the published architecture "
+                                           "with random weights; cost does not depend on them)"),
+    batch_sizes: str = typer.Option("128,1024", help="comma-separated batch sizes"),
+    n_jets: int = typer.Option(4096, help="jets for the fast paths"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Dense published IN vs fast exact path vs ONNX Runtime, side by side."""
+    import tempfile
+
+    from servable.bundle.bench import format_inference, inference_bench
+    from servable.bundle.bundle import load, save_bundle
+    from servable.models.taggers import INTagger
+
+    jets = _sample(data, n_jets)
+    with tempfile.TemporaryDirectory() as tmp:
+        if bundle is None:
+            import torch
+
+            torch.manual_seed(0)
+            bundle = save_bundle(INTagger({"kind": "in"}), Path(tmp) / "in",
+                                 name="in-published-architecture")
+        report = inference_bench(load(bundle), jets, _sizes(batch_sizes))
+    typer.echo(json.dumps(report, indent=2) if as_json else format_inference(report))

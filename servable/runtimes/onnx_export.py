@@ -1,0 +1,128 @@
+"""Export every tagger to a standard ONNX file (dynamic batch; outputs: probabilities, logits).
+
+Inputs are named and ordered as the tagger's `input_names` (tracks, vertices, then
+jet_features), channels-first as in the CMS layout, with the model's own features.
+Preprocessing is inside the graph. The IN is exported through its fast exact path: the
+explicit width K (last filled slot in the batch) is computed in the graph, and the N - K
+trailing zero-padded slots are handled in closed form, so ONNX Runtime's cost also follows
+the real track count. Unlike the PyTorch path, the graph does not bucket jets by
+multiplicity: a batch costs as much as its fullest jet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from servable.models.taggers import BDTTagger, Tagger, TorchTagger
+
+OPSET = 17
+BDT_OPSET = 15  # the highest onnxmltools' XGBoost converter supports
+
+
+class _WithProbabilities(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *inputs):
+        logits = self.net(*inputs)
+        return torch.softmax(logits, dim=1), logits
+
+
+def example_inputs(tagger: Tagger, n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """Jets of varied multiplicity (filled slots first) for tracing and smoke tests."""
+    rng = np.random.default_rng(seed)
+    c = tagger.config
+    slots = {"tracks": c["hyperparameters"].get("n_tracks", 60),
+             "vertices": c["hyperparameters"].get("n_vertices", 5)}
+    widths = {"tracks": len(c["track_features"]), "vertices": len(c["vertex_features"])}
+    out = {}
+    for name in tagger.input_names:
+        if name == "jet_features":
+            out[name] = rng.normal(size=(n, len(c["jet_features"]))).astype(np.float32)
+            continue
+        a = np.zeros((n, widths[name], slots[name]), np.float32)
+        for i in range(n):
+            k = 1 + (i * 7) % slots[name]
+            a[i, :, :k] = np.abs(rng.normal(size=(widths[name], k))) + 0.1
+        out[name] = a
+    return out
+
+
+def export_onnx(tagger: Tagger, path) -> Path:
+    path = Path(path)
+    if isinstance(tagger, BDTTagger):
+        _export_bdt(tagger, path)
+    elif isinstance(tagger, TorchTagger):
+        _export_torch(tagger, path)
+    else:  # pragma: no cover
+        raise TypeError(type(tagger))
+    return path
+
+
+def _export_torch(tagger: TorchTagger, path: Path) -> None:
+    import warnings
+
+    wrapper = _WithProbabilities(tagger.net).eval()
+    inputs = example_inputs(tagger)
+    args = tuple(torch.from_numpy(inputs[k]) for k in tagger.input_names)
+    dynamic = {k: {0: "batch"} for k in tagger.input_names}
+    dynamic.update({"probabilities": {0: "batch"}, "logits": {0: "batch"}})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about data-dependent shapes
+        torch.onnx.export(wrapper, args, str(path), input_names=list(tagger.input_names),
+                          output_names=["probabilities", "logits"], dynamic_axes=dynamic,
+                          opset_version=OPSET, dynamo=False)
+
+
+def _export_bdt(tagger: BDTTagger, path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    n = len(tagger.config["jet_features"])
+    booster = tagger.booster.copy()
+    booster.feature_names = None  # the converter wants f0..fN; the input order is the same
+    model = convert_xgboost(booster, initial_types=[("jet_features",
+                                                            FloatTensorType([None, n]))],
+                            target_opset=BDT_OPSET)
+    graph = model.graph
+    probs = next(o for o in graph.output if o.name == "probabilities")
+    # logits [0, log p1 - log p0] (the margin), and probabilities as the first output
+    graph.node.extend([
+        helper.make_node("Log", ["probabilities"], ["log_probabilities"]),
+        helper.make_node("Constant", [], ["minus_plus"],
+                         value=helper.make_tensor("mp", TensorProto.FLOAT, [1, 2], [-1, 1])),
+        helper.make_node("Mul", ["log_probabilities", "minus_plus"], ["signed_log"]),
+        helper.make_node("Constant", [], ["axis_1"],
+                         value=helper.make_tensor("a1", TensorProto.INT64, [1], [1])),
+        helper.make_node("ReduceSum", ["signed_log", "axis_1"], ["margin"], keepdims=1),
+        helper.make_node("Constant", [], ["zero_one"],
+                         value=helper.make_tensor("zo", TensorProto.FLOAT, [1, 2], [0, 1])),
+        helper.make_node("Mul", ["margin", "zero_one"], ["logits"]),
+    ])
+    del graph.output[:]
+    graph.output.extend([probs, helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                                              [None, 2])])
+    _prune(graph)
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("", BDT_OPSET))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _prune(graph) -> None:
+    """Drop nodes whose outputs nothing uses (the converter's label output and helpers)."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(keep))

@@ -1,0 +1,58 @@
+"""ONNX Runtime execution of a bundle's model.onnx."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from servable.runtimes import RuntimeUnavailable
+
+
+class OnnxRuntime:
+    name = "onnx"
+
+    def __init__(self, path, providers: list[str] | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.exists():
+            raise RuntimeUnavailable(f"{path}: no ONNX file in this bundle")
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                         if p in available]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.providers = self.session.get_providers()
+
+    def logits(self, inputs: dict[str, np.ndarray], batch_size: int | None = None,
+               bucket: bool = False) -> np.ndarray:
+        """Logits in input order; `bucket` feeds jets grouped by track multiplicity (the IN's
+        graph costs as much as the fullest jet of a batch)."""
+        if bucket and "tracks" in inputs:
+            from servable.models.interaction_network import bucket_chunks
+
+            n_tracks = np.any(inputs["tracks"] != 0, axis=1).sum(axis=1)
+            out = None
+            for idx, _ in bucket_chunks(n_tracks):
+                part = self._run({k: v[idx] for k, v in inputs.items()}, batch_size)
+                if out is None:
+                    out = np.empty((len(n_tracks), part.shape[1]), part.dtype)
+                out[idx] = part
+            return out if out is not None else np.zeros((0, 2), np.float32)
+        return self._run(inputs, batch_size)
+
+    def _run(self, inputs, batch_size):
+        n = len(next(iter(inputs.values())))
+        batch_size = batch_size or max(n, 1)
+        out = []
+        for start in range(0, n, batch_size):
+            feed = {k: np.ascontiguousarray(inputs[k][start:start + batch_size], np.float32)
+                    for k in self.input_names}
+            out.append(self.session.run(["logits"], feed)[0])
+        return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
