@@ -45,6 +45,8 @@ class InteractionNetwork(nn.Module):
         self.fo2 = nn.Linear(hidden, hidden)
         self.fo3 = nn.Linear(hidden, Do)
         self.fc_fixed = nn.Linear(Do, n_classes)
+        # an LRP rule set by servable.explain.lrp for the split first layers (None: plain)
+        self.lrp_rule = None
 
     # ------------------------------------------------------------------ fast exact path
     def forward(self, tracks: torch.Tensor, vertices: torch.Tensor,
@@ -72,33 +74,59 @@ class InteractionNetwork(nn.Module):
         P = self.P
 
         # track-track messages: first layer split into receiver and sender halves
-        w1 = self.fr1.weight
-        recv = F.linear(x, w1[:, :P], self.fr1.bias)  # (B, K, H), includes the bias
+        w1, bias = self.fr1.weight, self.fr1.bias
+        recv = F.linear(x, w1[:, :P], bias)  # (B, K, H), includes the bias
         send = F.linear(x, w1[:, P:])  # (B, K, H)
-        pair = (recv.unsqueeze(2) + send.unsqueeze(1)).relu_()  # (B, K, K, H): receiver, sender
+        rule = self.lrp_rule
+        if rule is not None:  # the rule acts on each pair's summed pre-activation
+            pair, to_pad, from_pad = self._rule_halves(rule, x, x, w1, bias, recv, send)
+        else:
+            pair = (recv.unsqueeze(2) + send.unsqueeze(1)).relu_()  # (B, K, K, H): r, s
+            to_pad, from_pad = F.relu(recv), F.relu(bias + send)
         msg = self._edge(pair)  # (B, K, K, De)
         # sum over senders s != r: all senders minus the diagonal
         ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2)
-        bias = self.fr1.bias
         # pads in closed form, without branching (m may be 0, and a tensor inside ONNX):
         # explicit receivers get m identical pad messages; a pad receiver gets one message
         # from each explicit sender and m - 1 from the other pads (unused when m = 0)
-        ebar = ebar + m * self._edge(F.relu(recv))
-        pad_from_explicit = self._edge(F.relu(bias + send)).sum(dim=1)  # (B, De)
-        ebar_pad = pad_from_explicit + (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
+        ebar = ebar + m * self._edge(to_pad)
+        ebar_pad = self._edge(from_pad).sum(dim=1) + (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
 
         # track-vertex messages, summed over vertices for each track
-        wv = self.fr1_pv.weight
-        trk_half = F.linear(x, wv[:, :P], self.fr1_pv.bias)  # (B, K, H)
+        wv, bv = self.fr1_pv.weight, self.fr1_pv.bias
+        trk_half = F.linear(x, wv[:, :P], bv)  # (B, K, H)
         sv_half = F.linear(y, wv[:, P:])  # (B, Nv, H)
-        pv = self._edge_pv((trk_half.unsqueeze(2) + sv_half.unsqueeze(1)).relu_())  # (B,K,Nv,De)
-        ebar_pv = pv.sum(dim=2)
+        if rule is not None:
+            tv, _, pad_tv = self._rule_halves(rule, x, y, wv, bv, trk_half, sv_half)
+        else:
+            tv = (trk_half.unsqueeze(2) + sv_half.unsqueeze(1)).relu_()  # (B, K, Nv, H)
+            pad_tv = F.relu(bv + sv_half)
+        ebar_pv = self._edge_pv(tv).sum(dim=2)
 
         out = self._node(torch.cat([x, ebar, ebar_pv], dim=-1)).sum(dim=1)  # (B, Do)
-        pad_pv = self._edge_pv(F.relu(self.fr1_pv.bias + sv_half)).sum(dim=1)  # (B, De)
+        pad_pv = self._edge_pv(pad_tv).sum(dim=1)  # (B, De)
         zeros = x.new_zeros((x.shape[0], P))
         out = out + m * self._node(torch.cat([zeros, ebar_pad, pad_pv], dim=-1))
         return self.fc_fixed(out)
+
+    def _rule_halves(self, rule, x, y, w, b, first, second):
+        """LRP on a split first layer: the rule acts on each pair's summed pre-activation.
+
+        Returns the activations of (explicit, explicit) pairs, of (node, pad partner) and of
+        (pad, node) pairs. Rules with unchanged weights (epsilon) reuse the plain halves.
+        """
+        P = x.shape[-1]
+        wr, br = rule.weights(w, b)
+        if wr is w and br is b:
+            first_r, second_r = first, second
+        else:
+            first_r, second_r = F.linear(x, wr[:, :P], br), F.linear(y, wr[:, P:])
+        z = first.unsqueeze(2) + second.unsqueeze(1)
+        z_r = z if first_r is first else first_r.unsqueeze(2) + second_r.unsqueeze(1)
+        pad_partner = rule.combine(first, first_r).relu_()
+        z_pad = b + second
+        pad_node = rule.combine(z_pad, z_pad if second_r is second else br + second_r).relu_()
+        return rule.combine(z, z_r).relu_(), pad_partner, pad_node
 
     def _edge(self, h):
         return F.relu(self.fr3(F.relu(self.fr2(h), inplace=True)), inplace=True)

@@ -144,6 +144,13 @@ class INNet(nn.Module):
     def forward(self, tracks, vertices):
         return self.core(self.track_norm(tracks), self.vertex_norm(vertices))
 
+    def split(self, tracks, vertices):
+        """Standardised inputs (what attributions refer to) and fixed extra arguments."""
+        return [self.track_norm(tracks), self.vertex_norm(vertices)], ()
+
+    def core_forward(self, tracks, vertices):
+        return self.core(tracks, vertices)
+
 
 class INTagger(TorchTagger):
     """The Interaction Network (published architecture; fast exact forward)."""
@@ -176,9 +183,15 @@ class MLPNet(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, tracks, vertices, jet_features):
-        t = self.track_norm(tracks)[:, :, : self.n_lead].flatten(1)
-        v = self.vertex_norm(vertices).flatten(1)
-        return self.mlp(torch.cat([self.jet_norm(jet_features), t, v], dim=1))
+        return self.core_forward(*self.split(tracks, vertices, jet_features)[0])
+
+    def split(self, tracks, vertices, jet_features):
+        return [self.track_norm(tracks), self.vertex_norm(vertices),
+                self.jet_norm(jet_features)], ()
+
+    def core_forward(self, tracks, vertices, jet_features):
+        t = tracks[:, :, : self.n_lead].flatten(1)
+        return self.mlp(torch.cat([jet_features, t, vertices.flatten(1)], dim=1))
 
 
 class MLPTagger(TorchTagger):
@@ -204,14 +217,22 @@ class ParTNet(nn.Module):
         self.kinematics = list(kinematics)  # indices of ptrel, etarel, phirel
 
     def forward(self, tracks, return_details: bool = False):
+        std, extra = self.split(tracks)
+        return self.core_forward(*std, *extra, return_details=return_details)
+
+    def split(self, tracks):
+        """Standardised particle features; kinematics and mask as fixed extra arguments."""
         if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             occupied = (tracks != 0).any(dim=1).any(dim=0)
             width = int(torch.nonzero(occupied).max()) + 1 if occupied.any() else 1
             tracks = tracks[:, :, :width]  # padded slots are masked: trimming is exact
         mask = (tracks != 0).any(dim=1)
         i_pt, i_eta, i_phi = self.kinematics
-        return self.core(self.track_norm(tracks), tracks[:, i_pt], tracks[:, i_eta],
-                         tracks[:, i_phi], mask, return_details=return_details)
+        return [self.track_norm(tracks)], (tracks[:, i_pt], tracks[:, i_eta], tracks[:, i_phi],
+                                           mask)
+
+    def core_forward(self, features, ptrel, etarel, phirel, mask, return_details=False):
+        return self.core(features, ptrel, etarel, phirel, mask, return_details=return_details)
 
 
 class ParTTagger(TorchTagger):

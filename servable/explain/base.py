@@ -1,0 +1,183 @@
+"""One result type and one call for every explanation method (captum's shape, zennit's hygiene).
+
+`Method(bundle).attribute(jets, target=1, **params) -> Explanation`. Relevance arrays keep the
+layout of the model's inputs: `tracks` (n, P, 60), `vertices` (n, S, 5), `jet` (n, F); padded
+slots get exactly zero relevance. `feature_relevance` aggregates per feature as documented by
+each method (default: mean over jets of the summed absolute relevance over slots).
+Categorical features (track_quality) have no meaningful gradient: gradient-based methods
+leave them out (zero, listed in `extras["excluded_categorical"]`); perturbation methods
+replace them by their most frequent value instead of a mean.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from servable.bundle.bundle import Bundle
+from servable.data import schema
+from servable.data.jets import Jets
+from servable.errors import ServableError
+
+GROUPS = {"tracks": "track_features", "vertices": "vertex_features",
+          "jet_features": "jet_features"}
+FIELD = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
+
+
+class MethodNotApplicable(ServableError):
+    """The explanation method does not apply to this model kind."""
+
+
+@dataclass
+class Explanation:
+    method: str
+    target: int
+    model: str
+    feature_names: dict[str, list[str]]
+    feature_relevance: dict[str, float]
+    tracks: np.ndarray | None = None
+    vertices: np.ndarray | None = None
+    jet: np.ndarray | None = None
+    output: np.ndarray | None = None
+    base_value: np.ndarray | float | None = None
+    extras: dict = field(default_factory=dict)
+
+    def top(self, k: int = 5) -> list[str]:
+        ranked = sorted(self.feature_relevance.items(), key=lambda kv: -kv[1])
+        return [name for name, _ in ranked[:k]]
+
+    def to_dict(self, per_jet: bool = False) -> dict:
+        out = {"method": self.method, "target": self.target, "model": self.model,
+               "feature_names": self.feature_names,
+               "feature_relevance": self.feature_relevance,
+               "top_features": self.top(10),
+               "extras": _plain(self.extras)}
+        if self.output is not None:
+            out["output_mean"] = float(np.mean(self.output))
+        if self.base_value is not None:
+            out["base_value"] = _plain(self.base_value)
+        if per_jet:
+            for name in ("tracks", "vertices", "jet", "output"):
+                value = getattr(self, name)
+                if value is not None:
+                    out[name] = value.tolist()
+        return out
+
+    def to_json(self, path, per_jet: bool = False) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(per_jet), indent=2))
+        return path
+
+    def plot(self, path, k: int = 15) -> Path:
+        """Horizontal bar chart of the k most relevant features."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ranked = sorted(self.feature_relevance.items(), key=lambda kv: -kv[1])[:k]
+        fig, ax = plt.subplots(figsize=(6, 0.3 * max(len(ranked), 3) + 1.2))
+        if ranked:
+            names, values = zip(*reversed(ranked), strict=True)
+            colors = ["C1" if n.startswith("sv_") else "C2" if n.startswith("fj_") else "C0"
+                      for n in names]
+            ax.barh(names, values, color=colors)
+        ax.set_xlabel(self.extras.get("relevance_label", "relevance"))
+        ax.set_title(f"{self.model}: {self.method} (target {self.target})")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return Path(path)
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Method:
+    """Base class: subclasses set `name`, `applies_to` and implement `attribute`."""
+
+    name: str = ""
+    applies_to: tuple[str, ...] = ("in", "mlp", "bdt", "part")
+
+    def __init__(self, bundle: Bundle):
+        if bundle.kind not in self.applies_to:
+            raise MethodNotApplicable(
+                f"method '{self.name}' does not apply to a {bundle.kind} model; it applies to "
+                f"{', '.join(self.applies_to)}")
+        self.bundle = bundle
+        self.tagger = bundle.tagger
+
+    def attribute(self, jets: Jets, target: int = 1, **params) -> Explanation:
+        raise NotImplementedError  # pragma: no cover
+
+    # helpers shared by methods ----------------------------------------------------------
+    def feature_names(self) -> dict[str, list[str]]:
+        c = self.tagger.config
+        return {FIELD[k]: list(c[GROUPS[k]]) for k in self.tagger.input_names}
+
+    def explanation(self, relevance: dict[str, np.ndarray], target: int, **kw) -> Explanation:
+        """Wrap per-input relevance (keys: tagger input names) into an Explanation."""
+        names = self.feature_names()
+        fields = {FIELD[k]: v for k, v in relevance.items()}
+        aggregated = {}
+        for key, rel in fields.items():
+            per_feature = np.abs(rel).sum(axis=2) if rel.ndim == 3 else np.abs(rel)
+            for name, value in zip(names[key], per_feature.mean(axis=0), strict=True):
+                aggregated[name] = float(value)
+        return Explanation(method=self.name, target=target, model=self.tagger.kind,
+                           feature_names=names, feature_relevance=aggregated, **fields, **kw)
+
+
+@contextmanager
+def input_gradients_only(net):
+    """Freeze the parameters (no weight gradients) and restore them afterwards."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield net
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def filled_mask(array: np.ndarray) -> np.ndarray:
+    """(n, 1, slots) mask of filled slots for a channels-first array."""
+    return np.any(array != 0, axis=1, keepdims=True)
+
+
+def categorical_columns(names) -> list[int]:
+    out = []
+    for i, n in enumerate(names):
+        try:
+            if schema.lookup(n).categorical:
+                out.append(i)
+        except KeyError:
+            continue
+    return out
+
+
+def mask_padding_and_categorical(relevance: dict[str, np.ndarray], inputs, tagger) -> list[str]:
+    """Zero the relevance of padded slots and of categorical features (in place)."""
+    excluded = []
+    for key, rel in relevance.items():
+        names = tagger.config[GROUPS[key]]
+        if rel.ndim == 3:
+            rel *= filled_mask(inputs[key])
+        for col in categorical_columns(names):
+            rel[:, col] = 0
+            excluded.append(names[col])
+    return excluded
