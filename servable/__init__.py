@@ -9,8 +9,8 @@ from servable.errors import ServableError
 
 
 def load(path):
-    """Verify and load a servable bundle directory (see `servable.bundle.bundle.load`)."""
-    from servable.bundle.bundle import load as _load
+    """Verify and load a servable bundle: `predict`, `logits`, `explain`."""
+    from servable.explain import load as _load
 
     return _load(path)
 

@@ -12,6 +12,7 @@ import typer
 
 from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
+from servable.cli import explain as explain_cli
 from servable.cli import models as models_cli
 from servable.cli import serve as serve_cli
 from servable.cli.demo import demo
@@ -31,6 +32,7 @@ app.command()(models_cli.evaluate)
 app.command()(serve_cli.predict)
 bundle_cli.app.command("export")(serve_cli.export)
 app.add_typer(serve_cli.bench_app, name="bench")
+app.command()(explain_cli.explain)
 app.command()(demo)
 
 USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)

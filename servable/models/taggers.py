@@ -88,10 +88,15 @@ class Tagger:
 
     def predict(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (n, n_classes)."""
-        return softmax(self.logits(jets, batch_size).astype(np.float64)).astype(np.float32)
+        return self.predict_from_inputs(self.inputs(jets), batch_size)
 
     def logits_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+    def predict_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
+        """Class probabilities from already selected input arrays."""
+        z = self.logits_from_inputs(inputs, batch_size).astype(np.float64)
+        return softmax(z).astype(np.float32)
 
 
 class TorchTagger(Tagger):

@@ -1,0 +1,63 @@
+"""`servable explain`: one method on one bundle, JSON plus figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _params(items: list[str] | None) -> dict:
+    from servable.cli import fail
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            fail(f"--param takes key=value, not {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def explain(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
+    method: str = typer.Option(..., help="masking, lrp, rna, shap, lime, ig, saliency, "
+                                         "attention or probes"),
+    target: int = typer.Option(1, help="class to explain (1 = H->bb)"),
+    n_jets: int = typer.Option(1000, help="explain the first N jets"),
+    param: list[str] = typer.Option(None, help="method parameter key=value (repeatable), "
+                                               "e.g. rule=gamma, baseline=mean"),
+    per_jet: bool = typer.Option(False, help="also store per-jet relevance in the JSON"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for the results"),
+) -> None:
+    """Explain a model: writes DIR/explanation.json and PNG figures."""
+    import inspect
+
+    from servable.cli import fail
+    from servable.data.h5io import JetFile
+    from servable.explain import METHODS, load, write_plots
+
+    if method not in METHODS:
+        fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    params = _params(param)
+    accepted = set(inspect.signature(METHODS[method].attribute).parameters) - {"self", "jets",
+                                                                               "target"}
+    unknown = set(params) - accepted
+    if unknown:
+        fail(f"method {method} takes parameters {', '.join(sorted(accepted))}; "
+             f"not {', '.join(sorted(unknown))}")
+    servable = load(bundle)
+    with JetFile(input_file) as f:
+        jets = f.read(0, n_jets)
+    result = servable.explain(jets, method=method, target=target, **params)
+    output.mkdir(parents=True, exist_ok=True)
+    result.to_json(output / "explanation.json", per_jet=per_jet)
+    figures = write_plots(result, output)
+    top = ", ".join(result.top(5)) or "(node-level method: see the figures)"
+    typer.echo(f"{method} on {len(jets)} jets ({servable.kind}): top features {top}")
+    typer.echo(f"wrote {output / 'explanation.json'} and {', '.join(p.name for p in figures)}")

@@ -1,0 +1,211 @@
+"""Methods that read the network's hidden layers: relative neural activity (RNA) with NAP
+diagrams (paper Eq. 7, Figure 8), and linear probes for physics observables.
+
+Hidden activations come from forward hooks (removed afterwards; the model is unchanged). For
+the IN they are taken on the dense published formulation, whose layers see every edge and
+node one by one, padded ones included, exactly as the published model does.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from servable.data import schema
+from servable.data.jets import Jets
+from servable.errors import ServableError
+from servable.explain.base import Explanation, Method
+
+IN_LAYERS = ("fr1", "fr2", "fr3", "fr1_pv", "fr2_pv", "fr3_pv", "fo1", "fo2", "fo3")
+SPARSE_BELOW = 0.2
+
+
+@contextmanager
+def recorded(modules: dict[str, nn.Module], per_jet: int | None = None):
+    """Record ReLU(output) of each module, summed per jet (rows grouped by `per_jet`)."""
+    store: dict[str, list] = {name: [] for name in modules}
+    handles = []
+
+    def make(name):
+        def hook(module, args, output):
+            a = torch.relu(output.detach())
+            batch = store["_batch"][0]
+            store[name].append(a.reshape(batch, -1, a.shape[-1]).sum(1))
+        return hook
+
+    store["_batch"] = [0]
+    try:
+        for name, module in modules.items():
+            handles.append(module.register_forward_hook(make(name)))
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def hidden_activations(tagger, jets: Jets, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Per layer, the activations of each node summed over edges/nodes: (n_jets, width)."""
+    inputs = tagger.inputs(jets)
+    tensors = tagger.tensors(inputs)
+    net = tagger.net
+    if tagger.kind == "in":
+        modules = {name: getattr(net.core, name) for name in IN_LAYERS}
+    elif tagger.kind == "mlp":
+        linears = [m for m in net.mlp if isinstance(m, nn.Linear)][:-1]
+        modules = {f"dense{i + 1}": m for i, m in enumerate(linears)}
+    else:
+        raise ServableError(f"hidden activations are defined for in and mlp, not {tagger.kind}")
+    with recorded(modules) as store, torch.no_grad():
+        for start in range(0, len(jets), batch_size):
+            batch = [t[start:start + batch_size] for t in tensors]
+            store["_batch"][0] = batch[0].shape[0]
+            if tagger.kind == "in":
+                std, _ = net.split(*batch)
+                net.core.dense_forward(*std)
+            else:
+                net(*batch)
+    return {name: torch.cat(store[name]).numpy() for name in modules}
+
+
+class RelativeNeuralActivity(Method):
+    name = "rna"
+    applies_to = ("in", "mlp")
+
+    def attribute(self, jets: Jets, target: int = 1) -> Explanation:
+        acts = hidden_activations(self.tagger, jets)
+        cls = jets.labels.argmax(1) if jets.labels is not None else \
+            self.tagger.predict(jets).argmax(1)
+        rna, sparsity = {}, {}
+        for c, label in enumerate(schema.LABELS):
+            sel = cls == c
+            if not sel.any():
+                continue
+            rna[label], sparsity[label] = {}, {}
+            for layer, a in acts.items():
+                total = a[sel].sum(0)
+                r = total / total.max() if total.max() > 0 else total
+                rna[label][layer] = r
+                sparsity[label][layer] = float(np.mean(r < SPARSE_BELOW))
+        all_nodes = [v for per in rna.values() for v in per.values()]
+        overall = float(np.mean(np.concatenate(all_nodes) < SPARSE_BELOW))
+        return Explanation(
+            method=self.name, target=target, model=self.tagger.kind,
+            feature_names=self.feature_names(), feature_relevance={},
+            extras={"rna": rna, "sparsity": sparsity, "sparsity_overall": overall,
+                    "sparse_below": SPARSE_BELOW,
+                    "definition": "RNA(node) = sum over jets of a class of the node's "
+                                  "activation / max over the layer's nodes (paper Eq. 7)"})
+
+
+def plot_nap(explanation: Explanation, path) -> None:
+    """NAP diagram: RNA per node (columns) and layer (rows), one panel per class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rna = explanation.extras["rna"]
+    classes = list(rna)
+    layers = list(next(iter(rna.values())))
+    width = max(len(v) for v in next(iter(rna.values())).values())
+    fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 0.4 * len(layers) + 1.5))
+    axes = np.atleast_1d(axes)
+    for ax, label in zip(axes, classes, strict=True):
+        grid = np.full((len(layers), width), np.nan)
+        for i, layer in enumerate(layers):
+            grid[i, : len(rna[label][layer])] = rna[label][layer]
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.set_yticks(range(len(layers)), layers)
+        ax.set_xlabel("node")
+        ax.set_title(f"{label}: sparsity {np.mean(grid[~np.isnan(grid)] < SPARSE_BELOW):.2f}")
+    fig.colorbar(im, ax=axes.tolist(), label="relative neural activity")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def observables(jets: Jets) -> dict[str, np.ndarray]:
+    out = {"n_vertices": jets.n_vertices.astype(float)}
+    if jets.spectators is not None:
+        out["fj_sdmass"] = jets.spectator("fj_sdmass").astype(float)
+    if "n_b_hadrons" in jets.extras:
+        out["n_b_hadrons"] = jets.extras["n_b_hadrons"].astype(float)
+    return out
+
+
+class LinearProbes(Method):
+    """Ridge regression from each stage's representation to physics observables (CV R^2)."""
+
+    name = "probes"
+    applies_to = ("in", "part")
+
+    def attribute(self, jets: Jets, target: int = 1, folds: int = 5) -> Explanation:
+        from sklearn.linear_model import RidgeCV
+        from sklearn.model_selection import cross_val_score
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        stages = self._representations(jets)
+        targets = observables(jets)
+        scores: dict[str, dict[str, float]] = {}
+        for obs, y in targets.items():
+            if np.std(y) == 0:
+                continue
+            scores[obs] = {}
+            for stage, x in stages.items():
+                model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 7)))
+                r2 = cross_val_score(model, x, y, cv=folds, scoring="r2")
+                scores[obs][stage] = float(np.mean(r2))
+        return Explanation(
+            method=self.name, target=target, model=self.tagger.kind,
+            feature_names=self.feature_names(), feature_relevance={},
+            extras={"r2": scores, "stages": list(stages), "folds": folds,
+                    "definition": "cross-validated R^2 of a ridge regression from the stage's "
+                                  "representation to the observable"})
+
+    def _representations(self, jets: Jets) -> dict[str, np.ndarray]:
+        inputs = self.tagger.inputs(jets)
+        t = inputs["tracks"]
+        mask = np.any(t != 0, axis=1, keepdims=True)
+        out = {"inputs": (t * mask).sum(2) / np.maximum(mask.sum(2), 1)}
+        if self.tagger.kind == "in":
+            acts = hidden_activations(self.tagger, jets)
+            out.update({"edges (fr3)": acts["fr3"], "track-SV edges (fr3_pv)": acts["fr3_pv"],
+                        "nodes (fo3)": acts["fo3"]})
+            return out
+        net = self.tagger.net
+        with torch.no_grad():
+            x = torch.from_numpy(t)
+            _, details = net(x, return_details=True)
+            m = torch.from_numpy(mask[:, 0, : details["embeddings"][0].shape[1]]).float()
+            n_particle = len(net.core.blocks)
+            for i, emb in enumerate(details["embeddings"]):
+                if i < n_particle:
+                    pooled = (emb * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
+                    out[f"particle layer {i + 1}"] = pooled.numpy()
+                else:
+                    out[f"class layer {i - n_particle + 1}"] = emb[:, 0].numpy()
+        return out
+
+
+def plot_probes(explanation: Explanation, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r2 = explanation.extras["r2"]
+    stages = explanation.extras["stages"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for obs, per in r2.items():
+        ax.plot(range(len(stages)), [per[s] for s in stages], marker="o", label=obs)
+    ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
+    ax.set_ylabel("cross-validated R$^2$")
+    ax.set_title(f"{explanation.model}: linear probes")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

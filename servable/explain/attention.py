@@ -1,0 +1,96 @@
+"""Attention maps of the ParticleTransformer: per layer and head, averaged per class.
+
+Particle layers give (slot x slot) maps; class-attention layers give the attention of the
+class token to each slot. Each entry is averaged over the jets of the class in which both
+slots are filled (an average over all jets would mostly show how often a slot is filled).
+`extras["slot_relevance"]` holds, per jet, the last class layer's
+attention to each track slot (heads averaged); padded slots get exactly zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from servable.data import schema
+from servable.data.jets import Jets
+from servable.explain.base import Explanation, Method
+
+
+class Attention(Method):
+    name = "attention"
+    applies_to = ("part",)
+
+    def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:
+        x = self.tagger.inputs(jets)["tracks"]
+        n_slots = x.shape[2]
+        cls = jets.labels.argmax(1) if jets.labels is not None else \
+            self.tagger.predict(jets).argmax(1)
+        sums, counts, slot_relevance = {}, np.zeros(2), np.zeros((len(jets), n_slots))
+        filled = np.any(x != 0, axis=1)  # (n, slots)
+        keys = np.concatenate([np.ones((len(jets), 1), bool), filled], axis=1)  # class + slots
+        pairs = {k: filled[cls == k].astype(float).T @ filled[cls == k].astype(float)
+                 for k in (0, 1)}
+        cls_pairs = {k: keys[cls == k].sum(0).astype(float)[None, :] for k in (0, 1)}
+        self.tagger.net.eval()
+        with torch.no_grad():
+            for start in range(0, len(jets), batch_size):
+                xb = torch.from_numpy(x[start:start + batch_size])
+                _, details = self.tagger.net(xb, return_details=True)
+                c = cls[start:start + batch_size]
+                for layer, w in enumerate(details["attention"]):
+                    w = w.numpy()  # (B, heads, queries, keys), slots trimmed to the batch
+                    if w.shape[2] == 1:  # class attention: keys are the class token + slots
+                        w = np.pad(w, [(0, 0), (0, 0), (0, 0), (0, n_slots + 1 - w.shape[3])])
+                    else:  # particle attention: slots x slots; padded queries do not count
+                        extra = n_slots - w.shape[3]
+                        w = np.pad(w, [(0, 0), (0, 0), (0, extra), (0, extra)])
+                        w = w * filled[start:start + len(xb), None, :, None]
+                    for k in (0, 1):
+                        sums.setdefault((k, layer), 0)
+                        sums[(k, layer)] = sums[(k, layer)] + w[c == k].sum(0)
+                last = details["attention"][-1].numpy().mean(1)[:, 0, 1:]  # drop the cls key
+                slot_relevance[start:start + len(xb), : last.shape[1]] = last
+                counts += np.bincount(c, minlength=2)
+        def average(k, layer):
+            total = sums[(k, layer)]  # (heads, queries, keys)
+            n = pairs[k] if total.shape[1] > 1 else cls_pairs[k]
+            return np.divide(total, n[None], out=np.zeros_like(total), where=n[None] > 0)
+
+        maps = {schema.LABELS[k]: [average(k, layer) for layer in range(len(details["attention"]))]
+                for k in (0, 1) if counts[k] > 0}
+        slot_relevance *= filled
+        per_slot = slot_relevance.sum(0) / np.maximum(filled.sum(0), 1)
+        return Explanation(
+            method=self.name, target=target, model=self.tagger.kind,
+            feature_names=self.feature_names(),
+            feature_relevance={f"track slot {i}": float(v) for i, v in enumerate(per_slot)
+                               if filled[:, i].any()},
+            extras={"maps": maps, "slot_relevance": slot_relevance,
+                    "layers": {"particle": len(self.tagger.net.core.blocks),
+                               "class": len(self.tagger.net.core.cls_blocks)},
+                    "relevance_label": "mean class-token attention to the slot"})
+
+
+def plot_attention(explanation: Explanation, path, max_slots: int = 30) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    maps = explanation.extras["maps"]
+    n_particle = explanation.extras["layers"]["particle"]
+    classes = list(maps)
+    fig, axes = plt.subplots(len(classes), n_particle, figsize=(3.2 * n_particle,
+                                                                3 * len(classes)), squeeze=False)
+    for r, label in enumerate(classes):
+        for layer in range(n_particle):
+            ax = axes[r, layer]
+            ax.imshow(np.asarray(maps[label][layer]).mean(0)[:max_slots, :max_slots],
+                      cmap="magma")
+            ax.set_title(f"{label}, layer {layer + 1}", fontsize=9)
+            ax.set_xlabel("key slot", fontsize=8)
+            ax.set_ylabel("query slot", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,93 @@
+"""Feature masking: the AUC lost when one feature is replaced (paper Figure 5, Table 9).
+
+A masked feature takes the value `zero` or the population `mean` (over filled slots) in every
+filled slot of every jet; padded slots stay zero. Categorical features (track_quality) take
+their most frequent value instead of a mean. Cumulative masking replaces, for each threshold,
+every feature whose single-feature dAUC lies below it, and reports AUC and the fidelity
+F = 1 - mean |p_masked - p| against the unmasked model (paper Eq. 1).
+Model-agnostic: it only calls `predict`, so it applies to every model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from servable.data.jets import Jets
+from servable.errors import ServableError
+from servable.explain.base import GROUPS, Explanation, Method, categorical_columns, filled_mask
+
+DEFAULT_THRESHOLDS = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
+
+
+def replacement_values(inputs: dict[str, np.ndarray], tagger, mode: str) -> dict:
+    """Per input and feature, the value a masked feature takes (zero, mean or mode)."""
+    if mode not in ("zero", "mean"):
+        raise ServableError(f"replacement must be 'zero' or 'mean', not {mode!r}")
+    values = {}
+    for key, x in inputs.items():
+        names = tagger.config[GROUPS[key]]
+        if mode == "zero":
+            values[key] = np.zeros(x.shape[1], np.float32)
+            continue
+        if x.ndim == 3:
+            mask = filled_mask(x)[:, 0, :]
+            per_feature = [x[:, i, :][mask] for i in range(x.shape[1])]
+        else:
+            per_feature = [x[:, i] for i in range(x.shape[1])]
+        v = np.array([f.mean() if f.size else 0.0 for f in per_feature], np.float32)
+        for col in categorical_columns(names):
+            codes, counts = np.unique(per_feature[col], return_counts=True)
+            v[col] = codes[np.argmax(counts)] if counts.size else 0.0
+        values[key] = v
+    return values
+
+
+def masked(inputs: dict[str, np.ndarray], features: list[tuple[str, int]],
+           values: dict) -> dict[str, np.ndarray]:
+    """A copy of the inputs with the given (input, column) features replaced."""
+    out = {k: v.copy() for k, v in inputs.items()}
+    for key, col in features:
+        x = out[key]
+        if x.ndim == 3:
+            mask = filled_mask(inputs[key])[:, 0, :]
+            x[:, col, :] = np.where(mask, values[key][col], 0.0)
+        else:
+            x[:, col] = values[key][col]
+    return out
+
+
+class Masking(Method):
+    name = "masking"
+
+    def attribute(self, jets: Jets, target: int = 1, replacement: str = "mean",
+                  thresholds=DEFAULT_THRESHOLDS) -> Explanation:
+        if jets.labels is None:
+            raise ServableError("masking measures the AUC lost: it needs labelled jets")
+        y = jets.labels.argmax(1) == target
+        if y.all() or not y.any():
+            raise ServableError("masking needs jets of both classes")
+        inputs = self.tagger.inputs(jets)
+        values = replacement_values(inputs, self.tagger, replacement)
+        base = self.tagger.predict_from_inputs(inputs)[:, target]
+        auc0 = roc_auc_score(y, base)
+        features = [(k, i) for k in self.tagger.input_names
+                    for i in range(len(self.tagger.config[GROUPS[k]]))]
+        names = [self.tagger.config[GROUPS[k]][i] for k, i in features]
+        delta = {}
+        for name, feat in zip(names, features, strict=True):
+            p = self.tagger.predict_from_inputs(masked(inputs, [feat], values))[:, target]
+            delta[name] = float(auc0 - roc_auc_score(y, p))
+        cumulative = []
+        for t in thresholds:
+            chosen = [f for n, f in zip(names, features, strict=True) if delta[n] < t]
+            p = self.tagger.predict_from_inputs(masked(inputs, chosen, values))[:, target] \
+                if chosen else base
+            cumulative.append({"threshold": t, "n_masked": len(chosen),
+                               "auc": float(roc_auc_score(y, p)),
+                               "fidelity": float(1 - np.mean(np.abs(p - base)))})
+        return Explanation(
+            method=self.name, target=target, model=self.tagger.kind,
+            feature_names=self.feature_names(), feature_relevance=delta, output=base,
+            extras={"replacement": replacement, "auc": float(auc0), "cumulative": cumulative,
+                    "relevance_label": f"AUC lost when masked ({replacement})"})
