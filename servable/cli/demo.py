@@ -15,7 +15,7 @@ def demo(
     workers: int = typer.Option(2, help="generator processes"),
     epochs: int = typer.Option(4, help="IN training epochs"),
 ) -> None:
-    """Generate jets, train the Interaction Network, bundle it, predict with torch and ONNX."""
+    """Generate jets, train the IN, bundle it, predict (torch, ONNX) and explain it."""
     import numpy as np
 
     from servable.bundle.bundle import load
@@ -28,7 +28,7 @@ def demo(
 
     output.mkdir(parents=True, exist_ok=True)
     jets_file, test_file = output / "jets.h5", output / "test-jets.h5"
-    typer.echo(f"[1/4] generating {signal} H->bb + {background} QCD jets (Pythia 8 + FastJet)")
+    typer.echo(f"[1/5] generating {signal} H->bb + {background} QCD jets (Pythia 8 + FastJet)")
     for path, s, split, n_sig, n_bkg in ((jets_file, seed, "training", signal, background),
                                           (test_file, seed + 1000, "testing", signal // 3,
                                            background // 3)):
@@ -38,15 +38,15 @@ def demo(
     typer.echo(f"      {provenance['jets_per_second']:.1f} jets/s with {workers} worker(s)")
 
     bundle_dir = output / "in-bundle"
-    typer.echo(f"[2/4] training the Interaction Network for {epochs} epochs -> {bundle_dir}")
+    typer.echo(f"[2/5] training the Interaction Network for {epochs} epochs -> {bundle_dir}")
     cfg = TrainConfig(model="in", epochs=epochs, seed=seed)
     train_one([jets_file], cfg, bundle_dir, force=True, quiet=True)
 
     bundle = load(bundle_dir)
-    typer.echo(f"[3/4] bundle verified: {len(bundle.manifest['files'])} files "
+    typer.echo(f"[3/5] bundle verified: {len(bundle.manifest['files'])} files "
                f"({', '.join(sorted(bundle.manifest['files']))})")
 
-    typer.echo(f"[4/4] predicting {test_file.name} with PyTorch and ONNX Runtime")
+    typer.echo(f"[4/5] predicting {test_file.name} with PyTorch and ONNX Runtime")
     scores = {}
     for runtime in ("torch", "onnx"):
         out = output / f"scores-{runtime}.h5"
@@ -59,6 +59,19 @@ def demo(
     diff = float(np.max(np.abs(scores["torch"] - scores["onnx"])))
     typer.echo(f"      test AUC {m['roc_auc']:.4f}, accuracy {m['accuracy']:.4f}; "
                f"max |p_torch - p_onnx| = {diff:.2e}")
+
+    from servable.explain import load as load_servable
+    from servable.explain import write_plots
+
+    typer.echo("[5/5] explaining the IN: feature masking (dAUC) and LRP")
+    servable = load_servable(bundle_dir)
+    for method in ("masking", "lrp"):
+        result = servable.explain(test, method=method)
+        folder = output / f"explain-{method}"
+        folder.mkdir(exist_ok=True)
+        result.to_json(folder / "explanation.json")
+        write_plots(result, folder)
+        typer.echo(f"      {method}: top features {', '.join(result.top(5))}")
     typer.echo(f"done: results in {output}/")
 
 

@@ -4,7 +4,8 @@ Both explain the target class logit with respect to the standardised inputs the 
 sees (as LRP does): the preprocessing detects padding by exact zeros, so in raw space the
 model jumps at a zero baseline. The IG baseline is `zero` (every filled feature at its
 preprocessing centre, padding unchanged) or `mean` (the per-feature mean over filled slots,
-placed only in the jet's own filled slots, so no baseline leaks into padding). For ParT the
+placed only in the jet's own filled slots, so no baseline leaks into padding); categorical
+features keep their own value in the baseline. For ParT the
 particle kinematics and mask (pair features) are fixed arguments: attributions are for the
 particle features given the kinematics. Completeness (sum of attributions = f(x) - f(baseline)) is
 reported per jet in `extras["completeness_error"]`.
@@ -17,8 +18,10 @@ import torch
 
 from servable.data.jets import Jets
 from servable.explain.base import (
+    GROUPS,
     Explanation,
     Method,
+    categorical_columns,
     filled_mask,
     input_gradients_only,
     mask_padding_and_categorical,
@@ -60,7 +63,8 @@ class IntegratedGradients(_GradientMethod):
         from captum.attr import IntegratedGradients as CaptumIG
 
         inputs, xs, extra = self._tensors(jets)
-        baselines = tuple(self._baseline(x, baseline) for x in xs)
+        baselines = tuple(self._hold_categorical(self._baseline(x, baseline), x, key)
+                          for x, key in zip(xs, self.tagger.input_names, strict=True))
         self.tagger.net.eval()
         ig = CaptumIG(self._forward)
         parts, deltas = [], []
@@ -85,6 +89,16 @@ class IntegratedGradients(_GradientMethod):
                                     "completeness_error_median": float(np.median(error)),
                                     "convergence_delta": torch.cat(deltas).numpy(),
                                     "relevance_label": "mean |IG attribution| over slots"})
+
+    def _hold_categorical(self, baseline: torch.Tensor, x: torch.Tensor, key: str):
+        """Categorical features keep their value along the path: a path through codes that
+        do not exist means nothing, so their attribution is exactly zero and completeness
+        holds for the rest."""
+        columns = categorical_columns(self.tagger.config[GROUPS[key]])
+        if columns:
+            baseline = baseline.clone()
+            baseline[:, columns] = x[:, columns]
+        return baseline
 
     @staticmethod
     def _baseline(x: torch.Tensor, kind: str) -> torch.Tensor:
