@@ -84,12 +84,13 @@ def throughput(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int], repeats: 
 
 
 def plot_throughput(result: dict, path) -> None:
-    import matplotlib
+    from servable.figures import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with figure(path, (6, 4)) as (fig, ax):
+        _throughput_axes(ax, result)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+
+def _throughput_axes(ax, result: dict) -> None:
     names = list(result["runtimes"])
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
@@ -110,9 +111,6 @@ def plot_throughput(result: dict, path) -> None:
     ax.set_title(f"{result['bundle']}: throughput ({result['threads']} threads)")
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def inference_bench(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int],

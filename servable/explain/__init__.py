@@ -66,24 +66,19 @@ def write_plots(explanation: Explanation, out: Path) -> list[Path]:
 
 
 def _plot_cumulative(explanation: Explanation, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from servable.figures import figure
 
     rows = explanation.extras["cumulative"]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    n = [r["n_masked"] for r in rows]
-    ax.plot(n, [r["auc"] for r in rows], marker="o", label="AUC")
-    ax.plot(n, [r["fidelity"] for r in rows], marker="s", label="fidelity")
-    ax.set_xlabel("features masked (all with dAUC below the threshold)")
-    ax.set_ylabel("value")
-    ax.set_title(f"{explanation.model}: cumulative masking ({explanation.extras['replacement']})")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, (5.5, 3.8)) as (fig, ax):
+        n = [r["n_masked"] for r in rows]
+        ax.plot(n, [r["auc"] for r in rows], marker="o", label="AUC")
+        ax.plot(n, [r["fidelity"] for r in rows], marker="s", label="fidelity")
+        ax.set_xlabel("features masked (all with dAUC below the threshold)")
+        ax.set_ylabel("value")
+        ax.set_title(f"{explanation.model}: cumulative masking "
+                     f"({explanation.extras['replacement']})")
+        ax.legend()
+        ax.grid(alpha=0.3)
     return path
 
 

@@ -102,28 +102,25 @@ class RelativeNeuralActivity(Method):
 
 def plot_nap(explanation: Explanation, path) -> None:
     """NAP diagram: RNA per node (columns) and layer (rows), one panel per class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from servable.figures import figure
 
     rna = explanation.extras["rna"]
     classes = list(rna)
     layers = list(next(iter(rna.values())))
     width = max(len(v) for v in next(iter(rna.values())).values())
-    fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 0.4 * len(layers) + 1.5))
-    axes = np.atleast_1d(axes)
-    for ax, label in zip(axes, classes, strict=True):
-        grid = np.full((len(layers), width), np.nan)
-        for i, layer in enumerate(layers):
-            grid[i, : len(rna[label][layer])] = rna[label][layer]
-        im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-        ax.set_yticks(range(len(layers)), layers)
-        ax.set_xlabel("node")
-        ax.set_title(f"{label}: sparsity {np.mean(grid[~np.isnan(grid)] < SPARSE_BELOW):.2f}")
-    fig.colorbar(im, ax=axes.tolist(), label="relative neural activity")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    size = (5 * len(classes), 0.4 * len(layers) + 1.5)
+    with figure(path, size, ncols=len(classes), squeeze=False,
+                layout="constrained") as (fig, axes):
+        for ax, label in zip(axes[0], classes, strict=True):
+            grid = np.full((len(layers), width), np.nan)
+            for i, layer in enumerate(layers):
+                grid[i, : len(rna[label][layer])] = rna[label][layer]
+            im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            ax.set_yticks(range(len(layers)), layers)
+            ax.set_xlabel("node")
+            sparse = np.mean(grid[~np.isnan(grid)] < SPARSE_BELOW)
+            ax.set_title(f"{label}: sparsity {sparse:.2f}")
+        fig.colorbar(im, ax=axes[0].tolist(), label="relative neural activity")
 
 
 def observables(jets: Jets) -> dict[str, np.ndarray]:
@@ -191,21 +188,15 @@ class LinearProbes(Method):
 
 
 def plot_probes(explanation: Explanation, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from servable.figures import figure
 
     r2 = explanation.extras["r2"]
     stages = explanation.extras["stages"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for obs, per in r2.items():
-        ax.plot(range(len(stages)), [per[s] for s in stages], marker="o", label=obs)
-    ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
-    ax.set_ylabel("cross-validated R$^2$")
-    ax.set_title(f"{explanation.model}: linear probes")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, (6, 4)) as (fig, ax):
+        for obs, per in r2.items():
+            ax.plot(range(len(stages)), [per[s] for s in stages], marker="o", label=obs)
+        ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
+        ax.set_ylabel("cross-validated R$^2$")
+        ax.set_title(f"{explanation.model}: linear probes")
+        ax.legend()
+        ax.grid(alpha=0.3)

@@ -73,24 +73,18 @@ class Attention(Method):
 
 
 def plot_attention(explanation: Explanation, path, max_slots: int = 30) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from servable.figures import figure
 
     maps = explanation.extras["maps"]
     n_particle = explanation.extras["layers"]["particle"]
     classes = list(maps)
-    fig, axes = plt.subplots(len(classes), n_particle, figsize=(3.2 * n_particle,
-                                                                3 * len(classes)), squeeze=False)
-    for r, label in enumerate(classes):
-        for layer in range(n_particle):
-            ax = axes[r, layer]
-            ax.imshow(np.asarray(maps[label][layer]).mean(0)[:max_slots, :max_slots],
-                      cmap="magma")
-            ax.set_title(f"{label}, layer {layer + 1}", fontsize=9)
-            ax.set_xlabel("key slot", fontsize=8)
-            ax.set_ylabel("query slot", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, (3.2 * n_particle, 3 * len(classes)), dpi=110, nrows=len(classes),
+                ncols=n_particle, squeeze=False) as (fig, axes):
+        for r, label in enumerate(classes):
+            for layer in range(n_particle):
+                ax = axes[r, layer]
+                ax.imshow(np.asarray(maps[label][layer]).mean(0)[:max_slots, :max_slots],
+                          cmap="magma")
+                ax.set_title(f"{label}, layer {layer + 1}", fontsize=9)
+                ax.set_xlabel("key slot", fontsize=8)
+                ax.set_ylabel("query slot", fontsize=8)

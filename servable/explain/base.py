@@ -74,23 +74,17 @@ class Explanation:
 
     def plot(self, path, k: int = 15) -> Path:
         """Horizontal bar chart of the k most relevant features."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from servable.figures import figure
 
         ranked = sorted(self.feature_relevance.items(), key=lambda kv: -kv[1])[:k]
-        fig, ax = plt.subplots(figsize=(6, 0.3 * max(len(ranked), 3) + 1.2))
-        if ranked:
-            names, values = zip(*reversed(ranked), strict=True)
-            colors = ["C1" if n.startswith("sv_") else "C2" if n.startswith("fj_") else "C0"
-                      for n in names]
-            ax.barh(names, values, color=colors)
-        ax.set_xlabel(self.extras.get("relevance_label", "relevance"))
-        ax.set_title(f"{self.model}: {self.method} (target {self.target})")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        with figure(path, (6, 0.3 * max(len(ranked), 3) + 1.2)) as (fig, ax):
+            if ranked:
+                names, values = zip(*reversed(ranked), strict=True)
+                colors = ["C1" if n.startswith("sv_") else "C2" if n.startswith("fj_") else
+                          "C0" for n in names]
+                ax.barh(names, values, color=colors)
+            ax.set_xlabel(self.extras.get("relevance_label", "relevance"))
+            ax.set_title(f"{self.model}: {self.method} (target {self.target})")
         return Path(path)
 
 

@@ -30,12 +30,13 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dic
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path) -> None:
     """Background rejection vs signal efficiency (log scale), one curve per name."""
-    import matplotlib
+    from servable.figures import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with figure(path, (5, 4)) as (fig, ax):
+        _roc_axes(ax, curves)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+
+def _roc_axes(ax, curves) -> None:
     for name, (y_true, score) in curves.items():
         fpr, tpr, _ = roc_curve(y_true, score)
         keep = fpr > 0
@@ -46,6 +47,3 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path) -> None:
     ax.set_ylabel("QCD rejection (1 / efficiency)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -295,23 +295,17 @@ def _train_bdt(tagger: BDTTagger, train_src, val_src, cfg: TrainConfig) -> dict:
 
 
 def plot_history(history: dict, path, title: str = "") -> None:
-    import matplotlib
+    from servable.figures import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    x = np.arange(1, len(history["train_loss"]) + 1)
-    ax.plot(x, history["train_loss"], label="training")
-    ax.plot(x, history["val_loss"], label="validation")
-    ax.axvline(history["best_epoch"], color="grey", ls=":", label="best")
-    ax.set_xlabel("epoch" if "epoch_seconds" in history else "boosting round")
-    ax.set_ylabel("cross-entropy loss")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, (5, 3.5)) as (fig, ax):
+        x = np.arange(1, len(history["train_loss"]) + 1)
+        ax.plot(x, history["train_loss"], label="training")
+        ax.plot(x, history["val_loss"], label="validation")
+        ax.axvline(history["best_epoch"], color="grey", ls=":", label="best")
+        ax.set_xlabel("epoch" if "epoch_seconds" in history else "boosting round")
+        ax.set_ylabel("cross-entropy loss")
+        ax.set_title(title)
+        ax.legend()
 
 
 def evaluate(tagger: Tagger, paths, chunk_size: int = 20_000) -> tuple[dict, np.ndarray,
