@@ -12,6 +12,7 @@ replace them by their most frequent value instead of a mean.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def _plain(value):
     return value
 
 
-class Method:
+class Method(ABC):
     """Base class: subclasses set `name`, `applies_to` and implement `attribute`."""
 
     name: str = ""
@@ -114,8 +115,9 @@ class Method:
         self.bundle = bundle
         self.tagger = bundle.tagger
 
+    @abstractmethod
     def attribute(self, jets: Jets, target: int = 1, **params) -> Explanation:
-        raise NotImplementedError  # pragma: no cover
+        """Explain `target` for `jets`."""
 
     # helpers shared by methods ----------------------------------------------------------
     def feature_names(self) -> dict[str, list[str]]:

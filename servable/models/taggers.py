@@ -8,6 +8,7 @@ exactly them) and returns the arrays the network consumes, in ONNX input order.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,7 +45,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class Tagger:
+class Tagger(ABC):
     """Base: config handling and feature selection; subclasses define the model."""
 
     kind: str = ""
@@ -90,8 +91,9 @@ class Tagger:
         """Class probabilities (n, n_classes)."""
         return self.predict_from_inputs(self.inputs(jets), batch_size)
 
+    @abstractmethod
     def logits_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """Raw outputs (n, classes) from already selected input arrays."""
 
     def predict_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
         """Class probabilities from already selected input arrays."""
@@ -107,8 +109,9 @@ class TorchTagger(Tagger):
         self.net = self.build_net()
         self.net.eval()
 
+    @abstractmethod
     def build_net(self) -> nn.Module:
-        raise NotImplementedError  # pragma: no cover
+        """The torch module, preprocessing included, from `self.config`."""
 
     def _norm(self, group: str, slotted: bool) -> nn.Module:
         spec = self.config["preprocessing"].get(group)
