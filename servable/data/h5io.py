@@ -197,14 +197,6 @@ def read_jets(path_or_paths, start: int = 0, stop: int | None = None) -> Jets:
     return jets[start:stop] if (start or stop is not None) else jets
 
 
-def count_jets(path_or_paths) -> int:
-    total = 0
-    for path in _paths(path_or_paths):
-        with JetFile(path) as f:
-            total += len(f)
-    return total
-
-
 def iter_jets(path_or_paths, chunk_size: int = 10_000) -> Iterator[Jets]:
     """Stream jets in chunks of at most `chunk_size`, file after file."""
     for path in _paths(path_or_paths):
