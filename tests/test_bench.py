@@ -43,7 +43,6 @@ def test_inference_bench_compares_dense_fast_and_onnx_in_one_run(test_file):
 
 
 def test_predicting_streams_a_large_file_with_flat_memory(trained, test_file, tmp_path):
-    import resource
     import subprocess
     import sys
 
@@ -54,14 +53,16 @@ def test_predicting_streams_a_large_file_with_flat_memory(trained, test_file, tm
     for copies in (5, 20):  # 10k and 40k jets
         big = tmp_path / f"big{copies}.h5"
         servable.write_jets(big, servable.Jets.concatenate([jets] * copies), split="testing")
-        code = ("import resource, servable; from servable.bundle.predict import predict_file; "
+        # VmHWM is this process's own peak: ru_maxrss would inherit pytest's across fork+exec
+        code = ("import servable; from servable.bundle.predict import predict_file; "
                 f"predict_file(servable.load({str(trained['in'])!r}), {str(big)!r}, "
                 f"{str(tmp_path / f's{copies}.h5')!r}, chunk_size=4096); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=600)
         assert out.returncode == 0, out.stderr
-        peaks[copies] = int(out.stdout.split()[-1]) / 1024  # MiB
-    del resource
+        peaks[copies] = int(out.stdout.split()[-2]) / 1024  # kB -> MiB
     assert peaks[20] < 1500
-    assert peaks[20] - peaks[5] < 100, peaks  # streaming: 4x the jets, about the same peak
+    # streaming: 4x the jets, about the same peak (allocator noise is ~+-80 MB here; reading
+    # the 40k jets whole would add > 300 MB of raw arrays alone)
+    assert peaks[20] - peaks[5] < 200, peaks
