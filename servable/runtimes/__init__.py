@@ -11,3 +11,26 @@ RUNTIMES = ("torch", "onnx", "tensorrt")
 
 class RuntimeUnavailable(ServableError):
     """The runtime cannot run here (missing package or hardware); the message says why."""
+
+
+def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
+    """`run(inputs, batch_size)`, optionally over jets grouped by track multiplicity.
+
+    The IN's exported graph costs as much as the fullest jet of a batch, so runners feed it
+    buckets of similar multiplicity (the same buckets as the PyTorch fast path) and put the
+    results back in input order.
+    """
+    import numpy as np
+
+    if not (bucket and "tracks" in inputs):
+        return run(inputs, batch_size)
+    from servable.models.interaction_network import bucket_chunks
+
+    n_tracks = np.any(inputs["tracks"] != 0, axis=1).sum(axis=1)
+    out = None
+    for idx, _ in bucket_chunks(n_tracks):
+        part = run({k: v[idx] for k, v in inputs.items()}, batch_size)
+        if out is None:
+            out = np.empty((len(n_tracks), part.shape[1]), part.dtype)
+        out[idx] = part
+    return out if out is not None else np.zeros((0, 2), np.float32)

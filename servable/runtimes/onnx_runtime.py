@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.runtimes import RuntimeUnavailable
+from servable.runtimes import RuntimeUnavailable, run_bucketed
 
 
 class OnnxRuntime:
@@ -32,20 +32,8 @@ class OnnxRuntime:
 
     def logits(self, inputs: dict[str, np.ndarray], batch_size: int | None = None,
                bucket: bool = False) -> np.ndarray:
-        """Logits in input order; `bucket` feeds jets grouped by track multiplicity (the IN's
-        graph costs as much as the fullest jet of a batch)."""
-        if bucket and "tracks" in inputs:
-            from servable.models.interaction_network import bucket_chunks
-
-            n_tracks = np.any(inputs["tracks"] != 0, axis=1).sum(axis=1)
-            out = None
-            for idx, _ in bucket_chunks(n_tracks):
-                part = self._run({k: v[idx] for k, v in inputs.items()}, batch_size)
-                if out is None:
-                    out = np.empty((len(n_tracks), part.shape[1]), part.dtype)
-                out[idx] = part
-            return out if out is not None else np.zeros((0, 2), np.float32)
-        return self._run(inputs, batch_size)
+        """Logits in input order; `bucket` groups jets by track multiplicity (for the IN)."""
+        return run_bucketed(self._run, inputs, batch_size, bucket)
 
     def _run(self, inputs, batch_size):
         n = len(next(iter(inputs.values())))

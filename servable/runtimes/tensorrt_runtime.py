@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.runtimes import RuntimeUnavailable
+from servable.runtimes import RuntimeUnavailable, run_bucketed
 
 MAX_BATCH = 4096
 
@@ -79,7 +79,12 @@ class TensorRTRuntime:
             raise RuntimeUnavailable(f"TensorRT failed to build an engine from {onnx_path.name}")
         return bytes(engine)
 
-    def logits(self, inputs: dict[str, np.ndarray], batch_size: int | None = None) -> np.ndarray:
+    def logits(self, inputs: dict[str, np.ndarray], batch_size: int | None = None,
+               bucket: bool = False) -> np.ndarray:
+        """Logits in input order; `bucket` groups jets by track multiplicity (for the IN)."""
+        return run_bucketed(self._run, inputs, batch_size, bucket)
+
+    def _run(self, inputs: dict[str, np.ndarray], batch_size: int | None) -> np.ndarray:
         torch = self.torch
         n = len(next(iter(inputs.values())))
         batch_size = min(batch_size or self.max_batch, self.max_batch)
