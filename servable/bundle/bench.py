@@ -123,10 +123,9 @@ def inference_bench(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int],
     if bundle.kind != "in":
         raise ValueError("the inference bench compares IN implementations: give an IN bundle")
     net = bundle.tagger.net
-    tracks, vertices = (torch.from_numpy(a) for a in
-                        (bundle.tagger.inputs(jets)[k] for k in ("tracks", "vertices")))
-    ort = bundle.runtime("onnx")
     inputs = bundle.tagger.inputs(jets)
+    tracks, vertices = (torch.from_numpy(inputs[k]) for k in ("tracks", "vertices"))
+    ort = bundle.runtime("onnx")
     rows = {}
     with torch.inference_mode():
         tn, vn = net.track_norm(tracks), net.vertex_norm(vertices)

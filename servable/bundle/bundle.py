@@ -280,10 +280,9 @@ class Bundle:
     def predict(self, jets: Jets, runtime: str = "torch",
                 batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (n, classes)."""
-        from servable.models.taggers import softmax
+        from servable.models.taggers import probabilities
 
-        z = self.logits(jets, runtime, batch_size).astype(np.float64)
-        return softmax(z).astype(np.float32)
+        return probabilities(self.logits(jets, runtime, batch_size))
 
     def runtime(self, name: str):
         """The ONNX Runtime or TensorRT runner of this bundle (created once)."""

@@ -63,26 +63,24 @@ def train(
 
 
 def train_one(data, cfg, target: Path, force: bool, quiet: bool) -> dict:
+    import tempfile
+
     from servable.bundle.bundle import save_bundle
     from servable.models.metrics import plot_roc
-    from servable.models.training import _collect, plan_split, plot_history
+    from servable.models.training import plot_history
     from servable.models.training import train as run
 
-    tagger, record = run(data, cfg, progress=not quiet)
+    tagger, record, (val_labels, val_scores) = run(data, cfg, progress=not quiet)
+    with tempfile.TemporaryDirectory() as tmp:  # plots join the bundle's checksummed files
+        plot_history(record["history"], Path(tmp) / "loss.png", f"{cfg.model} seed {cfg.seed}")
+        plot_roc({cfg.model: (val_labels, val_scores)}, Path(tmp) / "roc.png")
+        plots = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
     bundle = save_bundle(
         tagger, target, name=f"hbb-{cfg.model}", provenance={
             "source": "servable train", "seed": cfg.seed, "split": cfg.split,
             "training": record}, metrics=record["validation_metrics"], overwrite=force,
+        extra_files=plots,
         description=f"{cfg.model.upper()} jet tagger for H->bb vs QCD trained with servable")
-    plot_history(record["history"], bundle / "loss.png", f"{cfg.model} seed {cfg.seed}")
-    _, val_src = plan_split(data, cfg.split, cfg.fold, cfg.folds, cfg.val_fraction,
-                            cfg.split_seed)
-    val = _collect(val_src, cfg.chunk_size)
-    plot_roc({cfg.model: (val.labels.argmax(1), tagger.predict(val)[:, 1])},
-             bundle / "roc.png")
-    from servable.bundle.bundle import read_manifest, write_manifest
-
-    write_manifest(bundle, read_manifest(bundle))  # the plots join the checksummed files
     m = record["validation_metrics"]
     seconds = record["history"].get("epoch_seconds") or []
     per_epoch = f", {sum(seconds) / len(seconds):.1f} s/epoch" if seconds else ""

@@ -40,10 +40,10 @@ def export(
 
 
 def _sample(data: Path, n_jets: int | None):
-    from servable.data.h5io import read_jets
+    from servable.data.h5io import JetFile
 
-    jets = read_jets(data)
-    return jets[:n_jets] if n_jets else jets
+    with JetFile(data) as f:  # read only the jets asked for
+        return f.read(0, n_jets)
 
 
 @bench_app.command("parity")

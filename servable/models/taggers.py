@@ -39,10 +39,12 @@ def select_features(array: np.ndarray, have: Sequence[str], want: Sequence[str],
     return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over classes, computed in float64, returned as float32."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 class Tagger(ABC):
@@ -97,8 +99,7 @@ class Tagger(ABC):
 
     def predict_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
         """Class probabilities from already selected input arrays."""
-        z = self.logits_from_inputs(inputs, batch_size).astype(np.float64)
-        return softmax(z).astype(np.float32)
+        return probabilities(self.logits_from_inputs(inputs, batch_size))
 
 
 class TorchTagger(Tagger):

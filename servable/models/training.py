@@ -165,8 +165,13 @@ def _names_key(input_name: str) -> str:
             "jet_features": "jet_features"}[input_name]
 
 
-def train(paths, cfg: TrainConfig, progress: bool = True) -> tuple[Tagger, dict]:
-    """Train one model; returns the tagger (best epoch) and the training record."""
+def train(paths, cfg: TrainConfig,
+          progress: bool = True) -> tuple[Tagger, dict, tuple[np.ndarray, np.ndarray]]:
+    """Train one model.
+
+    Returns the tagger (best epoch), the training record (plain data for the manifest) and
+    the validation labels and H->bb scores (for plots).
+    """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 1:
         raise ServableError("--epochs, --batch-size and --patience must be >= 1 and --lr > 0")
     paths = [Path(p) for p in paths]
@@ -189,7 +194,8 @@ def train(paths, cfg: TrainConfig, progress: bool = True) -> tuple[Tagger, dict]
     else:
         history = _train_torch(tagger, train_src, val_src, cfg, progress)
     val = _collect(val_src, cfg.chunk_size)
-    metrics = classification_metrics(val.labels.argmax(1), tagger.predict(val))
+    val_labels, val_probs = val.labels.argmax(1), tagger.predict(val)
+    metrics = classification_metrics(val_labels, val_probs)
     record = {
         "config": asdict(cfg),
         "data": [{"path": str(p), "sha256": sha256_file(p)} for p in sorted(paths)],
@@ -200,7 +206,7 @@ def train(paths, cfg: TrainConfig, progress: bool = True) -> tuple[Tagger, dict]
         "train_seconds": time.perf_counter() - t0,
         "torch_threads": torch.get_num_threads(),
     }
-    return tagger, record
+    return tagger, record, (val_labels, val_probs[:, 1])
 
 
 def _targets(jets: Jets) -> torch.Tensor:
