@@ -14,14 +14,17 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
 from servable.data import schema
-from servable.data.jets import Jets
+from servable.data.jets import InvalidJetsError, Jets, probabilities, select_features
 from servable.errors import ServableError
-from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
+
+if TYPE_CHECKING:
+    from servable.models.taggers import Tagger
 
 MANIFEST = "servable.yaml"
 TORCH_WEIGHTS = "model.safetensors"
@@ -154,6 +157,8 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
     """Write a bundle directory: weights, manifest with checksums, metrics, extra files."""
     import json
 
+    from servable.models.taggers import BDTTagger, TorchTagger
+
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; choose another directory or "
@@ -255,9 +260,14 @@ def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
 
 
 class Bundle:
-    """A verified, loaded servable: `predict`, `logits`, and its manifest."""
+    """A verified, loaded servable: `predict`, `logits`, and its manifest.
 
-    def __init__(self, path: Path, manifest: dict, tagger: Tagger):
+    `tagger` is the native model (torch or XGBoost); a bundle loaded with `native=False`
+    has none and runs its ONNX file only (no torch needed: lightweight endpoints, workers
+    under another Python).
+    """
+
+    def __init__(self, path: Path, manifest: dict, tagger: Tagger | None):
         self.path, self.manifest, self.tagger = path, manifest, tagger
         self._runtimes: dict = {}
 
@@ -267,21 +277,37 @@ class Bundle:
 
     @property
     def kind(self) -> str:
-        return self.tagger.kind
+        return self.manifest["model"]["kind"]
+
+    def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
+        """The model's input arrays, its features picked by name as the manifest lists them."""
+        out = {}
+        for spec in self.manifest["inputs"]:
+            name = spec["name"]
+            array = getattr(jets, name)
+            if array is None:
+                raise InvalidJetsError(f"{name}: the model needs this input and the jets have "
+                                       "none")
+            have = {"tracks": jets.track_names, "vertices": jets.vertex_names,
+                    "jet_features": jets.jet_feature_names}[name]
+            out[name] = select_features(array, have, [f["name"] for f in spec["features"]],
+                                        name)
+        return out
 
     def logits(self, jets: Jets, runtime: str = "torch",
                batch_size: int | None = None) -> np.ndarray:
         """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
         if runtime in ("torch", "native", "xgboost"):
+            if self.tagger is None:
+                raise ServableError(f"{self.path}: loaded without its native model; use "
+                                    "runtime='onnx'")
             return self.tagger.logits(jets, batch_size)
-        return self.runtime(runtime).logits(self.tagger.inputs(jets), batch_size,
+        return self.runtime(runtime).logits(self.inputs(jets), batch_size,
                                             **({"bucket": True} if self.kind == "in" else {}))
 
     def predict(self, jets: Jets, runtime: str = "torch",
                 batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (n, classes)."""
-        from servable.models.taggers import probabilities
-
         return probabilities(self.logits(jets, runtime, batch_size))
 
     def runtime(self, name: str):
@@ -306,10 +332,43 @@ class Bundle:
         return f"Bundle({self.name!r}, kind={self.kind!r}, path={str(self.path)!r})"
 
 
-def load(path) -> Bundle:
-    """Verify and load a bundle directory."""
-    path = Path(path)
+BUNDLE_PATH_ENV = "SERVABLE_BUNDLE_PATH"
+
+
+def resolve(ref) -> Path:
+    """A bundle directory from a path, or from a name or DOI of a bundle found under the
+    directories listed in $SERVABLE_BUNDLE_PATH (how an endpoint serves bundles by DOI)."""
+    path = Path(str(ref)).expanduser()
+    if path.exists():
+        return path
+    key = str(ref).removeprefix("doi:").removeprefix("https://doi.org/")
+    roots = [Path(d) for d in os.environ.get(BUNDLE_PATH_ENV, "").split(os.pathsep) if d]
+    for root in roots:
+        for manifest_path in sorted(root.glob(f"*/{MANIFEST}")):
+            try:
+                manifest = yaml.safe_load(manifest_path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            if key in (manifest.get("name"), manifest.get("doi"), manifest.get("concept_doi")):
+                return manifest_path.parent
+    where = f"${BUNDLE_PATH_ENV} = {os.pathsep.join(map(str, roots))}" if roots else \
+        f"${BUNDLE_PATH_ENV} is not set"
+    raise BundleError(f"{ref}: no such bundle directory, and no bundle with this name or DOI "
+                      f"({where}); give the bundle's path or add its parent directory to "
+                      f"${BUNDLE_PATH_ENV}")
+
+
+def load(path, native: bool = True) -> Bundle:
+    """Verify and load a bundle by path, name or DOI (see `resolve`).
+
+    `native=False` loads the ONNX model only: torch is not imported.
+    """
+    path = resolve(path)
     manifest = verify(path)
+    if not native:
+        return Bundle(path, manifest, None)
+    from servable.models.taggers import TorchTagger, build_tagger
+
     tagger = build_tagger(manifest["model"]["config"])
     weights = path / manifest["model"]["weights"]
     if isinstance(tagger, TorchTagger):

@@ -20,6 +20,25 @@ from servable.errors import ServableError
 def predict_file(bundle: Bundle, input_path, output_path, *, runtime: str = "torch",
                  batch_size: int | None = None, chunk_size: int = 20_000,
                  overwrite: bool = False, progress: bool = False) -> dict:
+    """Score a file with a loaded bundle."""
+    info = {"bundle": bundle.name, "version": str(bundle.manifest["version"]),
+            "doi": bundle.manifest.get("doi") or "", "runtime": runtime,
+            "classes": bundle.manifest["outputs"][0]["classes"]}
+
+    def score(jets):
+        return bundle.predict(jets, runtime, batch_size), info
+
+    return stream_scores(score, input_path, output_path, chunk_size=chunk_size,
+                         overwrite=overwrite, progress=progress)
+
+
+def stream_scores(score, input_path, output_path, *, chunk_size: int = 20_000,
+                  overwrite: bool = False, progress: bool = False) -> dict:
+    """Write `scores` and `row_index` for every jet of the input, chunk by chunk.
+
+    `score(jets)` returns (probabilities (n, classes), info) where info names the bundle
+    (bundle, version, doi), the runtime and the class names; they become file attributes.
+    """
     from tqdm import tqdm
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -27,26 +46,33 @@ def predict_file(bundle: Bundle, input_path, output_path, *, runtime: str = "tor
         raise ServableError(f"{output_path}: the output would overwrite the input file")
     if output_path.exists() and not overwrite:
         raise FileExistsError(f"{output_path} exists; choose another name or pass --force")
-    n_classes = bundle.tagger.config["n_classes"]
     tmp = output_path.with_name(f".{output_path.name}.part")
+    info: dict = {}
     try:
         with JetFile(input_path) as f, h5py.File(tmp, "w") as out:
             n = len(f)
-            scores = out.create_dataset("scores", (n, n_classes), np.float32)
             rows = out.create_dataset("row_index", (n,), np.int64)
+            scores = None
             with tqdm(total=n, unit="jet", desc="predicting", disable=not progress,
-              delay=0.5) as bar:  # delay: an error at the start stays one line
+                      delay=0.5) as bar:  # delay: an error at the start stays one line
                 for start in range(0, n, chunk_size):
                     jets = f.read(start, start + chunk_size)
                     stop = start + len(jets)
-                    scores[start:stop] = bundle.predict(jets, runtime, batch_size)
+                    probs, info = score(jets)
+                    if scores is None:
+                        scores = out.create_dataset("scores", (n, probs.shape[1]), np.float32)
+                    scores[start:stop] = probs
                     rows[start:stop] = np.arange(start, stop)
                     bar.update(len(jets))
-            scores.attrs["classes"] = bundle.tagger.config["class_names"]
-            out.attrs.update({"bundle": bundle.name, "version": str(bundle.manifest["version"]),
-                              "doi": bundle.manifest.get("doi") or "", "runtime": runtime,
-                              "input": str(input_path), "n_jets": n})
+            if scores is None:
+                scores = out.create_dataset("scores", (0, len(info.get("classes", [])) or 2),
+                                            np.float32)
+            scores.attrs["classes"] = info.get("classes", [])
+            out.attrs.update({"bundle": info.get("bundle", ""),
+                              "version": info.get("version", ""), "doi": info.get("doi", ""),
+                              "runtime": info.get("runtime", ""), "input": str(input_path),
+                              "n_jets": n})
         tmp.replace(output_path)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"n_jets": n, "output": str(output_path), "runtime": runtime}
+    return {"n_jets": n, "output": str(output_path), "runtime": info.get("runtime", "")}

@@ -14,6 +14,7 @@ from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
 from servable.cli import explain as explain_cli
 from servable.cli import models as models_cli
+from servable.cli import remote as remote_cli
 from servable.cli import serve as serve_cli
 from servable.cli.demo import demo
 from servable.errors import ServableError
@@ -34,6 +35,7 @@ bundle_cli.app.command("export")(serve_cli.export)
 app.add_typer(serve_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(demo)
+app.add_typer(remote_cli.app, name="remote")
 
 USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)
 

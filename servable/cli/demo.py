@@ -19,12 +19,13 @@ def demo(
     import numpy as np
 
     from servable.bundle.bundle import load
-    from servable.bundle.predict import predict_file
+    from servable.bundle.predict import predict_file, stream_scores
     from servable.cli.models import train_one
     from servable.data.generator import generate
     from servable.data.h5io import read_jets, write_jets
     from servable.data.summary import format_summary, summarize
     from servable.models.training import TrainConfig
+    from servable.remote import Client
 
     output.mkdir(parents=True, exist_ok=True)
     jets_file, test_file = output / "jets.h5", output / "test-jets.h5"
@@ -46,12 +47,13 @@ def demo(
     typer.echo(f"[3/5] bundle verified: {len(bundle.manifest['files'])} files "
                f"({', '.join(sorted(bundle.manifest['files']))})")
 
-    typer.echo(f"[4/5] predicting {test_file.name} with PyTorch and ONNX Runtime")
-    scores = {}
-    for runtime in ("torch", "onnx"):
-        out = output / f"scores-{runtime}.h5"
-        predict_file(bundle, test_file, out, runtime=runtime, overwrite=True)
-        scores[runtime] = read_scores(out)
+    typer.echo(f"[4/5] predicting {test_file.name}: PyTorch on the local endpoint engine "
+               "(Globus Compute ProcessPoolEngine), ONNX Runtime here")
+    with Client("local") as client:
+        stream_scores(client.scorer(bundle_dir.resolve(), "torch"), test_file,
+                      output / "scores-torch.h5", overwrite=True)
+    predict_file(bundle, test_file, output / "scores-onnx.h5", runtime="onnx", overwrite=True)
+    scores = {r: read_scores(output / f"scores-{r}.h5") for r in ("torch", "onnx")}
     test = read_jets(test_file)
     from servable.models.metrics import classification_metrics
 

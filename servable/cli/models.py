@@ -39,6 +39,10 @@ def train(
     reference_auc: float = typer.Option(None, help="compare the seeds' AUCs with this value"),
     force: bool = typer.Option(False, help="overwrite a non-empty output directory"),
     quiet: bool = typer.Option(False, help="no progress bars"),
+    executor: str = typer.Option(None, help="run the seeds in parallel: local, "
+                                            "parsl:CONFIG.py or a Globus Compute endpoint "
+                                            "UUID"),
+    workers: int = typer.Option(None, help="parallel trainings with --executor local"),
 ) -> None:
     """Train a tagger on CMS-layout files and write a servable directory."""
     from servable.cli import fail
@@ -50,12 +54,15 @@ def train(
     if output.exists() and any(output.iterdir()) and not force:
         fail(f"{output} exists and is not empty; choose another directory or pass --force")
     seed_values = _seed_list(seeds, seed)
-    results = []
-    for s in seed_values:
-        cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                          patience=patience, seed=s, split=split, fold=fold, folds=folds)
-        target = output if len(seed_values) == 1 else output / f"seed-{s}"
-        results.append(train_one(data, cfg, target, force, quiet))
+    configs = [TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                           patience=patience, seed=s, split=split, fold=fold, folds=folds)
+               for s in seed_values]
+    targets = [output if len(seed_values) == 1 else output / f"seed-{s}" for s in seed_values]
+    if executor:
+        results = train_fanned_out(executor, workers, data, configs, targets, force)
+    else:
+        results = [train_one(data, cfg, target, force, quiet)
+                   for cfg, target in zip(configs, targets, strict=True)]
     if len(seed_values) > 1:
         summary = seed_summary(results, seed_values, reference_auc)
         (output / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -63,31 +70,45 @@ def train(
 
 
 def train_one(data, cfg, target: Path, force: bool, quiet: bool) -> dict:
-    import tempfile
+    from servable.bundle.trained import train_bundle
 
-    from servable.bundle.bundle import save_bundle
-    from servable.models.metrics import plot_roc
-    from servable.models.training import plot_history
-    from servable.models.training import train as run
+    bundle, record = train_bundle(data, cfg, target, force=force, progress=not quiet)
+    typer.echo(_trained_line(bundle, cfg.model, cfg.seed, record))
+    return record
 
-    tagger, record, (val_labels, val_scores) = run(data, cfg, progress=not quiet)
-    with tempfile.TemporaryDirectory() as tmp:  # plots join the bundle's checksummed files
-        plot_history(record["history"], Path(tmp) / "loss.png", f"{cfg.model} seed {cfg.seed}")
-        plot_roc({cfg.model: (val_labels, val_scores)}, Path(tmp) / "roc.png")
-        plots = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
-    bundle = save_bundle(
-        tagger, target, name=f"hbb-{cfg.model}", provenance={
-            "source": "servable train", "seed": cfg.seed, "split": cfg.split,
-            "training": record}, metrics=record["validation_metrics"], overwrite=force,
-        extra_files=plots,
-        description=f"{cfg.model.upper()} jet tagger for H->bb vs QCD trained with servable")
+
+def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) -> list[dict]:
+    """One task per seed on the chosen executor; bundles land where they would locally."""
+    import dataclasses
+    import os
+
+    from servable.remote import executor, train
+
+    parallel = min(len(configs), workers or os.cpu_count() or 1)
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    runner = executor(spec, workers=parallel)
+    try:
+        futures = [runner.submit(train, {
+            "data": [str(Path(p).resolve()) for p in data], "config": dataclasses.asdict(cfg),
+            "out": str(Path(target).resolve()), "force": force, "threads": threads})
+            for cfg, target in zip(configs, targets, strict=True)]
+        records = []
+        for cfg, future in zip(configs, futures, strict=True):
+            result = future.result()
+            typer.echo(_trained_line(result["bundle"], cfg.model, cfg.seed, result["record"]))
+            records.append(result["record"])
+    finally:
+        runner.close()
+    return records
+
+
+def _trained_line(bundle, model: str, seed: int, record: dict) -> str:
     m = record["validation_metrics"]
     seconds = record["history"].get("epoch_seconds") or []
     per_epoch = f", {sum(seconds) / len(seconds):.1f} s/epoch" if seconds else ""
-    typer.echo(f"{bundle}: {cfg.model} seed {cfg.seed}: validation AUC {m['roc_auc']:.4f}, "
-               f"accuracy {m['accuracy']:.4f}, best epoch {record['history']['best_epoch']}"
-               f"{per_epoch}")
-    return record
+    return (f"{bundle}: {model} seed {seed}: validation AUC {m['roc_auc']:.4f}, "
+            f"accuracy {m['accuracy']:.4f}, best epoch {record['history']['best_epoch']}"
+            f"{per_epoch}")
 
 
 def seed_summary(records: list[dict], seeds: list[int], reference_auc: float | None) -> dict:

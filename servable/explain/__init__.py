@@ -42,7 +42,7 @@ class Servable(Bundle):
 
 
 def load(path) -> Servable:
-    bundle = load_bundle(Path(path))
+    bundle = load_bundle(path)
     return Servable(bundle.path, bundle.manifest, bundle.tagger)
 
 

@@ -16,35 +16,12 @@ import torch
 from torch import nn
 
 from servable.data import schema
-from servable.data.jets import InvalidJetsError, Jets
+from servable.data.jets import InvalidJetsError, Jets, probabilities, select_features
 from servable.models.interaction_network import InteractionNetwork
 from servable.models.particle_transformer import ParticleTransformer
 from servable.models.preprocessing import Standardize, identity
 
 DEFAULT_BATCH = 4096
-
-
-def select_features(array: np.ndarray, have: Sequence[str], want: Sequence[str],
-                    what: str) -> np.ndarray:
-    """Columns `want` of a channels-first array whose axis-1 columns are named `have`."""
-    have, want = list(have), list(want)
-    if have == want:
-        return array
-    missing = [w for w in want if w not in have]
-    if missing:
-        raise InvalidJetsError(
-            f"{what}: the model needs features {missing[:3]}{'...' if len(missing) > 3 else ''}"
-            f" which the input lacks (it has {len(have)} features)"
-        )
-    return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
-
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax over classes, computed in float64, returned as float32."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 class Tagger(ABC):

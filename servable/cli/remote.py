@@ -1,0 +1,120 @@
+"""`servable remote predict|explain|register`: the same work, run on an endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Run predictions and explanations on a Globus Compute endpoint "
+                       "(or this machine's endpoint engine: --endpoint local).",
+                  no_args_is_help=True)
+
+ENDPOINT = typer.Option("local", help="'local' (this machine's engine) or an endpoint UUID")
+ENGINE = typer.Option("process", help="local engine: process (ProcessPoolEngine) or parsl "
+                                      "(GlobusComputeEngine over a LocalProvider)")
+WORKERS = typer.Option(None, help="local engine workers (default: up to 4 cores)")
+BUNDLE = typer.Argument(..., help="bundle path on the endpoint, or its name or DOI there")
+
+
+@app.command("predict")
+def predict(
+    bundle: str = BUNDLE,
+    input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout (read here)"),
+    output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
+    endpoint: str = ENDPOINT,
+    engine: str = ENGINE,
+    workers: int = WORKERS,
+    runtime: str = typer.Option("auto", help="auto (torch if the endpoint has it, else "
+                                             "onnx), torch, onnx or tensorrt"),
+    force: bool = typer.Option(False, help="overwrite an existing output file"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Score jets on an endpoint: same output as `servable predict` (scores, row_index)."""
+    from servable.bundle.predict import stream_scores
+    from servable.remote import Client
+
+    with Client(endpoint, engine=engine, workers=workers) as client:
+        summary = stream_scores(client.scorer(bundle, runtime), input_file, output, overwrite=force,
+                                progress=not quiet)
+        typer.echo(f"{summary['output']}: scores for {summary['n_jets']} jets on endpoint "
+                   f"{endpoint} ({summary['runtime']}; {client.tasks_sent} tasks, largest "
+                   f"payload {client.largest_payload / 1e6:.1f} MB)")
+
+
+@app.command("explain")
+def explain(
+    bundle: str = BUNDLE,
+    input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout (read here)"),
+    method: str = typer.Option(..., help="an explanation method (see `servable explain`)"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for the results"),
+    target: int = typer.Option(1, help="class to explain (1 = H->bb)"),
+    n_jets: int = typer.Option(1000, help="explain the first N jets"),
+    param: list[str] = typer.Option(None, help="method parameter key=value (repeatable)"),
+    per_jet: bool = typer.Option(False, help="also store per-jet relevance in the JSON"),
+    endpoint: str = ENDPOINT,
+    engine: str = ENGINE,
+    workers: int = WORKERS,
+) -> None:
+    """Explain on an endpoint: writes DIR/explanation.json and the relevance bar chart."""
+    from servable.cli import fail
+    from servable.cli.explain import _params
+    from servable.data.h5io import JetFile
+    from servable.explain import METHODS, Explanation
+    from servable.remote import Client
+
+    if method not in METHODS:
+        fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    with JetFile(input_file) as f:
+        jets = f.read(0, n_jets)
+    with Client(endpoint, engine=engine, workers=workers) as client:
+        result = client.explain(bundle, jets, method, target, **_params(param)).result()
+    summary = result["explanation"]
+    output.mkdir(parents=True, exist_ok=True)
+    record = {**summary, "n_jets": result["n_jets"], "endpoint": endpoint,
+              "worker": result["worker"], "tasks": result["tasks"]}
+    if per_jet:
+        record.update({k: result[k].tolist() for k in ("tracks", "vertices", "jet", "output")
+                       if result[k] is not None})
+    (output / "explanation.json").write_text(json.dumps(record, indent=2))
+    figure = Explanation(method=summary["method"], target=summary["target"],
+                         model=summary["model"], feature_names=summary["feature_names"],
+                         feature_relevance=summary["feature_relevance"]).plot(
+        output / "relevance.png")
+    top = ", ".join(summary["top_features"][:5]) or "(node-level method)"
+    typer.echo(f"{method} on {result['n_jets']} jets on endpoint {endpoint} "
+               f"({result['tasks']} tasks): top features {top}")
+    typer.echo(f"wrote {output / 'explanation.json'} and {figure.name}")
+
+
+@app.command("register")
+def register(endpoint: str = ENDPOINT) -> None:
+    """Register the shipped functions once and record their ids for later calls.
+
+    With a UUID the functions are registered with the Globus Compute service (later calls
+    submit by function id); `local` records what would be registered. Either way the registry
+    ($SERVABLE_FUNCTION_REGISTRY, default ~/.servable/functions.json) notes each function's
+    source digest, so a changed function is registered again instead of run stale.
+    """
+    from servable.remote.client import GlobusEndpoint, function_digest, registry_path, serializer
+    from servable.remote.functions import SHIPPED
+
+    serde = serializer()
+    registry = {}
+    globus = None if endpoint == "local" else GlobusEndpoint(endpoint)
+    for name, fn in SHIPPED.items():
+        entry = {"sha256": function_digest(fn), "serialized_bytes": len(serde.serialize(fn)),
+                 "function_id": None}
+        if globus is not None:
+            entry["function_id"] = str(globus.executor.register_function(fn))
+        registry[name] = entry
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(registry, indent=2))
+    tmp.replace(path)
+    for name, entry in registry.items():
+        typer.echo(f"{name}: {entry['function_id'] or 'local (serialized per call)'} "
+                   f"sha256 {entry['sha256'][:12]}")
+    typer.echo(f"wrote {path}")
