@@ -292,6 +292,11 @@ class Bundle:
                     "jet_features": jets.jet_feature_names}[name]
             out[name] = select_features(array, have, [f["name"] for f in spec["features"]],
                                         name)
+            slots = spec["shape"][2] if len(spec["shape"]) == 3 else None
+            if slots is not None and array.shape[2] != slots:
+                raise InvalidJetsError(
+                    f"{name}: the model takes {slots} slots per jet, the input has "
+                    f"{array.shape[2]}; zero-pad (or keep the {slots} leading by pT) to {slots}")
         return out
 
     def logits(self, jets: Jets, runtime: str = "torch",

@@ -22,8 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# pairs per chunk of the fast path: keeps the (pairs x hidden) intermediates in cache
-PAIR_BUDGET = 1 << 14
+from servable.data.jets import bucket_chunks
 
 
 class InteractionNetwork(nn.Module):
@@ -173,27 +172,6 @@ class InteractionNetwork(nn.Module):
                 rv[v, i] = 1
             self._incidence_cache = (key, (rr, rs, rk, rv))
         return self._incidence_cache[1]
-
-
-def bucket_chunks(n_tracks, budget: int | None = None):
-    """Jets sorted by multiplicity, cut into chunks of at most `budget` track pairs.
-
-    Yields (indices, k): the jets of a chunk and their largest track count (at least 1).
-    Shared by the PyTorch forward and the ONNX Runtime runner.
-    """
-    import numpy as np
-
-    budget = budget or PAIR_BUDGET
-    counts_all = np.asarray(n_tracks)
-    order = np.argsort(counts_all, kind="stable")
-    counts = np.maximum(counts_all[order], 1)
-    start = 0
-    while start < len(counts):
-        stop = start + 1
-        while stop < len(counts) and (stop + 1 - start) * counts[stop] ** 2 <= budget:
-            stop += 1
-        yield order[start:stop], int(counts[stop - 1])
-        start = stop
 
 
 def _tmul(x, y):

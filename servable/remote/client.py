@@ -32,7 +32,9 @@ from servable.errors import ServableError
 from servable.remote import functions
 
 PAYLOAD_LIMIT = 10 * 1000 * 1000  # the service's limit on a task's serialized arguments
-GLOBAL_METHODS = ("masking", "probes")  # score the whole jet set at once: never split
+# methods whose results describe the jet set as a whole (dAUC, R^2, RNA, attention maps):
+# one task for all jets, never split
+GLOBAL_METHODS = ("masking", "probes", "rna", "attention")
 REGISTRY_ENV = "SERVABLE_FUNCTION_REGISTRY"
 
 
@@ -72,6 +74,16 @@ def _log_to_file(path: str) -> None:
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def scripts_on_path() -> None:
+    """Parsl launches its interchange and workers as scripts of this Python environment:
+    put the environment's bin directory on PATH when it is not (an unactivated venv)."""
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
 def _remote_message(trace: str) -> str:
@@ -126,6 +138,7 @@ class LocalEndpoint:
         else:
             from parsl.providers import LocalProvider
 
+            scripts_on_path()
             provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1,
                                      worker_init=self.worker_init)
             engine = GlobusComputeEngine(provider=provider, max_workers_per_node=workers,
@@ -282,6 +295,8 @@ def combine_explanations(parts: list[dict]) -> dict:
         for k in names}
     summary["top_features"] = sorted(summary["feature_relevance"],
                                      key=lambda k: -summary["feature_relevance"][k])[:10]
+    if len(parts) > 1:  # method-specific statistics stay as each task computed them
+        summary["extras"] = {"per_task": [p["explanation"]["extras"] for p in parts]}
     if "output_mean" in first:
         summary["output_mean"] = float(np.dot(n, [p["explanation"]["output_mean"]
                                                   for p in parts]) / n.sum())

@@ -24,7 +24,7 @@ def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
 
     if not (bucket and "tracks" in inputs):
         return run(inputs, batch_size)
-    from servable.models.interaction_network import bucket_chunks
+    from servable.data.jets import bucket_chunks
 
     n_tracks = np.any(inputs["tracks"] != 0, axis=1).sum(axis=1)
     out = None

@@ -1,0 +1,272 @@
+"""Remote execution through the real Globus Compute endpoint engines (DESIGN 8)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from servable import read_jets, write_jets
+from servable.data.jets import Jets
+from servable.remote import Client, PayloadTooLarge, RemoteTaskError
+from servable.remote.client import PAYLOAD_LIMIT, serializer
+from tests.cli_helpers import assert_user_error, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PY312 = Path.home() / ".pyenv" / "versions" / "3.12.1" / "bin" / "python"
+
+
+def kill_first_attempt(marker):
+    """Kills its own worker process the first time it runs (a lost node), then answers."""
+    import os
+    import signal
+    from pathlib import Path
+
+    if not Path(marker).exists():
+        Path(marker).write_text("killed once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@pytest.fixture(scope="module")
+def client():
+    with Client("local", workers=2, backoff=0.1) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def jets(test_file):
+    return read_jets(test_file)
+
+
+def test_predict_matches_local_and_keeps_order(client, published_bundle, jets, monkeypatch):
+    import servable
+
+    local = servable.load(published_bundle).predict(jets)
+    monkeypatch.setattr(client, "payload_limit", 1_500_000)  # many tasks, same answer
+    monkeypatch.setattr(client, "largest_payload", 0)
+    result = client.predict(published_bundle, jets).result()
+    assert result["runtime"] == "torch" and result["worker"]["python"]
+    assert result["tasks"] >= 10 and 1_000_000 < client.largest_payload <= 1_500_000
+    np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
+
+
+def test_worker_exception_is_one_clear_error(client, published_bundle, jets):
+    bad = {"tracks": jets.tracks[:4, :10], "vertices": jets.vertices[:4]}
+    with pytest.raises(RemoteTaskError) as info:
+        client.predict(published_bundle, bad).result()
+    message = str(info.value)
+    assert "InvalidJetsError: tracks: expected 30 features" in message
+    assert len(message.splitlines()) == 1
+    assert "Traceback" in info.value.remote_traceback  # the whole remote trace is kept
+
+
+def test_killed_worker_is_retried(client, tmp_path):
+    marker = tmp_path / "marker"
+    sent = client.tasks_sent
+    pid = client.submit(kill_first_attempt, str(marker)).result(timeout=120)
+    assert marker.read_text() == "killed once"
+    assert isinstance(pid, int) and pid != os.getpid()
+    assert client.tasks_sent - sent == 2  # the lost task was sent again
+
+
+def test_payload_over_limit_is_refused_before_sending(published_bundle, jets, client,
+                                                     monkeypatch):
+    monkeypatch.setattr(client, "payload_limit", 200_000)
+    sent = client.tasks_sent
+    # masking scores the whole set at once (dAUC): it is never split, so it must fit
+    with pytest.raises(PayloadTooLarge, match="over the service's limit"):
+        client.explain(published_bundle, jets[:100], "masking").result()
+    assert client.tasks_sent == sent
+
+
+def test_remote_explain_equals_local(client, published_bundle, jets, monkeypatch):
+    import servable
+
+    sample = jets[:300]
+    local = servable.load(published_bundle).explain(sample, "lrp")
+    monkeypatch.setattr(client, "payload_limit", 1_000_000)
+    remote = client.explain(published_bundle, sample, "lrp").result()
+    assert remote["tasks"] > 1 and remote["n_jets"] == 300
+    # float32 LRP: other batches bucket the jets differently, so sums run in another order
+    scale = np.abs(local.tracks).max()
+    np.testing.assert_allclose(remote["tracks"], local.tracks, rtol=0, atol=1e-4 * scale)
+    for name, value in local.feature_relevance.items():
+        assert remote["explanation"]["feature_relevance"][name] == pytest.approx(
+            value, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_20k_jets_remote_cli_equal_local_cli(published_bundle, test_file, tmp_path):
+    """20k jets (~150 MB of arrays) through `remote predict --endpoint local`."""
+    base = read_jets(test_file)
+    reps = -(-20_000 // len(base.tracks))
+    big = Jets.concatenate([base] * reps)[:20_000]
+    assert big.tracks.nbytes + big.vertices.nbytes + big.jet_features.nbytes > 140e6
+    data = tmp_path / "big.h5"
+    write_jets(data, big)
+    r = run_cli("predict", published_bundle, data, "-o", tmp_path / "local.h5", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("remote", "predict", "--endpoint", "local", published_bundle, data,
+                "-o", tmp_path / "remote.h5", "--quiet", timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert "largest payload" in r.stdout
+    largest = float(r.stdout.split("largest payload ")[1].split(" MB")[0])
+    tasks = int(r.stdout.split("; ")[1].split(" tasks")[0])
+    assert largest * 1e6 <= PAYLOAD_LIMIT and tasks >= 15, r.stdout
+    with h5py.File(tmp_path / "local.h5") as a, h5py.File(tmp_path / "remote.h5") as b:
+        np.testing.assert_allclose(b["scores"][:], a["scores"][:], atol=1e-6)
+        np.testing.assert_array_equal(b["row_index"][:], np.arange(20_000))
+        assert b.attrs["bundle"] == a.attrs["bundle"] and b.attrs["n_jets"] == 20_000
+
+
+@pytest.fixture(scope="session")
+def venv312(request):
+    """A Python 3.12 environment without torch: the endpoint's packages, numpy, h5py,
+    onnxruntime; servable comes from the repository through PYTHONPATH."""
+    if not PY312.exists():
+        pytest.fail(f"this machine kind has Python 3.12 under pyenv; {PY312} is missing")
+    reqs = (ROOT / "requirements" / "endpoint.txt").read_text()
+    key = hashlib.sha256(reqs.encode()).hexdigest()[:12]
+    venv = Path(request.config.cache.mkdir("servable-venv312")) / key
+    if not (venv / ".ready").exists():
+        subprocess.run([str(PY312), "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
+                        str(ROOT / "requirements" / "endpoint.txt"), "numpy", "h5py", "pyyaml",
+                        "onnxruntime"], check=True, timeout=900)
+        (venv / ".ready").write_text("ok")
+    return venv
+
+
+@pytest.mark.slow
+def test_worker_under_python_312_runs_source_serialized_function(venv312, published_bundle,
+                                                                 jets):
+    """GlobusComputeEngine (Parsl HTEX over a LocalProvider) with its workers in Python 3.12:
+    the function travels by source and runs with ONNX Runtime there (no torch)."""
+    import servable
+
+    assert sys.version_info[:2] != (3, 12)
+    sample = jets[:1500]
+    local = servable.load(published_bundle).predict(sample, runtime="onnx")
+    init = f"source {venv312}/bin/activate; export PYTHONPATH={ROOT}"
+    with Client("local", engine="parsl", workers=2, worker_init=init) as c:
+        c.payload_limit = 4_000_000
+        result = c.predict(published_bundle, sample).result(timeout=300)
+    assert result["worker"]["python"].startswith("3.12")
+    assert result["runtime"] == "onnx" and result["tasks"] >= 3
+    np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
+
+
+def test_function_deserializes_by_source_in_a_fresh_interpreter(venv312, tmp_path):
+    """The shipped `predict` carries its source: a fresh 3.12 interpreter rebuilds it."""
+    from servable.remote import functions
+
+    payload = serializer().serialize(functions.predict)
+    (tmp_path / "fn.txt").write_text(payload)
+    code = ("import sys; from globus_compute_sdk.serialize import ComputeSerializer;"
+            "fn = ComputeSerializer().deserialize(open(sys.argv[1]).read());"
+            "print(fn.__name__, tuple(sys.version_info[:2]), fn.__code__.co_varnames[:2])")
+    r = subprocess.run([str(venv312 / "bin" / "python"), "-I", "-c", code,
+                        str(tmp_path / "fn.txt")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "predict" and "(3, 12)" in r.stdout
+    assert "('bundle_ref', 'jets')" in r.stdout
+
+
+def test_cli_errors_are_one_line(published_bundle, test_file, tmp_path):
+    r = run_cli("remote", "predict", "/no/such/bundle", test_file, "-o", tmp_path / "x.h5")
+    assert_user_error(r, "remote task failed", "no such bundle directory")
+    assert not (tmp_path / "x.h5").exists()
+    env_free = {k: v for k, v in os.environ.items() if not k.startswith("GLOBUS_COMPUTE")}
+    r = subprocess.run([sys.executable, "-m", "servable", "remote", "predict", "--endpoint",
+                        str(uuid.uuid4()), str(published_bundle), str(test_file), "-o",
+                        str(tmp_path / "y.h5")], capture_output=True, text=True, env=env_free)
+    assert_user_error(r, "GLOBUS_COMPUTE_CLIENT_ID")
+    r = run_cli("remote", "predict", "--endpoint", "nowhere", published_bundle, test_file,
+                "-o", tmp_path / "z.h5")
+    assert_user_error(r, "'local' or a Globus Compute endpoint UUID")
+
+
+def test_bundle_found_by_name_under_bundle_path(published_bundle, test_file, tmp_path):
+    env = {**os.environ, "SERVABLE_BUNDLE_PATH": str(published_bundle.parent)}
+    name = json.loads(json.dumps(__import__("yaml").safe_load(
+        (published_bundle / "servable.yaml").read_text())))["name"]
+    r = subprocess.run([sys.executable, "-m", "servable", "remote", "predict", name,
+                        str(test_file), "-o", str(tmp_path / "s.h5"), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f.attrs["bundle"] == name and f["scores"].shape[1] == 2
+
+
+def test_remote_explain_cli(published_bundle, test_file, tmp_path):
+    r = run_cli("remote", "explain", published_bundle, test_file, "--method", "lrp",
+                "--n-jets", 200, "-o", tmp_path / "ex", timeout=300)
+    assert r.returncode == 0, r.stderr
+    record = json.loads((tmp_path / "ex" / "explanation.json").read_text())
+    assert record["n_jets"] == 200 and record["method"] == "lrp"
+    assert (tmp_path / "ex" / "relevance.png").stat().st_size > 10_000
+
+
+def test_register_records_function_digests(tmp_path):
+    env = {**os.environ, "SERVABLE_FUNCTION_REGISTRY": str(tmp_path / "fns.json")}
+    r = subprocess.run([sys.executable, "-m", "servable", "remote", "register"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    registry = json.loads((tmp_path / "fns.json").read_text())
+    assert set(registry) == {"predict", "explain", "train"}
+    assert all(len(e["sha256"]) == 64 and e["serialized_bytes"] > 100
+               for e in registry.values())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "containers" / "endpoints")
+                                        .glob("*.yaml")))
+def test_endpoint_templates_load(name):
+    from globus_compute_endpoint.endpoint.config.utils import load_config_yaml
+
+    text = (ROOT / "containers" / "endpoints" / name).read_text()
+    config = load_config_yaml(text)
+    engine = config.engine
+    try:
+        assert type(engine).__name__ == "GlobusComputeEngine"
+        assert type(engine.provider).__name__ in ("SlurmProvider", "PBSProProvider")
+        assert engine.container_type == "apptainer" and engine.container_uri.endswith(".sif")
+        assert "SERVABLE_BUNDLE_PATH" in engine.container_cmd_options
+        if "gpu" in name:
+            assert "--nv" in engine.container_cmd_options.split()
+        assert engine.provider.worker_init
+    finally:
+        engine.shutdown()
+    assert len(sorted((ROOT / "containers" / "endpoints").glob("*.yaml"))) >= 3
+
+
+@pytest.mark.slow
+def test_train_seeds_fan_out(train_file, tmp_path):
+    """`--executor local` and `--executor parsl:CONFIG.py` each train two seeds in parallel."""
+    config = tmp_path / "parsl_config.py"
+    config.write_text(
+        "from parsl.config import Config\n"
+        "from parsl.executors import HighThroughputExecutor\n"
+        "from parsl.providers import LocalProvider\n"
+        "config = Config(executors=[HighThroughputExecutor(label='htex', max_workers_per_node=2,"
+        " address='127.0.0.1', provider=LocalProvider(init_blocks=1, max_blocks=1))],"
+        f" run_dir='{tmp_path / 'runinfo'}')\n")
+    for executor in ("local", f"parsl:{config}"):
+        out = tmp_path / executor.split(":")[0]
+        r = run_cli("train", "--model", "mlp", "--data", train_file, "--epochs", 1,
+                    "--seeds", "3,4", "--executor", executor, "--quiet", "-o", out,
+                    timeout=900)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["seeds"] == [3, 4]
+        for seed in (3, 4):
+            assert run_cli("bundle", "verify", out / f"seed-{seed}").returncode == 0
+    r = run_cli("train", "--data", train_file, "--seeds", "1,2", "--executor",
+                f"parsl:{tmp_path / 'missing.py'}", "-o", tmp_path / "m")
+    assert_user_error(r, "no such Parsl config file")
