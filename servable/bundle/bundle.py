@@ -126,13 +126,17 @@ def _feature_entries(names) -> list[dict]:
 
 
 def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
-    c = tagger.config
+    return io_spec_of(tagger.config, tagger.input_names)
+
+
+def io_spec_of(c: dict, input_names) -> tuple[list[dict], list[dict]]:
+    """Inputs and outputs (names, shapes, features with units) of a tagger config."""
     slots = {"tracks": c["hyperparameters"].get("n_tracks", schema.TRACK_SLOTS),
              "vertices": c["hyperparameters"].get("n_vertices", schema.VERTEX_SLOTS)}
     features = {"tracks": c["track_features"], "vertices": c["vertex_features"],
                 "jet_features": c["jet_features"]}
     inputs = []
-    for name in tagger.input_names:
+    for name in input_names:
         shape = [None, len(features[name])] + ([slots[name]] if name in slots else [])
         entry = {"name": name, "shape": shape, "dtype": "float32",
                  "features": _feature_entries(features[name])}

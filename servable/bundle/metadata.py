@@ -19,50 +19,51 @@ from servable.errors import ServableError
 CITATION, CODEMETA, CRATE, CARD = ("CITATION.cff", "codemeta.json", "ro-crate-metadata.json",
                                    "MODEL_CARD.md")
 GENERATED = (CITATION, CODEMETA, CRATE, CARD)
-DEFAULT_AUTHORS = [{"name": "The servable developers"}]
+REFERENCE_TYPES = {"dataset": "data", "software": "software", "publication": "article"}
 
 
-def _authors(manifest: dict) -> list[dict]:
-    return manifest.get("authors") or DEFAULT_AUTHORS
+def _cff_author(a: dict) -> dict:
+    keys = ("given-names", "family-names", "name", "affiliation", "orcid")
+    return {k: a[k] for k in keys if a.get(k)}
 
 
-def _related(manifest: dict) -> list[dict]:
-    prov = manifest.get("provenance", {})
-    out = []
-    data_doi = prov.get("training_data_doi")
-    if data_doi:
-        out.append({"type": "data", "doi": data_doi, "title": "Training data",
-                    "authors": [{"name": "CMS Collaboration"}]})
-    up = prov.get("upstream")
-    if up:
-        out.append({"type": "software", "doi": up["code_doi"], "title": "Upstream code",
-                    "repository-code": up["repository"], "authors": [{"name": "FAIR4HEP"}]})
-    return out
-
-
-def citation_cff(manifest: dict) -> str:
+def citation_cff(record: dict) -> str:
+    """CITATION.cff (CFF 1.2.0) of a record; validated before it is returned."""
     cff = {
         "cff-version": "1.2.0",
-        "message": "If you use this model, please cite it as below.",
+        "message": "If you use this work, please cite it as below.",
         "type": "software",
-        "title": f"{manifest['name']}: {manifest.get('description') or manifest['task']}",
-        "version": str(manifest["version"]),
-        "authors": _authors(manifest),
-        "license": manifest.get("license", "MIT"),
-        "keywords": ["jet tagging", "H->bb", "high-energy physics", "FAIR",
-                     manifest["model"]["kind"]],
-        "date-released": manifest.get("date_released", dt.date.today().isoformat()),
+        "title": record["title"],
+        "abstract": record["description"],
+        "version": str(record["version"]),
+        "authors": [_cff_author(a) for a in record["authors"]],
+        "license": record["license"],
+        "keywords": list(record["keywords"]),
+        "date-released": str(record.get("date_released") or dt.date.today().isoformat()),
     }
-    if manifest.get("doi"):
-        cff["doi"] = manifest["doi"]
-        cff["identifiers"] = [{"type": "doi", "value": manifest["doi"],
+    if record.get("repository_code"):
+        cff["repository-code"] = record["repository_code"]
+    if record.get("doi"):
+        cff["doi"] = record["doi"]
+        cff["identifiers"] = [{"type": "doi", "value": record["doi"],
                                "description": "this version"}]
-        if manifest.get("concept_doi"):
-            cff["identifiers"].append({"type": "doi", "value": manifest["concept_doi"],
+        if record.get("concept_doi"):
+            cff["identifiers"].append({"type": "doi", "value": record["concept_doi"],
                                        "description": "all versions"})
-    related = _related(manifest)
-    if related:
-        cff["references"] = related
+    references = []
+    for r in record.get("related_identifiers", []):
+        ref = {"type": REFERENCE_TYPES.get(r.get("resource_type"), "generic"),
+               "title": r.get("title") or r["identifier"],
+               "authors": [_cff_author(a) for a in r.get("authors")
+                           or [{"name": "see the identifier"}]]}
+        if r["scheme"] == "doi":
+            ref["doi"] = r["identifier"]
+        else:
+            ref["url"] = (r["identifier"] if r["scheme"] == "url" else
+                          f"https://arxiv.org/abs/{r['identifier'].removeprefix('arXiv:')}")
+        references.append(ref)
+    if references:
+        cff["references"] = references
     text = yaml.safe_dump(cff, sort_keys=False, allow_unicode=True, width=100)
     validate_cff(text)
     return text
@@ -78,33 +79,63 @@ def validate_cff(text: str) -> None:
             from None
 
 
-def codemeta(manifest: dict) -> str:
+def _codemeta_person(a: dict) -> dict:
+    if "family-names" not in a:
+        return {"@type": "Organization", "name": a["name"]}
+    out = {"@type": "Person", "givenName": a["given-names"], "familyName": a["family-names"]}
+    if a.get("orcid"):
+        out["@id"] = a["orcid"]
+    if a.get("affiliation"):
+        out["affiliation"] = {"@type": "Organization", "name": a["affiliation"]}
+    return out
+
+
+def codemeta(record: dict, dependencies: dict | None = None) -> str:
+    """codemeta.json (CodeMeta 3.0) of a record."""
     doc = {
         "@context": "https://w3id.org/codemeta/3.0",
         "@type": "SoftwareSourceCode",
-        "name": manifest["name"],
-        "version": str(manifest["version"]),
-        "description": manifest.get("description") or manifest["task"],
-        "license": "https://spdx.org/licenses/" + manifest.get("license", "MIT"),
-        "author": [{"@type": "Person" if "family-names" in a else "Organization",
-                    **({"givenName": a.get("given-names"), "familyName": a["family-names"]}
-                       if "family-names" in a else {"name": a["name"]})}
-                   for a in _authors(manifest)],
-        "keywords": ["jet tagging", "H->bb", "high-energy physics", "FAIR"],
+        "name": record["title"],
+        "identifier": record["name"],
+        "version": str(record["version"]),
+        "description": record["description"],
+        "license": "https://spdx.org/licenses/" + record["license"],
+        "author": [_codemeta_person(a) for a in record["authors"]],
+        "keywords": list(record["keywords"]),
         "programmingLanguage": "Python",
-        "runtimePlatform": [f"{k} {v}" for k, v in manifest.get("dependencies", {}).items()],
-        "softwareRequirements": sorted(manifest.get("dependencies", {})),
     }
-    if manifest.get("doi"):
-        doc["identifier"] = f"https://doi.org/{manifest['doi']}"
-    related = _related(manifest)
-    if related:
-        doc["isBasedOn"] = [f"https://doi.org/{r['doi']}" for r in related]
+    if record.get("repository_code"):
+        doc["codeRepository"] = record["repository_code"]
+    if dependencies:
+        doc["softwareRequirements"] = [f"{k}=={v}" for k, v in sorted(dependencies.items())]
+    if record.get("doi"):
+        doc["identifier"] = f"https://doi.org/{record['doi']}"
+    if record.get("concept_doi"):
+        doc["sameAs"] = f"https://doi.org/{record['concept_doi']}"
+    related = record.get("related_identifiers", [])
+    based = [_ref_url(r) for r in related if r["relation"] == "isDerivedFrom"]
+    papers = [_ref_url(r) for r in related if r.get("resource_type") == "publication"]
+    if based:
+        doc["isBasedOn"] = based
+    if papers:
+        doc["referencePublication"] = papers
     return json.dumps(doc, indent=2)
 
 
+def _ref_url(r: dict) -> str:
+    if r["scheme"] == "doi":
+        return f"https://doi.org/{r['identifier']}"
+    if r["scheme"] == "arxiv":
+        return f"https://arxiv.org/abs/{r['identifier'].removeprefix('arXiv:')}"
+    return r["identifier"]
+
+
 def ro_crate(bundle: Path, manifest: dict, checksums: dict[str, str]) -> str:
-    """RO-Crate 1.1: the root dataset and one File entity per bundle file."""
+    """RO-Crate 1.1: the root dataset (with its authors and identifiers) and one File entity
+    per bundle file."""
+    from servable.bundle.record import record_from_manifest
+
+    record = record_from_manifest(manifest)
     parts = []
     for name in sorted(set(checksums) | {"servable.yaml"}):
         entity = {"@id": name, "@type": "File", "name": name,
@@ -114,20 +145,33 @@ def ro_crate(bundle: Path, manifest: dict, checksums: dict[str, str]) -> str:
             entity["contentSize"] = str((bundle / name).stat().st_size)
         parts.append(entity)
     root = {
-        "@id": "./", "@type": "Dataset", "name": manifest["name"],
-        "description": manifest.get("description") or manifest["task"],
+        "@id": "./", "@type": "Dataset", "name": record["title"],
+        "description": record["description"],
+        "keywords": ", ".join(record["keywords"]),
         "version": str(manifest["version"]),
-        "datePublished": manifest.get("date_released", dt.date.today().isoformat()),
-        "license": {"@id": "https://spdx.org/licenses/" + manifest.get("license", "MIT")},
+        "datePublished": manifest.get("date_released") or dt.date.today().isoformat(),
+        "license": {"@id": "https://spdx.org/licenses/" + record["license"]},
         "hasPart": [{"@id": p["@id"]} for p in parts],
     }
-    if manifest.get("doi"):
-        root["identifier"] = f"https://doi.org/{manifest['doi']}"
+    people = []
+    for i, a in enumerate(record["authors"]):
+        person = _codemeta_person(a)
+        person["@id"] = person.get("@id") or f"#author-{i + 1}"
+        if isinstance(person.get("affiliation"), dict):
+            person["affiliation"] = person["affiliation"]["name"]
+        people.append(person)
+    root["author"] = [{"@id": p["@id"]} for p in people]
+    if record.get("doi"):
+        root["identifier"] = [f"https://doi.org/{record['doi']}"] + (
+            [f"https://doi.org/{record['concept_doi']}"] if record.get("concept_doi") else [])
+    related = [_ref_url(r) for r in record.get("related_identifiers", [])]
+    if related:
+        root["isBasedOn"] = [{"@id": u} for u in related]
     descriptor = {"@id": CRATE, "@type": "CreativeWork",
                   "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
                   "about": {"@id": "./"}}
     return json.dumps({"@context": "https://w3id.org/ro/crate/1.1/context",
-                       "@graph": [descriptor, root, *parts]}, indent=2)
+                       "@graph": [descriptor, root, *people, *parts]}, indent=2)
 
 
 def _format(name: str) -> str:
@@ -178,9 +222,11 @@ def model_card(manifest: dict) -> str:
 def write_metadata(bundle: Path, manifest: dict, checksums: dict[str, str]) -> None:
     """Write CITATION.cff, codemeta.json, MODEL_CARD.md, then the RO-Crate over all files."""
     from servable.bundle.bundle import sha256_path
+    from servable.bundle.record import record_from_manifest
 
-    (bundle / CITATION).write_text(citation_cff(manifest))
-    (bundle / CODEMETA).write_text(codemeta(manifest))
+    record = record_from_manifest(manifest)
+    (bundle / CITATION).write_text(citation_cff(record))
+    (bundle / CODEMETA).write_text(codemeta(record, manifest.get("dependencies")))
     (bundle / CARD).write_text(model_card(manifest))
     for name in (CITATION, CODEMETA, CARD):
         checksums[name] = sha256_path(bundle / name)

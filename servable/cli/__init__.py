@@ -14,6 +14,7 @@ from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
 from servable.cli import explain as explain_cli
 from servable.cli import models as models_cli
+from servable.cli import publish as publish_cli
 from servable.cli import remote as remote_cli
 from servable.cli import serve as serve_cli
 from servable.cli.demo import demo
@@ -36,6 +37,10 @@ app.add_typer(serve_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(demo)
 app.add_typer(remote_cli.app, name="remote")
+app.add_typer(publish_cli.app, name="publish")
+app.command()(publish_cli.cite)
+app.command("fair-report")(publish_cli.fair_report)
+app.add_typer(publish_cli.metadata_app, name="metadata")
 
 USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)
 

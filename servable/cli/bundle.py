@@ -25,9 +25,29 @@ def import_checkpoint(
     metadata: Path = typer.Option(..., "--metadata", help="its *_model_metadata.json"),
     output: Path = typer.Option(..., "-o", "--output", help="servable directory to write"),
     force: bool = typer.Option(False, help="overwrite a non-empty output directory"),
+    record: Path = typer.Option(None, help="metadata record to describe it with, e.g. "
+                                           "metadata/hbb-in-baseline.yaml"),
 ) -> None:
     """Import a published Interaction Network checkpoint (read with weights_only=True)."""
     from servable.bundle.published import import_checkpoint as run
+    from servable.bundle.record import apply_record, load_record
 
+    rec = load_record(record) if record is not None else None  # a bad record: before writing
     out = run(checkpoint, metadata, output, overwrite=force)
+    if rec is not None:
+        apply_record(out, rec)
     typer.echo(f"{out}: imported {checkpoint.name} (safetensors, checksummed)")
+
+
+@app.command("describe")
+def describe(
+    bundle: Path = typer.Argument(..., help="servable directory"),
+    record: Path = typer.Option(..., help="metadata record (metadata/NAME.yaml)"),
+) -> None:
+    """Describe a bundle with a metadata record: name, version, authors with ORCID, licence,
+    related identifiers; regenerates CITATION.cff, codemeta.json, RO-Crate and checksums."""
+    from servable.bundle.record import apply_record, load_record
+
+    manifest = apply_record(bundle, load_record(record))
+    typer.echo(f"{bundle}: described as {manifest['name']} {manifest['version']} "
+               f"({len(manifest['authors'])} authors)")

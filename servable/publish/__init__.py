@@ -1,0 +1,1 @@
+"""Publishing (Zenodo DOIs), citing and FAIR self-assessment of bundles (DESIGN 10)."""

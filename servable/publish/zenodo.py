@@ -1,0 +1,310 @@
+"""Mint a DOI for a bundle through Zenodo's deposit API (or any compatible InvenioRDM instance).
+
+Steps: create a deposition (or `actions/newversion` of a published one), upload the bundle's
+zip and its files to the deposition's bucket, set the metadata (from the bundle's record),
+publish, then write the minted DOI and concept DOI back into the bundle (servable.yaml,
+CITATION.cff, codemeta.json, RO-Crate; checksums regenerated).
+
+Resumable and idempotent: a state file beside the bundle (`BUNDLE.zenodo.json`) records each
+completed step; a rerun after an interruption reuses the deposition (found by the state or,
+if the state was lost with the creating request in flight, by its title and version among
+the account's drafts), skips files already in the bucket with the same MD5, and refuses to
+publish a version twice. The token comes from the environment and never appears in output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from servable.errors import ServableError
+
+ZENODO = "https://zenodo.org"
+SANDBOX = "https://sandbox.zenodo.org"
+TOKEN_ENV, SANDBOX_TOKEN_ENV = "ZENODO_TOKEN", "ZENODO_SANDBOX_TOKEN"
+
+
+class ZenodoError(ServableError):
+    """The deposit API refused a request (message and field errors from its JSON body)."""
+
+
+def md5_path(path: Path) -> str:
+    h = hashlib.md5()  # noqa: S324 - Zenodo's checksum, not a security measure
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ZenodoClient:
+    """Thin client of the legacy deposit API: bearer token, retries, rate limits, dry runs."""
+
+    def __init__(self, base_url: str = ZENODO, token: str | None = None, *,
+                 dry_run: bool = False, echo=print, retries: int = 3, backoff: float = 1.0,
+                 timeout: float = 120.0):
+        if not dry_run and not token:
+            raise ZenodoError(f"no token: set {TOKEN_ENV} (or {SANDBOX_TOKEN_ENV} with "
+                              "--sandbox) to a personal access token with the scopes "
+                              "deposit:write and deposit:actions")
+        self.base = base_url.rstrip("/")
+        self.api = f"{self.base}/api"
+        self._token, self.dry_run, self.echo = token or "", dry_run, echo
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self._dry_ids = 0
+
+    # -- transport ---------------------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def request(self, method: str, url: str, *, json_body=None, file: Path | None = None,
+                expect=(200,)) -> dict:
+        if self.dry_run:
+            return self._dry(method, url, json_body, file)
+        import requests
+
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        for attempt in range(self.retries + 1):
+            try:
+                if file is not None:
+                    with open(file, "rb") as f:
+                        r = requests.request(method, url, data=f, timeout=self.timeout,
+                                             headers={**headers, "Content-Type":
+                                                      "application/octet-stream"})
+                else:
+                    r = requests.request(method, url, json=json_body, headers=headers,
+                                         timeout=self.timeout)
+            except requests.RequestException as exc:
+                if attempt == self.retries:
+                    raise ZenodoError(self._redact(f"{method} {url}: no answer "
+                                                   f"({exc.__class__.__name__}); run the "
+                                                   "same command again to resume")) from None
+                time.sleep(self.backoff * 2 ** attempt)
+                continue
+            if r.status_code == 429 or (r.status_code >= 500 and attempt < self.retries):
+                if attempt == self.retries:
+                    break
+                time.sleep(self._wait(r, attempt))
+                continue
+            break
+        if r.status_code in expect:
+            return r.json() if r.content else {}
+        raise ZenodoError(self._redact(self._explain(method, url, r)))
+
+    def _wait(self, r, attempt: int) -> float:
+        if r.status_code == 429:
+            retry_after = r.headers.get("Retry-After")
+            reset = r.headers.get("X-RateLimit-Reset")
+            if retry_after and retry_after.isdigit():
+                return min(float(retry_after), 60.0)
+            if reset and reset.isdigit():
+                return min(max(float(reset) - time.time(), 0.5), 60.0)
+        return self.backoff * 2 ** attempt
+
+    def _explain(self, method: str, url: str, r) -> str:
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        message = body.get("message") or r.reason or "no message"
+        fields = "; ".join(f"{e.get('field', '?')}: {e.get('message') or e.get('messages')}"
+                           for e in body.get("errors") or [])
+        where = f"{method} {url.replace(self.base, '') or '/'}"
+        if r.status_code in (401, 403):
+            return (f"Zenodo refused the token ({r.status_code} on {where}: {message}); create "
+                    f"a personal access token with the scopes deposit:write and "
+                    f"deposit:actions and set {TOKEN_ENV} (or {SANDBOX_TOKEN_ENV})")
+        return (f"Zenodo answered {r.status_code} to {where}: {message}"
+                + (f" ({fields})" if fields else "")
+                + ("; run the same command again to resume" if r.status_code >= 500 else ""))
+
+    def _dry(self, method, url, json_body, file) -> dict:
+        lines = [f"{method} {url}", "  Authorization: Bearer ***"]
+        if file is not None:
+            lines.append(f"  Content-Type: application/octet-stream  <{file.name}: "
+                         f"{file.stat().st_size} bytes, md5 {md5_path(file)}>")
+        elif json_body is not None:
+            lines.append("  Content-Type: application/json")
+            lines += ["  " + ln for ln in json.dumps(json_body, indent=2).splitlines()]
+        self.echo("\n".join(lines))
+        self._dry_ids += 1
+        dep = "{deposition_id}"
+        return {"id": dep, "conceptrecid": "{concept_id}", "files": [],
+                "links": {"bucket": f"{self.api}/files/{{bucket}}",
+                          "self": f"{self.api}/deposit/depositions/{dep}",
+                          "latest_draft": f"{self.api}/deposit/depositions/{dep}"},
+                "metadata": {}, "doi": "{doi}", "conceptdoi": "{concept_doi}",
+                "submitted": False, "state": "unsubmitted",
+                "checksum": f"md5:{md5_path(file)}" if file is not None else None}
+
+    # -- deposit API -------------------------------------------------------------------
+    def depositions_url(self, dep_id=None) -> str:
+        url = f"{self.api}/deposit/depositions"
+        return url if dep_id is None else f"{url}/{dep_id}"
+
+    def create(self, metadata: dict) -> dict:
+        return self.request("POST", self.depositions_url(), json_body={"metadata": metadata},
+                            expect=(201,))
+
+    def get(self, dep_id) -> dict:
+        return self.request("GET", self.depositions_url(dep_id))
+
+    def drafts(self) -> list:
+        if self.dry_run:
+            return []
+        return self.request("GET", self.depositions_url() + "?status=draft&size=100")
+
+    def new_version(self, dep_id) -> dict:
+        record = self.request("POST", self.depositions_url(dep_id) + "/actions/newversion",
+                              expect=(201,))
+        return self.request("GET", record["links"]["latest_draft"])
+
+    def upload(self, bucket: str, name: str, path: Path) -> dict:
+        return self.request("PUT", f"{bucket}/{name}", file=path, expect=(200, 201))
+
+    def delete_file(self, dep_id, file_id) -> None:
+        self.request("DELETE", f"{self.depositions_url(dep_id)}/files/{file_id}",
+                     expect=(204,))
+
+    def set_metadata(self, dep_id, metadata: dict) -> dict:
+        return self.request("PUT", self.depositions_url(dep_id),
+                            json_body={"metadata": metadata})
+
+    def publish(self, dep_id) -> dict:
+        return self.request("POST", self.depositions_url(dep_id) + "/actions/publish",
+                            expect=(202,))
+
+
+def state_path(bundle: Path) -> Path:
+    return bundle.parent / f"{bundle.name}.zenodo.json"
+
+
+def _load_state(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ZenodoError(f"{path}: the publish state is not valid JSON; if no deposition was "
+                          "created, delete it and run again") from None
+
+
+def _save_state(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def _zip_matches(zip_path: Path, manifest_path: Path) -> bool:
+    """Whether an existing zip holds this very manifest (same bundle, same version)."""
+    import zipfile
+
+    if not zip_path.exists():
+        return False
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            names = [n for n in z.namelist() if n.endswith("/" + manifest_path.name)]
+            return bool(names) and z.read(names[0]) == manifest_path.read_bytes()
+    except zipfile.BadZipFile:
+        return False
+
+
+def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | None = None,
+                   echo=print) -> dict:
+    """Publish `bundle` (see the module docstring); returns the state of this version."""
+    from servable.bundle.bundle import MANIFEST, export_zip, verify, write_manifest
+    from servable.bundle.record import record_from_manifest, zenodo_metadata
+
+    bundle = Path(bundle)
+    manifest = verify(bundle)
+    version = str(manifest["version"])
+    spath = state_path(bundle)
+    all_states = _load_state(spath)
+    key = f"{client.base}|{manifest['name']}|{version}"
+    state = all_states.get(key, {"steps": []})
+    if manifest.get("doi") or "published" in state["steps"]:
+        doi = manifest.get("doi") or state.get("doi")
+        raise ZenodoError(f"{bundle}: version {version} is already published as {doi}; raise "
+                          "the version (servable bundle describe --record) and publish with "
+                          f"--new-version-of {state.get('deposition', {}).get('id', 'ID')}")
+    metadata = zenodo_metadata(record_from_manifest(manifest))
+
+    def done(step: str, **values) -> None:
+        state.update(values)
+        if step not in state["steps"]:
+            state["steps"].append(step)
+        if not client.dry_run:
+            all_states[key] = state
+            _save_state(spath, all_states)
+            echo(f"[{step}] done")
+
+    # 1. the deposition: resume, adopt a draft the lost state created, or create one
+    dep = None
+    if state.get("deposition"):
+        dep = client.get(state["deposition"]["id"])
+    else:
+        for draft in client.drafts():
+            m = draft.get("metadata", {})
+            if m.get("title") == metadata["title"] and str(m.get("version")) == version:
+                dep = draft
+                echo(f"resuming draft deposition {draft['id']} (found by title and version)")
+                break
+    if dep is None:
+        if new_version_of is not None:
+            dep = client.new_version(new_version_of)
+        else:
+            dep = client.create(metadata)
+    if dep.get("submitted") and not client.dry_run:
+        raise ZenodoError(f"deposition {dep['id']} is already published")
+    done("deposition", deposition={"id": dep["id"], "bucket": dep["links"]["bucket"],
+                                   "html": dep["links"].get("html", "")})
+
+    # 2. files: the zip and every file of the bundle, each once (MD5-checked)
+    zip_dir = Path(tempfile.mkdtemp(prefix="servable-dry-")) if client.dry_run else \
+        bundle.parent
+    zip_path = zip_dir / f"{manifest['name']}-{version}.zip"
+    if not _zip_matches(zip_path, bundle / MANIFEST):  # kept: a resumed run sends the same
+        export_zip(bundle, zip_path, overwrite=True)  # bytes
+    uploads = [zip_path] + [bundle / name for name in sorted(manifest["files"])] + \
+        [bundle / MANIFEST]
+    remote = {f.get("filename") or f.get("key"): f for f in dep.get("files") or []}
+    uploaded = state.setdefault("uploaded", {})
+    for path in uploads:
+        digest = md5_path(path)
+        have = remote.get(path.name)
+        if have and str(have.get("checksum", "")).removeprefix("md5:") == digest:
+            uploaded[path.name] = digest
+            continue
+        if have:  # same name, other bytes (a previous version's file): replace it
+            client.delete_file(dep["id"], have["id"])
+        answer = client.upload(state["deposition"]["bucket"], path.name, path)
+        got = str(answer.get("checksum", "")).removeprefix("md5:")
+        if not client.dry_run and got != digest:
+            raise ZenodoError(f"{path.name}: the server stored MD5 {got}, the file has "
+                              f"{digest}; run again to upload it anew")
+        uploaded[path.name] = digest
+        done(f"upload {path.name}")
+    stale = [n for n in remote if n not in {p.name for p in uploads}]
+    for name in stale:  # files inherited from the previous version that this one lacks
+        client.delete_file(dep["id"], remote[name]["id"])
+    done("upload")
+
+    # 3. metadata, 4. publish
+    client.set_metadata(dep["id"], metadata)
+    done("metadata")
+    published = client.publish(dep["id"])
+    done("published", doi=published.get("doi"), concept_doi=published.get("conceptdoi"),
+         record_url=published.get("links", {}).get("record_html")
+         or published.get("links", {}).get("html"), record_id=published.get("id"))
+    if client.dry_run:
+        return state
+
+    # 5. the DOI written back into the bundle (manifest, citation files, RO-Crate, checksums)
+    manifest["doi"], manifest["concept_doi"] = state["doi"], state["concept_doi"]
+    manifest["zenodo"] = {"record_id": state["record_id"], "url": state["record_url"],
+                          "base_url": client.base}
+    write_manifest(bundle, manifest)
+    done("written back")
+    return state
