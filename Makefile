@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-output
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean metadata-check container-test
 
 $(STAMP): pyproject.toml requirements/endpoint.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# fails when CITATION.cff, codemeta.json or metadata/generated/* differ from metadata/*.yaml
+metadata-check: $(STAMP)
+	$(BIN)/servable metadata sync --check
 
 lint: $(STAMP)
 	$(BIN)/ruff check servable tests

@@ -1,0 +1,224 @@
+"""Publishing to a Zenodo-compatible deposit API, citing, FAIR self-assessment (DESIGN 10)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servable.bundle.bundle import sha256_path, verify
+from tests.cli_helpers import assert_user_error, run_cli
+from tests.zenodo_server import ZenodoLike
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "s3cret-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def described(published_dir, tmp_path_factory) -> Path:
+    """The published baseline imported with its metadata record (not yet published)."""
+    out = tmp_path_factory.mktemp("described") / "bundle"
+    r = run_cli("bundle", "import-checkpoint", published_dir / "gnn_baseline_best.pth",
+                "--metadata", published_dir / "gnn_baseline_model_metadata.json",
+                "--record", ROOT / "metadata" / "hbb-in-baseline.yaml", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture()
+def bundle(described, tmp_path) -> Path:
+    target = tmp_path / "hbb-in-baseline"
+    shutil.copytree(described, target)
+    return target
+
+
+def publish(bundle, server, *extra, token=TOKEN, timeout=300):
+    env = {**os.environ, "ZENODO_TOKEN": token}
+    return subprocess.run([sys.executable, "-m", "servable", "publish", "zenodo", str(bundle),
+                           "--base-url", server.url, *map(str, extra)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def bundle_files(bundle: Path) -> list[Path]:
+    manifest = yaml.safe_load((bundle / "servable.yaml").read_text())
+    return [bundle / n for n in manifest["files"]] + [bundle / "servable.yaml"]
+
+
+def test_publish_one_deposition_checksums_and_doi_everywhere(bundle):
+    import hashlib
+
+    before = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in bundle_files(bundle)}
+    with ZenodoLike(token=TOKEN) as z:
+        r = publish(bundle, z)
+        assert r.returncode == 0, r.stderr
+        assert len(z.depositions) == 1
+        (dep,) = z.depositions.values()
+        assert dep["submitted"]
+        stored = {name: f["md5"].removeprefix("md5:") for name, f in dep["files"].items()}
+        assert {k: v for k, v in stored.items() if not k.endswith(".zip")} == before
+        assert any(k.endswith(".zip") for k in stored)
+        assert len(z.uploads) == len(stored)  # every file exactly once
+        meta = dep["metadata"]
+        assert meta["upload_type"] == "software" and meta["access_right"] == "open"
+        assert meta["creators"][0]["orcid"] == "0000-0002-5076-7096"
+        doi = dep["doi"]
+    manifest = verify(bundle)  # checksums regenerated after the write-back
+    assert manifest["doi"] == doi and manifest["concept_doi"].startswith("10.5072/zenodo.")
+    assert yaml.safe_load((bundle / "CITATION.cff").read_text())["doi"] == doi
+    assert json.loads((bundle / "codemeta.json").read_text())["identifier"].endswith(doi)
+    crate = json.loads((bundle / "ro-crate-metadata.json").read_text())
+    root = next(e for e in crate["@graph"] if e["@id"] == "./")
+    assert f"https://doi.org/{doi}" in root["identifier"]
+    entry = next(e for e in crate["@graph"] if e["@id"] == "CITATION.cff")
+    assert entry["sha256"] == sha256_path(bundle / "CITATION.cff")
+    assert TOKEN not in r.stdout + r.stderr
+    # the same version again: refused, nothing sent
+    with ZenodoLike(token=TOKEN) as z:
+        r = publish(bundle, z)
+        assert_user_error(r, "already published", doi)
+        assert z.log == []
+
+
+def test_fair_report_and_cite_on_published_bundle(bundle):
+    r = run_cli("fair-report", bundle)
+    assert r.returncode == 0
+    assert "7/11" in r.stdout.splitlines()[0]  # F1, F3, F4, A1 need the DOI and the record
+    for p in ("F1", "F3", "F4", "A1"):
+        assert f"{p}  MISS" in r.stdout
+    assert "R3  PASS" in r.stdout and "F2  PASS" in r.stdout
+    r = run_cli("fair-report", bundle, "--min", "0.95")
+    assert r.returncode == 1 and "below --min" in r.stderr
+    with ZenodoLike(token=TOKEN) as z:
+        assert publish(bundle, z).returncode == 0
+    r = run_cli("fair-report", bundle, "--min", "1")
+    assert r.returncode == 0, r.stdout
+    lines = r.stdout.strip().splitlines()
+    assert "11/11" in lines[0] and len(lines) == 12
+    assert all(" PASS " in line for line in lines[1:])
+    doi = verify(bundle)["doi"]
+    r = subprocess.run([sys.executable, "-c", f"import servable; print(servable.load('{doi}')"
+                        ".name)"], capture_output=True, text=True,
+                       env={**os.environ, "SERVABLE_BUNDLE_PATH": str(bundle.parent)})
+    assert r.stdout.strip() == "hbb-in-baseline", r.stderr  # A1: loadable by its DOI
+    r = run_cli("cite", bundle, "--format", "bibtex")
+    assert r.returncode == 0 and r.stdout.startswith("@software{Duarte")
+    assert f"doi = {{{doi}}}" in r.stdout and "Zhu, Ruike" in r.stdout
+    r = run_cli("cite", bundle, "--format", "apa")
+    assert r.stdout.startswith("Duarte, J. M., Li, B., Roy, A., & Zhu, R. (2026).")
+    assert r.stdout.strip().endswith(f"https://doi.org/{doi}")
+    r = run_cli("cite", bundle, "--format", "cff")
+    assert yaml.safe_load(r.stdout)["doi"] == doi
+    assert_user_error(run_cli("cite", bundle, "--format", "mla"), "--format must be one of")
+
+
+def test_bad_token_is_one_line_and_never_printed(bundle):
+    with ZenodoLike(token=TOKEN) as z:
+        r = publish(bundle, z, token="wrong-token-abcdef")
+        assert_user_error(r, "refused the token", "ZENODO_TOKEN")
+        assert "wrong-token-abcdef" not in r.stdout + r.stderr
+        assert z.depositions == {}
+    r = subprocess.run([sys.executable, "-m", "servable", "publish", "zenodo", str(bundle),
+                        "--base-url", "http://127.0.0.1:9"], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("ZENODO")})
+    assert_user_error(r, "no token", "ZENODO_TOKEN")
+
+
+def test_killed_after_upload_resumes_without_duplicates(bundle):
+    """The client is killed (SIGKILL) when its metadata request arrives, after every upload."""
+    with ZenodoLike(token=TOKEN) as z:
+        env = {**os.environ, "ZENODO_TOKEN": TOKEN}
+        proc = subprocess.Popen([sys.executable, "-m", "servable", "publish", "zenodo",
+                                 str(bundle), "--base-url", z.url], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        z.fail["metadata"] = [lambda: os.kill(proc.pid, signal.SIGKILL)]
+        proc.communicate(timeout=300)
+        assert proc.returncode == -signal.SIGKILL
+        uploads_before = list(z.uploads)
+        assert len(uploads_before) == len(bundle_files(bundle)) + 1  # files and the zip
+        state = json.loads((bundle.parent / f"{bundle.name}.zenodo.json").read_text())
+        (entry,) = state.values()
+        assert "upload" in entry["steps"] and "metadata" not in entry["steps"]
+        r = publish(bundle, z)
+        assert r.returncode == 0, r.stderr
+        assert len(z.depositions) == 1 and z.uploads == uploads_before
+        assert next(iter(z.depositions.values()))["submitted"]
+
+
+@pytest.mark.parametrize("step", ["create", "upload", "metadata", "publish"])
+def test_failure_at_each_step_then_resume(bundle, step):
+    """A server error that outlasts the retries stops the run with one line; rerunning
+    completes with one deposition and each file uploaded once."""
+    with ZenodoLike(token=TOKEN) as z:
+        z.fail[step] = [503] * 4  # first try + 3 retries
+        r = publish(bundle, z)
+        assert_user_error(r, "503", "run the same command again to resume")
+        assert TOKEN not in r.stderr
+        r = publish(bundle, z)
+        assert r.returncode == 0, r.stderr
+        assert len(z.depositions) == 1
+        names = [n for _, n in z.uploads]
+        assert len(names) == len(set(names)) == len(bundle_files(bundle)) + 1
+        assert verify(bundle)["doi"] == next(iter(z.depositions.values()))["doi"]
+
+
+def test_lost_state_finds_the_draft_instead_of_creating_another(bundle):
+    with ZenodoLike(token=TOKEN) as z:
+        z.fail["metadata"] = [503] * 4
+        assert publish(bundle, z).returncode == 2
+        (bundle.parent / f"{bundle.name}.zenodo.json").unlink()  # as if the state was lost
+        r = publish(bundle, z)
+        assert r.returncode == 0, r.stderr
+        assert "found by title and version" in r.stdout
+        assert len(z.depositions) == 1
+        names = [n for _, n in z.uploads]
+        assert len(names) == len(set(names))  # the bucket's MD5s spared the re-upload
+
+
+def test_metadata_validation_error_names_the_field(bundle):
+    manifest = yaml.safe_load((bundle / "servable.yaml").read_text())
+    manifest["record"]["title"] = ""  # edited by hand after describing
+    (bundle / "servable.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    with ZenodoLike(token=TOKEN) as z:
+        r = publish(bundle, z)
+        assert_user_error(r, "400", "Validation error", "metadata.title: Missing data")
+        (dep,) = z.depositions.values()
+        assert not dep["submitted"]
+
+
+def test_new_version_replaces_files_and_keeps_concept(bundle, tmp_path):
+    with ZenodoLike(token=TOKEN) as z:
+        assert publish(bundle, z).returncode == 0
+        first = verify(bundle)
+        record = yaml.safe_load((ROOT / "metadata" / "hbb-in-baseline.yaml").read_text())
+        record["version"] = "1.0.1"
+        (tmp_path / "v2.yaml").write_text(yaml.safe_dump(record))
+        r = run_cli("bundle", "describe", bundle, "--record", tmp_path / "v2.yaml")
+        assert r.returncode == 0, r.stderr
+        assert verify(bundle)["doi"] is None
+        r = publish(bundle, z, "--new-version-of", first["zenodo"]["record_id"])
+        assert r.returncode == 0, r.stderr
+        second = verify(bundle)
+        assert second["doi"] != first["doi"] and second["concept_doi"] == first["concept_doi"]
+        new = z.depositions[int(second["zenodo"]["record_id"])]
+        assert new["metadata"]["version"] == "1.0.1"
+        assert "hbb-in-baseline-1.0.1.zip" in new["files"]
+        assert "hbb-in-baseline-1.0.0.zip" not in new["files"]  # the old version's zip left
+
+
+def test_dry_run_prints_requests_and_sends_nothing(bundle):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENODO")}
+    r = subprocess.run([sys.executable, "-m", "servable", "publish", "zenodo", str(bundle),
+                        "--dry-run", "--sandbox"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "POST https://sandbox.zenodo.org/api/deposit/depositions" in out
+    assert "PUT https://sandbox.zenodo.org/api/files/{bucket}/model.safetensors" in out
+    assert '"upload_type": "software"' in out and "actions/publish" in out
+    assert "Bearer ***" in out and "nothing was sent" in out
+    assert not (bundle.parent / f"{bundle.name}.zenodo.json").exists()
+    assert verify(bundle)["doi"] is None
