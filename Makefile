@@ -28,6 +28,10 @@ test: $(STAMP)
 metadata-check: $(STAMP)
 	$(BIN)/servable metadata sync --check
 
+# builds the x86_64 image with podman (installs podman, runc, debootstrap if missing) and runs it
+container-test: $(STAMP)
+	$(BIN)/python containers/container_test.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check servable tests
 

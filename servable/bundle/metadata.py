@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from servable.bundle.record import reference_url
 from servable.errors import ServableError
 
 CITATION, CODEMETA, CRATE, CARD = ("CITATION.cff", "codemeta.json", "ro-crate-metadata.json",
@@ -59,8 +60,7 @@ def citation_cff(record: dict) -> str:
         if r["scheme"] == "doi":
             ref["doi"] = r["identifier"]
         else:
-            ref["url"] = (r["identifier"] if r["scheme"] == "url" else
-                          f"https://arxiv.org/abs/{r['identifier'].removeprefix('arXiv:')}")
+            ref["url"] = reference_url(r)
         references.append(ref)
     if references:
         cff["references"] = references
@@ -113,21 +113,13 @@ def codemeta(record: dict, dependencies: dict | None = None) -> str:
     if record.get("concept_doi"):
         doc["sameAs"] = f"https://doi.org/{record['concept_doi']}"
     related = record.get("related_identifiers", [])
-    based = [_ref_url(r) for r in related if r["relation"] == "isDerivedFrom"]
-    papers = [_ref_url(r) for r in related if r.get("resource_type") == "publication"]
+    based = [reference_url(r) for r in related if r["relation"] == "isDerivedFrom"]
+    papers = [reference_url(r) for r in related if r.get("resource_type") == "publication"]
     if based:
         doc["isBasedOn"] = based
     if papers:
         doc["referencePublication"] = papers
     return json.dumps(doc, indent=2)
-
-
-def _ref_url(r: dict) -> str:
-    if r["scheme"] == "doi":
-        return f"https://doi.org/{r['identifier']}"
-    if r["scheme"] == "arxiv":
-        return f"https://arxiv.org/abs/{r['identifier'].removeprefix('arXiv:')}"
-    return r["identifier"]
 
 
 def ro_crate(bundle: Path, manifest: dict, checksums: dict[str, str]) -> str:
@@ -164,7 +156,7 @@ def ro_crate(bundle: Path, manifest: dict, checksums: dict[str, str]) -> str:
     if record.get("doi"):
         root["identifier"] = [f"https://doi.org/{record['doi']}"] + (
             [f"https://doi.org/{record['concept_doi']}"] if record.get("concept_doi") else [])
-    related = [_ref_url(r) for r in record.get("related_identifiers", [])]
+    related = [reference_url(r) for r in record.get("related_identifiers", [])]
     if related:
         root["isBasedOn"] = [{"@id": u} for u in related]
     descriptor = {"@id": CRATE, "@type": "CreativeWork",

@@ -133,7 +133,8 @@ def _date(record: dict) -> str:
     return str(record.get("date_released") or dt.date.today().isoformat())
 
 
-def _url(rel: dict) -> str:
+def reference_url(rel: dict) -> str:
+    """The URL of a related identifier (doi, arxiv or url scheme)."""
     if rel["scheme"] == "doi":
         return f"https://doi.org/{rel['identifier']}"
     if rel["scheme"] == "arxiv":
@@ -163,7 +164,7 @@ def zenodo_metadata(record: dict) -> dict:
         "version": str(record["version"]),
         "publication_date": _date(record),
     }
-    related = [{"identifier": _url(r) if r["scheme"] == "url" else r["identifier"],
+    related = [{"identifier": reference_url(r) if r["scheme"] == "url" else r["identifier"],
                 "relation": r["relation"], "scheme": r["scheme"],
                 **({"resource_type": r["resource_type"]} if r.get("resource_type") else {})}
                for r in record.get("related_identifiers", [])]

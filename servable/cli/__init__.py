@@ -17,7 +17,7 @@ from servable.cli import models as models_cli
 from servable.cli import publish as publish_cli
 from servable.cli import remote as remote_cli
 from servable.cli import serve as serve_cli
-from servable.cli.demo import demo
+from servable.cli.demo import demo, selftest
 from servable.errors import ServableError
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ bundle_cli.app.command("export")(serve_cli.export)
 app.add_typer(serve_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(demo)
+app.command()(selftest)
 app.add_typer(remote_cli.app, name="remote")
 app.add_typer(publish_cli.app, name="publish")
 app.command()(publish_cli.cite)

@@ -82,3 +82,34 @@ def read_scores(path: Path):
 
     with h5py.File(path) as f:
         return f["scores"][:]
+
+
+def selftest(
+    output: Path = typer.Option(None, "-o", "--output", help="keep the bundle and files here "
+                                                             "(default: a temporary folder)"),
+) -> None:
+    """Smoke test of an installation (containers, endpoints): an untrained IN bundle is
+    written, verified and run on synthetic jets with PyTorch and ONNX Runtime."""
+    import tempfile
+
+    import numpy as np
+
+    from servable.bundle.bundle import load, save_bundle
+    from servable.cli import fail
+    from servable.data.jets import Jets
+    from servable.models.taggers import INTagger
+    from servable.runtimes.onnx_export import example_inputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(output) if output else Path(tmp)
+        tagger = INTagger({})
+        bundle_dir = save_bundle(tagger, root / "selftest-bundle", name="selftest-in",
+                                 overwrite=True, description="untrained IN (selftest)")
+        bundle = load(bundle_dir)
+        inputs = example_inputs(tagger, n=32)
+        jets = Jets(inputs["tracks"], inputs["vertices"])
+        p_torch, p_onnx = bundle.predict(jets), bundle.predict(jets, runtime="onnx")
+        diff = float(np.abs(p_torch - p_onnx).max())
+        if not np.isfinite(p_torch).all() or diff > 1e-5:
+            fail(f"selftest failed: max |p_torch - p_onnx| = {diff:.2e}")
+        typer.echo(f"selftest ok: {len(jets.tracks)} jets, torch and onnx agree to {diff:.1e}")
