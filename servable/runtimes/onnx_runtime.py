@@ -24,7 +24,8 @@ class OnnxRuntime:
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                          if p in available]
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = (threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
+                                        or os.cpu_count() or 1)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
