@@ -210,6 +210,16 @@ def test_new_version_replaces_files_and_keeps_concept(bundle, tmp_path):
         assert "hbb-in-baseline-1.0.0.zip" not in new["files"]  # the old version's zip left
 
 
+def test_rate_limit_answers_are_waited_out(bundle):
+    """429 with Retry-After: the client waits and carries on; one deposition, all files."""
+    with ZenodoLike(token=TOKEN, rate_limit=6, window=1.0) as z:
+        r = publish(bundle, z)
+        assert r.returncode == 0, r.stderr
+        assert z.throttled > 0 and len(z.depositions) == 1
+        names = [n for _, n in z.uploads]
+        assert len(names) == len(set(names)) == len(bundle_files(bundle)) + 1
+
+
 def test_dry_run_prints_requests_and_sends_nothing(bundle):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZENODO")}
     r = subprocess.run([sys.executable, "-m", "servable", "publish", "zenodo", str(bundle),

@@ -26,8 +26,10 @@ ACCESS = {"open", "embargoed", "restricted", "closed"}
 
 
 class ZenodoLike:
-    def __init__(self, token: str = "good-token", rate_limit: int = 100):
-        self.token, self.rate_limit = token, rate_limit
+    def __init__(self, token: str = "good-token", rate_limit: int = 100,
+                 window: float = 60.0):
+        self.token, self.rate_limit, self.window = token, rate_limit, window
+        self.throttled = 0
         self.depositions: dict[int, dict] = {}
         self.buckets: dict[str, int] = {}
         self.next_id = 1000
@@ -134,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         remaining = max(app.rate_limit - len(app._window), 0)
         self.send_header("X-RateLimit-Limit", str(app.rate_limit))
         self.send_header("X-RateLimit-Remaining", str(remaining))
-        self.send_header("X-RateLimit-Reset", str(int(time.time()) + 60))
+        self.send_header("X-RateLimit-Reset", str(int(time.time() + app.window)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         if data:
@@ -173,10 +175,12 @@ class _Handler(BaseHTTPRequestHandler):
         with app._lock:
             app.log.append((method, path))
             now = time.time()
-            app._window = [t for t in app._window if now - t < 60] + [now]
-            if len(app._window) > app.rate_limit:
+            app._window = [t for t in app._window if now - t < app.window]
+            if len(app._window) >= app.rate_limit:
+                app.throttled += 1
                 return self._send(429, {"status": 429, "message": "Too many requests."},
                                   {"Retry-After": "1"})
+            app._window.append(now)
             if self.headers.get("Authorization") != f"Bearer {app.token}":
                 return self._error(401, "The server could not verify that you are authorized "
                                         "to access the URL requested.")
