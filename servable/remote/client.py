@@ -358,6 +358,7 @@ class Client:
         self._dispatch = ThreadPoolExecutor(max_workers=8, thread_name_prefix="servable-remote")
         self.tasks_sent = 0
         self.largest_payload = 0
+        self._count_lock = threading.Lock()
 
     # -- one task ------------------------------------------------------------------------
     def payload(self, args: tuple, kwargs: dict) -> str:
@@ -375,10 +376,12 @@ class Client:
             raise PayloadTooLarge(f"{fn.__name__}: the task's arguments serialize to "
                                   f"{len(payload) / 1e6:.1f} MB, over the service's limit of "
                                   f"{self.payload_limit / 1e6:.0f} MB; send fewer jets")
-        self.largest_payload = max(self.largest_payload, len(payload))
+        with self._count_lock:
+            self.largest_payload = max(self.largest_payload, len(payload))
         for attempt in range(self.retries + 1):
             try:
-                self.tasks_sent += 1
+                with self._count_lock:
+                    self.tasks_sent += 1
                 if isinstance(self._endpoint, LocalEndpoint):
                     future, generation = self._endpoint.submit(self._function_buffer(fn),
                                                                payload)
