@@ -149,6 +149,25 @@ def test_killed_after_upload_resumes_without_duplicates(bundle):
         assert next(iter(z.depositions.values()))["submitted"]
 
 
+def test_killed_while_publishing_completes_the_write_back(bundle):
+    """Killed when the publish request arrives (the server still publishes): the rerun finds
+    the published deposition and writes its DOI back, without publishing anything again."""
+    with ZenodoLike(token=TOKEN) as z:
+        env = {**os.environ, "ZENODO_TOKEN": TOKEN}
+        proc = subprocess.Popen([sys.executable, "-m", "servable", "publish", "zenodo",
+                                 str(bundle), "--base-url", z.url], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        z.fail["publish"] = [lambda: os.kill(proc.pid, signal.SIGKILL)]
+        proc.communicate(timeout=300)
+        (dep,) = z.depositions.values()
+        assert dep["submitted"] and verify(bundle)["doi"] is None
+        r = publish(bundle, z)
+        assert r.returncode == 0, r.stderr
+        assert "published by the interrupted run" in r.stdout
+        assert verify(bundle)["doi"] == dep["doi"] and len(z.depositions) == 1
+        assert sum(1 for m, p in z.log if p.endswith("/actions/publish")) == 1
+
+
 @pytest.mark.parametrize("step", ["create", "upload", "metadata", "publish"])
 def test_failure_at_each_step_then_resume(bundle, step):
     """A server error that outlasts the retries stops the run with one line; rerunning

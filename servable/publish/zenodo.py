@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -211,10 +212,50 @@ def _zip_matches(zip_path: Path, manifest_path: Path) -> bool:
         return False
 
 
+def _upload_files(bundle: Path, manifest: dict, dep: dict, client: ZenodoClient,
+                  state: dict, done) -> None:
+    """2. The zip and every file of the bundle into the deposition's bucket, each once
+    (files already there with the same MD5 are skipped)."""
+    from servable.bundle.bundle import MANIFEST, export_zip
+
+    version = str(manifest["version"])
+    zip_dir = Path(tempfile.mkdtemp(prefix="servable-dry-")) if client.dry_run else \
+        bundle.parent
+    zip_path = zip_dir / f"{manifest['name']}-{version}.zip"
+    if not _zip_matches(zip_path, bundle / MANIFEST):  # kept: a resumed run sends the same
+        export_zip(bundle, zip_path, overwrite=True)  # bytes
+    uploads = [zip_path] + [bundle / name for name in sorted(manifest["files"])] + \
+        [bundle / MANIFEST]
+    remote = {f.get("filename") or f.get("key"): f for f in dep.get("files") or []}
+    uploaded = state.setdefault("uploaded", {})
+    for path in uploads:
+        digest = md5_path(path)
+        have = remote.get(path.name)
+        if have and str(have.get("checksum", "")).removeprefix("md5:") == digest:
+            uploaded[path.name] = digest
+            continue
+        if have:  # same name, other bytes (a previous version's file): replace it
+            client.delete_file(dep["id"], have["id"])
+        answer = client.upload(state["deposition"]["bucket"], path.name, path)
+        got = str(answer.get("checksum", "")).removeprefix("md5:")
+        if not client.dry_run and got != digest:
+            raise ZenodoError(f"{path.name}: the server stored MD5 {got}, the file has "
+                              f"{digest}; run again to upload it anew")
+        uploaded[path.name] = digest
+        done(f"upload {path.name}")
+    stale = [n for n in remote if n not in {p.name for p in uploads}]
+    for name in stale:  # files inherited from the previous version that this one lacks
+        client.delete_file(dep["id"], remote[name]["id"])
+    if client.dry_run:
+        shutil.rmtree(zip_dir, ignore_errors=True)
+    done("upload")
+
+
+
 def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | None = None,
                    echo=print) -> dict:
     """Publish `bundle` (see the module docstring); returns the state of this version."""
-    from servable.bundle.bundle import MANIFEST, export_zip, verify, write_manifest
+    from servable.bundle.bundle import verify, write_manifest
     from servable.bundle.record import record_from_manifest, zenodo_metadata
 
     bundle = Path(bundle)
@@ -256,45 +297,18 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
             dep = client.new_version(new_version_of)
         else:
             dep = client.create(metadata)
-    if dep.get("submitted") and not client.dry_run:
-        raise ZenodoError(f"deposition {dep['id']} is already published")
-    done("deposition", deposition={"id": dep["id"], "bucket": dep["links"]["bucket"],
-                                   "html": dep["links"].get("html", "")})
-
-    # 2. files: the zip and every file of the bundle, each once (MD5-checked)
-    zip_dir = Path(tempfile.mkdtemp(prefix="servable-dry-")) if client.dry_run else \
-        bundle.parent
-    zip_path = zip_dir / f"{manifest['name']}-{version}.zip"
-    if not _zip_matches(zip_path, bundle / MANIFEST):  # kept: a resumed run sends the same
-        export_zip(bundle, zip_path, overwrite=True)  # bytes
-    uploads = [zip_path] + [bundle / name for name in sorted(manifest["files"])] + \
-        [bundle / MANIFEST]
-    remote = {f.get("filename") or f.get("key"): f for f in dep.get("files") or []}
-    uploaded = state.setdefault("uploaded", {})
-    for path in uploads:
-        digest = md5_path(path)
-        have = remote.get(path.name)
-        if have and str(have.get("checksum", "")).removeprefix("md5:") == digest:
-            uploaded[path.name] = digest
-            continue
-        if have:  # same name, other bytes (a previous version's file): replace it
-            client.delete_file(dep["id"], have["id"])
-        answer = client.upload(state["deposition"]["bucket"], path.name, path)
-        got = str(answer.get("checksum", "")).removeprefix("md5:")
-        if not client.dry_run and got != digest:
-            raise ZenodoError(f"{path.name}: the server stored MD5 {got}, the file has "
-                              f"{digest}; run again to upload it anew")
-        uploaded[path.name] = digest
-        done(f"upload {path.name}")
-    stale = [n for n in remote if n not in {p.name for p in uploads}]
-    for name in stale:  # files inherited from the previous version that this one lacks
-        client.delete_file(dep["id"], remote[name]["id"])
-    done("upload")
-
-    # 3. metadata, 4. publish
-    client.set_metadata(dep["id"], metadata)
-    done("metadata")
-    published = client.publish(dep["id"])
+    if dep.get("submitted"):  # published by a run that died before it could record it
+        if not state.get("deposition") or state["deposition"]["id"] != dep["id"]:
+            raise ZenodoError(f"deposition {dep['id']} is already published")
+        echo(f"deposition {dep['id']} was published by the interrupted run")
+        published = dep
+    else:
+        done("deposition", deposition={"id": dep["id"], "bucket": dep["links"]["bucket"],
+                                       "html": dep["links"].get("html", "")})
+        _upload_files(bundle, manifest, dep, client, state, done)
+        client.set_metadata(dep["id"], metadata)  # 3. metadata
+        done("metadata")
+        published = client.publish(dep["id"])  # 4. publish
     done("published", doi=published.get("doi"), concept_doi=published.get("conceptdoi"),
          record_url=published.get("links", {}).get("record_html")
          or published.get("links", {}).get("html"), record_id=published.get("id"))
