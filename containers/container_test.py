@@ -91,6 +91,7 @@ def main() -> int:
     run("podman", "build", "--network", "host", "-f", HERE / "x86_64" / "Dockerfile",
         "--build-arg", f"BASE_IMAGE={BASE}", "--build-arg", "TORCH_INDEX=", *args, *volumes,
         "-t", IMAGE, ROOT)
+    run("podman", "image", "prune", "-f")  # earlier builds' layers: keep the disk in bounds
 
     with tempfile.TemporaryDirectory(prefix="servable-ct-") as tmp:
         tmp = Path(tmp)
