@@ -128,16 +128,22 @@ def test_bad_token_is_one_line_and_never_printed(bundle):
     assert_user_error(r, "no token", "ZENODO_TOKEN")
 
 
+def publish_killed_at(bundle, server, step: str) -> int:
+    """Run a publish that is killed (SIGKILL) when its request for `step` reaches the server;
+    returns the client's exit status."""
+    env = {**os.environ, "ZENODO_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "servable", "publish", "zenodo",
+                             str(bundle), "--base-url", server.url], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.fail[step] = [lambda: os.kill(proc.pid, signal.SIGKILL)]
+    proc.communicate(timeout=300)
+    return proc.returncode
+
+
 def test_killed_after_upload_resumes_without_duplicates(bundle):
     """The client is killed (SIGKILL) when its metadata request arrives, after every upload."""
     with ZenodoLike(token=TOKEN) as z:
-        env = {**os.environ, "ZENODO_TOKEN": TOKEN}
-        proc = subprocess.Popen([sys.executable, "-m", "servable", "publish", "zenodo",
-                                 str(bundle), "--base-url", z.url], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        z.fail["metadata"] = [lambda: os.kill(proc.pid, signal.SIGKILL)]
-        proc.communicate(timeout=300)
-        assert proc.returncode == -signal.SIGKILL
+        assert publish_killed_at(bundle, z, "metadata") == -signal.SIGKILL
         uploads_before = list(z.uploads)
         assert len(uploads_before) == len(bundle_files(bundle)) + 1  # files and the zip
         state = json.loads((bundle.parent / f"{bundle.name}.zenodo.json").read_text())
@@ -153,12 +159,7 @@ def test_killed_while_publishing_completes_the_write_back(bundle):
     """Killed when the publish request arrives (the server still publishes): the rerun finds
     the published deposition and writes its DOI back, without publishing anything again."""
     with ZenodoLike(token=TOKEN) as z:
-        env = {**os.environ, "ZENODO_TOKEN": TOKEN}
-        proc = subprocess.Popen([sys.executable, "-m", "servable", "publish", "zenodo",
-                                 str(bundle), "--base-url", z.url], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        z.fail["publish"] = [lambda: os.kill(proc.pid, signal.SIGKILL)]
-        proc.communicate(timeout=300)
+        assert publish_killed_at(bundle, z, "publish") == -signal.SIGKILL
         (dep,) = z.depositions.values()
         assert dep["submitted"] and verify(bundle)["doi"] is None
         r = publish(bundle, z)
