@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from servable.data import schema
-from servable.data.jets import InvalidJetsError, Jets, probabilities, select_features
+from servable.data.jets import Jets, model_inputs, probabilities
 from servable.errors import ServableError
 
 if TYPE_CHECKING:
@@ -126,17 +126,14 @@ def _feature_entries(names) -> list[dict]:
 
 
 def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
-    return io_spec_of(tagger.config, tagger.input_names)
-
-
-def io_spec_of(c: dict, input_names) -> tuple[list[dict], list[dict]]:
-    """Inputs and outputs (names, shapes, features with units) of a tagger config."""
+    """Inputs and outputs (names, shapes, features with units) of a tagger."""
+    c = tagger.config
     slots = {"tracks": c["hyperparameters"].get("n_tracks", schema.TRACK_SLOTS),
              "vertices": c["hyperparameters"].get("n_vertices", schema.VERTEX_SLOTS)}
     features = {"tracks": c["track_features"], "vertices": c["vertex_features"],
                 "jet_features": c["jet_features"]}
     inputs = []
-    for name in input_names:
+    for name in tagger.input_names:
         shape = [None, len(features[name])] + ([slots[name]] if name in slots else [])
         entry = {"name": name, "shape": shape, "dtype": "float32",
                  "features": _feature_entries(features[name])}
@@ -285,23 +282,9 @@ class Bundle:
 
     def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
         """The model's input arrays, its features picked by name as the manifest lists them."""
-        out = {}
-        for spec in self.manifest["inputs"]:
-            name = spec["name"]
-            array = getattr(jets, name)
-            if array is None:
-                raise InvalidJetsError(f"{name}: the model needs this input and the jets have "
-                                       "none")
-            have = {"tracks": jets.track_names, "vertices": jets.vertex_names,
-                    "jet_features": jets.jet_feature_names}[name]
-            out[name] = select_features(array, have, [f["name"] for f in spec["features"]],
-                                        name)
-            slots = spec["shape"][2] if len(spec["shape"]) == 3 else None
-            if slots is not None and array.shape[2] != slots:
-                raise InvalidJetsError(
-                    f"{name}: the model takes {slots} slots per jet, the input has "
-                    f"{array.shape[2]}; zero-pad (or keep the {slots} leading by pT) to {slots}")
-        return out
+        specs = self.manifest["inputs"]
+        return model_inputs(jets, {s["name"]: [f["name"] for f in s["features"]] for s in specs},
+                            {s["name"]: s["shape"][2] for s in specs if len(s["shape"]) == 3})
 
     def logits(self, jets: Jets, runtime: str = "torch",
                batch_size: int | None = None) -> np.ndarray:

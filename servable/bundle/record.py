@@ -257,21 +257,20 @@ def dlhub_document(record: dict, inputs: list[dict], outputs: list[dict]) -> dic
 
 def record_io(record: dict) -> tuple[list[dict], list[dict]]:
     """Inputs and outputs of the model a record describes (its `model` block)."""
-    from servable.bundle.bundle import io_spec_of
+    from servable.bundle.bundle import io_spec
     from servable.data import schema
-    from servable.models.taggers import TAGGERS
+    from servable.models.taggers import TAGGERS, build_tagger
 
     model = record.get("model")
     if not model or model.get("kind") not in TAGGERS:
         raise RecordError(f"{record['name']}: a model record needs model.kind (one of "
                           f"{', '.join(TAGGERS)})")
     dropped = set(model.get("dropped_track_features", []))
-    config = {"kind": model["kind"], "n_classes": 2, "class_names": list(schema.LABELS),
-              "hyperparameters": dict(model.get("hyperparameters", {})),
-              "track_features": [n for i, n in enumerate(schema.TRACK_NAMES) if i not in dropped],
-              "vertex_features": list(schema.VERTEX_NAMES),
-              "jet_features": list(schema.JET_NAMES)}
-    return io_spec_of(config, TAGGERS[model["kind"]].input_names)
+    tagger = build_tagger({"kind": model["kind"],
+                           "hyperparameters": dict(model.get("hyperparameters", {})),
+                           "track_features": [n for i, n in enumerate(schema.TRACK_NAMES)
+                                              if i not in dropped]})
+    return io_spec(tagger)
 
 
 def generated_documents(record: dict) -> dict[str, str]:

@@ -237,6 +237,27 @@ def select_features(array: np.ndarray, have: Sequence[str], want: Sequence[str],
     return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
 
 
+def model_inputs(jets: Jets, wanted: dict[str, Sequence[str]],
+                 slots: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """The arrays a model consumes: for each input (tracks, vertices, jet_features) the
+    features it was trained on, picked by name; `slots` checks the padded width too."""
+    names = {"tracks": jets.track_names, "vertices": jets.vertex_names,
+             "jet_features": jets.jet_feature_names}
+    out = {}
+    for name, features in wanted.items():
+        array = getattr(jets, name)
+        if array is None:
+            raise InvalidJetsError(f"{name}: the model needs this input (jet-level fj_* "
+                                   "features), and the jets have none")
+        out[name] = select_features(array, names[name], features, name)
+        width = (slots or {}).get(name)
+        if width is not None and array.shape[2] != width:
+            raise InvalidJetsError(
+                f"{name}: the model takes {width} slots per jet, the input has "
+                f"{array.shape[2]}; zero-pad (or keep the {width} leading by pT) to {width}")
+    return out
+
+
 def probabilities(logits: np.ndarray) -> np.ndarray:
     """Softmax over classes, computed in float64, returned as float32."""
     z = logits.astype(np.float64)

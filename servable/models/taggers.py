@@ -16,12 +16,14 @@ import torch
 from torch import nn
 
 from servable.data import schema
-from servable.data.jets import InvalidJetsError, Jets, probabilities, select_features
+from servable.data.jets import Jets, model_inputs, probabilities
 from servable.models.interaction_network import InteractionNetwork
 from servable.models.particle_transformer import ParticleTransformer
 from servable.models.preprocessing import Standardize, identity
 
 DEFAULT_BATCH = 4096
+FEATURE_KEYS = {"tracks": "track_features", "vertices": "vertex_features",
+                "jet_features": "jet_features"}
 
 
 class Tagger(ABC):
@@ -48,20 +50,7 @@ class Tagger(ABC):
         return self.config["hyperparameters"]
 
     def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
-        out = {}
-        if "tracks" in self.input_names:
-            out["tracks"] = select_features(jets.tracks, jets.track_names,
-                                            self.config["track_features"], "tracks")
-        if "vertices" in self.input_names:
-            out["vertices"] = select_features(jets.vertices, jets.vertex_names,
-                                              self.config["vertex_features"], "vertices")
-        if "jet_features" in self.input_names:
-            if jets.jet_features is None:
-                raise InvalidJetsError("jet_features: the model needs the jet-level fj_* "
-                                       "features, and the input has none")
-            out["jet_features"] = select_features(jets.jet_features, jets.jet_feature_names,
-                                                  self.config["jet_features"], "jet_features")
-        return out
+        return model_inputs(jets, {n: self.config[FEATURE_KEYS[n]] for n in self.input_names})
 
     def logits(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
         return self.logits_from_inputs(self.inputs(jets), batch_size)
