@@ -28,10 +28,11 @@ BASE = "localhost/servable-base:bookworm"
 ENV = {**os.environ, "CONTAINERS_CONF": str(HERE / "containers.conf")}
 
 
-def run(*cmd, check=True, capture=False, **kw):
+def run(*cmd, check=True, capture=False, env=None, **kw):
+    """Run a command with ENV (plus `env`, added on top); exit with its output on failure."""
     print("+", " ".join(map(str, cmd))[:300], flush=True)
-    r = subprocess.run([str(c) for c in cmd], env=ENV, text=True, check=False,
-                       capture_output=capture, **kw)
+    r = subprocess.run([str(c) for c in cmd], env={**ENV, **(env or {})}, text=True,
+                       check=False, capture_output=capture, **kw)
     if check and r.returncode != 0:
         sys.exit(f"FAILED ({r.returncode}): {' '.join(map(str, cmd))[:200]}\n"
                  f"{(r.stdout or '')[-3000:]}{(r.stderr or '')[-3000:]}")
@@ -43,7 +44,7 @@ def ensure_tools() -> None:
     if missing:
         run("apt-get", "update", "-qq")
         run("apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap",
-            env={**ENV, "DEBIAN_FRONTEND": "noninteractive"})
+            env={"DEBIAN_FRONTEND": "noninteractive"})
 
 
 def pip_build_args() -> tuple[list[str], list[str]]:

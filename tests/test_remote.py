@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,18 @@ from servable.remote.client import PAYLOAD_LIMIT, serializer
 from tests.cli_helpers import assert_user_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-PY312 = Path.home() / ".pyenv" / "versions" / "3.12.1" / "bin" / "python"
+
+
+def other_python() -> tuple[str, str]:
+    """A Python interpreter of another minor version than this one, found on PATH."""
+    for minor in (12, 13, 11, 10):
+        if (3, minor) == sys.version_info[:2]:
+            continue
+        exe = shutil.which(f"python3.{minor}")
+        if exe and subprocess.run([exe, "-c", "import venv"], capture_output=True).returncode == 0:
+            return exe, f"3.{minor}"
+    pytest.fail("no Python 3.10-3.13 other than the running one on PATH: install one "
+                "(e.g. apt-get install python3.11) to test workers on another Python")
 
 
 def kill_first_attempt(marker):
@@ -127,55 +139,58 @@ def test_20k_jets_remote_cli_equal_local_cli(published_bundle, test_file, tmp_pa
 
 
 @pytest.fixture(scope="session")
-def venv312(request):
-    """A Python 3.12 environment without torch: the endpoint's packages, numpy, h5py,
-    onnxruntime; servable comes from the repository through PYTHONPATH."""
-    if not PY312.exists():
-        pytest.fail(f"this machine kind has Python 3.12 under pyenv; {PY312} is missing")
+def other_venv(request):
+    """An environment of another Python minor version, without torch: the endpoint's
+    packages, numpy, h5py, onnxruntime; servable comes from the repository through PYTHONPATH.
+    Returns (venv path, "3.X")."""
+    exe, version = other_python()
     reqs = (ROOT / "requirements" / "endpoint.txt").read_text()
-    key = hashlib.sha256(reqs.encode()).hexdigest()[:12]
-    venv = Path(request.config.cache.mkdir("servable-venv312")) / key
+    key = hashlib.sha256(f"{version}{reqs}".encode()).hexdigest()[:12]
+    venv = Path(request.config.cache.mkdir("servable-venv-other")) / key
     if not (venv / ".ready").exists():
-        subprocess.run([str(PY312), "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([exe, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
                         str(ROOT / "requirements" / "endpoint.txt"), "numpy", "h5py", "pyyaml",
                         "onnxruntime"], check=True, timeout=900)
         (venv / ".ready").write_text("ok")
-    return venv
+    return venv, version
 
 
 @pytest.mark.slow
-def test_worker_under_python_312_runs_source_serialized_function(venv312, published_bundle,
-                                                                 jets):
-    """GlobusComputeEngine (Parsl HTEX over a LocalProvider) with its workers in Python 3.12:
-    the function travels by source and runs with ONNX Runtime there (no torch)."""
+def test_worker_under_another_python_runs_source_serialized_function(other_venv,
+                                                                     published_bundle, jets):
+    """GlobusComputeEngine (Parsl HTEX over a LocalProvider) with its workers in another
+    Python: the function travels by source and runs with ONNX Runtime there (no torch)."""
     import servable
 
-    assert sys.version_info[:2] != (3, 12)
+    venv, version = other_venv
     sample = jets[:1500]
     local = servable.load(published_bundle).predict(sample, runtime="onnx")
-    init = f"source {venv312}/bin/activate; export PYTHONPATH={ROOT}"
+    init = f"source {venv}/bin/activate; export PYTHONPATH={ROOT}"
     with Client("local", engine="parsl", workers=2, worker_init=init) as c:
         c.payload_limit = 4_000_000
         result = c.predict(published_bundle, sample).result(timeout=300)
-    assert result["worker"]["python"].startswith("3.12")
+    assert result["worker"]["python"].startswith(version + ".")
     assert result["runtime"] == "onnx" and result["tasks"] >= 3
     np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
 
 
-def test_function_deserializes_by_source_in_a_fresh_interpreter(venv312, tmp_path):
-    """The shipped `predict` carries its source: a fresh 3.12 interpreter rebuilds it."""
+def test_function_deserializes_by_source_in_a_fresh_interpreter(other_venv, tmp_path):
+    """The shipped `predict` carries its source: a fresh interpreter of another Python
+    version rebuilds it."""
     from servable.remote import functions
 
+    venv, version = other_venv
     payload = serializer().serialize(functions.predict)
     (tmp_path / "fn.txt").write_text(payload)
     code = ("import sys; from globus_compute_sdk.serialize import ComputeSerializer;"
             "fn = ComputeSerializer().deserialize(open(sys.argv[1]).read());"
             "print(fn.__name__, tuple(sys.version_info[:2]), fn.__code__.co_varnames[:2])")
-    r = subprocess.run([str(venv312 / "bin" / "python"), "-I", "-c", code,
+    r = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", code,
                         str(tmp_path / "fn.txt")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split()[0] == "predict" and "(3, 12)" in r.stdout
+    major, minor = version.split(".")
+    assert r.stdout.split()[0] == "predict" and f"({major}, {minor})" in r.stdout
     assert "('bundle_ref', 'jets')" in r.stdout
 
 
