@@ -6,6 +6,7 @@ Layers import one way: data -> models -> runtimes -> bundle -> explain -> remote
 from servable.data.h5io import iter_jets, read_jets, write_jets
 from servable.data.jets import InvalidJetsError, Jets, validate_jets
 from servable.errors import ServableError
+from servable.version import __version__
 
 
 def load(path):
@@ -14,8 +15,6 @@ def load(path):
 
     return _load(path)
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "InvalidJetsError", "Jets", "ServableError", "__version__", "iter_jets", "load", "read_jets",

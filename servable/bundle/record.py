@@ -294,7 +294,7 @@ def sync(root, check: bool = False) -> list[Path]:
     `metadata/servable.yaml` gives the repository's CITATION.cff and codemeta.json; each
     model record gives `metadata/generated/<name>/`. Returns the files written (or stale).
     """
-    import servable
+    from servable.version import __version__
 
     root = Path(root)
     records = sorted((root / "metadata").glob("*.yaml"))
@@ -304,9 +304,9 @@ def sync(root, check: bool = False) -> list[Path]:
     for path in records:
         record = load_record(path)
         if path.stem == "servable":
-            if str(record["version"]) != servable.__version__:
+            if str(record["version"]) != __version__:
                 raise RecordError(f"{path}: version {record['version']} differs from the "
-                                  f"package's {servable.__version__}; make them equal")
+                                  f"package's {__version__}; make them equal")
             targets = {root / name: text for name, text in generated_documents(record).items()}
         else:
             if record["name"] != path.stem:

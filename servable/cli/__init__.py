@@ -17,8 +17,8 @@ from servable.cli import models as models_cli
 from servable.cli import publish as publish_cli
 from servable.cli import remote as remote_cli
 from servable.cli import serve as serve_cli
+from servable.cli.common import USER_ERRORS
 from servable.cli.demo import demo, selftest
-from servable.errors import ServableError
 
 app = typer.Typer(
     name="servable",
@@ -42,15 +42,6 @@ app.add_typer(publish_cli.app, name="publish")
 app.command()(publish_cli.cite)
 app.command("fair-report")(publish_cli.fair_report)
 app.add_typer(publish_cli.metadata_app, name="metadata")
-
-USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)
-
-
-def fail(message: str) -> None:
-    """End the command with one line on stderr and exit code 2."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
 
 def main(argv: list[str] | None = None) -> int:
     try:

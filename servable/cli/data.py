@@ -23,7 +23,7 @@ def generate(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Generate H->bb and QCD jets with Pythia 8 and FastJet into the CMS layout."""
-    from servable.cli import fail
+    from servable.cli.common import fail
     from servable.data.generator import generate as run
     from servable.data.h5io import write_jets
     from servable.data.summary import format_summary, summarize

@@ -95,7 +95,7 @@ def selftest(
     import numpy as np
 
     from servable.bundle.bundle import load, save_bundle
-    from servable.cli import fail
+    from servable.cli.common import fail
     from servable.data.jets import Jets
     from servable.models.taggers import INTagger
     from servable.runtimes.onnx_export import example_inputs

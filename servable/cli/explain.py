@@ -9,7 +9,7 @@ import typer
 
 
 def _params(items: list[str] | None) -> dict:
-    from servable.cli import fail
+    from servable.cli.common import fail
 
     out = {}
     for item in items or []:
@@ -38,7 +38,7 @@ def explain(
     """Explain a model: writes DIR/explanation.json and PNG figures."""
     import inspect
 
-    from servable.cli import fail
+    from servable.cli.common import fail
     from servable.data.h5io import JetFile
     from servable.explain import METHODS, load, write_plots
 

@@ -10,7 +10,7 @@ import typer
 
 
 def _seed_list(seeds: str | None, seed: int) -> list[int]:
-    from servable.cli import fail
+    from servable.cli.common import fail
 
     if not seeds:
         return [seed]
@@ -45,7 +45,7 @@ def train(
     workers: int = typer.Option(None, help="parallel trainings with --executor local"),
 ) -> None:
     """Train a tagger on CMS-layout files and write a servable directory."""
-    from servable.cli import fail
+    from servable.cli.common import fail
     from servable.models.taggers import TAGGERS
     from servable.models.training import TrainConfig
 

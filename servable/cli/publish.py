@@ -63,7 +63,7 @@ def fair_report(
                                                      "met is below this (0 to 1)"),
 ) -> None:
     """Score a bundle against the FAIR principles for AI models, with the evidence."""
-    from servable.cli import fail
+    from servable.cli.common import fail
     from servable.publish.fair import fair_checks, format_report
 
     if not 0.0 <= minimum <= 1.0:

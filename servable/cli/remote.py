@@ -58,7 +58,7 @@ def explain(
     workers: int = WORKERS,
 ) -> None:
     """Explain on an endpoint: writes DIR/explanation.json and the relevance bar chart."""
-    from servable.cli import fail
+    from servable.cli.common import fail
     from servable.cli.explain import _params
     from servable.data.h5io import JetFile
     from servable.explain import METHODS, Explanation

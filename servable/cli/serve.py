@@ -62,7 +62,7 @@ def bench_parity(
 
 
 def _sizes(text: str) -> list[int]:
-    from servable.cli import fail
+    from servable.cli.common import fail
 
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]

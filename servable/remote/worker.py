@@ -38,9 +38,9 @@ def jets_from_arrays(arrays: dict):
 
 
 def worker_info() -> dict:
-    import servable
+    from servable.version import __version__
 
-    return {"python": platform.python_version(), "servable": servable.__version__,
+    return {"python": platform.python_version(), "servable": __version__,
             "host": socket.gethostname()}
 
 

@@ -1,0 +1,15 @@
+"""What every command shares: the user-error policy (one line on stderr, exit code 2)."""
+
+from __future__ import annotations
+
+import typer
+
+from servable.errors import ServableError
+
+USER_ERRORS = (ServableError, FileExistsError, FileNotFoundError, IsADirectoryError)
+
+
+def fail(message: str) -> None:
+    """End the command with one line on stderr and exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
