@@ -7,14 +7,14 @@ DEMO ?= demo-output
 
 .PHONY: demo test lint bench clean metadata-check container-test
 
-$(STAMP): pyproject.toml requirements/endpoint.txt
+$(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
-	# the Globus Compute engines: a second step (see the file for why)
-	$(BIN)/pip install -q -r requirements/endpoint.txt 2>&1 | grep -v "cffconvert\|dependency resolver"; true
+	$(BIN)/pip install -q -e '.[all,dev]'
+	# the Globus Compute engines: a second step (pyproject.toml's `remote` extra says why)
+	$(BIN)/pip install -q -e '.[remote]' 2>&1 | grep -v "cffconvert\|dependency resolver"; true
 	$(BIN)/python -c "import globus_compute_endpoint.engines, parsl"
 	touch $(STAMP)
 

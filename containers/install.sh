@@ -29,14 +29,14 @@ case "$ARCH" in
     else
         "$VENV/bin/pip" install "torch==${TORCH_VERSION}"
     fi
-    "$VENV/bin/pip" install "$SRC"
+    "$VENV/bin/pip" install "$SRC[all]"
     ;;
   cuda)
     # the TensorRT image's Python keeps its tensorrt package (system site packages)
     python3 -m venv --system-site-packages "$VENV"
     "$VENV/bin/pip" install --upgrade pip
     "$VENV/bin/pip" install "torch==${TORCH_VERSION}" onnxruntime-gpu
-    "$VENV/bin/pip" install "$SRC"
+    "$VENV/bin/pip" install "$SRC[train,explain,publish]"
     ;;
   ppc64le)
     # no PyPI wheels of torch/onnxruntime for Power: conda-forge (or Open-CE with
@@ -55,8 +55,9 @@ case "$ARCH" in
     ;;
 esac
 
-# Globus Compute endpoint engines and their Parsl, as on the client (requirements/endpoint.txt)
-"$VENV/bin/pip" install -r "$SRC/requirements/endpoint.txt"
+# Globus Compute endpoint engines and their Parsl, as on the client: a second step
+# (pyproject.toml's `remote` extra says why)
+"$VENV/bin/pip" install "$SRC[remote]"
 "$VENV/bin/python" -c "import servable, globus_compute_endpoint.engines, parsl"
 mkdir -p /opt/servable/bundles /work
 chown servable /work

@@ -1,6 +1,7 @@
 """servable: FAIR, deployable HEP jet-tagger servables with an explainability bench.
 
-Layers import one way: data -> models -> runtimes -> bundle -> explain -> remote -> cli.
+Layers import one way: data -> models -> runtimes -> bundle -> explain -> publish -> remote
+-> cli (docs/architecture.md).
 """
 
 from servable.data.h5io import iter_jets, read_jets, write_jets
@@ -9,11 +10,14 @@ from servable.errors import ServableError
 from servable.version import __version__
 
 
-def load(path):
-    """Verify and load a servable bundle: `predict`, `logits`, `explain`."""
-    from servable.explain import load as _load
+def load(ref, native: bool = True):
+    """Verify and open a servable bundle by path, name or DOI: `predict`, `logits`,
+    `explain`. The native model (torch or XGBoost) loads on first use; predicting with
+    `runtime="onnx"` needs neither it nor torch. `native=False` forbids it."""
+    from servable.bundle.bundle import open_bundle
+    from servable.explain import Servable
 
-    return _load(path)
+    return open_bundle(ref, native, cls=Servable)
 
 
 __all__ = [

@@ -80,7 +80,7 @@ def trained(train_file, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def published_bundle(published_dir, tmp_path_factory) -> Path:
     """The published baseline IN imported into a bundle (no training needed)."""
-    from servable.bundle.published import import_checkpoint
+    from servable.bundle.checkpoint import import_checkpoint
 
     out = tmp_path_factory.mktemp("published") / "hbb-in-baseline"
     return import_checkpoint(published_dir / "gnn_baseline_best.pth",

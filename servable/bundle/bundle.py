@@ -1,4 +1,4 @@
-"""Servable bundles: a directory that describes itself (DESIGN 5), verified before use.
+"""Servable bundles: a directory that describes itself, verified before use.
 
 `servable.yaml` is the manifest: model kind and hyperparameters, inputs and outputs with
 feature names and units, preprocessing, provenance and the SHA-256 of every other file.
@@ -20,16 +20,16 @@ import numpy as np
 import yaml
 
 from servable.data import schema
-from servable.data.jets import Jets, model_inputs, probabilities
+from servable.data.jets import Jets
 from servable.errors import ServableError
+from servable.models.batching import probabilities
+from servable.models.spec import InputSpec
 
 if TYPE_CHECKING:
     from servable.models.taggers import Tagger
 
 MANIFEST = "servable.yaml"
-TORCH_WEIGHTS = "model.safetensors"
 ONNX_FILE = "model.onnx"
-BDT_WEIGHTS = "model.json"
 FORMAT_VERSION = 1
 
 
@@ -113,42 +113,17 @@ def hardware() -> dict:
             "cpus": os.cpu_count(), "system": platform.system()}
 
 
-def _feature_entries(names) -> list[dict]:
-    out = []
-    for n in names:
-        try:
-            f = schema.lookup(n)
-            out.append({"name": n, "unit": f.unit, "meaning": f.meaning,
-                        "categorical": f.categorical})
-        except KeyError:
-            out.append({"name": n, "unit": "", "meaning": "", "categorical": False})
-    return out
-
-
 def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
-    """Inputs and outputs (names, shapes, features with units) of a tagger."""
+    """Inputs (from the tagger's input spec) and outputs of a tagger, as the manifest lists
+    them."""
     c = tagger.config
-    slots = {"tracks": c["hyperparameters"].get("n_tracks", schema.TRACK_SLOTS),
-             "vertices": c["hyperparameters"].get("n_vertices", schema.VERTEX_SLOTS)}
-    features = {"tracks": c["track_features"], "vertices": c["vertex_features"],
-                "jet_features": c["jet_features"]}
-    inputs = []
-    for name in tagger.input_names:
-        shape = [None, len(features[name])] + ([slots[name]] if name in slots else [])
-        entry = {"name": name, "shape": shape, "dtype": "float32",
-                 "features": _feature_entries(features[name])}
-        if name in slots:
-            entry["layout"] = "channels-first (jets, features, slots)"
-            entry["padding"] = ("zero-padded slots after the filled ones; filled slots sorted "
-                                "by decreasing pT")
-        inputs.append(entry)
     outputs = [
         {"name": "probabilities", "shape": [None, c["n_classes"]], "dtype": "float32",
          "classes": c["class_names"], "meaning": "softmax class probabilities"},
         {"name": "logits", "shape": [None, c["n_classes"]], "dtype": "float32",
          "meaning": "raw outputs (BDT: [0, margin], margin = log-odds of H->bb)"},
     ]
-    return inputs, outputs
+    return tagger.input_spec().to_manifest(), outputs
 
 
 def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
@@ -158,24 +133,13 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
     """Write a bundle directory: weights, manifest with checksums, metrics, extra files."""
     import json
 
-    from servable.models.taggers import BDTTagger, TorchTagger
-
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; choose another directory or "
                               "pass --force")
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = dict(extra_files or {})
-    if isinstance(tagger, TorchTagger):
-        from safetensors.torch import save
-
-        files[TORCH_WEIGHTS] = save(tagger.state_dict(), metadata={"format": "pt"})
-        n_params = int(sum(p.numel() for p in tagger.net.parameters()))
-    elif isinstance(tagger, BDTTagger):
-        files[BDT_WEIGHTS] = tagger.model_bytes()
-        n_params = None
-    else:  # pragma: no cover - every tagger is one of the two
-        raise TypeError(type(tagger))
+    files[tagger.weights_file] = tagger.weights_bytes()
     if metrics is not None:
         files["metrics.json"] = json.dumps(metrics, indent=2).encode()
     files["schema.json"] = schema.schema_json().encode()
@@ -191,14 +155,14 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
         "description": description,
         "authors": authors or [{"name": "The servable developers"}],
         "task": "jet classification: H->bb vs QCD (CMS H->bb open-data layout)",
-        "model": {"kind": tagger.kind, "config": tagger.config, "n_parameters": n_params,
-                  "weights": TORCH_WEIGHTS if isinstance(tagger, TorchTagger) else BDT_WEIGHTS},
+        "model": {"kind": tagger.kind, "config": tagger.config,
+                  "n_parameters": tagger.n_parameters(), "weights": tagger.weights_file},
         "inputs": inputs,
         "outputs": outputs,
         "license": "MIT",
         "methods": ["predict", "logits"],
         "runtimes": {
-            "torch" if isinstance(tagger, TorchTagger) else "xgboost": "native weights",
+            tagger.framework: "native weights",
             "onnx": f"{ONNX_FILE}: ONNX Runtime (CPU; CUDA provider when present)",
             "tensorrt": f"engine built from {ONNX_FILE} and cached per GPU (NVIDIA only)",
         },
@@ -228,11 +192,11 @@ def write_manifest(out: Path, manifest: dict) -> None:
 
 def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> None:
     """Export ONNX and refuse a graph that disagrees with the native model."""
-    from servable.runtimes.onnx_export import example_inputs, export_onnx
+    from servable.runtimes.onnx_export import export_onnx
     from servable.runtimes.onnx_runtime import OnnxRuntime
 
     export_onnx(tagger, path)
-    inputs = example_inputs(tagger, n=16)
+    inputs = tagger.input_spec().example(16)
     native = tagger.logits_from_inputs(inputs)
     exported = OnnxRuntime(path).logits(inputs)
     worst = float(np.max(np.abs(native - exported)))
@@ -261,15 +225,16 @@ def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
 
 
 class Bundle:
-    """A verified, loaded servable: `predict`, `logits`, and its manifest.
+    """A verified bundle: `predict`, `logits`, its manifest and input specification.
 
-    `tagger` is the native model (torch or XGBoost); a bundle loaded with `native=False`
-    has none and runs its ONNX file only (no torch needed: lightweight endpoints, workers
-    under another Python).
+    The native model (`tagger`: torch or XGBoost) is loaded on first use; a prediction with
+    ONNX Runtime or TensorRT never reads the native weights nor imports torch.
     """
 
-    def __init__(self, path: Path, manifest: dict, tagger: Tagger | None):
-        self.path, self.manifest, self.tagger = path, manifest, tagger
+    def __init__(self, path: Path, manifest: dict, native: bool = True):
+        self.path, self.manifest, self.native = path, manifest, native
+        self.spec = InputSpec.from_manifest(manifest["inputs"])
+        self._tagger: Tagger | None = None
         self._runtimes: dict = {}
 
     @property
@@ -280,20 +245,25 @@ class Bundle:
     def kind(self) -> str:
         return self.manifest["model"]["kind"]
 
+    @property
+    def tagger(self) -> Tagger:
+        """The native model, built from the manifest and its verified weights."""
+        if self._tagger is None:
+            if not self.native:
+                raise ServableError(f"{self.path}: loaded without its native model; use "
+                                    "runtime='onnx'")
+            self._tagger = _native_tagger(self.path, self.manifest)
+        return self._tagger
+
     def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
         """The model's input arrays, its features picked by name as the manifest lists them."""
-        specs = self.manifest["inputs"]
-        return model_inputs(jets, {s["name"]: [f["name"] for f in s["features"]] for s in specs},
-                            {s["name"]: s["shape"][2] for s in specs if len(s["shape"]) == 3})
+        return self.spec.select(jets)
 
     def logits(self, jets: Jets, runtime: str = "torch",
                batch_size: int | None = None) -> np.ndarray:
         """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
         if runtime in ("torch", "native", "xgboost"):
-            if self.tagger is None:
-                raise ServableError(f"{self.path}: loaded without its native model; use "
-                                    "runtime='onnx'")
-            return self.tagger.logits(jets, batch_size)
+            return self.tagger.logits_from_inputs(self.inputs(jets), batch_size)
         return self.runtime(runtime).logits(self.inputs(jets), batch_size,
                                             **({"bucket": True} if self.kind == "in" else {}))
 
@@ -321,7 +291,27 @@ class Bundle:
         return self._runtimes[name]
 
     def __repr__(self) -> str:
-        return f"Bundle({self.name!r}, kind={self.kind!r}, path={str(self.path)!r})"
+        return f"{type(self).__name__}({self.name!r}, kind={self.kind!r}, path={str(self.path)!r})"
+
+
+def _native_tagger(path: Path, manifest: dict) -> Tagger:
+    """The tagger of a verified bundle, with weights read from the file the manifest lists
+    and checksums (never a file outside the bundle or one it does not verify)."""
+    try:
+        from servable.models.taggers import build_tagger
+    except ImportError as exc:
+        raise ServableError(f"the native model needs {exc.name}, which is not installed: "
+                            "install servable[train] or use runtime='onnx'") from None
+    name = manifest["model"].get("weights")
+    if name not in manifest["files"]:
+        raise BundleError(f"{path}: model.weights {name!r} is not among the files "
+                          f"{MANIFEST} checksums; the bundle is incomplete or tampered")
+    tagger = build_tagger(manifest["model"]["config"])
+    raw = (path / name).read_bytes()
+    if sha256_bytes(raw) != manifest["files"][name]:
+        raise BundleError(f"{path}: file {name} changed after verification; load it again")
+    tagger.load_weights(raw)
+    return tagger
 
 
 BUNDLE_PATH_ENV = "SERVABLE_BUNDLE_PATH"
@@ -350,23 +340,11 @@ def resolve(ref) -> Path:
                       f"${BUNDLE_PATH_ENV}")
 
 
-def load(path, native: bool = True) -> Bundle:
-    """Verify and load a bundle by path, name or DOI (see `resolve`).
+def open_bundle(ref, native: bool = True, cls: type[Bundle] = Bundle) -> Bundle:
+    """Verify a bundle found by path, name or DOI (see `resolve`) and open it as `cls`.
 
-    `native=False` loads the ONNX model only: torch is not imported.
+    The native model loads on first use; `native=False` forbids it (ONNX only). The public
+    entry point is `servable.load`.
     """
-    path = resolve(path)
-    manifest = verify(path)
-    if not native:
-        return Bundle(path, manifest, None)
-    from servable.models.taggers import TorchTagger, build_tagger
-
-    tagger = build_tagger(manifest["model"]["config"])
-    weights = path / manifest["model"]["weights"]
-    if isinstance(tagger, TorchTagger):
-        from safetensors.torch import load_file
-
-        tagger.load_state_dict(load_file(weights))
-    else:
-        tagger.load_model_bytes(weights.read_bytes())
-    return Bundle(path, manifest, tagger)
+    path = resolve(ref)
+    return cls(path, verify(path), native)

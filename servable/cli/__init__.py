@@ -13,10 +13,10 @@ import typer
 from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
 from servable.cli import explain as explain_cli
+from servable.cli import inference as inference_cli
 from servable.cli import models as models_cli
 from servable.cli import publish as publish_cli
 from servable.cli import remote as remote_cli
-from servable.cli import serve as serve_cli
 from servable.cli.common import USER_ERRORS
 from servable.cli.demo import demo, selftest
 
@@ -31,9 +31,9 @@ app.add_typer(data_cli.app, name="data")
 app.add_typer(bundle_cli.app, name="bundle")
 app.command()(models_cli.train)
 app.command()(models_cli.evaluate)
-app.command()(serve_cli.predict)
-bundle_cli.app.command("export")(serve_cli.export)
-app.add_typer(serve_cli.bench_app, name="bench")
+app.command()(inference_cli.predict)
+bundle_cli.app.command("export")(inference_cli.export)
+app.add_typer(inference_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(demo)
 app.command()(selftest)

@@ -10,7 +10,7 @@ app = typer.Typer(help="Verify, import and export servable bundles.", no_args_is
 
 
 @app.command()
-def verify(bundle: Path = typer.Argument(..., help="servable directory")) -> None:
+def verify(bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI")) -> None:
     """Check every file of a bundle against its SHA-256 (exit 2 naming a bad file)."""
     from servable.bundle.bundle import verify as run
 
@@ -23,13 +23,13 @@ def verify(bundle: Path = typer.Argument(..., help="servable directory")) -> Non
 def import_checkpoint(
     checkpoint: Path = typer.Argument(..., help="published GraphNet .pth state dict"),
     metadata: Path = typer.Option(..., "--metadata", help="its *_model_metadata.json"),
-    output: Path = typer.Option(..., "-o", "--output", help="servable directory to write"),
+    output: Path = typer.Option(..., "-o", "--output", help="bundle directory to write"),
     force: bool = typer.Option(False, help="overwrite a non-empty output directory"),
     record: Path = typer.Option(None, help="metadata record to describe it with, e.g. "
                                            "metadata/hbb-in-baseline.yaml"),
 ) -> None:
     """Import a published Interaction Network checkpoint (read with weights_only=True)."""
-    from servable.bundle.published import import_checkpoint as run
+    from servable.bundle.checkpoint import import_checkpoint as run
     from servable.bundle.record import apply_record, load_record
 
     rec = load_record(record) if record is not None else None  # a bad record: before writing
@@ -41,7 +41,7 @@ def import_checkpoint(
 
 @app.command("describe")
 def describe(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     record: Path = typer.Option(..., help="metadata record (metadata/NAME.yaml)"),
 ) -> None:
     """Describe a bundle with a metadata record: name, version, authors with ORCID, licence,

@@ -18,7 +18,7 @@ def demo(
     """Generate jets, train the IN, bundle it, predict (torch, ONNX) and explain it."""
     import numpy as np
 
-    from servable.bundle.bundle import load
+    from servable import load
     from servable.bundle.predict import predict_file, stream_scores
     from servable.cli.models import train_one
     from servable.data.generator import generate
@@ -62,11 +62,10 @@ def demo(
     typer.echo(f"      test AUC {m['roc_auc']:.4f}, accuracy {m['accuracy']:.4f}; "
                f"max |p_torch - p_onnx| = {diff:.2e}")
 
-    from servable.explain import load as load_servable
     from servable.explain import write_plots
 
     typer.echo("[5/5] explaining the IN: feature masking (dAUC) and LRP")
-    servable = load_servable(bundle_dir)
+    servable = load(bundle_dir)
     for method in ("masking", "lrp"):
         result = servable.explain(test, method=method)
         folder = output / f"explain-{method}"
@@ -94,11 +93,11 @@ def selftest(
 
     import numpy as np
 
-    from servable.bundle.bundle import load, save_bundle
+    from servable import load
+    from servable.bundle.bundle import save_bundle
     from servable.cli.common import fail
     from servable.data.jets import Jets
     from servable.models.taggers import INTagger
-    from servable.runtimes.onnx_export import example_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(output) if output else Path(tmp)
@@ -106,7 +105,7 @@ def selftest(
         bundle_dir = save_bundle(tagger, root / "selftest-bundle", name="selftest-in",
                                  overwrite=True, description="untrained IN (selftest)")
         bundle = load(bundle_dir)
-        inputs = example_inputs(tagger, n=32)
+        inputs = tagger.input_spec().example(32)
         jets = Jets(inputs["tracks"], inputs["vertices"])
         p_torch, p_onnx = bundle.predict(jets), bundle.predict(jets, runtime="onnx")
         diff = float(np.abs(p_torch - p_onnx).max())

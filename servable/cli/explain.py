@@ -24,7 +24,7 @@ def _params(items: list[str] | None) -> dict:
 
 
 def explain(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
     method: str = typer.Option(..., help="masking, lrp, rna, shap, lime, ig, saliency, "
                                          "attention or probes"),
@@ -36,21 +36,15 @@ def explain(
     output: Path = typer.Option(..., "-o", "--output", help="folder for the results"),
 ) -> None:
     """Explain a model: writes DIR/explanation.json and PNG figures."""
-    import inspect
-
+    from servable import load
     from servable.cli.common import fail
     from servable.data.h5io import JetFile
-    from servable.explain import METHODS, load, write_plots
+    from servable.explain import METHODS, write_plots
 
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     params = _params(param)
-    accepted = set(inspect.signature(METHODS[method].attribute).parameters) - {"self", "jets",
-                                                                               "target"}
-    unknown = set(params) - accepted
-    if unknown:
-        fail(f"method {method} takes parameters {', '.join(sorted(accepted))}; "
-             f"not {', '.join(sorted(unknown))}")
+    METHODS[method].check_params(params)
     servable = load(bundle)
     with JetFile(input_file) as f:
         jets = f.read(0, n_jets)

@@ -70,11 +70,11 @@ def train(
 
 
 def train_one(data, cfg, target: Path, force: bool, quiet: bool) -> dict:
-    from servable.bundle.trained import train_bundle
+    from servable.bundle.train import train_bundle
 
-    bundle, record = train_bundle(data, cfg, target, force=force, progress=not quiet)
-    typer.echo(_trained_line(bundle, cfg.model, cfg.seed, record))
-    return record
+    bundle, summary = train_bundle(data, cfg, target, force=force, progress=not quiet)
+    typer.echo(_trained_line(bundle, cfg.model, cfg.seed, summary))
+    return summary
 
 
 def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) -> list[dict]:
@@ -92,31 +92,31 @@ def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) ->
             "data": [str(Path(p).resolve()) for p in data], "config": dataclasses.asdict(cfg),
             "out": str(Path(target).resolve()), "force": force, "threads": threads})
             for cfg, target in zip(configs, targets, strict=True)]
-        records = []
+        summaries = []
         for cfg, future in zip(configs, futures, strict=True):
             result = future.result()
             typer.echo(_trained_line(result["bundle"], cfg.model, cfg.seed, result["record"]))
-            records.append(result["record"])
+            summaries.append(result["record"])
     finally:
         runner.close()
-    return records
+    return summaries
 
 
-def _trained_line(bundle, model: str, seed: int, record: dict) -> str:
-    m = record["validation_metrics"]
-    seconds = record["history"].get("epoch_seconds") or []
+def _trained_line(bundle, model: str, seed: int, summary: dict) -> str:
+    m = summary["validation_metrics"]
+    seconds = summary["history"].get("epoch_seconds") or []
     per_epoch = f", {sum(seconds) / len(seconds):.1f} s/epoch" if seconds else ""
     return (f"{bundle}: {model} seed {seed}: validation AUC {m['roc_auc']:.4f}, "
-            f"accuracy {m['accuracy']:.4f}, best epoch {record['history']['best_epoch']}"
+            f"accuracy {m['accuracy']:.4f}, best epoch {summary['history']['best_epoch']}"
             f"{per_epoch}")
 
 
-def seed_summary(records: list[dict], seeds: list[int], reference_auc: float | None) -> dict:
+def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float | None) -> dict:
     import numpy as np
     from scipy import stats
 
     keys = ("accuracy", "roc_auc", "rejection_50", "rejection_30")
-    values = {k: np.array([r["validation_metrics"][k] for r in records]) for k in keys}
+    values = {k: np.array([r["validation_metrics"][k] for r in summaries]) for k in keys}
     summary = {"seeds": seeds, "metrics": {
         k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
         for k, v in values.items()}}
@@ -151,7 +151,7 @@ def evaluate(
     plot: Path = typer.Option(None, help="write the ROC curve here (PNG or PDF)"),
 ) -> None:
     """Accuracy, ROC AUC and background rejection at 50% and 30% signal efficiency."""
-    from servable.bundle.bundle import load
+    from servable import load
     from servable.models.metrics import plot_roc
     from servable.models.training import evaluate as run
 

@@ -14,7 +14,7 @@ metadata_app = typer.Typer(help="Metadata records (metadata/*.yaml) and what der
 
 @app.command("zenodo")
 def zenodo(
-    bundle: Path = typer.Argument(..., help="servable directory to publish"),
+    bundle: Path = typer.Argument(..., help="bundle directory to publish"),
     sandbox: bool = typer.Option(False, help="use the Zenodo sandbox (test DOIs 10.5072/...) "
                                              "and $ZENODO_SANDBOX_TOKEN"),
     new_version_of: str = typer.Option(None, help="deposition id of the published version "
@@ -45,7 +45,7 @@ def zenodo(
 
 
 def cite(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     fmt: str = typer.Option("bibtex", "--format", help="bibtex, cff or apa"),
 ) -> None:
     """Print how to cite the exact model in this bundle."""
@@ -58,7 +58,7 @@ def cite(
 
 
 def fair_report(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     minimum: float = typer.Option(0.0, "--min", help="exit 1 when the share of principles "
                                                      "met is below this (0 to 1)"),
 ) -> None:

@@ -14,6 +14,10 @@ import numpy as np
 from servable.data import schema
 from servable.errors import ServableError
 
+# the input groups jets carry, and the attribute holding each group's feature names
+GROUPS = {"tracks": "track_names", "vertices": "vertex_names",
+          "jet_features": "jet_feature_names"}
+
 
 class InvalidJetsError(ServableError, ValueError):
     """Input jets that do not follow the layout; the message names array, expected and received."""
@@ -42,14 +46,21 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         )
 
 
+def filled_mask(array, keepdims: bool = False):
+    """Which slots hold an object: (n, slots) for a channels-first array (n, features, slots),
+    (n, 1, slots) with `keepdims`. A slot is padding when all its features are exactly zero.
+    Works on numpy arrays and torch tensors alike."""
+    mask = (array != 0).any(1)
+    return mask[:, None] if keepdims else mask
+
+
 def filled_slots(array: np.ndarray) -> np.ndarray:
     """Per jet, how many slots hold an object (channels-first array (n, features, slots))."""
-    occupied = np.any(array != 0, axis=1)
-    return occupied.sum(axis=1)
+    return filled_mask(array).sum(1)
 
 
 def _check_padding(name: str, array: np.ndarray) -> None:
-    occupied = np.any(array != 0, axis=1)  # (n, slots)
+    occupied = filled_mask(array)  # (n, slots)
     count = occupied.sum(axis=1)
     leading = np.arange(array.shape[2])[None, :] < count[:, None]
     broken = np.any(occupied != leading, axis=1)
@@ -198,6 +209,13 @@ class Jets:
     def n_vertices(self) -> np.ndarray:
         return filled_slots(self.vertices)
 
+    def group(self, name: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
+        """An input group's array and its feature names (tracks, vertices, jet_features)."""
+        if name not in GROUPS:
+            raise InvalidJetsError(f"no input group {name!r} in these jets; they hold "
+                                   f"{', '.join(GROUPS)}")
+        return getattr(self, name), getattr(self, GROUPS[name])
+
     def spectator(self, name: str) -> np.ndarray:
         if self.spectators is None:
             raise ValueError("these jets carry no spectators")
@@ -220,70 +238,3 @@ class Jets:
             first.track_names, first.vertex_names, first.jet_feature_names, extras,
             validate=False,
         )
-
-
-def select_features(array: np.ndarray, have: Sequence[str], want: Sequence[str],
-                    what: str) -> np.ndarray:
-    """Columns `want` of a channels-first array whose axis-1 columns are named `have`."""
-    have, want = list(have), list(want)
-    if have == want:
-        return array
-    missing = [w for w in want if w not in have]
-    if missing:
-        raise InvalidJetsError(
-            f"{what}: the model needs features {missing[:3]}{'...' if len(missing) > 3 else ''}"
-            f" which the input lacks (it has {len(have)} features)"
-        )
-    return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
-
-
-def model_inputs(jets: Jets, wanted: dict[str, Sequence[str]],
-                 slots: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """The arrays a model consumes: for each input (tracks, vertices, jet_features) the
-    features it was trained on, picked by name; `slots` checks the padded width too."""
-    names = {"tracks": jets.track_names, "vertices": jets.vertex_names,
-             "jet_features": jets.jet_feature_names}
-    out = {}
-    for name, features in wanted.items():
-        array = getattr(jets, name)
-        if array is None:
-            raise InvalidJetsError(f"{name}: the model needs this input (jet-level fj_* "
-                                   "features), and the jets have none")
-        out[name] = select_features(array, names[name], features, name)
-        width = (slots or {}).get(name)
-        if width is not None and array.shape[2] != width:
-            raise InvalidJetsError(
-                f"{name}: the model takes {width} slots per jet, the input has "
-                f"{array.shape[2]}; zero-pad (or keep the {width} leading by pT) to {width}")
-    return out
-
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax over classes, computed in float64, returned as float32."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-# pairs per chunk of the IN's fast path: keeps the (pairs x hidden) intermediates in cache
-PAIR_BUDGET = 1 << 14
-
-
-def bucket_chunks(n_tracks, budget: int | None = None):
-    """Jets sorted by multiplicity, cut into chunks of at most `budget` track pairs.
-
-    Yields (indices, k): the jets of a chunk and their largest track count (at least 1).
-    Shared by the PyTorch forward and the ONNX Runtime runner.
-    """
-    budget = budget or PAIR_BUDGET
-    counts_all = np.asarray(n_tracks)
-    order = np.argsort(counts_all, kind="stable")
-    counts = np.maximum(counts_all[order], 1)
-    start = 0
-    while start < len(counts):
-        stop = start + 1
-        while stop < len(counts) and (stop + 1 - start) * counts[stop] ** 2 <= budget:
-            stop += 1
-        yield order[start:stop], int(counts[stop - 1])
-        start = stop

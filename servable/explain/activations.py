@@ -8,71 +8,46 @@ node one by one, padded ones included, exactly as the published model does.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from servable.data import schema
-from servable.data.jets import Jets
+from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
 from servable.explain.base import Explanation, Method
+from servable.models.nets import recorded
 
-IN_LAYERS = ("fr1", "fr2", "fr3", "fr1_pv", "fr2_pv", "fr3_pv", "fo1", "fo2", "fo3")
 SPARSE_BELOW = 0.2
 
 
-@contextmanager
-def recorded(modules: dict[str, nn.Module], per_jet: int | None = None):
-    """Record ReLU(output) of each module, summed per jet (rows grouped by `per_jet`)."""
-    store: dict[str, list] = {name: [] for name in modules}
-    handles = []
-
-    def make(name):
-        def hook(module, args, output):
-            a = torch.relu(output.detach())
-            batch = store["_batch"][0]
-            store[name].append(a.reshape(batch, -1, a.shape[-1]).sum(1))
-        return hook
-
-    store["_batch"] = [0]
-    try:
-        for name, module in modules.items():
-            handles.append(module.register_forward_hook(make(name)))
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def hidden_activations(tagger, jets: Jets, batch_size: int = 128) -> dict[str, np.ndarray]:
-    """Per layer, the activations of each node summed over edges/nodes: (n_jets, width)."""
-    inputs = tagger.inputs(jets)
-    tensors = tagger.tensors(inputs)
+    """Per hidden layer the network declares, the activations of each node summed over
+    edges/nodes: (n_jets, width)."""
     net = tagger.net
-    if tagger.kind == "in":
-        modules = {name: getattr(net.core, name) for name in IN_LAYERS}
-    elif tagger.kind == "mlp":
-        linears = [m for m in net.mlp if isinstance(m, nn.Linear)][:-1]
-        modules = {f"dense{i + 1}": m for i, m in enumerate(linears)}
-    else:
-        raise ServableError(f"hidden activations are defined for in and mlp, not {tagger.kind}")
+    modules = net.hidden_layers()
+    if not modules:
+        raise ServableError(f"the {tagger.kind} network declares no hidden layers")
+    tensors = tagger.tensors(tagger.inputs(jets))
     with recorded(modules) as store, torch.no_grad():
         for start in range(0, len(jets), batch_size):
             batch = [t[start:start + batch_size] for t in tensors]
             store["_batch"][0] = batch[0].shape[0]
-            if tagger.kind == "in":
-                std, _ = net.split(*batch)
-                net.core.dense_forward(*std)
-            else:
-                net(*batch)
+            std, _ = net.standardize(*batch)
+            net.hidden_forward(*std)
     return {name: torch.cat(store[name]).numpy() for name in modules}
 
 
 class RelativeNeuralActivity(Method):
     name = "rna"
     applies_to = ("in", "mlp")
+    splittable = False  # normalised over the whole set
+
+    @classmethod
+    def figures(cls, explanation: Explanation, out) -> list:
+        plot_nap(explanation, Path(out) / "nap.png")
+        return [Path(out) / "nap.png", *super().figures(explanation, out)]
 
     def attribute(self, jets: Jets, target: int = 1) -> Explanation:
         acts = hidden_activations(self.tagger, jets)
@@ -137,6 +112,12 @@ class LinearProbes(Method):
 
     name = "probes"
     applies_to = ("in", "part")
+    splittable = False  # cross-validated over the whole set
+
+    @classmethod
+    def figures(cls, explanation: Explanation, out) -> list:
+        plot_probes(explanation, Path(out) / "probes.png")
+        return [Path(out) / "probes.png", *super().figures(explanation, out)]
 
     def attribute(self, jets: Jets, target: int = 1, folds: int = 5) -> Explanation:
         from sklearn.linear_model import RidgeCV
@@ -162,28 +143,20 @@ class LinearProbes(Method):
                     "definition": "cross-validated R^2 of a ridge regression from the stage's "
                                   "representation to the observable"})
 
-    def _representations(self, jets: Jets) -> dict[str, np.ndarray]:
+    def _representations(self, jets: Jets, batch_size: int = 128) -> dict[str, np.ndarray]:
+        """The mean filled track (inputs), then each stage the network declares."""
         inputs = self.tagger.inputs(jets)
         t = inputs["tracks"]
-        mask = np.any(t != 0, axis=1, keepdims=True)
+        mask = filled_mask(t, keepdims=True)
         out = {"inputs": (t * mask).sum(2) / np.maximum(mask.sum(2), 1)}
-        if self.tagger.kind == "in":
-            acts = hidden_activations(self.tagger, jets)
-            out.update({"edges (fr3)": acts["fr3"], "track-SV edges (fr3_pv)": acts["fr3_pv"],
-                        "nodes (fo3)": acts["fo3"]})
-            return out
-        net = self.tagger.net
+        tensors = self.tagger.tensors(inputs)
+        parts: dict[str, list] = {}
         with torch.no_grad():
-            x = torch.from_numpy(t)
-            _, details = net(x, return_details=True)
-            m = torch.from_numpy(mask[:, 0, : details["embeddings"][0].shape[1]]).float()
-            n_particle = len(net.core.blocks)
-            for i, emb in enumerate(details["embeddings"]):
-                if i < n_particle:
-                    pooled = (emb * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
-                    out[f"particle layer {i + 1}"] = pooled.numpy()
-                else:
-                    out[f"class layer {i - n_particle + 1}"] = emb[:, 0].numpy()
+            for start in range(0, len(jets), batch_size):
+                stages = self.tagger.net.stages(*(x[start:start + batch_size] for x in tensors))
+                for name, value in stages.items():
+                    parts.setdefault(name, []).append(value.numpy())
+        out.update({name: np.concatenate(v) for name, v in parts.items()})
         return out
 
 

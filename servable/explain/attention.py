@@ -9,17 +9,25 @@ attention to each track slot (heads averaged); padded slots get exactly zero.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from servable.data import schema
-from servable.data.jets import Jets
+from servable.data.jets import Jets, filled_mask
 from servable.explain.base import Explanation, Method
 
 
 class Attention(Method):
     name = "attention"
     applies_to = ("part",)
+    splittable = False  # maps averaged over the whole set
+
+    @classmethod
+    def figures(cls, explanation: Explanation, out) -> list:
+        plot_attention(explanation, Path(out) / "attention.png")
+        return [Path(out) / "attention.png", *super().figures(explanation, out)]
 
     def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:
         x = self.tagger.inputs(jets)["tracks"]
@@ -27,7 +35,7 @@ class Attention(Method):
         cls = jets.labels.argmax(1) if jets.labels is not None else \
             self.tagger.predict(jets).argmax(1)
         sums, counts, slot_relevance = {}, np.zeros(2), np.zeros((len(jets), n_slots))
-        filled = np.any(x != 0, axis=1)  # (n, slots)
+        filled = filled_mask(x)  # (n, slots)
         keys = np.concatenate([np.ones((len(jets), 1), bool), filled], axis=1)  # class + slots
         pairs = {k: filled[cls == k].astype(float).T @ filled[cls == k].astype(float)
                  for k in (0, 1)}
@@ -67,8 +75,7 @@ class Attention(Method):
             feature_relevance={f"track slot {i}": float(v) for i, v in enumerate(per_slot)
                                if filled[:, i].any()},
             extras={"maps": maps, "slot_relevance": slot_relevance,
-                    "layers": {"particle": len(self.tagger.net.core.blocks),
-                               "class": len(self.tagger.net.core.cls_blocks)},
+                    "layers": self.tagger.net.attention_layers(),
                     "relevance_label": "mean class-token attention to the slot"})
 
 

@@ -11,6 +11,7 @@ replace them by their most frequent value instead of a mean.
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -20,13 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from servable.bundle.bundle import Bundle
-from servable.data import schema
-from servable.data.jets import Jets
+from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
-
-GROUPS = {"tracks": "track_features", "vertices": "vertex_features",
-          "jet_features": "jet_features"}
-FIELD = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
+from servable.models.spec import InputSpec
 
 
 class MethodNotApplicable(ServableError):
@@ -102,10 +99,17 @@ def _plain(value):
 
 
 class Method(ABC):
-    """Base class: subclasses set `name`, `applies_to` and implement `attribute`."""
+    """Base class: subclasses set `name`, `applies_to` and implement `attribute`.
+
+    A method declares whether its result for a set of jets is the concatenation of its
+    results for parts of the set (`splittable`: remote execution may then split the jets
+    across tasks), which figures it draws (`figures`) and its parameters (the keyword
+    arguments of `attribute`, checked by `check_params`).
+    """
 
     name: str = ""
     applies_to: tuple[str, ...] = ("in", "mlp", "bdt", "part")
+    splittable: bool = True
 
     def __init__(self, bundle: Bundle):
         if bundle.kind not in self.applies_to:
@@ -114,20 +118,46 @@ class Method(ABC):
                 f"{', '.join(self.applies_to)}")
         self.bundle = bundle
         self.tagger = bundle.tagger
+        self.spec: InputSpec = self.tagger.input_spec()
 
     @abstractmethod
     def attribute(self, jets: Jets, target: int = 1, **params) -> Explanation:
         """Explain `target` for `jets`."""
 
+    @classmethod
+    def parameters(cls) -> dict:
+        """The method's parameters and their defaults."""
+        return {name: p.default for name, p in inspect.signature(cls.attribute).parameters.items()
+                if name not in ("self", "jets", "target")}
+
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        """Refuse parameters the method does not take, naming those it does."""
+        accepted = cls.parameters()
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise ServableError(f"method {cls.name} takes parameters "
+                                f"{', '.join(accepted) or '(none)'}; not {', '.join(unknown)}")
+
+    @classmethod
+    def figures(cls, explanation: Explanation, out: Path) -> list[Path]:
+        """Draw the method's figures into `out`: by default the relevance bar chart."""
+        if not explanation.feature_relevance:
+            return []
+        return [explanation.plot(Path(out) / "relevance.png")]
+
     # helpers shared by methods ----------------------------------------------------------
     def feature_names(self) -> dict[str, list[str]]:
-        c = self.tagger.config
-        return {FIELD[k]: list(c[GROUPS[k]]) for k in self.tagger.input_names}
+        return self.spec.feature_names()
+
+    def features(self) -> list[tuple[str, int]]:
+        """Every (input group, column) of the model, in input order."""
+        return [(g.name, i) for g in self.spec for i in range(len(g.features))]
 
     def explanation(self, relevance: dict[str, np.ndarray], target: int, **kw) -> Explanation:
-        """Wrap per-input relevance (keys: tagger input names) into an Explanation."""
+        """Wrap per-input relevance (keys: input group names) into an Explanation."""
         names = self.feature_names()
-        fields = {FIELD[k]: v for k, v in relevance.items()}
+        fields = {self.spec[k].field: v for k, v in relevance.items()}
         aggregated = {}
         for key, rel in fields.items():
             per_feature = np.abs(rel).sum(axis=2) if rel.ndim == 3 else np.abs(rel)
@@ -150,30 +180,15 @@ def input_gradients_only(net):
             p.requires_grad_(True)
 
 
-def filled_mask(array: np.ndarray) -> np.ndarray:
-    """(n, 1, slots) mask of filled slots for a channels-first array."""
-    return np.any(array != 0, axis=1, keepdims=True)
-
-
-def categorical_columns(names) -> list[int]:
-    out = []
-    for i, n in enumerate(names):
-        try:
-            if schema.lookup(n).categorical:
-                out.append(i)
-        except KeyError:
-            continue
-    return out
-
-
-def mask_padding_and_categorical(relevance: dict[str, np.ndarray], inputs, tagger) -> list[str]:
+def mask_padding_and_categorical(relevance: dict[str, np.ndarray], inputs,
+                                 spec: InputSpec) -> list[str]:
     """Zero the relevance of padded slots and of categorical features (in place)."""
     excluded = []
     for key, rel in relevance.items():
-        names = tagger.config[GROUPS[key]]
+        group = spec[key]
         if rel.ndim == 3:
-            rel *= filled_mask(inputs[key])
-        for col in categorical_columns(names):
+            rel *= filled_mask(inputs[key], keepdims=True)
+        for col in group.categorical():
             rel[:, col] = 0
-            excluded.append(names[col])
+            excluded.append(group.features[col])
     return excluded

@@ -16,13 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from servable.data.jets import Jets
+from servable.data.jets import Jets, filled_mask
 from servable.explain.base import (
-    GROUPS,
     Explanation,
     Method,
-    categorical_columns,
-    filled_mask,
     input_gradients_only,
     mask_padding_and_categorical,
 )
@@ -35,8 +32,8 @@ class _GradientMethod(Method):
         """Raw inputs (numpy), standardised tensors and the fixed extra arguments."""
         inputs = self.tagger.inputs(jets)
         with torch.no_grad():
-            std, extra = self.tagger.net.split(*(torch.from_numpy(inputs[k])
-                                                 for k in self.tagger.input_names))
+            std, extra = self.tagger.net.standardize(*(torch.from_numpy(inputs[k])
+                                                       for k in self.spec.names))
         return inputs, tuple(s.detach() for s in std), tuple(extra)
 
     def _forward(self, *args):
@@ -44,12 +41,12 @@ class _GradientMethod(Method):
 
     def _finish(self, inputs, attributions, target, **kw) -> Explanation:
         relevance = {}
-        for k, a in zip(self.tagger.input_names, attributions, strict=True):
+        for k, a in zip(self.spec.names, attributions, strict=True):
             a = a.detach().numpy().astype(np.float64)
             if a.ndim == 3 and a.shape[2] < inputs[k].shape[2]:  # ParT trims padded slots
                 a = np.pad(a, ((0, 0), (0, 0), (0, inputs[k].shape[2] - a.shape[2])))
             relevance[k] = a
-        excluded = mask_padding_and_categorical(relevance, inputs, self.tagger)
+        excluded = mask_padding_and_categorical(relevance, inputs, self.spec)
         extras = kw.pop("extras", {})
         extras["excluded_categorical"] = sorted(set(excluded))
         return self.explanation(relevance, target, extras=extras, **kw)
@@ -64,7 +61,7 @@ class IntegratedGradients(_GradientMethod):
 
         inputs, xs, extra = self._tensors(jets)
         baselines = tuple(self._hold_categorical(self._baseline(x, baseline), x, key)
-                          for x, key in zip(xs, self.tagger.input_names, strict=True))
+                          for x, key in zip(xs, self.spec.names, strict=True))
         self.tagger.net.eval()
         ig = CaptumIG(self._forward)
         parts, deltas = [], []
@@ -94,7 +91,7 @@ class IntegratedGradients(_GradientMethod):
         """Categorical features keep their value along the path: a path through codes that
         do not exist means nothing, so their attribution is exactly zero and completeness
         holds for the rest."""
-        columns = categorical_columns(self.tagger.config[GROUPS[key]])
+        columns = self.spec[key].categorical()
         if columns:
             baseline = baseline.clone()
             baseline[:, columns] = x[:, columns]
@@ -111,7 +108,7 @@ class IntegratedGradients(_GradientMethod):
             raise ServableError(f"baseline must be 'zero' or 'mean', not {kind!r}")
         if x.ndim == 2:
             return x.mean(0, keepdim=True).expand_as(x).clone()
-        mask = torch.from_numpy(filled_mask(x.numpy())).to(x.dtype)
+        mask = filled_mask(x, keepdims=True).to(x.dtype)
         mean = (x * mask).sum(dim=(0, 2)) / mask.sum(dim=(0, 2)).clamp(min=1)
         return mean[None, :, None] * mask
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from servable.data.jets import Jets
-from servable.explain.base import GROUPS, Explanation, Method
+from servable.explain.base import Explanation, Method
 from servable.explain.masking import masked, replacement_values
 
 
@@ -23,10 +23,9 @@ class Lime(Method):
         from lime.lime_base import LimeBase
 
         inputs = self.tagger.inputs(jets)
-        values = replacement_values(inputs, self.tagger, "mean")
-        features = [(k, i) for k in self.tagger.input_names
-                    for i in range(len(self.tagger.config[GROUPS[k]]))]
-        names = [self.tagger.config[GROUPS[k]][i] for k, i in features]
+        values = replacement_values(inputs, self.spec, "mean")
+        features = self.features()
+        names = [self.spec[k].features[i] for k, i in features]
         d = len(features)
         rng = np.random.default_rng(seed)
         # one set of binary masks for all jets (row 0: nothing masked, as LIME requires)

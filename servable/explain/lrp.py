@@ -114,7 +114,7 @@ class LRP(Method):
                   batch_size: int = 1024) -> Explanation:
         net = self.tagger.net
         inputs = self.tagger.inputs(jets)
-        names = self.tagger.input_names
+        names = self.spec.names
         the_rule = LRPRule(rule, epsilon, gamma)
         relevance = {k: np.zeros(inputs[k].shape) for k in names}
         outputs = []
@@ -124,14 +124,14 @@ class LRP(Method):
             for start in range(0, len(jets), batch_size):
                 sl = slice(start, start + batch_size)
                 with torch.no_grad():
-                    std, _ = net.split(*(torch.from_numpy(inputs[k][sl]) for k in names))
+                    std, _ = net.standardize(*(torch.from_numpy(inputs[k][sl]) for k in names))
                 std = [s.clone().requires_grad_() for s in std]
                 logits = net.core_forward(*std)
                 logits[:, target].sum().backward()
                 for k, s in zip(names, std, strict=True):
                     relevance[k][sl] = (s * s.grad).detach().numpy()
                 outputs.append(logits[:, target].detach().numpy())
-        excluded = mask_padding_and_categorical(relevance, inputs, self.tagger)
+        excluded = mask_padding_and_categorical(relevance, inputs, self.spec)
         out = np.concatenate(outputs)
         total = sum(r.reshape(len(out), -1).sum(1) for r in relevance.values())
         return self.explanation(relevance, target, output=out, extras={

@@ -10,33 +10,35 @@ Model-agnostic: it only calls `predict`, so it applies to every model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from servable.data.jets import Jets
+from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
-from servable.explain.base import GROUPS, Explanation, Method, categorical_columns, filled_mask
+from servable.explain.base import Explanation, Method
+from servable.models.spec import InputSpec
 
 DEFAULT_THRESHOLDS = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 
 
-def replacement_values(inputs: dict[str, np.ndarray], tagger, mode: str) -> dict:
+def replacement_values(inputs: dict[str, np.ndarray], spec: InputSpec, mode: str) -> dict:
     """Per input and feature, the value a masked feature takes (zero, mean or mode)."""
     if mode not in ("zero", "mean"):
         raise ServableError(f"replacement must be 'zero' or 'mean', not {mode!r}")
     values = {}
     for key, x in inputs.items():
-        names = tagger.config[GROUPS[key]]
         if mode == "zero":
             values[key] = np.zeros(x.shape[1], np.float32)
             continue
         if x.ndim == 3:
-            mask = filled_mask(x)[:, 0, :]
+            mask = filled_mask(x)
             per_feature = [x[:, i, :][mask] for i in range(x.shape[1])]
         else:
             per_feature = [x[:, i] for i in range(x.shape[1])]
         v = np.array([f.mean() if f.size else 0.0 for f in per_feature], np.float32)
-        for col in categorical_columns(names):
+        for col in spec[key].categorical():
             codes, counts = np.unique(per_feature[col], return_counts=True)
             v[col] = codes[np.argmax(counts)] if counts.size else 0.0
         values[key] = v
@@ -50,7 +52,7 @@ def masked(inputs: dict[str, np.ndarray], features: list[tuple[str, int]],
     for key, col in features:
         x = out[key]
         if x.ndim == 3:
-            mask = filled_mask(inputs[key])[:, 0, :]
+            mask = filled_mask(inputs[key])
             x[:, col, :] = np.where(mask, values[key][col], 0.0)
         else:
             x[:, col] = values[key][col]
@@ -59,6 +61,12 @@ def masked(inputs: dict[str, np.ndarray], features: list[tuple[str, int]],
 
 class Masking(Method):
     name = "masking"
+    splittable = False  # AUCs over the whole set
+
+    @classmethod
+    def figures(cls, explanation: Explanation, out) -> list:
+        return [*super().figures(explanation, out),
+                _plot_cumulative(explanation, Path(out) / "cumulative_masking.png")]
 
     def attribute(self, jets: Jets, target: int = 1, replacement: str = "mean",
                   thresholds=DEFAULT_THRESHOLDS) -> Explanation:
@@ -68,12 +76,11 @@ class Masking(Method):
         if y.all() or not y.any():
             raise ServableError("masking needs jets of both classes")
         inputs = self.tagger.inputs(jets)
-        values = replacement_values(inputs, self.tagger, replacement)
+        values = replacement_values(inputs, self.spec, replacement)
         base = self.tagger.predict_from_inputs(inputs)[:, target]
         auc0 = roc_auc_score(y, base)
-        features = [(k, i) for k in self.tagger.input_names
-                    for i in range(len(self.tagger.config[GROUPS[k]]))]
-        names = [self.tagger.config[GROUPS[k]][i] for k, i in features]
+        features = self.features()
+        names = [self.spec[k].features[i] for k, i in features]
         delta = {}
         for name, feat in zip(names, features, strict=True):
             p = self.tagger.predict_from_inputs(masked(inputs, [feat], values))[:, target]
@@ -91,3 +98,20 @@ class Masking(Method):
             feature_names=self.feature_names(), feature_relevance=delta, output=base,
             extras={"replacement": replacement, "auc": float(auc0), "cumulative": cumulative,
                     "relevance_label": f"AUC lost when masked ({replacement})"})
+
+
+def _plot_cumulative(explanation: Explanation, path: Path) -> Path:
+    from servable.figures import figure
+
+    rows = explanation.extras["cumulative"]
+    with figure(path, (5.5, 3.8)) as (fig, ax):
+        n = [r["n_masked"] for r in rows]
+        ax.plot(n, [r["auc"] for r in rows], marker="o", label="AUC")
+        ax.plot(n, [r["fidelity"] for r in rows], marker="s", label="fidelity")
+        ax.set_xlabel("features masked (all with dAUC below the threshold)")
+        ax.set_ylabel("value")
+        ax.set_title(f"{explanation.model}: cumulative masking "
+                     f"({explanation.extras['replacement']})")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    return path

@@ -20,7 +20,7 @@ class Shap(Method):
 
     def attribute(self, jets: Jets, target: int = 1, background: int = 50,
                   nsamples: int = 100, native: bool = True, seed: int = 0) -> Explanation:
-        if self.tagger.kind == "bdt":
+        if self.tagger.framework == "xgboost":
             return self._tree(jets, target, native)
         return self._gradient(jets, target, background, nsamples, seed)
 
@@ -45,7 +45,7 @@ class Shap(Method):
         import shap
 
         inputs = self.tagger.inputs(jets)
-        names = self.tagger.input_names
+        names = self.spec.names
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(jets), size=min(background, len(jets)), replace=False)
         bg = [torch.from_numpy(inputs[k][pick]) for k in names]
@@ -58,7 +58,7 @@ class Shap(Method):
             v = np.asarray(v)
             relevance[k] = v[..., target].astype(np.float64) if v.ndim == inputs[k].ndim + 1 \
                 else v.astype(np.float64)
-        excluded = mask_padding_and_categorical(relevance, inputs, self.tagger)
+        excluded = mask_padding_and_categorical(relevance, inputs, self.spec)
         with torch.no_grad():
             out = self.tagger.logits(jets)[:, target]
         return self.explanation(relevance, target, output=out, extras={

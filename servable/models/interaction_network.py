@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from servable.data.jets import bucket_chunks
+from servable.data.jets import filled_mask
+from servable.models.batching import bucket_chunks
 
 
 class InteractionNetwork(nn.Module):
@@ -55,7 +56,7 @@ class InteractionNetwork(nn.Module):
             return self._forward_explicit(tracks, vertices, _filled_width_tensor(tracks))
         if not bucket:
             return self._forward_explicit(tracks, vertices, _filled_width(tracks))
-        n_tracks = (tracks != 0).any(dim=1).sum(dim=1)
+        n_tracks = filled_mask(tracks).sum(1)
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
         for idx, k in bucket_chunks(n_tracks):
             idx = torch.from_numpy(idx)
@@ -181,13 +182,13 @@ def _tmul(x, y):
 
 def _filled_width_tensor(tracks: torch.Tensor) -> torch.Tensor:
     """As `_filled_width`, as a 0-d tensor so that exported graphs keep it dynamic."""
-    occupied = (tracks != 0).any(dim=1).any(dim=0).to(torch.int64)  # (N,)
+    occupied = filled_mask(tracks).any(0).to(torch.int64)  # (N,)
     position = torch.arange(1, tracks.shape[2] + 1, dtype=torch.int64)
     return torch.clamp((occupied * position).max(), min=1)
 
 
 def _filled_width(tracks: torch.Tensor) -> int:
     """Slots up to the last filled one in the batch (at least 1); trailing ones are pads."""
-    occupied = (tracks != 0).any(dim=1).any(dim=0)
+    occupied = filled_mask(tracks).any(0)
     idx = torch.nonzero(occupied)
     return int(idx.max()) + 1 if idx.numel() else 1

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from servable.data import schema
+from servable.data.jets import filled_mask
 
 CLIP = 10.0
 
@@ -32,7 +33,7 @@ def fit_standardization(values: np.ndarray, names: Sequence[str], slotted: bool)
     values: (n, F, slots) channels-first when `slotted`, else (n, F).
     """
     if slotted:
-        filled = np.any(values != 0, axis=1)  # (n, slots)
+        filled = filled_mask(values)  # (n, slots)
         per_feature = [values[:, i, :][filled] for i in range(values.shape[1])]
     else:
         per_feature = [values[:, i] for i in range(values.shape[1])]
@@ -76,6 +77,6 @@ class Standardize(nn.Module):
         z = (x - self.centre) / self.scale
         z = torch.maximum(torch.minimum(z, self.clip), -self.clip)
         if self.slotted:
-            filled = (x != 0).any(dim=1, keepdim=True)
+            filled = filled_mask(x, keepdims=True)
             z = z * filled.to(z.dtype)
         return z

@@ -1,27 +1,33 @@
-"""Taggers: one interface (`inputs`, `logits`, `predict`) over the IN, MLP, ParT and BDT.
+"""Taggers: one interface over the IN, MLP, ParT and BDT.
 
 A tagger is built from a plain config dict (what the bundle manifest stores): its kind,
-hyperparameters, the names of the features it reads and its preprocessing. `inputs(jets)`
-picks the model's features by name from full-layout jets (or accepts jets that already have
-exactly them) and returns the arrays the network consumes, in ONNX input order.
+hyperparameters, the names of the features it reads and its preprocessing. It declares
+what it reads (`input_spec()`), its framework (`torch` or `xgboost`: which training loop,
+ONNX exporter and native runtime serve it), and saves and loads its own weights
+(`weights_file`, `weights_bytes`, `load_weights`). `inputs(jets)` picks the model's
+features by name from full-layout jets and returns the arrays the network consumes, in ONNX
+input order.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from servable.data import schema
-from servable.data.jets import Jets, model_inputs, probabilities
+from servable.data.jets import Jets
+from servable.models.batching import probabilities
 from servable.models.interaction_network import InteractionNetwork
+from servable.models.nets import INNet, MLPNet, ParTNet
 from servable.models.particle_transformer import ParticleTransformer
-from servable.models.preprocessing import Standardize, identity
+from servable.models.preprocessing import Standardize, fit_standardization, identity
+from servable.models.spec import InputGroup, InputSpec
 
 DEFAULT_BATCH = 4096
+# the config key holding each input group's feature names
 FEATURE_KEYS = {"tracks": "track_features", "vertices": "vertex_features",
                 "jet_features": "jet_features"}
 
@@ -30,6 +36,8 @@ class Tagger(ABC):
     """Base: config handling and feature selection; subclasses define the model."""
 
     kind: str = ""
+    framework: str = ""  # torch | xgboost
+    weights_file: str = ""
     input_names: tuple[str, ...] = ()
     defaults: dict = {}
 
@@ -49,8 +57,32 @@ class Tagger(ABC):
     def hyper(self) -> dict:
         return self.config["hyperparameters"]
 
+    def input_spec(self) -> InputSpec:
+        """What the model reads: per input group its features, slots and preprocessing."""
+        slots = {"tracks": self.hyper.get("n_tracks", schema.TRACK_SLOTS),
+                 "vertices": self.hyper.get("n_vertices", schema.VERTEX_SLOTS)}
+        return InputSpec(tuple(
+            InputGroup(name, tuple(self.config[FEATURE_KEYS[name]]), slots.get(name),
+                       self.config["preprocessing"].get(name))
+            for name in self.input_names))
+
     def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
-        return model_inputs(jets, {n: self.config[FEATURE_KEYS[n]] for n in self.input_names})
+        return self.input_spec().select(jets)
+
+    def fit_preprocessing(self, inputs: dict[str, np.ndarray]) -> dict:
+        """The preprocessing to declare for a model trained on such inputs (none here)."""
+        return {}
+
+    def n_parameters(self) -> int | None:
+        return None
+
+    @abstractmethod
+    def weights_bytes(self) -> bytes:
+        """The weights, serialised for `weights_file` (never pickle)."""
+
+    @abstractmethod
+    def load_weights(self, raw: bytes) -> None:
+        """Load weights serialised by `weights_bytes`."""
 
     def logits(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
         return self.logits_from_inputs(self.inputs(jets), batch_size)
@@ -70,6 +102,9 @@ class Tagger(ABC):
 
 class TorchTagger(Tagger):
     """A tagger whose model is a torch module taking `input_names` tensors in order."""
+
+    framework = "torch"
+    weights_file = "model.safetensors"
 
     def __init__(self, config: dict):
         super().__init__(config)
@@ -103,6 +138,15 @@ class TorchTagger(Tagger):
             return np.zeros((0, self.config["n_classes"]), np.float32)
         return torch.cat(out).numpy()
 
+    def fit_preprocessing(self, inputs):
+        """Standardisation of every input group, fitted on the filled slots of `inputs`."""
+        return {g.name: fit_standardization(inputs[g.name], g.features,
+                                            slotted=g.slots is not None)
+                for g in self.input_spec()}
+
+    def n_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.net.parameters()))
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
 
@@ -110,21 +154,15 @@ class TorchTagger(Tagger):
         self.net.load_state_dict(state)
         self.net.eval()
 
+    def weights_bytes(self) -> bytes:
+        from safetensors.torch import save
 
-class INNet(nn.Module):
-    def __init__(self, track_norm, vertex_norm, core: InteractionNetwork):
-        super().__init__()
-        self.track_norm, self.vertex_norm, self.core = track_norm, vertex_norm, core
+        return save(self.state_dict(), metadata={"format": "pt"})
 
-    def forward(self, tracks, vertices):
-        return self.core(self.track_norm(tracks), self.vertex_norm(vertices))
+    def load_weights(self, raw: bytes) -> None:
+        from safetensors.torch import load
 
-    def split(self, tracks, vertices):
-        """Standardised inputs (what attributions refer to) and fixed extra arguments."""
-        return [self.track_norm(tracks), self.vertex_norm(vertices)], ()
-
-    def core_forward(self, tracks, vertices):
-        return self.core(tracks, vertices)
+        self.load_state_dict(load(raw))
 
 
 class INTagger(TorchTagger):
@@ -144,31 +182,6 @@ class INTagger(TorchTagger):
         return INNet(self._norm("tracks", True), self._norm("vertices", True), core)
 
 
-class MLPNet(nn.Module):
-    def __init__(self, track_norm, vertex_norm, jet_norm, n_lead: int, n_in: int,
-                 hidden: Sequence[int], n_classes: int):
-        super().__init__()
-        self.track_norm, self.vertex_norm, self.jet_norm = track_norm, vertex_norm, jet_norm
-        self.n_lead = n_lead
-        layers, d = [], n_in
-        for width in hidden:
-            layers += [nn.Linear(d, width), nn.ReLU()]
-            d = width
-        layers.append(nn.Linear(d, n_classes))
-        self.mlp = nn.Sequential(*layers)
-
-    def forward(self, tracks, vertices, jet_features):
-        return self.core_forward(*self.split(tracks, vertices, jet_features)[0])
-
-    def split(self, tracks, vertices, jet_features):
-        return [self.track_norm(tracks), self.vertex_norm(vertices),
-                self.jet_norm(jet_features)], ()
-
-    def core_forward(self, tracks, vertices, jet_features):
-        t = tracks[:, :, : self.n_lead].flatten(1)
-        return self.mlp(torch.cat([jet_features, t, vertices.flatten(1)], dim=1))
-
-
 class MLPTagger(TorchTagger):
     """MLP on jet-level features plus the flattened leading tracks and all vertex slots."""
 
@@ -183,31 +196,6 @@ class MLPTagger(TorchTagger):
         return MLPNet(self._norm("tracks", True), self._norm("vertices", True),
                       self._norm("jet_features", False), h["n_lead_tracks"], n_in, h["hidden"],
                       c["n_classes"])
-
-
-class ParTNet(nn.Module):
-    def __init__(self, track_norm, core: ParticleTransformer, kinematics: Sequence[int]):
-        super().__init__()
-        self.track_norm, self.core = track_norm, core
-        self.kinematics = list(kinematics)  # indices of ptrel, etarel, phirel
-
-    def forward(self, tracks, return_details: bool = False):
-        std, extra = self.split(tracks)
-        return self.core_forward(*std, *extra, return_details=return_details)
-
-    def split(self, tracks):
-        """Standardised particle features; kinematics and mask as fixed extra arguments."""
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            occupied = (tracks != 0).any(dim=1).any(dim=0)
-            width = int(torch.nonzero(occupied).max()) + 1 if occupied.any() else 1
-            tracks = tracks[:, :, :width]  # padded slots are masked: trimming is exact
-        mask = (tracks != 0).any(dim=1)
-        i_pt, i_eta, i_phi = self.kinematics
-        return [self.track_norm(tracks)], (tracks[:, i_pt], tracks[:, i_eta], tracks[:, i_phi],
-                                           mask)
-
-    def core_forward(self, features, ptrel, etarel, phirel, mask, return_details=False):
-        return self.core(features, ptrel, etarel, phirel, mask, return_details=return_details)
 
 
 class ParTTagger(TorchTagger):
@@ -238,6 +226,8 @@ class BDTTagger(Tagger):
     """
 
     kind = "bdt"
+    framework = "xgboost"
+    weights_file = "model.json"
     input_names = ("jet_features",)
     defaults = {"n_estimators": 400, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8,
                 "colsample_bytree": 0.8}
@@ -262,10 +252,10 @@ class BDTTagger(Tagger):
         scores = self.booster.get_score(importance_type=importance_type)
         return {name: float(scores.get(name, 0.0)) for name in self.config["jet_features"]}
 
-    def model_bytes(self) -> bytes:
+    def weights_bytes(self) -> bytes:
         return bytes(self.booster.save_raw(raw_format="json"))
 
-    def load_model_bytes(self, raw: bytes) -> None:
+    def load_weights(self, raw: bytes) -> None:
         import xgboost as xgb
 
         self.booster = xgb.Booster()

@@ -25,7 +25,6 @@ from servable.data.h5io import JetFile
 from servable.data.jets import Jets
 from servable.errors import ServableError
 from servable.models.metrics import classification_metrics
-from servable.models.preprocessing import fit_standardization
 from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
 
 log = logging.getLogger(__name__)
@@ -150,26 +149,15 @@ def make_tagger(cfg: TrainConfig, sample: Jets) -> Tagger:
               "track_features": track_features, "vertex_features": list(sample.vertex_names),
               "jet_features": list(sample.jet_feature_names)}
     probe = build_tagger(config)
-    inputs = probe.inputs(sample)
-    if isinstance(probe, TorchTagger):
-        config["preprocessing"] = {
-            name: fit_standardization(inputs[name], config[_names_key(name)],
-                                      slotted=name != "jet_features")
-            for name in probe.input_names
-        }
+    config["preprocessing"] = probe.fit_preprocessing(probe.inputs(sample))
     return build_tagger(config)
-
-
-def _names_key(input_name: str) -> str:
-    return {"tracks": "track_features", "vertices": "vertex_features",
-            "jet_features": "jet_features"}[input_name]
 
 
 def train(paths, cfg: TrainConfig,
           progress: bool = True) -> tuple[Tagger, dict, tuple[np.ndarray, np.ndarray]]:
     """Train one model.
 
-    Returns the tagger (best epoch), the training record (plain data for the manifest) and
+    Returns the tagger (best epoch), the training summary (plain data for the manifest) and
     the validation labels and H->bb scores (for plots).
     """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 1:
@@ -189,14 +177,11 @@ def train(paths, cfg: TrainConfig,
     sample = _collect(train_src, cfg.chunk_size, limit=20_000)
     tagger = make_tagger(cfg, sample)
     t0 = time.perf_counter()
-    if isinstance(tagger, BDTTagger):
-        history = _train_bdt(tagger, train_src, val_src, cfg)
-    else:
-        history = _train_torch(tagger, train_src, val_src, cfg, progress)
+    history = TRAINING_LOOPS[tagger.framework](tagger, train_src, val_src, cfg, progress)
     val = _collect(val_src, cfg.chunk_size)
     val_labels, val_probs = val.labels.argmax(1), tagger.predict(val)
     metrics = classification_metrics(val_labels, val_probs)
-    record = {
+    summary = {
         "config": asdict(cfg),
         "data": [{"path": str(p), "sha256": sha256_file(p)} for p in sorted(paths)],
         "n_train": n_train,
@@ -206,7 +191,7 @@ def train(paths, cfg: TrainConfig,
         "train_seconds": time.perf_counter() - t0,
         "torch_threads": torch.get_num_threads(),
     }
-    return tagger, record, (val_labels, val_probs[:, 1])
+    return tagger, summary, (val_labels, val_probs[:, 1])
 
 
 def _targets(jets: Jets) -> torch.Tensor:
@@ -276,7 +261,8 @@ def _train_torch(tagger: TorchTagger, train_src, val_src, cfg: TrainConfig,
     return history
 
 
-def _train_bdt(tagger: BDTTagger, train_src, val_src, cfg: TrainConfig) -> dict:
+def _train_bdt(tagger: BDTTagger, train_src, val_src, cfg: TrainConfig,
+               progress: bool = False) -> dict:
     import xgboost as xgb
 
     tr, va = _collect(train_src, cfg.chunk_size), _collect(val_src, cfg.chunk_size)
@@ -298,6 +284,10 @@ def _train_bdt(tagger: BDTTagger, train_src, val_src, cfg: TrainConfig) -> dict:
     tagger.booster = tagger.booster[: best + 1]
     return {"train_loss": evals["train"]["logloss"], "val_loss": evals["val"]["logloss"],
             "best_epoch": best + 1}
+
+
+# the training loop of each framework a tagger declares
+TRAINING_LOOPS = {"torch": _train_torch, "xgboost": _train_bdt}
 
 
 def plot_history(history: dict, path, title: str = "") -> None:

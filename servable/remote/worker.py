@@ -80,7 +80,7 @@ def train_options(options: dict) -> dict:
 
     import torch
 
-    from servable.bundle.trained import train_bundle
+    from servable.bundle.train import train_bundle
     from servable.models.training import TrainConfig
 
     if options.get("threads"):

@@ -24,9 +24,10 @@ def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
 
     if not (bucket and "tracks" in inputs):
         return run(inputs, batch_size)
-    from servable.data.jets import bucket_chunks
+    from servable.data.jets import filled_slots
+    from servable.models.batching import bucket_chunks
 
-    n_tracks = np.any(inputs["tracks"] != 0, axis=1).sum(axis=1)
+    n_tracks = filled_slots(inputs["tracks"])
     out = None
     for idx, _ in bucket_chunks(n_tracks):
         part = run({k: v[idx] for k, v in inputs.items()}, batch_size)

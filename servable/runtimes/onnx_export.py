@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,34 +32,10 @@ class _WithProbabilities(nn.Module):
         return torch.softmax(logits, dim=1), logits
 
 
-def example_inputs(tagger: Tagger, n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
-    """Jets of varied multiplicity (filled slots first) for tracing and smoke tests."""
-    rng = np.random.default_rng(seed)
-    c = tagger.config
-    slots = {"tracks": c["hyperparameters"].get("n_tracks", 60),
-             "vertices": c["hyperparameters"].get("n_vertices", 5)}
-    widths = {"tracks": len(c["track_features"]), "vertices": len(c["vertex_features"])}
-    out = {}
-    for name in tagger.input_names:
-        if name == "jet_features":
-            out[name] = rng.normal(size=(n, len(c["jet_features"]))).astype(np.float32)
-            continue
-        a = np.zeros((n, widths[name], slots[name]), np.float32)
-        for i in range(n):
-            k = 1 + (i * 7) % slots[name]
-            a[i, :, :k] = np.abs(rng.normal(size=(widths[name], k))) + 0.1
-        out[name] = a
-    return out
-
-
 def export_onnx(tagger: Tagger, path) -> Path:
+    """Write the tagger's ONNX file with the exporter of its framework."""
     path = Path(path)
-    if isinstance(tagger, BDTTagger):
-        _export_bdt(tagger, path)
-    elif isinstance(tagger, TorchTagger):
-        _export_torch(tagger, path)
-    else:  # pragma: no cover
-        raise TypeError(type(tagger))
+    EXPORTERS[tagger.framework](tagger, path)
     return path
 
 
@@ -68,7 +43,7 @@ def _export_torch(tagger: TorchTagger, path: Path) -> None:
     import warnings
 
     wrapper = _WithProbabilities(tagger.net).eval()
-    inputs = example_inputs(tagger)
+    inputs = tagger.input_spec().example()
     args = tuple(torch.from_numpy(inputs[k]) for k in tagger.input_names)
     dynamic = {k: {0: "batch"} for k in tagger.input_names}
     dynamic.update({"probabilities": {0: "batch"}, "logits": {0: "batch"}})
@@ -126,3 +101,6 @@ def _prune(graph) -> None:
             needed.update(node.input)
     del graph.node[:]
     graph.node.extend(reversed(keep))
+
+
+EXPORTERS = {"torch": _export_torch, "xgboost": _export_bdt}

@@ -11,7 +11,7 @@ bench_app = typer.Typer(help="Runtime parity and speed reports.", no_args_is_hel
 
 
 def predict(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
     runtime: str = typer.Option("torch", help="torch, onnx or tensorrt"),
@@ -20,7 +20,7 @@ def predict(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Score jets: writes dataset `scores` (n, classes) and `row_index`."""
-    from servable.bundle.bundle import load
+    from servable import load
     from servable.bundle.predict import predict_file
 
     result = predict_file(load(bundle), input_file, output, runtime=runtime,
@@ -29,7 +29,7 @@ def predict(
 
 
 def export(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     output: Path = typer.Option(..., "-o", "--output", help="zip file to write"),
     force: bool = typer.Option(False, help="overwrite an existing zip"),
 ) -> None:
@@ -48,14 +48,14 @@ def _sample(data: Path, n_jets: int | None):
 
 @bench_app.command("parity")
 def bench_parity(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     data: Path = typer.Option(..., "--data", help="jets to compare on"),
     n_jets: int = typer.Option(None, help="use the first N jets"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Compare runtimes on the same jets: max |dp|, accuracy, AUC, fidelity."""
+    from servable import load
     from servable.bundle.bench import format_parity, parity
-    from servable.bundle.bundle import load
 
     report = parity(load(bundle), _sample(data, n_jets))
     typer.echo(json.dumps(report, indent=2) if as_json else format_parity(report))
@@ -75,7 +75,7 @@ def _sizes(text: str) -> list[int]:
 
 @bench_app.command("throughput")
 def bench_throughput(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     data: Path = typer.Option(..., "--data", help="jets to run"),
     batch_sizes: str = typer.Option("1,16,128,1024", help="comma-separated batch sizes"),
     repeats: int = typer.Option(10, help="repetitions per batch size"),
@@ -86,8 +86,8 @@ def bench_throughput(
     """Jets/s against batch size, repeated, as box plots (paper Figure 4)."""
     import statistics
 
+    from servable import load
     from servable.bundle.bench import plot_throughput, throughput
-    from servable.bundle.bundle import load
 
     sizes = _sizes(batch_sizes)
     result = throughput(load(bundle), _sample(data, None), sizes, repeats, runtime)
@@ -113,8 +113,9 @@ def bench_inference(
     """Dense published IN vs fast exact path vs ONNX Runtime, side by side."""
     import tempfile
 
+    from servable import load
     from servable.bundle.bench import format_inference, inference_bench
-    from servable.bundle.bundle import load, save_bundle
+    from servable.bundle.bundle import save_bundle
     from servable.models.taggers import INTagger
 
     jets = _sample(data, n_jets)

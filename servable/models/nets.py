@@ -1,0 +1,172 @@
+"""The networks behind the torch taggers, with the one interface explanation methods use.
+
+Every `TaggerNet` takes the raw input groups in order and exposes:
+
+* `standardize(*inputs) -> (standardised, fixed)`: the tensors attributions refer to (the
+  preprocessed inputs the core sees) and fixed extra arguments (ParT: kinematics and mask);
+* `core_forward(*standardised, *fixed)`: logits from those (gradients, LRP, IG, SHAP);
+* `hidden_layers()` and `hidden_forward(*standardised)`: the layers whose activations RNA
+  reads, and a forward in which every node and edge passes through them;
+* `stages(*inputs)`: per-jet representations after each stage, for linear probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from servable.data.jets import filled_mask
+from servable.models.interaction_network import InteractionNetwork
+from servable.models.particle_transformer import ParticleTransformer
+
+IN_LAYERS = ("fr1", "fr2", "fr3", "fr1_pv", "fr2_pv", "fr3_pv", "fo1", "fo2", "fo3")
+
+
+@contextmanager
+def recorded(modules: dict[str, nn.Module]):
+    """Record ReLU(output) of each module, summed over the edges/nodes of each jet.
+
+    `store["_batch"][0]` must hold the batch size of the forward being recorded.
+    """
+    store: dict[str, list] = {name: [] for name in modules}
+    store["_batch"] = [0]
+    handles = []
+
+    def make(name):
+        def hook(module, args, output):
+            a = torch.relu(output.detach())
+            store[name].append(a.reshape(store["_batch"][0], -1, a.shape[-1]).sum(1))
+        return hook
+
+    try:
+        for name, module in modules.items():
+            handles.append(module.register_forward_hook(make(name)))
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class TaggerNet(nn.Module):
+    """Base of the torch taggers' networks: forward = core_forward(standardize(inputs))."""
+
+    def forward(self, *inputs):
+        std, fixed = self.standardize(*inputs)
+        return self.core_forward(*std, *fixed)
+
+    def standardize(self, *inputs) -> tuple[list[torch.Tensor], tuple]:
+        raise NotImplementedError
+
+    def core_forward(self, *args) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hidden_layers(self) -> dict[str, nn.Module]:
+        """Hidden layers for relative neural activity; empty when not defined."""
+        return {}
+
+    def hidden_forward(self, *std) -> torch.Tensor:
+        return self.core_forward(*std)
+
+    def stages(self, *inputs) -> dict[str, torch.Tensor]:
+        """Per-jet representation (n, width) after each stage, for linear probes."""
+        raise NotImplementedError(f"{type(self).__name__} defines no stages")
+
+
+class INNet(TaggerNet):
+    def __init__(self, track_norm, vertex_norm, core: InteractionNetwork):
+        super().__init__()
+        self.track_norm, self.vertex_norm, self.core = track_norm, vertex_norm, core
+
+    def standardize(self, tracks, vertices):
+        return [self.track_norm(tracks), self.vertex_norm(vertices)], ()
+
+    def core_forward(self, tracks, vertices):
+        return self.core(tracks, vertices)
+
+    def hidden_layers(self):
+        return {name: getattr(self.core, name) for name in IN_LAYERS}
+
+    def hidden_forward(self, tracks, vertices):
+        """The dense published formulation: its layers see every edge and node one by one,
+        padded ones included, exactly as the published model does."""
+        return self.core.dense_forward(tracks, vertices)
+
+    def stages(self, tracks, vertices):
+        layers = {"edges (fr3)": self.core.fr3, "track-SV edges (fr3_pv)": self.core.fr3_pv,
+                  "nodes (fo3)": self.core.fo3}
+        with recorded(layers) as store:
+            store["_batch"][0] = tracks.shape[0]
+            self.hidden_forward(*self.standardize(tracks, vertices)[0])
+        return {name: store[name][0] for name in layers}
+
+
+class MLPNet(TaggerNet):
+    def __init__(self, track_norm, vertex_norm, jet_norm, n_lead: int, n_in: int,
+                 hidden: Sequence[int], n_classes: int):
+        super().__init__()
+        self.track_norm, self.vertex_norm, self.jet_norm = track_norm, vertex_norm, jet_norm
+        self.n_lead = n_lead
+        layers, d = [], n_in
+        for width in hidden:
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        layers.append(nn.Linear(d, n_classes))
+        self.mlp = nn.Sequential(*layers)
+
+    def standardize(self, tracks, vertices, jet_features):
+        return [self.track_norm(tracks), self.vertex_norm(vertices),
+                self.jet_norm(jet_features)], ()
+
+    def core_forward(self, tracks, vertices, jet_features):
+        t = tracks[:, :, : self.n_lead].flatten(1)
+        return self.mlp(torch.cat([jet_features, t, vertices.flatten(1)], dim=1))
+
+    def hidden_layers(self):
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)][:-1]
+        return {f"dense{i + 1}": m for i, m in enumerate(linears)}
+
+
+class ParTNet(TaggerNet):
+    def __init__(self, track_norm, core: ParticleTransformer, kinematics: Sequence[int]):
+        super().__init__()
+        self.track_norm, self.core = track_norm, core
+        self.kinematics = list(kinematics)  # indices of ptrel, etarel, phirel
+
+    def forward(self, tracks, return_details: bool = False):
+        std, fixed = self.standardize(tracks)
+        return self.core_forward(*std, *fixed, return_details=return_details)
+
+    def standardize(self, tracks):
+        """Standardised particle features; kinematics and mask as fixed extra arguments."""
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            occupied = filled_mask(tracks).any(0)
+            width = int(torch.nonzero(occupied).max()) + 1 if occupied.any() else 1
+            tracks = tracks[:, :, :width]  # padded slots are masked: trimming is exact
+        mask = filled_mask(tracks)
+        i_pt, i_eta, i_phi = self.kinematics
+        return [self.track_norm(tracks)], (tracks[:, i_pt], tracks[:, i_eta], tracks[:, i_phi],
+                                           mask)
+
+    def core_forward(self, features, ptrel, etarel, phirel, mask, return_details=False):
+        return self.core(features, ptrel, etarel, phirel, mask, return_details=return_details)
+
+    def attention_layers(self) -> dict[str, int]:
+        """How many particle-attention and class-attention layers `return_details` lists."""
+        return {"particle": len(self.core.blocks), "class": len(self.core.cls_blocks)}
+
+    def stages(self, tracks):
+        _, details = self.forward(tracks, return_details=True)
+        embeddings = details["embeddings"]
+        m = filled_mask(tracks)[:, : embeddings[0].shape[1]].float()
+        n_particle = len(self.core.blocks)
+        out = {}
+        for i, emb in enumerate(embeddings):
+            if i < n_particle:
+                pooled = (emb * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
+                out[f"particle layer {i + 1}"] = pooled
+            else:
+                out[f"class layer {i - n_particle + 1}"] = emb[:, 0]
+        return out

@@ -1,0 +1,139 @@
+"""What a model reads: its input groups, each with feature names, units, slot count, padding
+and preprocessing. One specification that the bundle manifest, the ONNX export, the
+explanation methods and input validation all read (numpy only: no torch on this path).
+
+A group is either per jet, (n, features), or slotted and channels-first,
+(n, features, slots), zero-padded with the filled slots first. `select` picks a model's
+features by name from full-layout jets and checks the slot count, the same way for every
+runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from servable.data import schema
+from servable.data.jets import InvalidJetsError, Jets
+
+# the field of an Explanation that holds each group's relevance
+EXPLANATION_FIELDS = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
+LAYOUT = "channels-first (jets, features, slots)"
+PADDING = "zero-padded slots after the filled ones; filled slots sorted by decreasing pT"
+
+
+def _feature_entry(name: str) -> dict:
+    try:
+        f = schema.lookup(name)
+    except KeyError:
+        return {"name": name, "unit": "", "meaning": "", "categorical": False}
+    return {"name": name, "unit": f.unit, "meaning": f.meaning, "categorical": f.categorical}
+
+
+@dataclass(frozen=True)
+class InputGroup:
+    """One model input: `name` (tracks, vertices, jet_features), its features in order, its
+    slot count (None for a per-jet vector) and the preprocessing applied inside the model."""
+
+    name: str
+    features: tuple[str, ...]
+    slots: int | None = None
+    preprocessing: dict | None = field(default=None, compare=False)
+
+    @property
+    def shape(self) -> list:
+        return [None, len(self.features)] + ([self.slots] if self.slots is not None else [])
+
+    @property
+    def field(self) -> str:
+        return EXPLANATION_FIELDS.get(self.name, self.name)
+
+    def categorical(self) -> list[int]:
+        """Columns of categorical features (codes, not quantities)."""
+        return [i for i, n in enumerate(self.features) if _feature_entry(n)["categorical"]]
+
+    def select(self, jets: Jets) -> np.ndarray:
+        """This group's features, picked by name from `jets`; the slot count is checked."""
+        array, have = jets.group(self.name)
+        if array is None:
+            raise InvalidJetsError(f"{self.name}: the model needs this input (jet-level fj_* "
+                                   "features), and the jets have none")
+        if self.slots is not None and array.shape[2] != self.slots:
+            raise InvalidJetsError(
+                f"{self.name}: the model takes {self.slots} slots per jet, the input has "
+                f"{array.shape[2]}; zero-pad (or keep the {self.slots} leading by pT) to "
+                f"{self.slots}")
+        have, want = list(have), list(self.features)
+        if have == want:
+            return array
+        missing = [w for w in want if w not in have]
+        if missing:
+            raise InvalidJetsError(
+                f"{self.name}: the model needs features {missing[:3]}"
+                f"{'...' if len(missing) > 3 else ''} which the input lacks (it has "
+                f"{len(have)} features)")
+        return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
+
+    def example(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Plausible inputs of varied multiplicity (filled slots first), for tracing."""
+        if self.slots is None:
+            return rng.normal(size=(n, len(self.features))).astype(np.float32)
+        a = np.zeros((n, len(self.features), self.slots), np.float32)
+        for i in range(n):
+            k = 1 + (i * 7) % self.slots
+            a[i, :, :k] = np.abs(rng.normal(size=(len(self.features), k))) + 0.1
+        return a
+
+    def to_manifest(self) -> dict:
+        entry = {"name": self.name, "shape": self.shape, "dtype": "float32",
+                 "features": [_feature_entry(n) for n in self.features]}
+        if self.slots is not None:
+            entry["layout"] = LAYOUT
+            entry["padding"] = PADDING
+        return entry
+
+    @classmethod
+    def from_manifest(cls, entry: dict) -> InputGroup:
+        shape = entry["shape"]
+        return cls(entry["name"], tuple(f["name"] for f in entry["features"]),
+                   shape[2] if len(shape) == 3 else None)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model's input groups, in the order the network (and its ONNX graph) takes them."""
+
+    groups: tuple[InputGroup, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.groups)
+
+    def __getitem__(self, name: str) -> InputGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self.groups)
+
+    def select(self, jets: Jets) -> dict[str, np.ndarray]:
+        """The arrays the model consumes, by group name."""
+        return {g.name: g.select(jets) for g in self.groups}
+
+    def feature_names(self) -> dict[str, list[str]]:
+        """Feature names per Explanation field (tracks, vertices, jet)."""
+        return {g.field: list(g.features) for g in self.groups}
+
+    def example(self, n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return {g.name: g.example(n, rng) for g in self.groups}
+
+    def to_manifest(self) -> list[dict]:
+        return [g.to_manifest() for g in self.groups]
+
+    @classmethod
+    def from_manifest(cls, entries: list[dict]) -> InputSpec:
+        return cls(tuple(InputGroup.from_manifest(e) for e in entries))
