@@ -69,6 +69,75 @@ def test_predict_matches_local_and_keeps_order(client, published_bundle, jets, m
     np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
 
 
+def test_predict_of_20k_jets_loads_the_bundle_once_per_worker_process(client,
+                                                                       published_bundle, jets):
+    reps = -(-20_000 // len(jets.tracks))
+    big = Jets.concatenate([jets] * reps)[:20_000]
+    result = client.predict(published_bundle, big).result()
+    reports = result["workers"]
+    assert len(reports) == result["tasks"] >= 15
+    by_pid: dict[int, list[int]] = {}
+    for report in reports:
+        by_pid.setdefault(report["pid"], []).append(report["bundle_loads"])
+    assert max(len(loads) for loads in by_pid.values()) >= 2  # a process ran several tasks
+    assert all(loads == [1] * len(loads) for loads in by_pid.values()), by_pid
+
+
+def test_worker_loads_a_changed_bundle_again(published_bundle, tmp_path):
+    from servable.remote import worker
+
+    bundle = shutil.copytree(published_bundle, tmp_path / "b")
+    first, loads = worker.cached_bundle(str(bundle), native=False)
+    again, loads_again = worker.cached_bundle(str(bundle), native=False)
+    assert again is first and (loads, loads_again) == (1, 1)
+    with open(bundle / "servable.yaml", "a") as f:  # another manifest digest, still valid
+        f.write("# edited\n")
+    changed, loads_changed = worker.cached_bundle(str(bundle), native=False)
+    assert changed is not first and loads_changed == 1
+    assert [key for key in worker._BUNDLES if key[0] == str(bundle.resolve())] == [
+        (str(bundle.resolve()), hashlib.sha256((bundle / "servable.yaml").read_bytes())
+         .hexdigest())]
+
+
+USER_SCRIPT = """import torch  # first, as most PyTorch users' scripts start
+
+import json
+import os
+import sys
+
+import servable
+from servable.remote import Client
+
+if __name__ == "__main__":
+    bundle, data, engine = sys.argv[1:]
+    jets = servable.read_jets(data)
+    with Client("local", engine=engine, workers=2, payload_limit=2_000_000) as client:
+        result = client.predict(bundle, jets).result()
+    print(json.dumps({"workers": result["workers"], "tasks": result["tasks"],
+                      "omp": os.environ.get("OMP_NUM_THREADS", "unset")}))
+"""
+
+
+@pytest.mark.parametrize("engine", ["process", "parsl"])
+def test_workers_of_a_script_importing_torch_first_use_their_share_of_cores(
+        engine, published_bundle, test_file, tmp_path):
+    """A spawned worker imports the caller's main module before anything of ours runs:
+    torch imported there must still get cores / workers threads in every worker."""
+    script = tmp_path / "user_script.py"
+    script.write_text(USER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OMP_NUM_THREADS", None)
+    r = subprocess.run([sys.executable, str(script), str(published_bundle), str(test_file),
+                        engine], capture_output=True, text=True, env=env, timeout=600,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    share = max(1, os.cpu_count() // 2)
+    assert out["tasks"] >= 4 and len(out["workers"]) == out["tasks"]
+    assert [w["torch_threads"] for w in out["workers"]] == [share] * out["tasks"], out
+    assert out["omp"] == "unset"  # the caller's own environment is left as it was
+
+
 def test_worker_exception_is_one_clear_error(client, published_bundle, jets):
     bad = {"tracks": jets.tracks[:4, :10], "vertices": jets.vertices[:4]}
     with pytest.raises(RemoteTaskError) as info:
@@ -172,6 +241,8 @@ def test_worker_under_another_python_runs_source_serialized_function(other_venv,
         result = c.predict(published_bundle, sample).result(timeout=300)
     assert result["worker"]["python"].startswith(version + ".")
     assert result["runtime"] == "onnx" and result["tasks"] >= 3
+    share = max(1, os.cpu_count() // 2)
+    assert {w["onnx_threads"] for w in result["workers"]} == {share}
     np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
 
 
@@ -227,6 +298,27 @@ def test_remote_explain_cli(published_bundle, test_file, tmp_path):
     record = json.loads((tmp_path / "ex" / "explanation.json").read_text())
     assert record["n_jets"] == 200 and record["method"] == "lrp"
     assert (tmp_path / "ex" / "relevance.png").stat().st_size > 10_000
+
+
+def test_remote_explain_writes_the_files_local_explain_writes(published_bundle, test_file,
+                                                              tmp_path):
+    """Masking (never split: one task) writes its JSON, relevance bars and cumulative curve."""
+    args = (test_file, "--method", "masking", "--n-jets", 300, "--per-jet")
+    r = run_cli("explain", published_bundle, *args, "-o", tmp_path / "local", timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("remote", "explain", published_bundle, *args, "-o", tmp_path / "remote",
+                timeout=300)
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert files == ["cumulative_masking.png", "explanation.json", "relevance.png"]
+    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == files
+    local, remote = (json.loads((tmp_path / d / "explanation.json").read_text())
+                     for d in ("local", "remote"))
+    assert local["n_jets"] == 300 and len(local["output"]) == 300
+    # per-jet scores: the worker's torch runs on its share of the cores, so float32 sums may
+    # round differently; everything else (relevance, dAUC curve, summaries) is equal
+    np.testing.assert_allclose(remote.pop("output"), local.pop("output"), rtol=1e-5, atol=0)
+    assert remote == local
 
 
 def test_register_records_function_digests(tmp_path):
