@@ -1,4 +1,4 @@
-"""Remote execution through the real Globus Compute endpoint engines (DESIGN 8)."""
+"""Remote execution through the real Globus Compute endpoint engines."""
 
 import hashlib
 import json
