@@ -91,11 +91,11 @@ def register(endpoint: str = ENDPOINT) -> None:
     """
     from servable.remote.endpoints import GlobusEndpoint, serializer
     from servable.remote.functions import SHIPPED
-    from servable.remote.registry import read_registry, register
+    from servable.remote.registry import read_registry, register_functions
 
     globus = None if endpoint == "local" else GlobusEndpoint(endpoint)
-    path = register(SHIPPED, serializer(),
-                    globus.executor.register_function if globus is not None else None)
+    register = globus.executor.register_function if globus is not None else None
+    path = register_functions(SHIPPED, serializer(), register)
     for name, entry in read_registry().items():
         typer.echo(f"{name}: {entry['function_id'] or 'local (serialized per call)'} "
                    f"sha256 {entry['sha256'][:12]}")

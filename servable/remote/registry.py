@@ -48,7 +48,7 @@ def registered_id(registry: dict, fn) -> str | None:
     return None
 
 
-def register(functions: dict, serde, register_function=None) -> Path:
+def register_functions(functions: dict, serde, register_function=None) -> Path:
     """Record every shipped function (registering it first when `register_function` is
     given: the SDK executor's `register_function`); returns the registry's path."""
     registry = {}
