@@ -17,3 +17,17 @@ def assert_user_error(result, *fragments):
     assert len(err.splitlines()) == 1, err
     for fragment in fragments:
         assert fragment in err, err
+
+
+def source_copy(dest):
+    """A copy of what `pip install` builds from (the package, pyproject, README, licence),
+    so that installing it writes nothing next to the repository's sources."""
+    import shutil
+    from pathlib import Path
+
+    root, dest = Path(__file__).resolve().parents[1], Path(dest)
+    shutil.copytree(root / "servable", dest / "servable",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, dest / name)
+    return dest

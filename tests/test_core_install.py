@@ -1,7 +1,6 @@
 """The core install (numpy, h5py, pyyaml, safetensors, onnxruntime, typer, tqdm) loads a
 bundle, verifies it and predicts with ONNX Runtime; torch is never imported on that path."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.cli_helpers import run_cli
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli_helpers import run_cli, source_copy
 
 
 def test_onnx_prediction_imports_no_torch(published_bundle, test_file):
@@ -49,11 +46,7 @@ def test_onnx_bundle_never_reads_native_weights(published_bundle, tmp_path):
 def test_fresh_core_venv_predicts_with_onnx(published_bundle, test_file, tmp_path):
     """`pip install servable` without extras, in a new venv: `servable predict --runtime
     onnx` works and matches the full installation's scores; torch is not installed."""
-    src = tmp_path / "src"  # a copy: the build writes next to the sources
-    shutil.copytree(ROOT / "servable", src / "servable",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
+    src = source_copy(tmp_path / "src")
     venv = tmp_path / "core"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(src)],

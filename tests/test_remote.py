@@ -1,4 +1,4 @@
-"""Remote execution through the real Globus Compute endpoint engines (DESIGN 8)."""
+"""Remote execution through the real Globus Compute endpoint engines."""
 
 import hashlib
 import json
@@ -17,21 +17,28 @@ from servable import read_jets, write_jets
 from servable.data.jets import Jets
 from servable.remote import Client, PayloadTooLarge, RemoteTaskError
 from servable.remote.client import PAYLOAD_LIMIT, serializer
-from tests.cli_helpers import assert_user_error, run_cli
+from tests.cli_helpers import assert_user_error, run_cli, source_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def other_python() -> tuple[str, str]:
-    """A Python interpreter of another minor version than this one, found on PATH."""
+    """A Python interpreter of another minor version than this one: on PATH, else among
+    pyenv's versions ($PYENV_ROOT, default ~/.pyenv)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
     for minor in (12, 13, 11, 10):
         if (3, minor) == sys.version_info[:2]:
             continue
-        exe = shutil.which(f"python3.{minor}")
-        if exe and subprocess.run([exe, "-c", "import venv"], capture_output=True).returncode == 0:
-            return exe, f"3.{minor}"
-    pytest.fail("no Python 3.10-3.13 other than the running one on PATH: install one "
-                "(e.g. apt-get install python3.11) to test workers on another Python")
+        candidates = [shutil.which(f"python3.{minor}"),
+                      *map(str, sorted(pyenv.glob(f"3.{minor}.*/bin/python3.{minor}")))]
+        for exe in filter(None, candidates):
+            r = subprocess.run([exe, "-c", "import venv, sys; print(sys.version_info[1])"],
+                               capture_output=True, text=True)
+            if r.returncode == 0 and r.stdout.strip() == str(minor):
+                return exe, f"3.{minor}"
+    pytest.fail("no Python 3.10-3.13 other than the running one on PATH or under pyenv: "
+                "install one (e.g. apt-get install python3.11) to test workers on another "
+                "Python")
 
 
 def kill_first_attempt(marker):
@@ -67,6 +74,75 @@ def test_predict_matches_local_and_keeps_order(client, published_bundle, jets, m
     assert result["runtime"] == "torch" and result["worker"]["python"]
     assert result["tasks"] >= 10 and 1_000_000 < client.largest_payload <= 1_500_000
     np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
+
+
+def test_predict_of_20k_jets_loads_the_bundle_once_per_worker_process(client,
+                                                                       published_bundle, jets):
+    reps = -(-20_000 // len(jets.tracks))
+    big = Jets.concatenate([jets] * reps)[:20_000]
+    result = client.predict(published_bundle, big).result()
+    reports = result["workers"]
+    assert len(reports) == result["tasks"] >= 15
+    by_pid: dict[int, list[int]] = {}
+    for report in reports:
+        by_pid.setdefault(report["pid"], []).append(report["bundle_loads"])
+    assert max(len(loads) for loads in by_pid.values()) >= 2  # a process ran several tasks
+    assert all(loads == [1] * len(loads) for loads in by_pid.values()), by_pid
+
+
+def test_worker_loads_a_changed_bundle_again(published_bundle, tmp_path):
+    from servable.remote import worker
+
+    bundle = shutil.copytree(published_bundle, tmp_path / "b")
+    first, loads = worker.cached_bundle(str(bundle))
+    again, loads_again = worker.cached_bundle(str(bundle))
+    assert again is first and (loads, loads_again) == (1, 1)
+    with open(bundle / "servable.yaml", "a") as f:  # another manifest digest, still valid
+        f.write("# edited\n")
+    changed, loads_changed = worker.cached_bundle(str(bundle))
+    assert changed is not first and loads_changed == 1
+    assert [key for key in worker._BUNDLES if key[0] == str(bundle.resolve())] == [
+        (str(bundle.resolve()), hashlib.sha256((bundle / "servable.yaml").read_bytes())
+         .hexdigest())]
+
+
+USER_SCRIPT = """import torch  # first, as most PyTorch users' scripts start
+
+import json
+import os
+import sys
+
+import servable
+from servable.remote import Client
+
+if __name__ == "__main__":
+    bundle, data, engine = sys.argv[1:]
+    jets = servable.read_jets(data)
+    with Client("local", engine=engine, workers=2, payload_limit=2_000_000) as client:
+        result = client.predict(bundle, jets).result()
+    print(json.dumps({"workers": result["workers"], "tasks": result["tasks"],
+                      "omp": os.environ.get("OMP_NUM_THREADS", "unset")}))
+"""
+
+
+@pytest.mark.parametrize("engine", ["process", "parsl"])
+def test_workers_of_a_script_importing_torch_first_use_their_share_of_cores(
+        engine, published_bundle, test_file, tmp_path):
+    """A spawned worker imports the caller's main module before anything of ours runs:
+    torch imported there must still get cores / workers threads in every worker."""
+    script = tmp_path / "user_script.py"
+    script.write_text(USER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OMP_NUM_THREADS", None)
+    r = subprocess.run([sys.executable, str(script), str(published_bundle), str(test_file),
+                        engine], capture_output=True, text=True, env=env, timeout=600,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    share = max(1, os.cpu_count() // 2)
+    assert out["tasks"] >= 4 and len(out["workers"]) == out["tasks"]
+    assert [w["torch_threads"] for w in out["workers"]] == [share] * out["tasks"], out
+    assert out["omp"] == "unset"  # the caller's own environment is left as it was
 
 
 def test_worker_exception_is_one_clear_error(client, published_bundle, jets):
@@ -139,19 +215,20 @@ def test_20k_jets_remote_cli_equal_local_cli(published_bundle, test_file, tmp_pa
 
 
 @pytest.fixture(scope="session")
-def other_venv(request):
-    """An environment of another Python minor version, without torch: the endpoint's
-    packages, numpy, h5py, onnxruntime; servable comes from the repository through PYTHONPATH.
-    Returns (venv path, "3.X")."""
+def other_venv(request, tmp_path_factory):
+    """An environment of another Python minor version with `servable[remote]` installed:
+    the core (ONNX Runtime, no torch) and the endpoint's packages, as on a lightweight
+    endpoint. Cached by Python version and the package's sources. Returns (venv, "3.X")."""
     exe, version = other_python()
-    reqs = (ROOT / "requirements" / "endpoint.txt").read_text()
-    key = hashlib.sha256(f"{version}{reqs}".encode()).hexdigest()[:12]
-    venv = Path(request.config.cache.mkdir("servable-venv-other")) / key
+    digest = hashlib.sha256(version.encode())
+    for path in sorted([ROOT / "pyproject.toml", *(ROOT / "servable").rglob("*.py")]):
+        digest.update(path.read_bytes())
+    venv = Path(request.config.cache.mkdir("servable-venv-other")) / digest.hexdigest()[:12]
     if not (venv / ".ready").exists():
+        src = source_copy(tmp_path_factory.mktemp("src"))
         subprocess.run([exe, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
-                        str(ROOT / "requirements" / "endpoint.txt"), "numpy", "h5py", "pyyaml",
-                        "onnxruntime"], check=True, timeout=900)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{src}[remote]"],
+                       check=True, timeout=900)
         (venv / ".ready").write_text("ok")
     return venv, version
 
@@ -166,12 +243,14 @@ def test_worker_under_another_python_runs_source_serialized_function(other_venv,
     venv, version = other_venv
     sample = jets[:1500]
     local = servable.load(published_bundle).predict(sample, runtime="onnx")
-    init = f"source {venv}/bin/activate; export PYTHONPATH={ROOT}"
+    init = f"source {venv}/bin/activate"
     with Client("local", engine="parsl", workers=2, worker_init=init) as c:
         c.payload_limit = 4_000_000
         result = c.predict(published_bundle, sample).result(timeout=300)
     assert result["worker"]["python"].startswith(version + ".")
     assert result["runtime"] == "onnx" and result["tasks"] >= 3
+    share = max(1, os.cpu_count() // 2)
+    assert {w["onnx_threads"] for w in result["workers"]} == {share}
     np.testing.assert_allclose(result["probabilities"], local, atol=1e-6)
 
 
@@ -227,6 +306,27 @@ def test_remote_explain_cli(published_bundle, test_file, tmp_path):
     record = json.loads((tmp_path / "ex" / "explanation.json").read_text())
     assert record["n_jets"] == 200 and record["method"] == "lrp"
     assert (tmp_path / "ex" / "relevance.png").stat().st_size > 10_000
+
+
+def test_remote_explain_writes_the_files_local_explain_writes(published_bundle, test_file,
+                                                              tmp_path):
+    """Masking (never split: one task) writes its JSON, relevance bars and cumulative curve."""
+    args = (test_file, "--method", "masking", "--n-jets", 300, "--per-jet")
+    r = run_cli("explain", published_bundle, *args, "-o", tmp_path / "local", timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("remote", "explain", published_bundle, *args, "-o", tmp_path / "remote",
+                timeout=300)
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert files == ["cumulative_masking.png", "explanation.json", "relevance.png"]
+    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == files
+    local, remote = (json.loads((tmp_path / d / "explanation.json").read_text())
+                     for d in ("local", "remote"))
+    assert local["n_jets"] == 300 and len(local["output"]) == 300
+    # per-jet scores: the worker's torch runs on its share of the cores, so float32 sums may
+    # round differently; everything else (relevance, dAUC curve, summaries) is equal
+    np.testing.assert_allclose(remote.pop("output"), local.pop("output"), rtol=1e-5, atol=0)
+    assert remote == local
 
 
 def test_register_records_function_digests(tmp_path):

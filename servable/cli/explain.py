@@ -23,6 +23,17 @@ def _params(items: list[str] | None) -> dict:
     return out
 
 
+def write_explanation(explanation, output: Path, n_jets: int, per_jet: bool) -> list[Path]:
+    """DIR/explanation.json (the summary, n_jets, with `per_jet` the per-jet relevance) and
+    the method's figures: what `servable explain` and `servable remote explain` write."""
+    from servable.explain import write_plots
+
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / "explanation.json"
+    path.write_text(json.dumps({**explanation.to_dict(per_jet), "n_jets": n_jets}, indent=2))
+    return [path, *write_plots(explanation, output)]
+
+
 def explain(
     bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
@@ -39,7 +50,7 @@ def explain(
     from servable import load
     from servable.cli.common import fail
     from servable.data.h5io import JetFile
-    from servable.explain import METHODS, write_plots
+    from servable.explain import METHODS
 
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -49,9 +60,7 @@ def explain(
     with JetFile(input_file) as f:
         jets = f.read(0, n_jets)
     result = servable.explain(jets, method=method, target=target, **params)
-    output.mkdir(parents=True, exist_ok=True)
-    result.to_json(output / "explanation.json", per_jet=per_jet)
-    figures = write_plots(result, output)
+    written = write_explanation(result, output, len(jets), per_jet)
     top = ", ".join(result.top(5)) or "(node-level method: see the figures)"
     typer.echo(f"{method} on {len(jets)} jets ({servable.kind}): top features {top}")
-    typer.echo(f"wrote {output / 'explanation.json'} and {', '.join(p.name for p in figures)}")
+    typer.echo(f"wrote {written[0]} and {', '.join(p.name for p in written[1:])}")

@@ -95,8 +95,8 @@ def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) ->
         summaries = []
         for cfg, future in zip(configs, futures, strict=True):
             result = future.result()
-            typer.echo(_trained_line(result["bundle"], cfg.model, cfg.seed, result["record"]))
-            summaries.append(result["record"])
+            typer.echo(_trained_line(result["bundle"], cfg.model, cfg.seed, result["summary"]))
+            summaries.append(result["summary"])
     finally:
         runner.close()
     return summaries

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -57,9 +56,9 @@ def explain(
     engine: str = ENGINE,
     workers: int = WORKERS,
 ) -> None:
-    """Explain on an endpoint: writes DIR/explanation.json and the relevance bar chart."""
+    """Explain on an endpoint: writes the same files as `servable explain`."""
     from servable.cli.common import fail
-    from servable.cli.explain import _params
+    from servable.cli.explain import _params, write_explanation
     from servable.data.h5io import JetFile
     from servable.explain import METHODS, Explanation
     from servable.remote import Client
@@ -70,22 +69,15 @@ def explain(
         jets = f.read(0, n_jets)
     with Client(endpoint, engine=engine, workers=workers) as client:
         result = client.explain(bundle, jets, method, target, **_params(param)).result()
-    summary = result["explanation"]
-    output.mkdir(parents=True, exist_ok=True)
-    record = {**summary, "n_jets": result["n_jets"], "endpoint": endpoint,
-              "worker": result["worker"], "tasks": result["tasks"]}
-    if per_jet:
-        record.update({k: result[k].tolist() for k in ("tracks", "vertices", "jet", "output")
-                       if result[k] is not None})
-    (output / "explanation.json").write_text(json.dumps(record, indent=2))
-    figure = Explanation(method=summary["method"], target=summary["target"],
-                         model=summary["model"], feature_names=summary["feature_names"],
-                         feature_relevance=summary["feature_relevance"]).plot(
-        output / "relevance.png")
-    top = ", ".join(summary["top_features"][:5]) or "(node-level method)"
+    arrays = {k: result[k] for k in ("tracks", "vertices", "jet", "output")}
+    explanation = Explanation.from_dict({**result["explanation"], **arrays})
+    written = write_explanation(explanation, output, result["n_jets"], per_jet)
+    top = ", ".join(explanation.top(5)) or "(node-level method: see the figures)"
+    worker = result["worker"]
     typer.echo(f"{method} on {result['n_jets']} jets on endpoint {endpoint} "
-               f"({result['tasks']} tasks): top features {top}")
-    typer.echo(f"wrote {output / 'explanation.json'} and {figure.name}")
+               f"({result['tasks']} tasks; worker Python {worker['python']} on "
+               f"{worker['host']}): top features {top}")
+    typer.echo(f"wrote {written[0]} and {', '.join(p.name for p in written[1:])}")
 
 
 @app.command("register")
@@ -97,24 +89,14 @@ def register(endpoint: str = ENDPOINT) -> None:
     ($SERVABLE_FUNCTION_REGISTRY, default ~/.servable/functions.json) notes each function's
     source digest, so a changed function is registered again instead of run stale.
     """
-    from servable.remote.client import GlobusEndpoint, function_digest, registry_path, serializer
+    from servable.remote.endpoints import GlobusEndpoint, serializer
     from servable.remote.functions import SHIPPED
+    from servable.remote.registry import read_registry, register_functions
 
-    serde = serializer()
-    registry = {}
     globus = None if endpoint == "local" else GlobusEndpoint(endpoint)
-    for name, fn in SHIPPED.items():
-        entry = {"sha256": function_digest(fn), "serialized_bytes": len(serde.serialize(fn)),
-                 "function_id": None}
-        if globus is not None:
-            entry["function_id"] = str(globus.executor.register_function(fn))
-        registry[name] = entry
-    path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(registry, indent=2))
-    tmp.replace(path)
-    for name, entry in registry.items():
+    register = globus.executor.register_function if globus is not None else None
+    path = register_functions(SHIPPED, serializer(), register)
+    for name, entry in read_registry().items():
         typer.echo(f"{name}: {entry['function_id'] or 'local (serialized per call)'} "
                    f"sha256 {entry['sha256'][:12]}")
     typer.echo(f"wrote {path}")

@@ -65,6 +65,18 @@ class Explanation:
                     out[name] = value.tolist()
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Explanation:
+        """The Explanation that `to_dict(per_jet=True)` describes (per-jet values as lists or
+        arrays); its `to_dict` gives `data` back. Derived keys (top_features, output_mean) are
+        recomputed from what they derive from, so output_mean needs the per-jet output."""
+        arrays = {name: np.asarray(data[name]) for name in ("tracks", "vertices", "jet", "output")
+                  if data.get(name) is not None}
+        return cls(method=data["method"], target=data["target"], model=data["model"],
+                   feature_names=data["feature_names"],
+                   feature_relevance=data["feature_relevance"], base_value=data.get("base_value"),
+                   extras=data.get("extras") or {}, **arrays)
+
     def to_json(self, path, per_jet: bool = False) -> Path:
         path = Path(path)
         path.write_text(json.dumps(self.to_dict(per_jet), indent=2))

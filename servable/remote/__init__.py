@@ -1,8 +1,11 @@
-"""Remote inference, explanation and training (DESIGN 8).
+"""Remote inference, explanation and training.
 
-`predict` and `explain` are the shipped functions (self-contained, serialized by source);
-`Client` submits them to this machine's endpoint engines or to a Globus Compute endpoint;
-`executor` picks the runner for fanned-out work (`local`, `parsl:CONFIG.py` or a UUID).
+`predict`, `explain` and `train` are the shipped functions (self-contained, serialized by
+source; `functions`) that run `worker` on the endpoint; `Client` (`client`) submits them to
+an endpoint (`endpoints`: this machine's engines or a Globus Compute endpoint), splits jets
+under the payload limit and joins the answers (`combine`); `registry` records registered
+function ids; `executor` (`fanout`) picks the runner for fanned-out work (`local`,
+`parsl:CONFIG.py` or a UUID).
 """
 
 from servable.remote.client import Client, PayloadTooLarge, RemoteTaskError

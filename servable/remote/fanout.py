@@ -33,7 +33,7 @@ class ParslRunner:
         config = getattr(module, "config", None)
         if not isinstance(config, parsl.config.Config):
             raise ServableError(f"{path}: defines no `config` of type parsl.config.Config")
-        from servable.remote.client import scripts_on_path
+        from servable.remote.endpoints import scripts_on_path
 
         scripts_on_path()
         self.dfk = parsl.load(config)

@@ -1,0 +1,65 @@
+"""The function registry: which shipped functions are registered with the Globus Compute
+service, under which id, for which source.
+
+The registry file ($SERVABLE_FUNCTION_REGISTRY, default ~/.servable/functions.json) maps each
+shipped function's name to its source digest, serialized size and function id. A call reuses a
+registered id only while the function's source digest still matches, so a changed function is
+sent by source (or registered again) instead of run stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from pathlib import Path
+
+from servable.errors import ServableError
+
+REGISTRY_ENV = "SERVABLE_FUNCTION_REGISTRY"
+
+
+def function_digest(fn) -> str:
+    """SHA-256 of a function's source: what a registration is valid for."""
+    return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()
+
+
+def registry_path() -> Path:
+    return Path(os.environ.get(REGISTRY_ENV) or Path.home() / ".servable" / "functions.json")
+
+
+def read_registry() -> dict:
+    path = registry_path()
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ServableError(f"{path}: not valid JSON; delete it and run `servable remote "
+                            "register` again") from None
+
+
+def registered_id(registry: dict, fn) -> str | None:
+    """The function id recorded for `fn`, or None when absent or recorded for other source."""
+    entry = registry.get(fn.__name__) or {}
+    if entry.get("sha256") == function_digest(fn) and entry.get("function_id"):
+        return entry["function_id"]
+    return None
+
+
+def register_functions(functions: dict, serde, register_function=None) -> Path:
+    """Record every shipped function (registering it first when `register_function` is
+    given: the SDK executor's `register_function`); returns the registry's path."""
+    registry = {}
+    for name, fn in functions.items():
+        registry[name] = {"sha256": function_digest(fn),
+                          "serialized_bytes": len(serde.serialize(fn)),
+                          "function_id": (str(register_function(fn)) if register_function
+                                          else None)}
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(registry, indent=2))
+    tmp.replace(path)
+    return path
