@@ -7,13 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servable.bundle.record import (
-    RecordError,
-    load_record,
-    orcid_checksum_ok,
-    sync,
-    validate_record,
-)
+from servable.bundle.citation import validate_cff
+from servable.bundle.record import RecordError, load_record, orcid_checksum_ok, validate_record
+from servable.publish.metadata_sync import sync
 from tests.cli_helpers import assert_user_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +70,6 @@ def test_generated_documents(name, shape):
 
 def test_invalid_cff_is_still_refused():
     """cffconvert validates with jsonschema 4 too (the endpoint engines need it)."""
-    from servable.bundle.metadata import validate_cff
     from servable.errors import ServableError
 
     with pytest.raises(ServableError, match="invalid"):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
+from servable.bundle.citation import CRATE, GENERATED, bundle_documents, ro_crate
 from servable.data import schema
 from servable.data.jets import Jets
 from servable.errors import ServableError
@@ -172,21 +173,32 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
         "metrics": metrics,
         "files": {},
     }
-    write_manifest(out, manifest)
+    seal(out, manifest)
     return out
 
 
-def write_manifest(out: Path, manifest: dict) -> None:
-    """Regenerate the citation metadata and write the manifest with every file's SHA-256."""
-    from servable.bundle.metadata import GENERATED, write_metadata
+def seal(out: Path, manifest: dict) -> None:
+    """Write the bundle's citation documents and its manifest, listing every file's SHA-256.
 
-    checksums = {str(p.relative_to(out)): sha256_path(p) for p in sorted(out.rglob("*"))
-                 if p.is_file() and p.name != MANIFEST and p.name not in GENERATED}
-    write_metadata(out, manifest, checksums)
-    manifest["files"] = {
-        str(p.relative_to(out)): sha256_path(p)
-        for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST
-    }
+    Each file is hashed once. CITATION.cff, codemeta.json and MODEL_CARD.md come from the
+    manifest; the RO-Crate lists them and every other file. The manifest does not list itself.
+    """
+    out = Path(out)
+    checksums, sizes = {}, {}
+    for p in sorted(out.rglob("*")):
+        name = str(p.relative_to(out))
+        if p.is_file() and p.name != MANIFEST and name not in GENERATED:
+            checksums[name], sizes[name] = sha256_path(p), p.stat().st_size
+
+    def write(name: str, text: str) -> None:
+        data = text.encode()
+        (out / name).write_bytes(data)
+        checksums[name], sizes[name] = sha256_bytes(data), len(data)
+
+    for name, text in bundle_documents(manifest).items():
+        write(name, text)
+    write(CRATE, ro_crate(manifest, checksums, sizes))  # last: it lists the others
+    manifest["files"] = {name: checksums[name] for name in sorted(checksums, key=Path)}
     (out / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, width=100))
 
 

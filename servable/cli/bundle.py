@@ -30,12 +30,13 @@ def import_checkpoint(
 ) -> None:
     """Import a published Interaction Network checkpoint (read with weights_only=True)."""
     from servable.bundle.checkpoint import import_checkpoint as run
-    from servable.bundle.record import apply_record, load_record
+    from servable.bundle.describe import describe
+    from servable.bundle.record import load_record
 
     rec = load_record(record) if record is not None else None  # a bad record: before writing
     out = run(checkpoint, metadata, output, overwrite=force)
     if rec is not None:
-        apply_record(out, rec)
+        describe(out, rec)
     typer.echo(f"{out}: imported {checkpoint.name} (safetensors, checksummed)")
 
 
@@ -46,8 +47,9 @@ def describe(
 ) -> None:
     """Describe a bundle with a metadata record: name, version, authors with ORCID, licence,
     related identifiers; regenerates CITATION.cff, codemeta.json, RO-Crate and checksums."""
-    from servable.bundle.record import apply_record, load_record
+    from servable.bundle.describe import describe as run
+    from servable.bundle.record import load_record
 
-    manifest = apply_record(bundle, load_record(record))
+    manifest = run(bundle, load_record(record))
     typer.echo(f"{bundle}: described as {manifest['name']} {manifest['version']} "
                f"({len(manifest['authors'])} authors)")

@@ -82,7 +82,7 @@ def sync(
     check: bool = typer.Option(False, help="only report stale files (exit 2 if any)"),
 ) -> None:
     """Regenerate CITATION.cff, codemeta.json and metadata/generated/* from the records."""
-    from servable.bundle.record import sync as run
+    from servable.publish.metadata_sync import sync as run
 
     changed = run(root, check=check)
     verb = "up to date" if check else f"{len(changed)} file(s) written"

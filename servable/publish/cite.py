@@ -48,7 +48,7 @@ def citation(bundle, fmt: str = "bibtex") -> tuple[str, str | None]:
     from pathlib import Path
 
     from servable.bundle.bundle import verify
-    from servable.bundle.metadata import CITATION
+    from servable.bundle.citation import CITATION
     from servable.bundle.record import record_from_manifest
     from servable.errors import ServableError
 

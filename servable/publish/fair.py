@@ -29,7 +29,7 @@ def _check(principle, title, ok, good, bad) -> Check:
 
 def fair_checks(bundle) -> list[Check]:
     from servable.bundle.bundle import ONNX_FILE, verify
-    from servable.bundle.metadata import CARD, CITATION, CODEMETA, CRATE
+    from servable.bundle.citation import CARD, CITATION, CODEMETA, CRATE
     from servable.bundle.record import DOI_RE, LICENSES, record_from_manifest
 
     bundle = Path(bundle)

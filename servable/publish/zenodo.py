@@ -255,8 +255,9 @@ def _upload_files(bundle: Path, manifest: dict, dep: dict, client: ZenodoClient,
 def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | None = None,
                    echo=print) -> dict:
     """Publish `bundle` (see the module docstring); returns the state of this version."""
-    from servable.bundle.bundle import verify, write_manifest
-    from servable.bundle.record import record_from_manifest, zenodo_metadata
+    from servable.bundle.bundle import seal, verify
+    from servable.bundle.citation import zenodo_metadata
+    from servable.bundle.record import record_from_manifest
 
     bundle = Path(bundle)
     manifest = verify(bundle)
@@ -319,6 +320,6 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     manifest["doi"], manifest["concept_doi"] = state["doi"], state["concept_doi"]
     manifest["zenodo"] = {"record_id": state["record_id"], "url": state["record_url"],
                           "base_url": client.base}
-    write_manifest(bundle, manifest)
+    seal(bundle, manifest)
     done("written back")
     return state

@@ -33,17 +33,20 @@ __all__ = ["PAYLOAD_LIMIT", "Client", "PayloadTooLarge", "RemoteTaskError", "ser
 PAYLOAD_LIMIT = 10 * 1000 * 1000  # the service's limit on a task's serialized arguments
 
 
-def _splittable(method: str) -> bool:
-    """Whether an explanation method may be split across tasks: the method's own
-    declaration (`Method.splittable`; results over the whole set, such as dAUC, R^2, RNA or
-    attention maps, are not). A client without the explanation libraries installed cannot
-    read it and sends the jets as one task, which is always correct."""
+def _splittable(method: str, params: dict) -> bool:
+    """Check the method's name and parameters here, before anything is sent, and say whether
+    it may be split across tasks: the method's own declaration (`Method.splittable`; results
+    over the whole set, such as dAUC, R^2, RNA or attention maps, are not). A client without
+    the explanation libraries installed cannot read the method; the worker checks it then,
+    and the jets go as one task, which is always correct."""
     from servable.explain import method_class
 
     try:
-        return method_class(method).splittable
+        cls = method_class(method)
     except ImportError:
         return False
+    cls.check_params(params)
+    return cls.splittable
 
 
 class Client:
@@ -150,7 +153,7 @@ class Client:
         """Future of {"explanation", "tracks", "vertices", "jet", "output", "n_jets", ...}."""
         return self._run_jets(functions.explain, str(bundle_ref), jets, (method, target),
                               params, combine_explanations,
-                              split=_splittable(method))
+                              split=_splittable(method, params))
 
     def scorer(self, bundle_ref, runtime: str = "auto"):
         """`score(jets) -> (probabilities, info)` for `servable.bundle.predict.stream_scores`."""

@@ -1,8 +1,12 @@
-"""Citation and discovery metadata of a bundle, generated from its manifest (one source).
+"""Documents derived from a metadata record or a bundle's manifest: pure converters.
 
-CITATION.cff (CFF 1.2.0, validated with cffconvert's Python API: its CLI exits 0 on an
-invalid file), codemeta.json (CodeMeta 3.0), ro-crate-metadata.json (RO-Crate 1.1,
-describing every file of the bundle) and MODEL_CARD.md.
+Each function takes dicts and returns text or a dict; none reads or writes a file or hashes
+anything (`servable.bundle.bundle.seal` writes a bundle's documents, `servable.publish.
+metadata_sync` the repository's). CITATION.cff (CFF 1.2.0, validated with cffconvert's
+Python API: its CLI exits 0 on an invalid file), codemeta.json (CodeMeta 3.0),
+ro-crate-metadata.json (RO-Crate 1.1, describing every file of a bundle), MODEL_CARD.md, the
+Zenodo deposition metadata (with `upload_type` and `access_right`, which cffconvert's Zenodo
+output lacks), DataCite JSON and a DLHub-style servable document.
 """
 
 from __future__ import annotations
@@ -10,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mimetypes
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import yaml
 
-from servable.bundle.record import reference_url
+from servable.bundle.record import LICENSES, ORCID_RE, record_from_manifest, reference_url
 from servable.errors import ServableError
 
 CITATION, CODEMETA, CRATE, CARD = ("CITATION.cff", "codemeta.json", "ro-crate-metadata.json",
@@ -122,11 +126,9 @@ def codemeta(record: dict, dependencies: dict | None = None) -> str:
     return json.dumps(doc, indent=2)
 
 
-def ro_crate(bundle: Path, manifest: dict, checksums: dict[str, str]) -> str:
+def ro_crate(manifest: dict, checksums: dict[str, str], sizes: dict[str, int]) -> str:
     """RO-Crate 1.1: the root dataset (with its authors and identifiers) and one File entity
-    per bundle file."""
-    from servable.bundle.record import record_from_manifest
-
+    per bundle file, with the SHA-256 and size in bytes given for it."""
     record = record_from_manifest(manifest)
     parts = []
     for name in sorted(set(checksums) | {"servable.yaml"}):
@@ -134,7 +136,7 @@ def ro_crate(bundle: Path, manifest: dict, checksums: dict[str, str]) -> str:
                   "encodingFormat": _format(name)}
         if name in checksums:
             entity["sha256"] = checksums[name]
-            entity["contentSize"] = str((bundle / name).stat().st_size)
+            entity["contentSize"] = str(sizes[name])
         parts.append(entity)
     root = {
         "@id": "./", "@type": "Dataset", "name": record["title"],
@@ -170,7 +172,7 @@ def _format(name: str) -> str:
     special = {".safetensors": "application/octet-stream", ".onnx": "application/onnx",
                ".yaml": "application/yaml", ".cff": "application/yaml",
                ".md": "text/markdown", ".plan": "application/octet-stream"}
-    suffix = Path(name).suffix
+    suffix = PurePosixPath(name).suffix
     return special.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
@@ -211,15 +213,127 @@ def model_card(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def write_metadata(bundle: Path, manifest: dict, checksums: dict[str, str]) -> None:
-    """Write CITATION.cff, codemeta.json, MODEL_CARD.md, then the RO-Crate over all files."""
-    from servable.bundle.bundle import sha256_path
-    from servable.bundle.record import record_from_manifest
-
+def bundle_documents(manifest: dict) -> dict[str, str]:
+    """CITATION.cff, codemeta.json and MODEL_CARD.md of a bundle (file name -> text); the
+    RO-Crate, which lists their checksums, is made after them with `ro_crate`."""
     record = record_from_manifest(manifest)
-    (bundle / CITATION).write_text(citation_cff(record))
-    (bundle / CODEMETA).write_text(codemeta(record, manifest.get("dependencies")))
-    (bundle / CARD).write_text(model_card(manifest))
-    for name in (CITATION, CODEMETA, CARD):
-        checksums[name] = sha256_path(bundle / name)
-    (bundle / CRATE).write_text(ro_crate(bundle, manifest, checksums))
+    return {CITATION: citation_cff(record),
+            CODEMETA: codemeta(record, manifest.get("dependencies")),
+            CARD: model_card(manifest)}
+
+
+def _date(record: dict) -> str:
+    return str(record.get("date_released") or dt.date.today().isoformat())
+
+
+def zenodo_metadata(record: dict) -> dict:
+    """The `metadata` object of a Zenodo deposition (legacy deposit API)."""
+    creators = []
+    for a in record["authors"]:
+        c = {"name": f"{a['family-names']}, {a['given-names']}" if "family-names" in a
+             else a["name"]}
+        if a.get("affiliation"):
+            c["affiliation"] = a["affiliation"]
+        if a.get("orcid"):
+            c["orcid"] = ORCID_RE.match(a["orcid"]).group(1)
+        creators.append(c)
+    meta = {
+        "upload_type": record.get("upload_type", "software"),
+        "title": record["title"],
+        "creators": creators,
+        "description": record["description"],
+        "access_right": record.get("access_right", "open"),
+        "license": record["license"].lower(),
+        "keywords": list(record["keywords"]),
+        "version": str(record["version"]),
+        "publication_date": _date(record),
+    }
+    related = [{"identifier": reference_url(r) if r["scheme"] == "url" else r["identifier"],
+                "relation": r["relation"], "scheme": r["scheme"],
+                **({"resource_type": r["resource_type"]} if r.get("resource_type") else {})}
+               for r in record.get("related_identifiers", [])]
+    if related:
+        meta["related_identifiers"] = related
+    return meta
+
+
+def datacite(record: dict) -> dict:
+    """DataCite 4 JSON (the REST API's `data.attributes` shape)."""
+    creators = []
+    for a in record["authors"]:
+        if "family-names" in a:
+            c = {"name": f"{a['family-names']}, {a['given-names']}", "nameType": "Personal",
+                 "givenName": a["given-names"], "familyName": a["family-names"]}
+        else:
+            c = {"name": a["name"], "nameType": "Organizational"}
+        if a.get("affiliation"):
+            c["affiliation"] = [{"name": a["affiliation"]}]
+        if a.get("orcid"):
+            c["nameIdentifiers"] = [{"nameIdentifier": a["orcid"],
+                                     "nameIdentifierScheme": "ORCID",
+                                     "schemeUri": "https://orcid.org"}]
+        creators.append(c)
+    kinds = {"doi": "DOI", "url": "URL", "arxiv": "arXiv"}
+    attributes = {
+        "doi": record.get("doi"),
+        "titles": [{"title": record["title"]}],
+        "creators": creators,
+        "publisher": record.get("publisher", "Zenodo"),
+        "publicationYear": int(_date(record)[:4]),
+        "types": {"resourceTypeGeneral": "Software",
+                  "resourceType": record.get("resource_type", "Trained machine-learning model")},
+        "descriptions": [{"description": record["description"],
+                          "descriptionType": "Abstract"}],
+        "subjects": [{"subject": k} for k in record["keywords"]],
+        "version": str(record["version"]),
+        "rightsList": [{"rights": LICENSES[record["license"]],
+                        "rightsIdentifier": record["license"].lower(),
+                        "rightsIdentifierScheme": "SPDX",
+                        "rightsUri": f"https://spdx.org/licenses/{record['license']}"}],
+        "relatedIdentifiers": [
+            {"relatedIdentifier": r["identifier"], "relatedIdentifierType": kinds[r["scheme"]],
+             "relationType": r["relation"][0].upper() + r["relation"][1:]}
+            for r in record.get("related_identifiers", [])],
+        "url": f"https://doi.org/{record['doi']}" if record.get("doi") else None,
+    }
+    return {"data": {"type": "dois", "attributes": {k: v for k, v in attributes.items()
+                                                    if v is not None}}}
+
+
+def dlhub_document(record: dict, inputs: list[dict], outputs: list[dict]) -> dict:
+    """A DLHub-style servable document (datacite + dlhub + servable blocks)."""
+    def _io(spec: dict) -> dict:
+        out = {"type": "ndarray", "shape": spec["shape"], "item_type": spec["dtype"],
+               "description": spec.get("meaning") or spec.get("layout", "")}
+        if spec.get("features"):
+            out["description"] = (f"{len(spec['features'])} features: "
+                                  + ", ".join(f["name"] for f in spec["features"]))
+        return out
+
+    simple = datacite(record)["data"]["attributes"]
+    return {
+        "datacite": {"titles": simple["titles"], "creators": simple["creators"],
+                     "publisher": simple["publisher"],
+                     "publicationYear": simple["publicationYear"],
+                     "identifier": {"identifier": record.get("doi") or "10.YET/UNASSIGNED",
+                                    "identifierType": "DOI"},
+                     "rightsList": simple["rightsList"],
+                     "resourceType": {"resourceTypeGeneral": "InteractiveResource"},
+                     "descriptions": simple["descriptions"],
+                     "relatedIdentifiers": simple["relatedIdentifiers"]},
+        "dlhub": {"version": "0.10.0", "domains": ["physics", "high-energy physics"],
+                  "visible_to": ["public"], "name": record["name"], "type": "servable",
+                  "files": {"model": "model.onnx"}, "dependencies": {"python": {
+                      "servable": str(record.get("software_version", "0.1.0"))}}},
+        "servable": {
+            "type": "Python static method",
+            "shim": "python.PythonStaticMethodServable",
+            "methods": {"run": {
+                "input": {"type": "dict", "description": "jets in the CMS H->bb layout",
+                          "properties": {i["name"]: _io(i) for i in inputs}},
+                "output": _io(outputs[0]),
+                "parameters": {"runtime": "auto"},
+                "method_details": {"module": "servable.remote.functions",
+                                   "method_name": "predict"}}},
+        },
+    }
