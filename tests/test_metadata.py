@@ -1,4 +1,4 @@
-"""Metadata records: one source of truth, generated documents kept in sync (DESIGN 10)."""
+"""Metadata records: one source of truth, generated documents kept in sync."""
 
 import json
 import shutil

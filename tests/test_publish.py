@@ -1,4 +1,4 @@
-"""Publishing to a Zenodo-compatible deposit API, citing, FAIR self-assessment (DESIGN 10)."""
+"""Publishing to a Zenodo-compatible deposit API, citing, FAIR self-assessment."""
 
 import json
 import os

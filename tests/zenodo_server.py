@@ -1,6 +1,6 @@
 """A local server that behaves like Zenodo's legacy deposit API, for the publish tests.
 
-Same routes, status codes and error shape as the real service (DESIGN 10): bearer-token
+Same routes, status codes and error shape as the real service: bearer-token
 check (401), `POST /api/deposit/depositions` (201), `PUT {bucket}/{name}` (201, `md5:`
 checksum), `PUT /api/deposit/depositions/{id}` with metadata validation (200, or 400 with
 `{"status", "message", "errors": [{"field", "message"}]}`), `actions/publish` (202),

@@ -1,1 +1,1 @@
-"""Publishing (Zenodo DOIs), citing and FAIR self-assessment of bundles (DESIGN 10)."""
+"""Publishing (Zenodo DOIs), citing and FAIR self-assessment of bundles."""
