@@ -157,7 +157,8 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
         "authors": authors or [{"name": "The servable developers"}],
         "task": "jet classification: H->bb vs QCD (CMS H->bb open-data layout)",
         "model": {"kind": tagger.kind, "config": tagger.config,
-                  "n_parameters": tagger.n_parameters(), "weights": tagger.weights_file},
+                  "n_parameters": tagger.n_parameters(), "weights": tagger.weights_file,
+                  "bucket_by_multiplicity": tagger.bucket_by_multiplicity},
         "inputs": inputs,
         "outputs": outputs,
         "license": "MIT",
@@ -276,8 +277,8 @@ class Bundle:
         """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
         if runtime in ("torch", "native", "xgboost"):
             return self.tagger.logits_from_inputs(self.inputs(jets), batch_size)
-        return self.runtime(runtime).logits(self.inputs(jets), batch_size,
-                                            **({"bucket": True} if self.kind == "in" else {}))
+        bucket = bool(self.manifest["model"].get("bucket_by_multiplicity"))
+        return self.runtime(runtime).logits(self.inputs(jets), batch_size, bucket=bucket)
 
     def predict(self, jets: Jets, runtime: str = "torch",
                 batch_size: int | None = None) -> np.ndarray:

@@ -37,6 +37,8 @@ class Tagger(ABC):
 
     kind: str = ""
     framework: str = ""  # torch | xgboost
+    # cost grows with the track count: runtimes feed jets of similar multiplicity together
+    bucket_by_multiplicity: bool = False
     weights_file: str = ""
     input_names: tuple[str, ...] = ()
     defaults: dict = {}
@@ -169,6 +171,7 @@ class INTagger(TorchTagger):
     """The Interaction Network (published architecture; fast exact forward)."""
 
     kind = "in"
+    bucket_by_multiplicity = True
     input_names = ("tracks", "vertices")
     defaults = {"hidden": 60, "De": 20, "Do": 24, "n_tracks": schema.TRACK_SLOTS,
                 "n_vertices": schema.VERTEX_SLOTS}
