@@ -188,7 +188,7 @@ def test_masking_one_feature_reports_the_auc_it_loses(servables, jets, bdt_maski
     lost = {name: auc - roc_auc_score(y, _hbb_with_zeroed(bundle, jets, [name]))
             for name in jets.jet_feature_names}
     assert bdt_masking.feature_relevance == pytest.approx(lost, abs=1e-9)
-    assert max(lost.values()) > 0.01  # some feature matters, so the comparison means something
+    assert max(lost.values()) > 1e-3  # some feature matters, so the comparison means something
 
 
 def test_cumulative_masking_reports_auc_and_fidelity_of_the_masked_model(servables, jets,
