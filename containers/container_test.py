@@ -102,7 +102,7 @@ def main() -> int:
         servable = [sys.executable, "-m", "servable"]
         run(*servable, "data", "generate", "--signal", 60, "--background", 60, "--seed", 7,
             "--workers", 2, "-o", data / "jets.h5")
-        fixtures = ROOT.parent / "shared" / "fixtures" / "published-in"
+        fixtures = ROOT / "tests" / "fixtures" / "published-in"
         run(*servable, "bundle", "import-checkpoint", fixtures / "gnn_baseline_best.pth",
             "--metadata", fixtures / "gnn_baseline_model_metadata.json", "-o", bundle)
         run(*servable, "predict", bundle, data / "jets.h5", "-o", tmp / "host.h5", "--quiet")

@@ -16,7 +16,7 @@ from servable.data.generator import generate
 from servable.data.h5io import write_jets
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 PUBLISHED = FIXTURES / "published-in"
 
 

@@ -52,27 +52,66 @@ def test_the_onnx_file_is_standard_and_self_contained(trained, jets, kind):
     np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)
 
 
+def _manifest(bundle_dir) -> dict:
+    return yaml.safe_load((bundle_dir / "servable.yaml").read_text())
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_bundle_is_complete_and_described(trained, kind):
-    out = trained[kind]
-    manifest = yaml.safe_load((out / "servable.yaml").read_text())
+def test_a_bundle_lists_its_onnx_citation_card_crate_metrics_and_plots(trained, kind):
+    manifest = _manifest(trained[kind])
     for name in ("model.onnx", "CITATION.cff", "codemeta.json", "MODEL_CARD.md",
                  "ro-crate-metadata.json", "metrics.json", "loss.png", "roc.png", "schema.json"):
         assert name in manifest["files"], name
-    assert manifest["inputs"][0]["shape"][0] is None
-    assert manifest["inputs"][0]["features"][0]["unit"] is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bundle_declares_a_dynamic_batch_and_its_runtimes(trained, kind):
+    manifest = _manifest(trained[kind])
+    assert all(i["shape"][0] is None for i in manifest["inputs"])
     assert {"onnx", "tensorrt"} <= set(manifest["runtimes"])
-    assert manifest["dependencies"]["torch"]
-    assert manifest["provenance"]["hardware"]["cpus"] >= 1
+
+
+def test_a_bundle_gives_each_input_feature_its_physical_unit(trained):
+    # units from the CMS open-data layout ("" = dimensionless), written out here
+    expected = {"tracks": {"track_ptrel": "", "track_phirel": "rad", "track_dxy": "cm",
+                           "track_dptdpt": "GeV^2", "track_dphidxy": "rad cm"},
+                "vertices": {"sv_pt": "GeV", "sv_mass": "GeV", "sv_dxy": "cm",
+                             "sv_ntracks": ""}}
+    for entry in _manifest(trained["in"])["inputs"]:
+        units = {f["name"]: f["unit"] for f in entry["features"]}
+        assert {k: units[k] for k in expected[entry["name"]]} == expected[entry["name"]]
+
+
+def test_a_bundle_records_the_software_and_machine_it_was_trained_with(trained):
+    import os
+
+    import torch
+
+    manifest = _manifest(trained["in"])
+    assert manifest["dependencies"]["torch"] == str(torch.__version__)
+    assert manifest["provenance"]["hardware"]["cpus"] == os.cpu_count()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bundles_citation_file_is_valid_cff(trained, kind):
     from cffconvert import Citation
 
-    Citation((out / "CITATION.cff").read_text()).validate()
-    assert json.loads((out / "codemeta.json").read_text())["@context"].startswith(
-        "https://w3id.org/codemeta/3.0")
-    crate = json.loads((out / "ro-crate-metadata.json").read_text())
+    Citation((trained[kind] / "CITATION.cff").read_text()).validate()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bundles_codemeta_is_codemeta_3(trained, kind):
+    codemeta = json.loads((trained[kind] / "codemeta.json").read_text())
+    assert codemeta["@context"].startswith("https://w3id.org/codemeta/3.0")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bundles_ro_crate_describes_every_file(trained, kind):
+    manifest = _manifest(trained[kind])
+    crate = json.loads((trained[kind] / "ro-crate-metadata.json").read_text())
+    assert crate["@graph"][0]["conformsTo"]["@id"] == "https://w3id.org/ro/crate/1.1"
     described = {e["@id"] for e in crate["@graph"] if e.get("@type") == "File"}
     assert set(manifest["files"]) - {"ro-crate-metadata.json"} <= described
-    assert crate["@graph"][0]["conformsTo"]["@id"] == "https://w3id.org/ro/crate/1.1"
 
 
 def test_flipping_one_byte_of_the_weights_is_refused_naming_the_file(trained, tmp_path):

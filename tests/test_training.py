@@ -1,10 +1,14 @@
 """Training and evaluation: AUC targets, determinism, seeds, bad input."""
 
 import json
+import math
+import statistics
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 import servable
 from tests.cli_helpers import assert_user_error, run_cli
@@ -13,15 +17,44 @@ pytestmark = pytest.mark.slow
 TARGET_AUC = {"in": 0.95, "mlp": 0.90, "bdt": 0.90, "part": 0.90}
 
 
+@pytest.fixture(scope="module")
+def test_jets(test_file):
+    return servable.read_jets(test_file)
+
+
 @pytest.mark.parametrize("kind", list(TARGET_AUC))
-def test_four_epochs_reach_the_target_auc_on_an_independent_file(trained, test_file, kind):
-    r = run_cli("evaluate", trained[kind], "--data", test_file, "--json")
+def test_four_epochs_reach_the_target_auc_on_an_independent_file(trained, test_jets, kind):
+    p = servable.load(trained[kind]).predict(test_jets)[:, 1]
+    assert roc_auc_score(test_jets.is_signal, p) > TARGET_AUC[kind]
+
+
+@pytest.fixture(scope="module")
+def mlp_evaluation(trained, test_file, test_jets):
+    """What `servable evaluate --json` reports, and the bundle's own predictions."""
+    r = run_cli("evaluate", trained["mlp"], "--data", test_file, "--json")
     assert r.returncode == 0, r.stderr
-    metrics = json.loads(r.stdout)
-    assert {"accuracy", "roc_auc", "rejection_50", "rejection_30"} <= set(metrics)
-    assert metrics["n_jets"] == 2000
-    assert metrics["roc_auc"] > TARGET_AUC[kind]
-    assert metrics["rejection_30"] >= metrics["rejection_50"] > 1
+    return json.loads(r.stdout), servable.load(trained["mlp"]).predict(test_jets)
+
+
+def test_evaluate_reports_the_accuracy_and_auc_of_the_bundles_predictions(mlp_evaluation,
+                                                                          test_jets):
+    metrics, p = mlp_evaluation
+    y = test_jets.is_signal
+    assert metrics["n_jets"] == len(test_jets) == 2000
+    assert metrics["accuracy"] == pytest.approx(np.mean((p[:, 1] > p[:, 0]) == y), abs=1e-9)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, p[:, 1]), abs=1e-6)
+
+
+@pytest.mark.parametrize("efficiency", [0.5, 0.3])
+def test_evaluate_reports_the_background_rejection_at_a_signal_efficiency(mlp_evaluation,
+                                                                         test_jets, efficiency):
+    metrics, p = mlp_evaluation
+    rejection = metrics[f"rejection_{round(efficiency * 100)}"]
+    signal, background = p[test_jets.is_signal, 1], p[~test_jets.is_signal, 1]
+    cut = np.quantile(signal, 1 - efficiency)  # the cut that keeps that share of the signal
+    passing = np.mean(background >= cut)
+    # the code interpolates the ROC between neighbouring cuts: a jet or two either way
+    assert abs(1 / rejection - passing) <= 2 / len(background), (rejection, passing)
 
 
 @pytest.mark.parametrize("kind", list(TARGET_AUC))
@@ -77,18 +110,57 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(train_file, t
         np.testing.assert_array_equal(weights[0][key], weights[1][key])
 
 
-def test_several_seeds_give_mean_std_and_a_p_value(train_file, tmp_path):
-    out = tmp_path / "seeds"
+REFERENCE_AUC = 0.999
+
+
+@pytest.fixture(scope="module")
+def seeds_run(train_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds") / "bdt"
     r = run_cli("train", "--model", "bdt", "--data", train_file, "--seeds", "1,2,3",
-                "--reference-auc", "0.999", "--quiet", "-o", out)
+                "--reference-auc", REFERENCE_AUC, "--quiet", "-o", out)
     assert r.returncode == 0, r.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    return out, r.stdout, json.loads((out / "summary.json").read_text())
+
+
+def _seed_aucs(out):
+    """Each seed's validation AUC, as its own bundle records it."""
+    return [servable.load(out / f"seed-{s}").manifest["provenance"]["training"]
+            ["validation_metrics"]["roc_auc"] for s in (1, 2, 3)]
+
+
+def test_several_seeds_train_one_bundle_per_seed(seeds_run):
+    out, _, summary = seeds_run
     assert summary["seeds"] == [1, 2, 3]
-    auc = summary["metrics"]["roc_auc"]
-    assert len(auc["values"]) == 3 and auc["std"] >= 0
-    assert 0 <= summary["reference_auc"]["p_value_one_sided"] <= 1
-    assert all((out / f"seed-{s}" / "servable.yaml").exists() for s in (1, 2, 3))
-    assert "+-" in r.stdout
+    assert summary["metrics"]["roc_auc"]["values"] == _seed_aucs(out)
+    assert len(set(_seed_aucs(out))) == 3  # the seeds really differ
+
+
+def test_several_seeds_report_the_mean_and_sample_standard_deviation(seeds_run):
+    out, _, summary = seeds_run
+    auc = _seed_aucs(out)
+    reported = summary["metrics"]["roc_auc"]
+    assert reported["mean"] == pytest.approx(statistics.mean(auc), rel=1e-12)
+    assert reported["std"] == pytest.approx(statistics.stdev(auc), rel=1e-9)
+
+
+def test_the_p_value_is_the_normal_tail_above_the_reference_auc(seeds_run):
+    # one-sided: the chance that a seed of this training reaches the reference AUC, under a
+    # normal distribution with the seeds' mean and sample standard deviation
+    out, _, summary = seeds_run
+    auc = _seed_aucs(out)
+    z = (REFERENCE_AUC - statistics.mean(auc)) / statistics.stdev(auc)
+    expected = 0.5 * math.erfc(z / math.sqrt(2))
+    reported = summary["reference_auc"]
+    assert reported["z"] == pytest.approx(z, rel=1e-9)
+    assert reported["p_value_one_sided"] == pytest.approx(expected, rel=1e-6)
+    assert reported["p_value_one_sided"] == pytest.approx(stats.norm.sf(z), rel=1e-6)
+
+
+def test_several_seeds_print_mean_and_std(seeds_run):
+    out, stdout, _ = seeds_run
+    auc = _seed_aucs(out)
+    line = f"{statistics.mean(auc):.4f} +- {statistics.stdev(auc):.4f}"
+    assert line in stdout, stdout
 
 
 def test_split_by_files_needs_several_files(train_file, tmp_path):
