@@ -1,10 +1,12 @@
-"""Offline jet generator: Pythia 8 + FastJet jets written in the CMS H->bb layout (DESIGN 3.2).
+"""Offline jet generator: Pythia 8 + FastJet jets written in the CMS H->bb layout.
 
 Signal is H->bb from gg/qg/qqbar -> H + jet; background is HardQCD:all. Jets are anti-kT
-R=0.8; signal jets must contain both b quarks of the Higgs. Track and vertex features come
-from `servable.data.features` and its documented resolution model; settings, seeds and the
-model are written into the file as provenance. Worker processes have independent seeds, and
-the same seed with the same number of workers gives bit-identical arrays.
+R=0.8 on the visible particles (after CHS when pileup is overlaid); signal jets must contain
+both b quarks of the Higgs. Track and vertex features come from `servable.data.features`
+(the producer's definitions) and the detector model `servable.data.detector`; the generator
+truth per track and per SV from `servable.data.events`. Settings, seeds and the model are
+written into the file as provenance. Worker processes have independent seeds, and the same seed
+with the same number of workers gives bit-identical arrays.
 """
 
 from __future__ import annotations
@@ -13,23 +15,20 @@ import multiprocessing as mp
 import queue as queue_module
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from servable.data import schema
-from servable.data.features import (
-    ParticleBatch,
-    ResolutionModel,
-    delta_r,
-    eta_phi,
-    n_subjettiness,
-    track_and_vertex_features,
-)
+from servable.data import events, schema
+from servable.data.detector import ResolutionModel
+from servable.data.features import ParticleBatch, delta_r, eta_phi, track_and_vertex_features
+from servable.data.jetfeatures import jet_features
 from servable.data.jets import Jets
 
 SIGNAL, BACKGROUND = 1, 0
 _NEUTRINOS = (12, 14, 16)
+_LEPTON_MASS = {11: 0.000511, 13: 0.10566}
+PION_MASS = 0.13957
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,28 @@ class GeneratorSettings:
     background_pthat_min: float = 250.0  # below the jet cut: no turn-on edge in QCD
     jet_radius: float = 0.8
     jet_pt_min: float = 350.0
+    jet_pt_max: float = float("inf")
+    sdmass_min: float = float("-inf")
+    sdmass_max: float = float("inf")
     jet_abs_eta_max: float = 2.4
     background_jets_per_event: int = 2
     multiparton_interactions: bool = True
+    pileup_mu: float = 0.0  # mean number of pileup interactions (Poisson), 0: none
+    pileup_pool: int = 200  # soft-QCD events made per batch, drawn from (0: all fresh)
+    reweight_pt: bool = False  # per-jet weights that give both classes the same pT spectrum
+    reweight_bins: int = 20
     events_per_batch: int = 50
     softdrop_beta: float = 0.0
     softdrop_zcut: float = 0.1
     resolution: ResolutionModel = field(default_factory=ResolutionModel)
+
+    @classmethod
+    def cms(cls, **kw) -> GeneratorSettings:
+        """The selection of the published IN's training data: 250 < raw pT < 2500 GeV,
+        40 < m_SD < 200 GeV (pTHat thresholds lowered below the jet cut)."""
+        base = dict(jet_pt_min=250.0, jet_pt_max=2500.0, sdmass_min=40.0, sdmass_max=200.0,
+                    signal_pthat_min=225.0, background_pthat_min=200.0)
+        return cls(**{**base, **kw})
 
     def pythia_settings(self, label: int, seed: int) -> list[str]:
         common = [
@@ -64,12 +78,18 @@ class GeneratorSettings:
                 f"PhaseSpace:pTHatMin = {self.signal_pthat_min}",
                 "25:onMode = off", "25:onIfAny = 5",
             ]
+        if label == PILEUP:
+            return common + ["SoftQCD:inelastic = on"]
         return common + ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {self.background_pthat_min}"]
 
 
-def pythia_seed(seed: int, worker: int, label: int) -> int:
-    """Independent Pythia seed per (seed, worker, class), within Pythia's range."""
-    return (seed * 7919 + worker * 2 + label) % 900_000_000 + 1
+PILEUP = 2
+
+
+def pythia_seed(seed: int, worker: int, label: int, pileup: bool = False) -> int:
+    """Independent Pythia seed per (seed, worker, class), within Pythia's range; the pileup
+    generator of a (worker, class) gets its own."""
+    return (seed * 7919 + worker * 2 + label + (450_000_000 if pileup else 0)) % 900_000_000 + 1
 
 
 class _Timer:
@@ -81,30 +101,46 @@ class _Timer:
         return time.perf_counter()
 
 
-def _charges(pythia, ids: np.ndarray, cache: dict) -> np.ndarray:
-    for pid in np.unique(ids):
-        if pid not in cache:
-            cache[int(pid)] = pythia.particleData.charge(int(pid))
-    lookup = np.vectorize(cache.__getitem__, otypes=[float])
-    return lookup(ids) if len(ids) else np.zeros(0)
+def _charge_lookup(pythia):
+    cache: dict = {}
+
+    def charge_of(ids: np.ndarray) -> np.ndarray:
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        for pid in uniq:
+            if int(pid) not in cache:
+                cache[int(pid)] = pythia.particleData.charge(int(pid))
+        return np.array([cache[int(u)] for u in uniq])[inverse] if len(ids) else np.zeros(0)
+
+    return charge_of
 
 
-def _is_b_hadron(absid):
-    return ((absid // 100) % 10 == 5) | ((absid // 1000) % 10 == 5)
+def _jagged(values, counts):
+    import awkward as ak
+
+    return ak.unflatten(values, counts)
 
 
-def _select_jets(events, label, settings: GeneratorSettings, pythia, charge_cache, timer):
-    """Cluster events, pick signal/background jets; returns flat per-jet awkward arrays."""
+def _np(array, fill=0.0) -> np.ndarray:
+    """An awkward array (possibly with missing values) as a plain numpy array."""
+    import awkward as ak
+
+    return np.ma.filled(ak.to_numpy(ak.fill_none(array, fill)), fill)
+
+
+def _select_jets(t, n_events, label, settings: GeneratorSettings, timer):
+    """Cluster the visible particles of each event; pick signal/background jets.
+
+    Returns per selected jet: its event, four-momentum and constituents (global indices)."""
     import awkward as ak
     import fastjet
 
     t0 = time.perf_counter()
-    prt = events.prt
-    absid = abs(prt.id)
-    visible = (prt.status > 0) & ~((absid == 12) | (absid == 14) | (absid == 16))
-    vis = prt[visible]
-    particles = ak.zip({"px": vis.p.px, "py": vis.p.py, "pz": vis.p.pz, "E": vis.p.e},
-                       with_name=None)
+    absid = np.abs(t["id"])
+    visible = (t["status"] > 0) & ~np.isin(absid, _NEUTRINOS) & ~t["chs_removed"]
+    vis = np.flatnonzero(visible)
+    counts = np.bincount(t["event"][vis], minlength=n_events)
+    particles = ak.zip({k: _jagged(t[c][vis], counts) for k, c in
+                        (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))})
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius)
     cs = fastjet.ClusterSequence(particles, jetdef)
     jets = cs.inclusive_jets(min_pt=settings.jet_pt_min)
@@ -115,68 +151,106 @@ def _select_jets(events, label, settings: GeneratorSettings, pythia, charge_cach
     jeta, jphi = eta_phi(jets.px, jets.py, jets.pz)
     order = ak.argsort(jpt, ascending=False)
     jets, index, jpt, jeta, jphi = (x[order] for x in (jets, index, jpt, jeta, jphi))
-    ok = abs(jeta) < settings.jet_abs_eta_max
-
-    # weakly decaying b hadrons, for truth labels of probes
-    d1 = ak.where(prt.daughter1 > 0, prt.daughter1, 0)
-    weak_b = _is_b_hadron(absid) & ~_is_b_hadron(abs(prt.id[d1])) & (prt.status < 0)
-    bh = prt[weak_b]
-    bh_eta, bh_phi = eta_phi(bh.p.px, bh.p.py, bh.p.pz)
-    n_b = ak.sum(delta_r(jeta[:, :, None], jphi[:, :, None], bh_eta[:, None, :],
-                         bh_phi[:, None, :]) < settings.jet_radius, axis=2)
-
+    ok = (abs(jeta) < settings.jet_abs_eta_max) & (jpt < settings.jet_pt_max)
     if label == SIGNAL:
-        mother = ak.where(prt.mother1 > 0, prt.mother1, 0)
-        bq = prt[(absid == 5) & (prt.id[mother] == 25)]
-        bq_eta, bq_phi = eta_phi(bq.p.px, bq.p.py, bq.p.pz)
-        dr = delta_r(jeta[:, :, None], jphi[:, :, None], bq_eta[:, None, :], bq_phi[:, None, :])
+        bq = np.flatnonzero((absid == 5) & (t["mother"] >= 0)
+                            & (t["id"][np.maximum(t["mother"], 0)] == 25)
+                            & (t["pu_vertex"] == 0))
+        bcounts = np.bincount(t["event"][bq], minlength=n_events)
+        beta_, bphi = eta_phi(t["px"][bq], t["py"][bq], t["pz"][bq])
+        beta_, bphi = _jagged(beta_, bcounts), _jagged(bphi, bcounts)
+        dr = delta_r(jeta[:, :, None], jphi[:, :, None], beta_[:, None, :], bphi[:, None, :])
         contains = ak.sum(dr < settings.jet_radius, axis=2) >= 2
-        ok = ok & contains & (ak.num(bq, axis=1) == 2)[:, None]
+        ok = ok & contains & (bcounts == 2)[:, None]
         ok = ok & (ak.local_index(jpt, axis=1) == ak.argmax(ak.where(ok, jpt, -1), axis=1,
                                                                  keepdims=True))
     else:
-        rank = ak.local_index(jpt, axis=1)
-        ok = ok & (rank < settings.background_jets_per_event)
+        ok = ok & (ak.local_index(jpt, axis=1) < settings.background_jets_per_event)
 
-    # constituents of the selected jets, one row per jet, through flat global indices
-    offsets = np.concatenate([[0], np.cumsum(_np(ak.num(vis)))[:-1]])
+    vis_offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     selected = index[ok]
-    per_jet = ak.flatten(selected + offsets[:, None, None], axis=1)
-    flat_vis = ak.flatten(vis)
-    cons = ak.unflatten(flat_vis[_np(ak.flatten(per_jet))], ak.num(per_jet))
+    jet_event = np.repeat(np.arange(n_events), _np(ak.sum(ok, axis=1), 0).astype(int))
+    per_jet = ak.flatten(selected, axis=1)
+    n_cons = _np(ak.num(per_jet), 0).astype(int)
+    local = _np(ak.flatten(per_jet), 0).astype(int)
+    cons = vis[local + np.repeat(vis_offsets[jet_event], n_cons)]
     flat = {
-        "jet_px": _np(ak.flatten(jets.px[ok])),
-        "jet_py": _np(ak.flatten(jets.py[ok])),
-        "jet_pz": _np(ak.flatten(jets.pz[ok])),
-        "jet_e": _np(ak.flatten(jets.E[ok])),
-        "n_b_hadrons": _np(ak.flatten(n_b[ok])),
+        "event": jet_event,
+        "p": np.stack([_np(ak.flatten(jets[k][ok])) for k in ("px", "py", "pz")], -1),
+        "e": _np(ak.flatten(jets.E[ok])),
+        "cons": cons,
+        "n_cons": n_cons,
     }
-    ids = _np(ak.flatten(cons.id))
-    charge = ak.unflatten(_charges(pythia, ids, charge_cache), ak.num(cons))
     timer.add("features", t0)
-    return flat, cons, charge
+    return flat
 
 
-def _np(array, fill=0.0) -> np.ndarray:
-    """An awkward array (possibly with missing values) as a plain numpy array."""
+def n_subjettiness(pt, eta, phi, mask, axes_eta, axes_phi, radius: float) -> np.ndarray:
+    """tau_N (beta = 1) for padded constituents (n, C) and N axes (n, N)."""
+    dr = delta_r(eta[..., None], phi[..., None], axes_eta[:, None, :], axes_phi[:, None, :])
+    num = np.where(mask, pt * dr.min(-1), 0).sum(1)
+    return num / (np.where(mask, pt, 0).sum(1) * radius)
+
+
+def _pad_rows(values, counts, width, fill=0.0):
+    """Flat per-row values (rows of `counts`) as a (rows, width) array."""
+    out = np.full((len(counts), width) + values.shape[1:], fill, dtype=values.dtype)
+    col = np.arange(len(values)) - np.repeat(np.cumsum(counts) - counts, counts)
+    out[np.repeat(np.arange(len(counts)), counts), col] = values
+    return out
+
+
+def _softdrop_subjets(sd, radius):
+    """The two soft-drop prongs (CA reclustering of the groomed jet), leading first; (n, 2, 3)."""
     import awkward as ak
+    import fastjet
 
-    return np.ma.filled(ak.to_numpy(ak.fill_none(array, fill)), fill)
+    cons = sd.constituents
+    counts = _np(ak.num(cons, axis=1), 0).astype(int)
+    flat = np.stack([_np(ak.flatten(cons[k])) for k in ("px", "py", "pz", "E")], -1)
+    lonely = counts == 1  # one constituent: add a massless ghost so that CA gives two jets
+    ghost_at = np.cumsum(counts)[lonely]
+    ghost = flat[ghost_at - 1] * 1e-9
+    flat = np.insert(flat, ghost_at, ghost, axis=0)
+    counts = counts + lonely
+    arr = ak.zip({k: ak.unflatten(flat[:, i], counts) for i, k in enumerate(("px", "py", "pz",
+                                                                           "E"))})
+    subjets = fastjet.ClusterSequence(arr, fastjet.JetDefinition(
+        fastjet.cambridge_algorithm, radius)).exclusive_jets(n_jets=2)
+    out = np.stack([_np(subjets[k]) for k in ("px", "py", "pz")], -1)
+    pt = np.hypot(out[..., 0], out[..., 1])
+    out = np.take_along_axis(out, np.argsort(-pt, axis=1)[..., None], axis=1)
+    out[np.hypot(out[..., 0], out[..., 1]) < 1e-6] = 0.0
+    return out
 
 
-def _pad(array, width, fill=0.0):
-    import awkward as ak
+def _b_hadrons(t, flat, radius):
+    """Per jet, weakly decaying b hadrons within dR < R of the axis, by decreasing pT (n, 4)."""
+    weak = events.weak_b_hadrons(t)
+    weak = weak[t["pu_vertex"][weak] == 0]
+    jeta, jphi = eta_phi(*flat["p"].T)
+    beta_, bphi = eta_phi(t["px"][weak], t["py"][weak], t["pz"][weak])
+    inside = ((flat["event"][:, None] == t["event"][weak][None, :])
+              & (delta_r(jeta[:, None], jphi[:, None], beta_[None, :], bphi[None, :]) < radius))
+    bpt = np.hypot(t["px"][weak], t["py"][weak])
+    order = np.argsort(np.where(inside, -bpt[None, :], np.inf), axis=1, kind="stable")
+    k = schema.B_HADRON_SLOTS
+    order = np.pad(order, ((0, 0), (0, max(0, k - order.shape[1]))))[:, :k]
+    has = np.take_along_axis(np.pad(inside, ((0, 0), (0, max(0, k - inside.shape[1])))),
+                             order, 1) if len(weak) else np.zeros((len(jeta), k), bool)
+    idx = np.where(has, weak[order] if len(weak) else -1, -1)
+    return idx, inside.sum(1)
 
-    return _np(ak.pad_none(array, width, clip=True), fill).astype(float)
 
-
-def _jet_batch(flat, cons, charge, settings: GeneratorSettings, rng, timer) -> Jets:
+def _jet_batch(t, flat, npv, settings: GeneratorSettings, rng, timer):
     import awkward as ak
     import fastjet
 
     res = settings.resolution
     t0 = time.perf_counter()
-    c4 = ak.zip({"px": cons.p.px, "py": cons.p.py, "pz": cons.p.pz, "E": cons.p.e})
+    cons = flat["cons"]
+    c4 = ak.zip({k: ak.unflatten(t[c][cons], flat["n_cons"]) for k, c in
+                 (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ca = fastjet.ClusterSequence(c4, fastjet.JetDefinition(fastjet.cambridge_algorithm,
@@ -184,97 +258,171 @@ def _jet_batch(flat, cons, charge, settings: GeneratorSettings, rng, timer) -> J
         sd = ca.exclusive_jets_softdrop_grooming(
             njets=1, beta=settings.softdrop_beta, symmetry_cut=settings.softdrop_zcut,
             R0=settings.jet_radius)
+        subjets = _softdrop_subjets(sd, settings.jet_radius)
         kt = fastjet.ClusterSequence(c4, fastjet.JetDefinition(fastjet.kt_algorithm,
                                                                settings.jet_radius))
         kt_axes = [kt.exclusive_jets(n_jets=k) for k in (1, 2, 3)]
     t0 = timer.add("fastjet", t0)
 
-    # constituents (all) for N-subjettiness
-    width = int(ak.max(ak.num(cons))) if len(cons) else 1
-    cpx, cpy, cpz = (_pad(x, width) for x in (cons.p.px, cons.p.py, cons.p.pz))
-    cmask = _pad(ak.ones_like(cons.p.px), width).astype(bool)
-    cpt = np.hypot(cpx, cpy)
-    ceta, cphi = eta_phi(cpx, cpy, cpz)
+    width = int(flat["n_cons"].max(initial=1))
+    cmask = _pad_rows(np.ones(len(cons), bool), flat["n_cons"], width, False)
+    cp = _pad_rows(np.stack([t["px"][cons], t["py"][cons], t["pz"][cons]], -1),
+                   flat["n_cons"], width)
+    cpt = np.hypot(cp[..., 0], cp[..., 1])
+    ceta, cphi = eta_phi(cp[..., 0], cp[..., 1], cp[..., 2])
     taus = []
     for axes in kt_axes:
-        apx, apy, apz = (_np(axes[k]) for k in ("px", "py", "pz"))
-        aeta, aphi = eta_phi(apx, apy, apz)
+        aeta, aphi = eta_phi(*(_np(axes[k]) for k in ("px", "py", "pz")))
         taus.append(n_subjettiness(cpt, ceta, cphi, cmask, aeta, aphi, settings.jet_radius))
     tau1, tau2, tau3 = taus
-    sub = kt_axes[1]
-    subjets = np.stack([_np(sub[k]) for k in ("px", "py", "pz")], axis=-1)  # (n, 2, 3)
-    lead = np.argsort(-np.hypot(subjets[..., 0], subjets[..., 1]), axis=1)
-    subjets = np.take_along_axis(subjets, lead[..., None], axis=1)
+    tau_axes = np.stack([_np(kt_axes[1][k]) for k in ("px", "py", "pz")], axis=-1)
 
-    # tracks: charged, pT > 0.95 GeV, inside the tracker, pT-sorted, at most 60
-    pt = np.hypot(cons.p.px, cons.p.py)
-    eta = np.arcsinh(cons.p.pz / pt)
-    is_track = (charge != 0) & (pt > res.track_min_pt) & (abs(eta) < res.track_max_abs_eta)
-    trk = cons[is_track]
-    trk = trk[ak.argsort(np.hypot(trk.p.px, trk.p.py), ascending=False)]
-    n_tracks_all = _np(ak.num(trk), 0).astype(int)
-    T = int(min(max(n_tracks_all.max(initial=1), 1), schema.TRACK_SLOTS))
-    vprod = ak.fill_none(trk.vProd, {"px": 0.0, "py": 0.0, "pz": 0.0, "e": 0.0})
+    # tracks: charged constituents with pT >= 0.95 GeV inside the tracker (all of them)
+    ceta_flat = ceta[cmask]
+    is_trk = ((t["charge"][cons] != 0) & (cpt[cmask] >= res.track_min_pt)
+              & (np.abs(ceta_flat) < res.track_max_abs_eta))
+    n_trk = np.add.reduceat(is_trk, np.cumsum(flat["n_cons"]) - flat["n_cons"]) \
+        if len(cons) else np.zeros(0, int)
+    n_trk = np.where(flat["n_cons"] > 0, n_trk, 0)
+    gidx = cons[is_trk]
+    T = max(int(n_trk.max(initial=1)), 1)
+    slots = _pad_rows(gidx, n_trk, T, -1)
+    mask = slots >= 0
+    g = np.maximum(slots, 0)
+    absid = np.abs(t["id"][g])
     batch = ParticleBatch(
-        p=np.stack([_pad(trk.p.px, T), _pad(trk.p.py, T), _pad(trk.p.pz, T)], axis=-1),
-        e=_pad(trk.p.e, T),
-        vertex=np.stack([_pad(vprod.px, T), _pad(vprod.py, T), _pad(vprod.pz, T)], axis=-1),
-        mask=_pad(ak.ones_like(trk.p.px), T).astype(bool),
-        jet_p=np.stack([flat["jet_px"], flat["jet_py"], flat["jet_pz"]], axis=-1),
-        jet_e=flat["jet_e"],
-        subjet_axes=subjets,
+        p=np.stack([t["px"][g], t["py"][g], t["pz"][g]], -1),
+        mass=np.select([absid == 11, absid == 13], [_LEPTON_MASS[11], _LEPTON_MASS[13]],
+                       PION_MASS),
+        vertex=np.stack([t["vx"][g], t["vy"][g], t["vz"][g]], -1),
+        own_pv=np.stack([np.zeros_like(g, float), np.zeros_like(g, float), t["dz_vertex"][g]],
+                        -1),
+        mask=mask, jet_p=flat["p"], jet_e=flat["e"], subjets=subjets, tau_axes=tau_axes,
     )
-    tracks, vertices, jet_features, n_sv = track_and_vertex_features(batch, rng, res)
-    jet_pt = np.hypot(flat["jet_px"], flat["jet_py"])
-    jet_eta, _ = eta_phi(flat["jet_px"], flat["jet_py"], flat["jet_pz"])
-    n_sd = np.where(_np(sd.deltaRsoftdrop) > 0, 2.0, 1.0)
+    feats = track_and_vertex_features(batch, rng, res)
+    jet = jet_features(batch, feats)
+    extras = _truth(t, flat, slots, feats, settings)
+
+    jet_pt = np.hypot(flat["p"][:, 0], flat["p"][:, 1])
+    jet_eta, _ = eta_phi(*flat["p"].T)
+    msd = _np(sd.msoftdrop)
+    n_sd = (np.hypot(subjets[..., 0], subjets[..., 1]) > 0).sum(1)
     spectators = np.stack([
-        jet_pt, jet_eta, _np(sd.msoftdrop), n_sd,
-        np.full(len(jet_pt), schema.SPECTATORS[4].default),
-        tau2 / np.maximum(tau1, 1e-12), tau3 / np.maximum(tau2, 1e-12),
-        np.ones(len(jet_pt)), _np(ak.num(cons)).astype(float),
-        np.minimum(n_tracks_all, schema.TRACK_SLOTS).astype(float), n_sv.astype(float),
+        jet_pt, jet_eta, msd, n_sd, np.full(len(jet_pt), schema.SPECTATORS[4].default),
+        np.where(tau1 > 0, tau2 / np.where(tau1 > 0, tau1, 1), 1.01),
+        np.where(tau2 > 0, tau3 / np.where(tau2 > 0, tau2, 1), 1.01),
+        npv[flat["event"]], flat["n_cons"], feats.n_tracks, feats.n_sv,
     ], axis=1).astype(np.float32)
     timer.add("features", t0)
-    return Jets(tracks, vertices, jet_features, None, spectators,
-                extras={"n_b_hadrons": flat["n_b_hadrons"].astype(np.int32)}, validate=False)
+    jets = Jets(feats.tracks, feats.vertices, jet, None, spectators, extras=extras,
+                validate=False)
+    keep = (msd > settings.sdmass_min) & (msd < settings.sdmass_max)
+    return jets if keep.all() else jets[np.flatnonzero(keep)]
+
+
+def _truth(t, flat, slots, feats, settings: GeneratorSettings) -> dict[str, np.ndarray]:
+    """Generator truth per stored track and SV, and the jet's b hadrons."""
+    res = settings.resolution
+    b_idx, n_b = _b_hadrons(t, flat, settings.jet_radius)
+    pad = schema.TRUTH_PADDING
+
+    def per_slot(slot_index):
+        ok = slot_index >= 0
+        g = np.where(ok, np.take_along_axis(slots, np.maximum(slot_index, 0), 1), -1)
+        gi = g[ok]
+        first_b, first_heavy = events.ancestry(t, gi)
+        origin = np.full(g.shape, pad)
+        origin[ok] = events.track_origin(t, gi, first_b, first_heavy, res)
+        which_b = np.full(g.shape, pad)
+        match = (first_b[:, None] == b_idx[np.nonzero(ok)[0]]) & (first_b[:, None] >= 0)
+        which_b[ok] = np.where(match.any(1), np.argmax(match, 1), pad)
+        heavy = np.full(g.shape, -1)
+        heavy[ok] = np.where(first_heavy >= 0, first_heavy, t["mother"][gi])
+        return origin, which_b, heavy
+
+    t_origin, t_b, _ = per_slot(feats.track_slot)
+    s_origin, s_b, s_hadron = per_slot(feats.sv_slot)
+    pdg = np.where(s_hadron >= 0, t["id"][np.maximum(s_hadron, 0)], 0)
+    kin = np.zeros(b_idx.shape + (3,), np.float32)
+    ok = b_idx >= 0
+    bi = b_idx[ok]
+    beta_, bphi = eta_phi(t["px"][bi], t["py"][bi], t["pz"][bi])
+    kin[ok] = np.stack([np.hypot(t["px"][bi], t["py"][bi]), beta_, bphi], -1)
+    return {
+        "n_b_hadrons": n_b.astype(np.int32),
+        "track_origin": t_origin.astype(np.int8),
+        "track_b_hadron": t_b.astype(np.int8),
+        "sv_origin": s_origin.astype(np.int8),
+        "sv_b_hadron": s_b.astype(np.int8),
+        "sv_hadron_pdgid": np.where(feats.sv_slot >= 0, pdg, 0).astype(np.int32),
+        "b_hadron_pdgid": np.where(ok, t["id"][np.maximum(b_idx, 0)], 0).astype(np.int32),
+        "b_hadron_pt_eta_phi": kin,
+    }
+
+
+def _events(pythia, pileup, settings: GeneratorSettings, rng, charge_of, timer):
+    """One batch of hard events as a flat table (pileup overlaid), and npv per event."""
+    t0 = time.perf_counter()
+    n = settings.events_per_batch
+    hard = events.table(pythia.nextBatch(n), charge_of)
+    if pileup is None:
+        timer.add("pythia", t0)
+        return (*events.no_pileup(hard), n)
+    n_pu = rng.poisson(settings.pileup_mu, n)
+    total = int(n_pu.sum())
+    if total == 0:
+        timer.add("pythia", t0)
+        return (*events.no_pileup(hard), n)
+    pool = min(total, settings.pileup_pool) if settings.pileup_pool > 0 else total
+    soft = events.table(pileup.nextBatch(pool), charge_of)
+    soft = events.pick_events(soft, rng.permutation(total) % pool)
+    timer.add("pythia", t0)
+    merged, npv = events.overlay(hard, soft, n_pu, rng, settings.resolution)
+    return merged, npv, n
+
+
+def _pythia(settings, label, seed):
+    import pythia8mc
+
+    pythia = pythia8mc.Pythia("", False)
+    for line in settings.pythia_settings(label, seed):
+        pythia.readString(line)
+    if not pythia.init():
+        raise RuntimeError("Pythia failed to initialise with the generator settings")
+    return pythia
 
 
 def generate_class(label: int, n_jets: int, seed: int, worker: int,
                    settings: GeneratorSettings, progress=None) -> tuple[Jets, dict]:
     """Generate `n_jets` jets of one class in this process; returns jets and timing."""
-    import pythia8mc
-
     timer = _Timer()
     t0 = time.perf_counter()
-    pythia = pythia8mc.Pythia("", False)
-    for line in settings.pythia_settings(label, pythia_seed(seed, worker, label)):
-        pythia.readString(line)
-    if not pythia.init():
-        raise RuntimeError("Pythia failed to initialise with the generator settings")
+    pythia = _pythia(settings, label, pythia_seed(seed, worker, label))
+    pileup = (_pythia(settings, PILEUP, pythia_seed(seed, worker, label, pileup=True))
+              if settings.pileup_mu > 0 else None)
     timer.add("pythia", t0)
     rng = np.random.default_rng([seed, worker, label])
-    charge_cache: dict = {}
-    parts, have, events = [], 0, 0
+    charge_of = _charge_lookup(pythia)
+    parts, have, n_events = [], 0, 0
     while have < n_jets:
-        t0 = time.perf_counter()
-        batch = pythia.nextBatch(settings.events_per_batch)
-        timer.add("pythia", t0)
-        events += settings.events_per_batch
-        flat, cons, charge = _select_jets(batch, label, settings, pythia, charge_cache, timer)
-        if len(flat["jet_e"]) == 0:
+        t, npv, n = _events(pythia, pileup, settings, rng, charge_of, timer)
+        n_events += n
+        flat = _select_jets(t, n, label, settings, timer)
+        if len(flat["e"]) == 0:
             continue
-        jets = _jet_batch(flat, cons, charge, settings, rng, timer)
+        jets = _jet_batch(t, flat, npv, settings, rng, timer)
         jets = jets[: n_jets - have]
+        if len(jets) == 0:
+            continue
         parts.append(jets)
         have += len(jets)
         if progress is not None:
             progress.put(len(jets))
-    jets = Jets.concatenate(parts) if parts else None
+    jets = Jets.concatenate(parts)
     onehot = np.zeros((n_jets, 2), np.float32)
     onehot[:, label] = 1
     jets.labels = onehot
-    return jets, {"seconds": timer.seconds, "events": events, "jets": n_jets}
+    return jets, {"seconds": timer.seconds, "events": n_events, "jets": n_jets}
 
 
 def _task(args):
@@ -311,6 +459,20 @@ def _quota(total: int, workers: int) -> list[int]:
     return [total // workers + (1 if w < total % workers else 0) for w in range(workers)]
 
 
+def pt_weights(pt: np.ndarray, is_signal: np.ndarray, bins: int) -> np.ndarray:
+    """Per-jet weights that give the signal the background's pT spectrum (log-spaced bins);
+    background jets weigh 1, signal weights average to 1 (0 where no background jet lies)."""
+    edges = np.geomspace(pt.min(), pt.max() * (1 + 1e-9), bins + 1)
+    h_sig = np.histogram(pt[is_signal], edges)[0] / max(is_signal.sum(), 1)
+    h_bkg = np.histogram(pt[~is_signal], edges)[0] / max((~is_signal).sum(), 1)
+    ratio = np.divide(h_bkg, h_sig, out=np.zeros(bins), where=h_sig > 0)
+    w = np.ones(len(pt))
+    w[is_signal] = ratio[np.clip(np.digitize(pt[is_signal], edges) - 1, 0, bins - 1)]
+    if w[is_signal].sum() > 0:
+        w[is_signal] *= is_signal.sum() / w[is_signal].sum()
+    return w.astype(np.float32)
+
+
 def generate(n_signal: int, n_background: int, seed: int = 1, workers: int = 1,
              settings: GeneratorSettings | None = None, progress: bool = True):
     """Generate signal and background jets with `workers` processes.
@@ -340,6 +502,9 @@ def generate(n_signal: int, n_background: int, seed: int = 1, workers: int = 1,
     jets = Jets.concatenate([r[0] for r in results])
     order = np.random.default_rng(seed).permutation(len(jets))
     jets = jets[order]
+    if settings.reweight_pt:
+        jets.extras["weight"] = pt_weights(jets.spectator("fj_pt"), jets.is_signal,
+                                           settings.reweight_bins)
     seconds = {k: sum(r[1]["seconds"][k] for r in results) for k in results[0][1]["seconds"]}
     provenance = {
         "generator": "Pythia 8 (pythia8mc) + FastJet, servable.data.generator",
@@ -348,7 +513,11 @@ def generate(n_signal: int, n_background: int, seed: int = 1, workers: int = 1,
         "pythia_seeds": {f"{'signal' if lb else 'background'}_worker{w}": pythia_seed(seed, w, lb)
                          for lb, _, w in tasks},
         "pythia_settings": {"signal": settings.pythia_settings(SIGNAL, 0)[3:],
-                            "background": settings.pythia_settings(BACKGROUND, 0)[3:]},
+                            "background": settings.pythia_settings(BACKGROUND, 0)[3:],
+                            "pileup": settings.pythia_settings(PILEUP, 0)[3:]},
+        "pileup_seeds": {f"{'signal' if lb else 'background'}_worker{w}":
+                         pythia_seed(seed, w, lb, pileup=True) for lb, _, w in tasks}
+        if settings.pileup_mu > 0 else {},
         "settings": asdict(settings),
         "n_signal": n_signal,
         "n_background": n_background,
