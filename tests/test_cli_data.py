@@ -85,15 +85,18 @@ def test_inspect_prints_feature_ranges_and_flags_values_outside_the_cms_range(tr
 
 
 def test_compare_draws_both_files_and_measures_distances(train_file, tmp_path):
-    shifted = tmp_path / "shifted.h5"
-    shifted.write_bytes(train_file.read_bytes())
+    from servable.data.h5io import read_jets, write_jets
+
+    jets = read_jets(train_file)[:600]
+    base = write_jets(tmp_path / "base.h5", jets)
+    shifted = write_jets(tmp_path / "shifted.h5", jets)
     with h5py.File(shifted, "r+") as f:
         ds = f["training_subgroup/training_2"]
         data = ds[...]
         data[:, 0, :] *= np.where(data[:, 0, :] != 0, 2.0, 1.0)  # track_ptrel doubled
         ds[...] = data
     out = tmp_path / "figs"
-    r = run_cli("data", "compare", train_file, shifted, "-o", out, "--json")
+    r = run_cli("data", "compare", base, shifted, "-o", out, "--json")
     assert r.returncode == 0, r.stderr
     rows = {x["feature"]: x for x in json.loads(r.stdout)}
     assert rows["track_ptrel"]["ks"] > 0.2 and rows["track_ptrel"]["wasserstein"] > 0.005

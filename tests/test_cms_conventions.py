@@ -153,3 +153,31 @@ def test_signal_vertices_come_from_heavy_flavour_hadrons(jets):
     pdg = pdg[pdg > 0]
     heavy = ((pdg // 100) % 10 >= 4) | ((pdg // 1000) % 10 >= 4)
     assert len(pdg) > 500 and np.mean(heavy) > 0.95
+
+
+def test_origins_follow_the_ancestry_of_a_hand_made_event():
+    from servable.data import events
+
+    #        0 system, 1 B0, 2 D- (from B0), 3 pi (from D), 4 pi (from B0), 5 pi prompt,
+    #        6 D0 prompt, 7 K (from D0), 8 pi (pileup)
+    ids = np.array([90, 511, -411, 211, -211, 211, 421, -321, 211])
+    mother = np.array([-1, 0, 1, 2, 1, 0, 0, 6, -1])
+    vz = np.array([0, 0, 0.4, 0.9, 0.4, 0, 0, 0.1, 35.0])
+    t = {"id": ids, "mother": mother, "vx": np.zeros(9), "vy": np.zeros(9), "vz": vz,
+         "dz_vertex": np.array([0.0] * 8 + [35.0]), "pu_vertex": np.array([0] * 8 + [1])}
+    idx = np.array([3, 4, 5, 7, 8])
+    first_b, first_heavy = events.ancestry(t, idx)
+    assert first_b.tolist() == [1, 1, -1, -1, -1]
+    assert first_heavy.tolist() == [2, 1, -1, 6, -1]
+    origin = events.track_origin(t, idx, first_b, first_heavy, ResolutionModel())
+    names = [schema.TRUTH_ORIGINS[o] for o in origin]
+    assert names == ["b_hadron_decay", "b_hadron_decay", "primary", "c_hadron_decay", "pileup"]
+
+
+def test_b_hadron_lists_hold_distinct_hadrons_by_decreasing_pt(jets):
+    pdg = jets.extras["b_hadron_pdgid"]
+    pt = jets.extras["b_hadron_pt_eta_phi"][..., 0]
+    n = np.minimum(jets.extras["n_b_hadrons"], schema.B_HADRON_SLOTS)
+    assert np.all((pdg != 0).sum(1) == n) and np.all((pt > 0).sum(1) == n)
+    assert np.all(np.diff(pt, axis=1) <= 0)
+    assert all(len(set(row[:k].tolist())) == k for row, k in zip(pt, n, strict=True))

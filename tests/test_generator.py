@@ -71,8 +71,8 @@ def test_same_seed_gives_identical_arrays_and_other_seeds_differ():
 
 @pytest.fixture(scope="module")
 def pileup_jets():
-    """300 + 300 jets with MU = 20 pileup interactions (soft QCD), seed 4."""
-    jets, prov = generate(300, 300, seed=4, workers=2, progress=False,
+    """150 + 150 jets with MU = 20 pileup interactions (soft QCD), seed 4."""
+    jets, prov = generate(150, 150, seed=4, workers=2, progress=False,
                           settings=GeneratorSettings(pileup_mu=20))
     return jets, prov
 

@@ -38,6 +38,18 @@ def _collect(path, chunk_size: int = 20_000) -> dict[str, dict[str, np.ndarray]]
     return result
 
 
+def _draw(ax, name, x, y, labels):
+    both = np.concatenate([x, y])
+    lo, hi = np.percentile(both, [0.5, 99.5]) if len(both) else (0.0, 1.0)
+    bins = np.linspace(lo, hi if hi > lo else lo + 1, 41)
+    for v, label in ((x, labels[0]), (y, labels[1])):
+        if len(v):
+            ax.hist(np.clip(v, bins[0], bins[-1]), bins, histtype="step", density=True,
+                    label=label)
+    ax.set_title(name, fontsize=8)
+    ax.tick_params(labelsize=6)
+
+
 def compare(a, b, out_dir, labels: tuple[str, str] | None = None) -> list[dict]:
     """Distances per feature between files `a` and `b`; figures written into `out_dir`."""
     from scipy import stats
@@ -53,23 +65,15 @@ def compare(a, b, out_dir, labels: tuple[str, str] | None = None) -> list[dict]:
             continue
         ncols = 5
         nrows = -(-len(names) // ncols)
-        for suffix in ("png", "pdf"):
-            with figure(out_dir / f"compare_{group}.{suffix}", figsize=(3.2 * ncols, 2.4 * nrows),
-                        nrows=nrows, ncols=ncols, squeeze=False) as (_, axes):
-                for ax, name in zip(axes.flat, names, strict=False):
-                    x, y = va[group][name], vb[group][name]
-                    both = np.concatenate([x, y])
-                    lo, hi = (np.percentile(both, [0.5, 99.5]) if len(both) else (0, 1))
-                    bins = np.linspace(lo, hi if hi > lo else lo + 1, 41)
-                    for v, label in ((x, labels[0]), (y, labels[1])):
-                        if len(v):
-                            ax.hist(np.clip(v, bins[0], bins[-1]), bins, histtype="step",
-                                    density=True, label=label)
-                    ax.set_title(name, fontsize=8)
-                    ax.tick_params(labelsize=6)
-                for ax in list(axes.flat)[len(names):]:
-                    ax.axis("off")
-                axes.flat[0].legend(fontsize=6)
+        with figure(out_dir / f"compare_{group}.png", figsize=(3.2 * ncols, 2.4 * nrows),
+                    nrows=nrows, ncols=ncols, squeeze=False) as (fig, axes):
+            for ax, name in zip(axes.flat, names, strict=False):
+                _draw(ax, name, va[group][name], vb[group][name], labels)
+            for ax in list(axes.flat)[len(names):]:
+                ax.axis("off")
+            axes.flat[0].legend(fontsize=6)
+            fig.tight_layout()
+            fig.savefig(out_dir / f"compare_{group}.pdf")
         for name in names:
             x, y = va[group][name], vb[group][name]
             row = {"group": group, "feature": name, "n_a": len(x), "n_b": len(y),

@@ -140,13 +140,12 @@ def _b_hadrons(t, flat, radius):
     beta_, bphi = eta_phi(t["px"][weak], t["py"][weak], t["pz"][weak])
     inside = ((flat["event"][:, None] == t["event"][weak][None, :])
               & (delta_r(jeta[:, None], jphi[:, None], beta_[None, :], bphi[None, :]) < radius))
-    bpt = np.hypot(t["px"][weak], t["py"][weak])
-    order = np.argsort(np.where(inside, -bpt[None, :], np.inf), axis=1, kind="stable")
     k = schema.B_HADRON_SLOTS
-    order = np.pad(order, ((0, 0), (0, max(0, k - order.shape[1]))))[:, :k]
-    has = np.take_along_axis(np.pad(inside, ((0, 0), (0, max(0, k - inside.shape[1])))),
-                             order, 1) if len(weak) else np.zeros((len(jeta), k), bool)
-    idx = np.where(has, weak[order] if len(weak) else -1, -1)
+    inside_p = np.pad(inside, ((0, 0), (0, k)))  # k empty columns: fewer than k b hadrons
+    bpt = np.concatenate([np.hypot(t["px"][weak], t["py"][weak]), np.zeros(k)])
+    order = np.argsort(np.where(inside_p, -bpt[None, :], np.inf), axis=1, kind="stable")[:, :k]
+    has = np.take_along_axis(inside_p, order, 1)
+    idx = np.where(has, np.concatenate([weak, np.full(k, -1)])[order], -1)
     return idx, inside.sum(1)
 
 
