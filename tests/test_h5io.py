@@ -14,7 +14,9 @@ def test_round_trip_gives_identical_arrays_names_and_attributes(train_file, tmp_
         np.testing.assert_array_equal(getattr(back, attr), getattr(jets, attr))
     assert back.track_names == jets.track_names
     assert back.jet_feature_names == jets.jet_feature_names
-    np.testing.assert_array_equal(back.extras["n_b_hadrons"], jets.extras["n_b_hadrons"])
+    for key in ("n_b_hadrons", "track_origin", "sv_hadron_pdgid", "b_hadron_pt_eta_phi"):
+        np.testing.assert_array_equal(back.extras[key], jets.extras[key])
+        assert back.extras[key].dtype == jets.extras[key].dtype
     with h5py.File(out) as f:
         assert f["testing_subgroup/testing_2"].shape == (300, 30, 60)
         assert f["testing_subgroup/testing_3"].shape == (300, 14, 5)

@@ -36,3 +36,27 @@ def test_schema_exports_as_json_with_names_and_units():
     assert [f["name"] for f in data["tracks"]] == list(schema.TRACK_NAMES)
     assert data["vertices"][6]["unit"] == "GeV"
     assert data["slots"] == {"tracks": 60, "vertices": 5, "pfcands": 100}
+
+
+def test_every_track_and_vertex_feature_names_its_producer_source_and_range():
+    for f in schema.TRACK_FEATURES + schema.VERTEX_FEATURES:
+        assert f.source.split()[0] in ("TrackFiller.cc", "TrackInfoBuilder.cc", "SVFiller.cc")
+        assert f.meaning
+    assert schema.lookup("track_quality").values == (1.0, 5.0)
+    assert schema.lookup("track_normchi2").integer
+    assert (schema.lookup("track_drminsv").lo, schema.lookup("track_drminsv").hi) == (-0.8, 0)
+    assert schema.lookup("track_dptdpt").unit == "GeV^-2"
+    assert schema.lookup("fj_trackSipdSig_0").default == -50.0
+    assert schema.lookup("fj_z_ratio").default == -3.0
+
+
+def test_docs_list_every_feature_with_its_unit():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    for group in (schema.TRACK_FEATURES, schema.VERTEX_FEATURES, schema.JET_FEATURES,
+                  schema.SPECTATORS):
+        for f in group:
+            row = next((line for line in doc.splitlines() if f"| `{f.name}` |" in line), None)
+            assert row is not None, f.name
+            assert f"| {f.unit or '-'} |" in row, f.name

@@ -2,7 +2,9 @@
 
 Every feature keeps its name, unit and meaning here so that bundles can ship them (FAIR I1).
 The order of each tuple is the order of the channels in the HDF5 arrays.
-Lengths follow the CMS reconstruction convention (centimetres); momenta are in GeV.
+Lengths follow the CMS reconstruction convention (centimetres); momenta are in GeV. Each
+feature carries its definition and the producer source line it follows (`PRODUCER`), and the
+bounds the producer's clipping imposes (`lo`, `hi`), which `servable data inspect` checks.
 """
 
 from __future__ import annotations
@@ -15,104 +17,177 @@ VERTEX_SLOTS = 5
 PFCAND_SLOTS = 100
 
 
+PRODUCER = ("cms-opendata-analyses/HiggsToBBNtupleProducerTool, branch opendata_80X, "
+            "commit da077cb7cbaa007878d8054168f4b6be2102d904 (NtupleAK8/src/...), and CMSSW "
+            "DataFormats/PatCandidates (MiniAOD packing) and RecoBTag BoostedDoubleSVProducer")
+
+
 @dataclass(frozen=True)
 class Feature:
-    """One input feature: its name, unit ("" for dimensionless) and meaning."""
+    """One input feature: name, unit ("" for dimensionless), definition and where it comes from.
+
+    `lo`/`hi` bound the values the producer can write (its clipping, or the physical range);
+    `integer` marks integer-valued features, `values` a closed set of allowed values.
+    """
 
     name: str
     unit: str
     meaning: str
     categorical: bool = False
     default: float | None = None  # value written when the quantity does not exist for a jet
+    source: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    integer: bool = False
+    values: tuple[float, ...] | None = None
 
 
 def _f(name: str, unit: str, meaning: str, **kw) -> Feature:
     return Feature(name, unit, meaning, **kw)
 
 
+_TF, _TIB, _SV = "TrackFiller.cc", "TrackInfoBuilder.cc", "SVFiller.cc"
 TRACK_FEATURES: tuple[Feature, ...] = (
-    _f("track_ptrel", "", "track pT / jet pT"),
-    _f("track_erel", "", "track energy / jet energy"),
-    _f("track_phirel", "rad", "azimuthal distance to the jet axis"),
-    _f("track_etarel", "", "pseudorapidity difference to the jet axis"),
-    _f("track_deltaR", "", "angular distance to the jet axis"),
-    _f("track_drminsv", "", "minimum angular distance to a secondary vertex flight direction",
-       default=0.8),
-    _f("track_drsubjet1", "", "angular distance to the leading subjet axis"),
-    _f("track_drsubjet2", "", "angular distance to the subleading subjet axis"),
-    _f("track_dz", "cm", "longitudinal impact parameter"),
-    _f("track_dzsig", "", "longitudinal impact parameter significance"),
-    _f("track_dxy", "cm", "transverse impact parameter (CMS sign convention)"),
-    _f("track_dxysig", "", "transverse impact parameter significance"),
-    _f("track_normchi2", "", "track-fit chi2 / degrees of freedom"),
-    _f("track_quality", "", "track quality: -1 undefined, 0 loose, 1 tight, 2 highPurity",
-       categorical=True),
-    _f("track_dptdpt", "GeV^2", "track covariance: var(pT)"),
-    _f("track_detadeta", "", "track covariance: var(eta)"),
-    _f("track_dphidphi", "rad^2", "track covariance: var(phi)"),
-    _f("track_dxydxy", "cm^2", "track covariance: var(dxy)"),
-    _f("track_dzdz", "cm^2", "track covariance: var(dz)"),
-    _f("track_dxydz", "cm^2", "track covariance: cov(dxy, dz)"),
-    _f("track_dphidxy", "rad cm", "track covariance: cov(phi, dxy)"),
-    _f("track_dlambdadz", "rad cm", "track covariance: cov(lambda, dz)"),
-    _f("trackBTag_EtaRel", "", "pseudorapidity of the track relative to the jet axis"),
-    _f("trackBTag_PtRatio", "", "track momentum perpendicular to the jet axis / |p|"),
-    _f("trackBTag_PParRatio", "", "track momentum parallel to the jet axis / |p|"),
-    _f("trackBTag_Sip2dVal", "cm", "2D impact parameter signed w.r.t. the nearer subjet axis"),
-    _f("trackBTag_Sip2dSig", "", "signed 2D impact parameter significance"),
-    _f("trackBTag_Sip3dVal", "cm", "3D impact parameter signed w.r.t. the nearer subjet axis"),
-    _f("trackBTag_Sip3dSig", "", "signed 3D impact parameter significance"),
-    _f("trackBTag_JetDistVal", "cm", "distance of closest approach to the jet axis (<= 0)"),
+    _f("track_ptrel", "", "track pT / raw (uncorrected) jet pT", source=f"{_TF} l.155",
+       lo=0, hi=1.5),
+    _f("track_erel", "", "track energy (PF mass: pion, e or mu) / raw jet energy",
+       source=f"{_TF} l.156", lo=0, hi=1.5),
+    _f("track_phirel", "rad", "deltaPhi(track, jet) in (-pi, pi], no sign flip",
+       source=f"{_TF} l.157", lo=-3.1416, hi=3.1416),
+    _f("track_etarel", "", "etasign * (eta_track - eta_jet), etasign = -1 for jets with eta <= 0",
+       source=f"{_TF} l.144,158", lo=-1.5, hi=1.5),
+    _f("track_deltaR", "", "deltaR(track, raw jet axis)", source=f"{_TF} l.159", lo=0, hi=1.5),
+    _f("track_drminsv", "", "min(0.8, deltaR to the nearest SV momentum) - 0.8; 0: no SV nearby",
+       default=0.0, source=f"{_TF} l.117-122,164", lo=-0.8, hi=0),
+    _f("track_drsubjet1", "", "deltaR to the leading soft-drop subjet; -1 without subjet",
+       default=-1.0, source=f"{_TF} l.166-167", lo=-1, hi=3),
+    _f("track_drsubjet2", "", "deltaR to the second soft-drop subjet; -1 without it",
+       default=-1.0, source=f"{_TF} l.168", lo=-1, hi=3),
+    _f("track_dz", "cm", "longitudinal IP w.r.t. PV[0], geometric sign (z_PCA - z_PV)",
+       source=f"{_TF} l.182"),
+    _f("track_dzsig", "", "dz / sqrt(cov(dsz, dsz)) (track error only), clipped to +-2000",
+       source=f"{_TF} l.188", lo=-2000, hi=2000),
+    _f("track_dxy", "cm", "transverse IP w.r.t. the associated PV, geometric sign "
+       "(-x sin(phi) + y cos(phi))", source=f"{_TF} l.181"),
+    _f("track_dxysig", "", "dxy / sqrt(cov(dxy, dxy)) (track error only), clipped to +-2000",
+       source=f"{_TF} l.187", lo=-2000, hi=2000),
+    _f("track_normchi2", "", "track-fit chi2/ndf, truncated to an integer (uint8 in MiniAOD), "
+       "clipped to [-1, 300]", source=f"{_TF} l.189", lo=-1, hi=300, integer=True),
+    _f("track_quality", "", "quality bit mask: 1 = loose, 5 = loose + highPurity (0 = padding)",
+       categorical=True, source=f"{_TF} l.190", values=(1.0, 5.0)),
+    _f("track_dptdpt", "GeV^-2", "cov(q/p, q/p): sigma^2(q/p), 8-bit log packed "
+       "(pT^2 x value in exp(-15..0), rounded up), never 0", source=f"{_TF} l.192-195",
+       lo=0, hi=1.0),
+    _f("track_detadeta", "rad^2", "cov(lambda, lambda), lambda = pi/2 - theta; 8-bit log packed "
+       "in exp(-20..-5), rounded up", source=f"{_TF} l.196", lo=2.0e-9, hi=6.2e-3),
+    _f("track_dphidphi", "rad^2", "cov(phi, phi); 8-bit log packed (pT^2 x value in "
+       "exp(-15..0)), rounded up", source=f"{_TF} l.197", lo=0, hi=1.0),
+    _f("track_dxydxy", "cm^2", "cov(dxy, dxy), half float of value x 1e4",
+       source=f"{_TF} l.198", lo=0, hi=1.0),
+    _f("track_dzdz", "cm^2", "cov(dsz, dsz), dsz = dz cos(lambda); half float of value x 1e4",
+       source=f"{_TF} l.199", lo=0, hi=1.0),
+    _f("track_dxydz", "cm^2", "cov(dxy, dsz), half float of value x 1e4",
+       source=f"{_TF} l.200", lo=-1.0, hi=1.0),
+    _f("track_dphidxy", "rad cm", "cov(phi, dxy), signed 8-bit log packed in exp(-17..-4), "
+       "never 0", source=f"{_TF} l.201", lo=-1.7e-2, hi=1.7e-2),
+    _f("track_dlambdadz", "rad cm", "cov(lambda, dsz), signed 8-bit log packed in exp(-17..-4), "
+       "never 0", source=f"{_TF} l.202", lo=-1.7e-2, hi=1.7e-2),
+    _f("trackBTag_EtaRel", "", "rapidity of the track (pion mass) along the raw jet axis, "
+       "clipped to [-5, 15]", source=f"{_TIB} l.58", lo=-5, hi=15),
+    _f("trackBTag_PtRatio", "", "|p x jet axis| / |p| = sin(angle to the jet axis), "
+       "clipped to [-1, 10]", source=f"{_TIB} l.62", lo=-1, hi=10),
+    _f("trackBTag_PParRatio", "", "p . jet axis / |p| = cos(angle to the jet axis), "
+       "clipped to [-10, 100]", source=f"{_TIB} l.63", lo=-10, hi=100),
+    _f("trackBTag_Sip2dVal", "cm", "transverse IP w.r.t. PV[0], signed by (IP vector . jet "
+       "direction), clipped to [-1, 70]", source=f"{_TIB} l.48,64", lo=-1, hi=70),
+    _f("trackBTag_Sip2dSig", "", "Sip2dVal / (track (+) PV error), clipped to [-1, 4e4] "
+       "(the unclipped value orders the tracks)", source=f"{_TIB} l.65", lo=-1, hi=4e4),
+    _f("trackBTag_Sip3dVal", "cm", "3D IP w.r.t. PV[0], signed with the jet direction, "
+       "clipped to [-1, 1e5]", source=f"{_TIB} l.49,67", lo=-1, hi=1e5),
+    _f("trackBTag_Sip3dSig", "", "Sip3dVal / (track (+) PV error), clipped to [-1, 4e4]",
+       source=f"{_TIB} l.68", lo=-1, hi=4e4),
+    _f("trackBTag_JetDistVal", "cm", "-(distance between the track line and the jet axis "
+       "through PV[0]), clipped to [-20, 1]; always <= 0", source=f"{_TIB} l.50,69",
+       lo=-20, hi=0),
 )
 
 VERTEX_FEATURES: tuple[Feature, ...] = (
-    _f("sv_ptrel", "", "secondary vertex pT / jet pT"),
-    _f("sv_erel", "", "secondary vertex energy / jet energy"),
-    _f("sv_phirel", "rad", "azimuthal distance of the vertex momentum to the jet axis"),
-    _f("sv_etarel", "", "pseudorapidity difference of the vertex momentum to the jet axis"),
-    _f("sv_deltaR", "", "angular distance of the vertex momentum to the jet axis"),
-    _f("sv_pt", "GeV", "transverse momentum of the vertex (sum of its tracks)"),
-    _f("sv_mass", "GeV", "invariant mass of the vertex tracks"),
-    _f("sv_ntracks", "", "number of tracks fitted to the vertex"),
-    _f("sv_normchi2", "", "vertex-fit chi2 / degrees of freedom"),
-    _f("sv_dxy", "cm", "transverse flight distance from the primary vertex"),
-    _f("sv_dxysig", "", "transverse flight distance significance"),
-    _f("sv_d3d", "cm", "3D flight distance from the primary vertex"),
-    _f("sv_d3dsig", "", "3D flight distance significance"),
-    _f("sv_costhetasvpv", "", "cos of the angle between flight direction and vertex momentum"),
+    _f("sv_ptrel", "", "SV pT / raw jet pT", source=f"{_SV} l.76", lo=0, hi=1.5),
+    _f("sv_erel", "", "SV energy / raw jet energy", source=f"{_SV} l.77", lo=0, hi=1.5),
+    _f("sv_phirel", "rad", "deltaPhi(SV momentum, jet), no sign flip", source=f"{_SV} l.78",
+       lo=-3.1416, hi=3.1416),
+    _f("sv_etarel", "", "etasign * (eta_SV - eta_jet), etasign = -1 for jets with eta <= 0",
+       source=f"{_SV} l.72,79", lo=-1.5, hi=1.5),
+    _f("sv_deltaR", "", "deltaR(SV momentum, jet) - 0.5, clipped to [-2, 0]",
+       source=f"{_SV} l.80", lo=-2, hi=0),
+    _f("sv_pt", "GeV", "pT of the summed SV track four-vectors (pion mass)",
+       source=f"{_SV} l.81", lo=0),
+    _f("sv_mass", "GeV", "invariant mass of the SV tracks (pion mass)", source=f"{_SV} l.82",
+       lo=0),
+    _f("sv_ntracks", "", "number of SV tracks", source=f"{_SV} l.85", lo=2, integer=True),
+    _f("sv_normchi2", "", "vertex-fit chi2/ndf, clipped to [-1000, 1000]",
+       source=f"{_SV} l.88", lo=-1000, hi=1000),
+    _f("sv_dxy", "cm", "unsigned transverse distance SV - PV[0]", source=f"{_SV} l.90-91",
+       lo=0),
+    _f("sv_dxysig", "", "sv_dxy / (SV (+) PV error), clipped to [-1, 800]",
+       source=f"{_SV} l.93", lo=-1, hi=800),
+    _f("sv_d3d", "cm", "unsigned 3D distance SV - PV[0]", source=f"{_SV} l.95-96", lo=0),
+    _f("sv_d3dsig", "", "sv_d3d / (SV (+) PV error), clipped to [-1, 800]",
+       source=f"{_SV} l.98", lo=-1, hi=800),
+    _f("sv_costhetasvpv", "", "cos(angle between SV momentum and the PV -> SV flight)",
+       source=f"{_SV} l.99,120-124", lo=-1, hi=1),
 )
 
-_NONE = -1.0  # written when the tau axis has no vertex / not enough tracks
+_BDSV = "BoostedDoubleSVProducer"
 JET_FEATURES: tuple[Feature, ...] = (
-    _f("fj_jetNTracks", "", "number of tracks associated with the jet"),
-    _f("fj_nSV", "", "number of secondary vertices associated with the jet"),
+    _f("fj_jetNTracks", "", "number of IP-tag-info tracks passing the track selection",
+       source=_BDSV, lo=0, integer=True),
+    _f("fj_nSV", "", "number of SV-tag-info vertices with deltaR(flight, jet) < 0.7",
+       source=_BDSV, lo=0, integer=True),
     *(_f(f"fj_tau{a}_trackEtaRel_{i}", "",
-         f"{i + 1}-th smallest EtaRel of vertex tracks w.r.t. tau axis {a}", default=_NONE)
+         f"{i + 1}-th smallest etaRel of SV tracks w.r.t. tau axis {a}; -1 if none",
+         default=-1.0, source=_BDSV, lo=-1)
       for a in (0, 1) for i in (0, 1, 2)),
-    _f("fj_tau_flightDistance2dSig_0", "", "2D flight significance of the SV on tau axis 0",
-       default=_NONE),
-    _f("fj_tau_flightDistance2dSig_1", "", "2D flight significance of the SV on tau axis 1",
-       default=_NONE),
-    _f("fj_tau_vertexDeltaR_0", "", "angular distance of the SV on tau axis 0 to that axis",
-       default=_NONE),
-    _f("fj_tau_vertexEnergyRatio_0", "", "SV energy / track energy on tau axis 0", default=_NONE),
-    _f("fj_tau_vertexEnergyRatio_1", "", "SV energy / track energy on tau axis 1", default=_NONE),
-    _f("fj_tau_vertexMass_0", "GeV", "SV mass on tau axis 0", default=_NONE),
-    _f("fj_tau_vertexMass_1", "GeV", "SV mass on tau axis 1", default=_NONE),
+    _f("fj_tau_flightDistance2dSig_0", "", "2D flight significance of the first SV on tau axis "
+       "0; -1 if none", default=-1.0, source=_BDSV, lo=-1),
+    _f("fj_tau_flightDistance2dSig_1", "", "same on tau axis 1; -1 if none", default=-1.0,
+       source=_BDSV, lo=-1),
+    _f("fj_tau_vertexDeltaR_0", "", "deltaR(flight of the first SV on tau axis 0, that axis); "
+       "-1 if none", default=-1.0, source=_BDSV, lo=-1),
+    _f("fj_tau_vertexEnergyRatio_0", "", "SV energy on tau axis 0 / energy of PV tracks, at "
+       "most 50; -1 if none", default=-1.0, source=_BDSV, lo=-1, hi=50),
+    _f("fj_tau_vertexEnergyRatio_1", "", "same on tau axis 1", default=-1.0, source=_BDSV,
+       lo=-1, hi=50),
+    _f("fj_tau_vertexMass_0", "GeV", "mass of the SVs on tau axis 0; -1 if none", default=-1.0,
+       source=_BDSV, lo=-1),
+    _f("fj_tau_vertexMass_1", "GeV", "mass of the SVs on tau axis 1; -1 if none", default=-1.0,
+       source=_BDSV, lo=-1),
     _f("fj_trackSip2dSigAboveBottom_0", "",
-       "Sip2dSig of the track that lifts the track mass above 5.2 GeV", default=_NONE),
-    _f("fj_trackSip2dSigAboveBottom_1", "", "Sip2dSig of the track after it", default=_NONE),
+       "Sip2dSig of the track that lifts the running track mass above 5.2 GeV; -19 if none",
+       default=-19.0, source=_BDSV),
+    _f("fj_trackSip2dSigAboveBottom_1", "", "Sip2dSig of the track after it; -19 if none",
+       default=-19.0, source=_BDSV),
     _f("fj_trackSip2dSigAboveCharm_0", "",
-       "Sip2dSig of the track that lifts the track mass above 1.5 GeV", default=_NONE),
-    _f("fj_trackSipdSig_0", "", "largest Sip3dSig of the jet's tracks", default=_NONE),
-    _f("fj_trackSipdSig_0_0", "", "largest Sip3dSig on tau axis 0", default=_NONE),
-    _f("fj_trackSipdSig_0_1", "", "second largest Sip3dSig on tau axis 0", default=_NONE),
-    _f("fj_trackSipdSig_1", "", "second largest Sip3dSig of the jet's tracks", default=_NONE),
-    _f("fj_trackSipdSig_1_0", "", "largest Sip3dSig on tau axis 1", default=_NONE),
-    _f("fj_trackSipdSig_1_1", "", "second largest Sip3dSig on tau axis 1", default=_NONE),
-    _f("fj_trackSipdSig_2", "", "third largest Sip3dSig of the jet's tracks", default=_NONE),
-    _f("fj_trackSipdSig_3", "", "fourth largest Sip3dSig of the jet's tracks", default=_NONE),
-    _f("fj_z_ratio", "", "dR(SV_0, SV_1) * pT(softer SV) / m(SV_0 + SV_1)", default=_NONE),
+       "Sip2dSig of the track that lifts the running track mass above 1.5 GeV; -19 if none",
+       default=-19.0, source=_BDSV),
+    _f("fj_trackSipdSig_0", "", "largest Sip3dSig (at least -50); -50 if none", default=-50.0,
+       source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_0_0", "", "largest Sip3dSig on tau axis 0; -50 if none",
+       default=-50.0, source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_0_1", "", "second largest Sip3dSig on tau axis 0; -50 if none",
+       default=-50.0, source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_1", "", "second largest Sip3dSig; -50 if none", default=-50.0,
+       source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_1_0", "", "largest Sip3dSig on tau axis 1; -50 if none",
+       default=-50.0, source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_1_1", "", "second largest Sip3dSig on tau axis 1; -50 if none",
+       default=-50.0, source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_2", "", "third largest Sip3dSig; -50 if none", default=-50.0,
+       source=_BDSV, lo=-50),
+    _f("fj_trackSipdSig_3", "", "fourth largest Sip3dSig; -50 if none", default=-50.0,
+       source=_BDSV, lo=-50),
+    _f("fj_z_ratio", "", "dR(SV0, SV1) * pT(SV1) / m(SV0 + SV1) (one SV: dR(tau axes) * pT / m)"
+       "; -3 without SV", default=-3.0, source=_BDSV, lo=-3),
 )
 
 PFCAND_FEATURES: tuple[Feature, ...] = (
@@ -128,19 +203,31 @@ PFCAND_FEATURES: tuple[Feature, ...] = (
     _f("pfcand_hcalFrac", "", "fraction of energy in the hadron calorimeter"),
 )
 
+_JI = "JetInfoFillerAK8.cc"
 SPECTATORS: tuple[Feature, ...] = (
-    _f("fj_pt", "GeV", "jet transverse momentum"),
-    _f("fj_eta", "", "jet pseudorapidity"),
-    _f("fj_sdmass", "GeV", "soft-drop mass (beta=0, z_cut=0.1)"),
-    _f("fj_n_sdsubjets", "", "number of soft-drop subjets (up to 2)"),
-    _f("fj_doubleb", "", "CMS double-b tagger discriminant (-1: not simulated)", default=-1.0),
-    _f("fj_tau21", "", "N-subjettiness ratio tau2/tau1"),
-    _f("fj_tau32", "", "N-subjettiness ratio tau3/tau2"),
-    _f("npv", "", "number of primary vertices"),
-    _f("npfcands", "", "number of particle candidates in the jet"),
-    _f("ntracks", "", "number of tracks stored for the jet"),
-    _f("nsv", "", "number of secondary vertices stored for the jet"),
+    _f("fj_pt", "GeV", "raw (uncorrected) jet pT", source=_JI, lo=200),
+    _f("fj_eta", "", "jet pseudorapidity", source=_JI, lo=-2.4, hi=2.4),
+    _f("fj_sdmass", "GeV", "soft-drop mass (beta=0, z_cut=0.1), uncorrected", source=_JI, lo=0),
+    _f("fj_n_sdsubjets", "", "number of soft-drop subjets (up to 2)", source=_JI, lo=0, hi=2,
+       integer=True),
+    _f("fj_doubleb", "", "CMS double-b tagger discriminant (-1: not simulated)", default=-1.0,
+       source=_JI, lo=-1, hi=1),
+    _f("fj_tau21", "", "N-subjettiness tau2/tau1 (1.01 if tau1 = 0)", source=_JI, lo=0),
+    _f("fj_tau32", "", "N-subjettiness tau3/tau2 (1.01 if tau2 = 0)", source=_JI, lo=0),
+    _f("npv", "", "number of reconstructed primary vertices", source=_JI, lo=1, integer=True),
+    _f("npfcands", "", "number of particle candidates in the jet", source=_JI, lo=1,
+       integer=True),
+    _f("ntracks", "", "number of tracks of the jet (pT >= 0.95 GeV), not capped at 60",
+       source=_TF, lo=0, integer=True),
+    _f("nsv", "", "number of secondary vertices of the jet, not capped at 5", source=_SV, lo=0,
+       integer=True),
 )
+
+# generator truth (datasets under generator_truth/ in generated files)
+TRUTH_ORIGINS: tuple[str, ...] = ("primary", "b_hadron_decay", "c_hadron_decay",
+                                  "other_secondary", "pileup")
+TRUTH_PADDING = -1  # origin / index written in empty slots
+B_HADRON_SLOTS = 4
 
 LABELS: tuple[str, ...] = ("QCD", "Hbb")
 
@@ -169,7 +256,10 @@ def schema_dict() -> dict:
     """The whole schema as plain data (what bundles ship as JSON)."""
     return {
         "layout": "CMS H->bb open data (DOI 10.7483/OPENDATA.CMS.JGJX.MS7Q), channels-first",
-        "padding": "zero padding; filled slots first, sorted by decreasing pT",
+        "padding": "zero padding; tracks sorted by decreasing signed 2D IP significance, "
+                   "vertices by decreasing transverse flight significance",
+        "producer": PRODUCER,
+        "truth_origins": list(TRUTH_ORIGINS),
         "slots": {"tracks": TRACK_SLOTS, "vertices": VERTEX_SLOTS, "pfcands": PFCAND_SLOTS},
         "tracks": [asdict(f) for f in TRACK_FEATURES],
         "vertices": [asdict(f) for f in VERTEX_FEATURES],

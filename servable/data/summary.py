@@ -61,3 +61,78 @@ def format_summary(summary: dict) -> str:
                      f"(16-84%: {q['q16']:.1f}-{q['q84']:.1f})")
         lines.append(line)
     return "\n".join(lines)
+
+
+def _groups(jets):
+    """(group name, schema features, values per feature over filled slots) of a chunk."""
+    track_filled = np.any(jets.tracks != 0, axis=1)
+    vertex_filled = np.any(jets.vertices != 0, axis=1)
+    yield "tracks", schema.TRACK_FEATURES, jets.track_names, \
+        [jets.tracks[:, i, :][track_filled] for i in range(jets.tracks.shape[1])]
+    yield "vertices", schema.VERTEX_FEATURES, jets.vertex_names, \
+        [jets.vertices[:, i, :][vertex_filled] for i in range(jets.vertices.shape[1])]
+    if jets.jet_features is not None:
+        yield "jet_features", schema.JET_FEATURES, jets.jet_feature_names, \
+            list(jets.jet_features.T)
+    if jets.spectators is not None:
+        yield "spectators", schema.SPECTATORS, schema.SPECTATOR_NAMES, list(jets.spectators.T)
+
+
+def _violations(feature, v: np.ndarray) -> int:
+    bad = np.zeros(len(v), bool)
+    if feature.lo is not None:
+        bad |= v < feature.lo
+    if feature.hi is not None:
+        bad |= v > feature.hi
+    if feature.integer:
+        bad |= v != np.round(v)
+    if feature.values is not None:
+        bad |= ~np.isin(v, feature.values)
+    return int(bad.sum())
+
+
+def feature_ranges(path, chunk_size: int = 20_000) -> list[dict]:
+    """Per feature over filled slots: min, max, and how many values lie outside the
+    documented CMS range (bounds, integer values, allowed values) of `servable.data.schema`."""
+    rows: dict[tuple, dict] = {}
+    with JetFile(path) as f:
+        for start in range(0, len(f), chunk_size):
+            jets = f.read(start, start + chunk_size)
+            for group, features, names, values in _groups(jets):
+                known = {feat.name: feat for feat in features}
+                for name, v in zip(names, values, strict=True):
+                    row = rows.setdefault((group, name), {
+                        "group": group, "feature": name, "n": 0, "min": np.inf,
+                        "max": -np.inf, "outside": 0, "documented": _documented(known.get(name))})
+                    if len(v) == 0:
+                        continue
+                    row["n"] += len(v)
+                    row["min"] = min(row["min"], float(v.min()))
+                    row["max"] = max(row["max"], float(v.max()))
+                    if name in known:
+                        row["outside"] += _violations(known[name], v)
+    return list(rows.values())
+
+
+def _documented(feature) -> str:
+    if feature is None:
+        return "not in the schema"
+    if feature.values is not None:
+        return "{" + ", ".join(f"{x:g}" for x in feature.values) + "}"
+    lo = "-inf" if feature.lo is None else f"{feature.lo:g}"
+    hi = "inf" if feature.hi is None else f"{feature.hi:g}"
+    return f"[{lo}, {hi}]" + (" integer" if feature.integer else "")
+
+
+def format_ranges(rows: list[dict]) -> str:
+    lines = [f"  {'feature':32s} {'min':>11s} {'max':>11s}  documented CMS range"]
+    for r in rows:
+        flag = f"  <-- {r['outside']} values outside" if r["outside"] else ""
+        if r["n"] == 0:
+            lines.append(f"  {r['feature']:32s} {'(empty)':>23s}  {r['documented']}")
+            continue
+        lines.append(f"  {r['feature']:32s} {r['min']:11.4g} {r['max']:11.4g}  "
+                     f"{r['documented']}{flag}")
+    n_bad = sum(1 for r in rows if r["outside"])
+    lines.append(f"  {n_bad} feature(s) with values outside the documented CMS range")
+    return "\n".join(lines)
