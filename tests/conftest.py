@@ -1,6 +1,6 @@
 """Shared fixtures: real generated jets (Pythia 8 + FastJet), cached by generator source hash.
 
-The cache lives in pytest's cache directory and its key is the hash of the generator code, so
+The cache lives in pytest's cache directory and its key is the hash of the data layer's code, so
 a changed generator always regenerates; a fresh clone (CI) generates everything once.
 """
 
@@ -21,9 +21,10 @@ PUBLISHED = FIXTURES / "published-in"
 
 
 def _generator_hash() -> str:
+    """Digest of the whole data layer (generator, detector model, features, schema, I/O)."""
     h = hashlib.sha256()
-    for name in ("generator.py", "features.py", "schema.py", "jets.py", "h5io.py"):
-        h.update((ROOT / "servable" / "data" / name).read_bytes())
+    for path in sorted((ROOT / "servable" / "data").glob("*.py")):
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
