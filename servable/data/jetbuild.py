@@ -1,11 +1,13 @@
 """From clustered events to jets in the CMS layout: jet selection, soft drop, N-subjettiness,
-the track batch for the feature code, spectators and the generator truth per track and SV."""
+the track batch for the feature code, spectators and the generator truth per track and SV.
+
+`settings` arguments are `servable.data.generator.GeneratorSettings` (not imported here: the
+generator imports this module)."""
 
 from __future__ import annotations
 
 import time
 import warnings
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +15,6 @@ from servable.data import events, schema
 from servable.data.features import ParticleBatch, delta_r, eta_phi, track_and_vertex_features
 from servable.data.jetfeatures import jet_features
 from servable.data.jets import Jets
-
-if TYPE_CHECKING:
-    from servable.data.generator import GeneratorSettings
 
 _NEUTRINOS = (12, 14, 16)
 _LEPTON_MASS = {11: 0.000511, 13: 0.10566}
@@ -35,7 +34,7 @@ def _np(array, fill=0.0) -> np.ndarray:
     return np.ma.filled(ak.to_numpy(ak.fill_none(array, fill)), fill)
 
 
-def select_jets(t, n_events, signal: bool, settings: GeneratorSettings, timer):
+def select_jets(t, n_events, signal: bool, settings, timer):
     """Cluster the visible particles of each event; pick signal/background jets.
 
     Returns per selected jet: its event, four-momentum and constituents (global indices)."""
@@ -149,7 +148,7 @@ def _b_hadrons(t, flat, radius):
     return idx, inside.sum(1)
 
 
-def jet_batch(t, flat, npv, settings: GeneratorSettings, rng, timer) -> Jets:
+def jet_batch(t, flat, npv, settings, rng, timer) -> Jets:
     """Features, spectators and truth of the selected jets (soft-drop window applied)."""
     import awkward as ak
     import fastjet
@@ -228,7 +227,7 @@ def jet_batch(t, flat, npv, settings: GeneratorSettings, rng, timer) -> Jets:
     return jets if keep.all() else jets[np.flatnonzero(keep)]
 
 
-def _truth(t, flat, slots, feats, settings: GeneratorSettings) -> dict[str, np.ndarray]:
+def _truth(t, flat, slots, feats, settings) -> dict[str, np.ndarray]:
     """Generator truth per stored track and SV, and the jet's b hadrons."""
     res = settings.resolution
     b_idx, n_b = _b_hadrons(t, flat, settings.jet_radius)
