@@ -1,4 +1,4 @@
-"""Read and write the CMS H->bb HDF5 layout (DESIGN 3.1), in chunks, never a whole dataset at once.
+"""Read and write the CMS H->bb HDF5 layout, in chunks, never a whole dataset at once.
 
 Groups and datasets, exactly as the published open data:
   {split}_subgroup/{split}_0  jet features (n, 27, 1)

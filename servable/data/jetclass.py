@@ -1,4 +1,4 @@
-"""JetClass ROOT files (DESIGN 3.3) read with uproot into the `Jets` container, particle-level.
+"""JetClass ROOT files read with uproot into the `Jets` container, particle-level.
 
 Particles fill the `tracks` array (n, 17, max_particles), channels-first, zero-padded in the
 file's order (JetClass stores them by decreasing pT); JetClass has no secondary-vertex

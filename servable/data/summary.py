@@ -6,7 +6,7 @@ import numpy as np
 
 from servable.data import schema
 from servable.data.h5io import JetFile
-from servable.data.jets import validate_jets
+from servable.data.jets import filled_mask, validate_jets
 
 
 def summarize(path, chunk_size: int = 20_000) -> dict:
@@ -65,8 +65,8 @@ def format_summary(summary: dict) -> str:
 
 def _groups(jets):
     """(group name, schema features, values per feature over filled slots) of a chunk."""
-    track_filled = np.any(jets.tracks != 0, axis=1)
-    vertex_filled = np.any(jets.vertices != 0, axis=1)
+    track_filled = filled_mask(jets.tracks)
+    vertex_filled = filled_mask(jets.vertices)
     yield "tracks", schema.TRACK_FEATURES, jets.track_names, \
         [jets.tracks[:, i, :][track_filled] for i in range(jets.tracks.shape[1])]
     yield "vertices", schema.VERTEX_FEATURES, jets.vertex_names, \
