@@ -72,9 +72,10 @@ def test_a_bundle_declares_a_dynamic_batch_and_its_runtimes(trained, kind):
 
 
 def test_a_bundle_gives_each_input_feature_its_physical_unit(trained):
-    # units from the CMS open-data layout ("" = dimensionless), written out here
+    # units of the CMS producer's definitions ("" = dimensionless; track_dptdpt is
+    # sigma^2(q/p): docs/data.md), written out here
     expected = {"tracks": {"track_ptrel": "", "track_phirel": "rad", "track_dxy": "cm",
-                           "track_dptdpt": "GeV^2", "track_dphidxy": "rad cm"},
+                           "track_dptdpt": "GeV^-2", "track_dphidxy": "rad cm"},
                 "vertices": {"sv_pt": "GeV", "sv_mass": "GeV", "sv_dxy": "cm",
                              "sv_ntracks": ""}}
     for entry in _manifest(trained["in"])["inputs"]:
