@@ -41,6 +41,22 @@ def other_python() -> tuple[str, str]:
                 "Python")
 
 
+def assert_same_json(a, b, rel: float, where: str = "") -> None:
+    """Equal structure, keys, strings and integers; floats equal to `rel` (relative)."""
+    if isinstance(b, dict):
+        assert isinstance(a, dict) and a.keys() == b.keys(), where
+        for k in b:
+            assert_same_json(a[k], b[k], rel, f"{where}.{k}")
+    elif isinstance(b, list):
+        assert isinstance(a, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_json(x, y, rel, f"{where}[{i}]")
+    elif isinstance(b, float):
+        assert a == pytest.approx(b, rel=rel, abs=1e-12), where
+    else:
+        assert a == b and type(a) is type(b), where
+
+
 def kill_first_attempt(marker):
     """Kills its own worker process the first time it runs (a lost node), then answers."""
     import os
@@ -182,9 +198,13 @@ def test_remote_explain_equals_local(client, published_bundle, jets, monkeypatch
     monkeypatch.setattr(client, "payload_limit", 1_000_000)
     remote = client.explain(published_bundle, sample, "lrp").result()
     assert remote["tasks"] > 1 and remote["n_jets"] == 300
-    # float32 LRP: other batches bucket the jets differently, so sums run in another order
+    # float32 LRP: other batches bucket the jets differently and the worker's torch runs on
+    # one thread, so sums run in another order; the epsilon rule amplifies that where a
+    # pre-activation is near zero (seen: 2 of 540k entries off by 4e-4 of the largest)
     scale = np.abs(local.tracks).max()
-    np.testing.assert_allclose(remote["tracks"], local.tracks, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(remote["tracks"], local.tracks, rtol=0, atol=1e-3 * scale)
+    close = np.abs(remote["tracks"] - local.tracks) <= 1e-5 * scale
+    assert close.mean() > 0.999
     for name, value in local.feature_relevance.items():
         assert remote["explanation"]["feature_relevance"][name] == pytest.approx(
             value, rel=1e-4, abs=1e-6)
@@ -323,10 +343,9 @@ def test_remote_explain_writes_the_files_local_explain_writes(published_bundle, 
     local, remote = (json.loads((tmp_path / d / "explanation.json").read_text())
                      for d in ("local", "remote"))
     assert local["n_jets"] == 300 and len(local["output"]) == 300
-    # per-jet scores: the worker's torch runs on its share of the cores, so float32 sums may
-    # round differently; everything else (relevance, dAUC curve, summaries) is equal
-    np.testing.assert_allclose(remote.pop("output"), local.pop("output"), rtol=1e-5, atol=0)
-    assert remote == local
+    # the worker's torch runs on its share of the cores, so float32 sums may round
+    # differently: numbers agree to 1e-5 (relative), everything else is equal
+    assert_same_json(remote, local, rel=1e-5)
 
 
 def test_register_records_function_digests(tmp_path):
