@@ -12,6 +12,7 @@ Every `TaggerNet` takes the raw input groups in order and exposes:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -50,18 +51,20 @@ def recorded(modules: dict[str, nn.Module]):
             h.remove()
 
 
-class TaggerNet(nn.Module):
+class TaggerNet(nn.Module, ABC):
     """Base of the torch taggers' networks: forward = core_forward(standardize(inputs))."""
 
     def forward(self, *inputs):
         std, fixed = self.standardize(*inputs)
         return self.core_forward(*std, *fixed)
 
+    @abstractmethod
     def standardize(self, *inputs) -> tuple[list[torch.Tensor], tuple]:
-        raise NotImplementedError
+        """The preprocessed inputs attributions refer to, and fixed extra arguments."""
 
+    @abstractmethod
     def core_forward(self, *args) -> torch.Tensor:
-        raise NotImplementedError
+        """Logits from the standardised inputs and the fixed arguments."""
 
     def hidden_layers(self) -> dict[str, nn.Module]:
         """Hidden layers for relative neural activity; empty when not defined."""
@@ -71,8 +74,9 @@ class TaggerNet(nn.Module):
         return self.core_forward(*std)
 
     def stages(self, *inputs) -> dict[str, torch.Tensor]:
-        """Per-jet representation (n, width) after each stage, for linear probes."""
-        raise NotImplementedError(f"{type(self).__name__} defines no stages")
+        """Per-jet representation (n, width) after each stage, for linear probes; a network
+        without stages has none to probe (probes apply to the IN and ParT)."""
+        return {}
 
 
 class INNet(TaggerNet):

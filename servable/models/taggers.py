@@ -117,11 +117,12 @@ class TorchTagger(Tagger):
     def build_net(self) -> nn.Module:
         """The torch module, preprocessing included, from `self.config`."""
 
-    def _norm(self, group: str, slotted: bool) -> nn.Module:
-        spec = self.config["preprocessing"].get(group)
-        if spec is None or spec == identity(spec["features"] if spec else []):
+    def _norm(self, group: str) -> nn.Module:
+        """The declared preprocessing of an input group, as a module inside the network."""
+        g = self.input_spec()[group]
+        if g.preprocessing is None or g.preprocessing == identity(g.preprocessing["features"]):
             return nn.Identity()
-        return Standardize(spec, slotted)
+        return Standardize(g.preprocessing, slotted=g.slots is not None)
 
     def tensors(self, inputs: dict[str, np.ndarray]) -> list[torch.Tensor]:
         return [torch.from_numpy(np.ascontiguousarray(inputs[k], dtype=np.float32))
@@ -182,7 +183,7 @@ class INTagger(TorchTagger):
             n_track_features=len(self.config["track_features"]), n_tracks=h["n_tracks"],
             n_vertex_features=len(self.config["vertex_features"]), n_vertices=h["n_vertices"],
             hidden=h["hidden"], De=h["De"], Do=h["Do"], n_classes=self.config["n_classes"])
-        return INNet(self._norm("tracks", True), self._norm("vertices", True), core)
+        return INNet(self._norm("tracks"), self._norm("vertices"), core)
 
 
 class MLPTagger(TorchTagger):
@@ -196,8 +197,8 @@ class MLPTagger(TorchTagger):
         h, c = self.hyper, self.config
         n_in = (len(c["jet_features"]) + len(c["track_features"]) * h["n_lead_tracks"]
                 + len(c["vertex_features"]) * schema.VERTEX_SLOTS)
-        return MLPNet(self._norm("tracks", True), self._norm("vertices", True),
-                      self._norm("jet_features", False), h["n_lead_tracks"], n_in, h["hidden"],
+        return MLPNet(self._norm("tracks"), self._norm("vertices"),
+                      self._norm("jet_features"), h["n_lead_tracks"], n_in, h["hidden"],
                       c["n_classes"])
 
 
@@ -218,7 +219,7 @@ class ParTTagger(TorchTagger):
         core = ParticleTransformer(
             len(names), self.config["n_classes"], tuple(h["embed_dims"]),
             tuple(h["pair_embed_dims"]), h["num_heads"], h["num_layers"], h["num_cls_layers"])
-        return ParTNet(self._norm("tracks", True), core, [names.index(n) for n in needed])
+        return ParTNet(self._norm("tracks"), core, [names.index(n) for n in needed])
 
 
 class BDTTagger(Tagger):
