@@ -10,14 +10,15 @@ from servable.errors import ServableError
 from servable.version import __version__
 
 
-def load(ref, native: bool = True):
-    """Verify and open a servable bundle by path, name or DOI: `predict`, `logits`,
-    `explain`. The native model (torch or XGBoost) loads on first use; predicting with
-    `runtime="onnx"` needs neither it nor torch. `native=False` forbids it."""
+def load(ref, native: bool = True, digest: str | None = None):
+    """Verify and open a servable bundle by path, name, DOI (retrieved and cached) or Zenodo
+    record URL: `predict`, `logits`, `explain`. The native model (torch or XGBoost) loads on
+    first use; predicting with `runtime="onnx"` needs neither it nor torch. `native=False`
+    forbids it. `digest`: the content digest (sha256:...) the bundle must have."""
     from servable.bundle.bundle import open_bundle
     from servable.explain import Servable
 
-    return open_bundle(ref, native, cls=Servable)
+    return open_bundle(ref, native, cls=Servable, digest=digest)
 
 
 __all__ = [

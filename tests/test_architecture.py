@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "servable"
 LAYERS = ("base", "data", "models", "runtimes", "bundle", "explain", "publish", "remote",
           "cli")
-BASE = {"errors", "version", "figures"}
+BASE = {"errors", "version", "figures", "safe_yaml"}
 EXEMPT = {"servable", "servable.__main__"}
 
 # Violations left for a later change to remove, each written as the test reports it without

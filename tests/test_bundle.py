@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import servable
-from servable.bundle.bundle import BundleError
+from servable.bundle.manifest import BundleError
 from tests.cli_helpers import assert_user_error, run_cli
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,17 @@ checksum), `PUT /api/deposit/depositions/{id}` with metadata validation (200, or
 `actions/newversion` (201, draft at `links.latest_draft`), file deletion (204), rate-limit
 headers and 429 past the limit. DOIs are sandbox-style (10.5072/zenodo.N).
 
+The public side a reader uses, without a token, as zenodo.org serves it: a DOI resolver
+(`GET /doi/{doi}`: 302 to the landing page `/records/{id}`, 404 for an unknown DOI), the
+records API (`GET /api/records/{id}`: `files[].key/size/checksum "md5:..."/links.self`;
+404 for a concept id, which it does not serve, and for unknown ids; 410 for a deleted
+record), `GET /api/records/{id}/versions/latest` (302 to the newest version of the
+record's concept) and file content (`.../files/{key}/content`) with `ETag`,
+`Accept-Ranges`, `Range` answered 206 with `Content-Range`, 416 past the end.
+
 Tests inject failures per step (`fail[step] = [status, ...]`, or a callable run when the
-step's request arrives, e.g. to kill the client) and read `log` and `uploads`.
+step's request arrives, e.g. to kill the client), drop a download's connection after
+`drop_after` bytes (once), mark records `deleted`, and read `log`, `ranges` and `uploads`.
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ class ZenodoLike:
         self.fail: dict[str, list] = {}
         self.log: list[tuple[str, str]] = []
         self.uploads: list[tuple[int, str]] = []
+        self.ranges: list[str | None] = []  # the Range header of each file download
+        self.drop_after: int | None = None
+        self.deleted: set[int] = set()
         self._window: list[float] = []
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"app": self})
@@ -76,6 +88,28 @@ class ZenodoLike:
             out["doi"] = dep["doi"]
             out["conceptdoi"] = f"10.5072/zenodo.{dep['concept']}"
         return out
+
+    def published(self, record_id: int) -> dict | None:
+        dep = self.depositions.get(record_id)
+        return dep if dep is not None and dep["submitted"] else None
+
+    def latest(self, concept: int) -> dict | None:
+        versions = [d for d in self.depositions.values() if d["concept"] == concept
+                    and d["submitted"] and d["id"] not in self.deleted]
+        return max(versions, key=lambda d: d["id"]) if versions else None
+
+    def record(self, dep: dict) -> dict:
+        """The records API's view of a published deposition."""
+        base, i = self.url, dep["id"]
+        return {"id": i, "recid": str(i), "doi": dep["doi"], "conceptrecid": str(dep["concept"]),
+                "conceptdoi": f"10.5072/zenodo.{dep['concept']}", "status": "published",
+                "metadata": {k: v for k, v in dep["metadata"].items() if k != "prereserve_doi"},
+                "links": {"self": f"{base}/api/records/{i}", "self_html": f"{base}/records/{i}",
+                          "latest": f"{base}/api/records/{i}/versions/latest"},
+                "files": [{"id": f["id"], "key": name, "size": len(f["data"]),
+                           "checksum": f["md5"], "links": {
+                               "self": f"{base}/api/records/{i}/files/{name}/content"}}
+                          for name, f in dep["files"].items()]}
 
     def new_deposition(self, metadata: dict, concept: int | None = None,
                        files: dict | None = None) -> dict:
@@ -181,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(429, {"status": 429, "message": "Too many requests."},
                                   {"Retry-After": "1"})
             app._window.append(now)
+            if method == "GET" and re.match(r"^/(doi|records|api/records)/", path):
+                return self._public(path)
             if self.headers.get("Authorization") != f"Bearer {app.token}":
                 return self._error(401, "The server could not verify that you are authorized "
                                         "to access the URL requested.")
@@ -265,6 +301,73 @@ class _Handler(BaseHTTPRequestHandler):
                     d["latest_draft"] = draft["id"]
             return self._send(201, app.view(dep))
         return self._error(405, "Method not allowed.")
+
+    def _public(self, path: str):
+        """What anyone may read: the DOI resolver, landing pages, records, file content."""
+        app = self.app
+        m = re.fullmatch(r"/doi/(10\.5072/zenodo\.(\d+))", path)
+        if path.startswith("/doi/"):
+            i = int(m.group(2)) if m else -1
+            known = app.published(i) or app.latest(i)
+            if not known:
+                return self._error(404, "DOI not found.")
+            return self._send(302, None, {"Location": f"{app.url}/records/{i}"})
+        m = re.fullmatch(r"/records/(\d+)", path)
+        if m:  # the landing page; a concept id redirects to its newest version
+            i = int(m.group(1))
+            if app.latest(i) and not app.published(i):
+                return self._send(302, None, {"Location": f"{app.url}/records/"
+                                                          f"{app.latest(i)['id']}"})
+            return self._send(200 if app.published(i) else 404, {"html": f"record {i}"})
+        m = re.fullmatch(r"/api/records/(\d+)(/versions/latest|/files/(.+)/content)?", path)
+        if not m:
+            return self._error(404, "Not found.")
+        i, rest, key = int(m.group(1)), m.group(2) or "", m.group(3)
+        if i in app.deleted:
+            return self._error(410, "The record has been deleted.")
+        if rest == "/versions/latest":
+            concept = app.published(i)["concept"] if app.published(i) else i
+            latest = app.latest(concept)
+            if latest is None:
+                return self._error(404, "The persistent identifier does not exist.")
+            return self._send(302, None, {"Location": f"{app.url}/api/records/{latest['id']}"})
+        dep = app.published(i)
+        if dep is None:  # a draft, an unknown id, or a concept id: not a record here
+            return self._error(404, "The persistent identifier does not exist.")
+        if key is None:
+            return self._send(200, app.record(dep))
+        f = dep["files"].get(key)
+        if f is None:
+            return self._error(404, "The file does not exist.")
+        return self._content(f["data"], f["md5"])
+
+    def _content(self, data: bytes, md5: str):
+        app = self.app
+        asked = self.headers.get("Range")
+        app.ranges.append(asked)
+        start = 0
+        if asked:
+            m = re.fullmatch(r"bytes=(\d+)-", asked)
+            start = int(m.group(1)) if m else len(data)
+            if start >= len(data):
+                return self._send(416, None, {"Content-Range": f"bytes */{len(data)}"})
+        body = data[start:]
+        self.send_response(206 if asked else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", f'"{md5}"')
+        if asked:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if app.drop_after is not None:  # the connection drops half-way, once
+            cut, app.drop_after = app.drop_after, None
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
 
     def do_GET(self):
         self._handle("GET")

@@ -9,7 +9,6 @@ missing file with an error naming it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -17,9 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
-from servable.bundle.citation import CRATE, GENERATED, bundle_documents, ro_crate
+from servable import safe_yaml
+from servable.bundle.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    BundleError,
+    seal,
+    sha256_bytes,
+    verify,
+)
 from servable.data import schema
 from servable.data.jets import Jets
 from servable.errors import ServableError
@@ -29,61 +35,7 @@ from servable.models.spec import InputSpec
 if TYPE_CHECKING:
     from servable.models.taggers import Tagger
 
-MANIFEST = "servable.yaml"
 ONNX_FILE = "model.onnx"
-FORMAT_VERSION = 1
-
-
-class BundleError(ServableError):
-    """A bundle that cannot be trusted or read: tampered, incomplete, not a bundle."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_manifest(path) -> dict:
-    path = Path(path)
-    if path.is_file():
-        raise BundleError(f"{path}: a bundle is a directory (unpack a .zip first)")
-    manifest_path = path / MANIFEST
-    if not manifest_path.exists():
-        raise BundleError(f"{path}: not a servable bundle (no {MANIFEST})")
-    try:
-        manifest = yaml.safe_load(manifest_path.read_text())
-    except yaml.YAMLError as exc:
-        raise BundleError(f"{manifest_path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(manifest, dict) or "files" not in manifest or "model" not in manifest:
-        raise BundleError(f"{manifest_path}: not a servable manifest (no 'files'/'model')")
-    return manifest
-
-
-def verify(path) -> dict:
-    """Check every file listed in the manifest against its SHA-256; returns the manifest."""
-    path = Path(path)
-    manifest = read_manifest(path)
-    for name, expected in sorted(manifest["files"].items()):
-        target = (path / name).resolve()
-        if path.resolve() not in target.parents:
-            raise BundleError(f"{path}: manifest lists {name!r} outside the bundle")
-        if not target.exists():
-            raise BundleError(f"{path}: file {name} is missing (listed in {MANIFEST})")
-        actual = sha256_path(target)
-        if actual != expected:
-            raise BundleError(
-                f"{path}: file {name} does not match its SHA-256 in {MANIFEST} "
-                f"(expected {expected[:12]}..., found {actual[:12]}...); the bundle was "
-                "modified or corrupted: do not use it, fetch it again"
-            )
-    return manifest
 
 
 def _package_versions() -> dict:
@@ -176,31 +128,6 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
     }
     seal(out, manifest)
     return out
-
-
-def seal(out: Path, manifest: dict) -> None:
-    """Write the bundle's citation documents and its manifest, listing every file's SHA-256.
-
-    Each file is hashed once. CITATION.cff, codemeta.json and MODEL_CARD.md come from the
-    manifest; the RO-Crate lists them and every other file. The manifest does not list itself.
-    """
-    out = Path(out)
-    checksums, sizes = {}, {}
-    for p in sorted(out.rglob("*")):
-        name = str(p.relative_to(out))
-        if p.is_file() and p.name != MANIFEST and name not in GENERATED:
-            checksums[name], sizes[name] = sha256_path(p), p.stat().st_size
-
-    def write(name: str, text: str) -> None:
-        data = text.encode()
-        (out / name).write_bytes(data)
-        checksums[name], sizes[name] = sha256_bytes(data), len(data)
-
-    for name, text in bundle_documents(manifest).items():
-        write(name, text)
-    write(CRATE, ro_crate(manifest, checksums, sizes))  # last: it lists the others
-    manifest["files"] = {name: checksums[name] for name in sorted(checksums, key=Path)}
-    (out / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, width=100))
 
 
 def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> None:
@@ -308,17 +235,14 @@ class Bundle:
 
 
 def _native_tagger(path: Path, manifest: dict) -> Tagger:
-    """The tagger of a verified bundle, with weights read from the file the manifest lists
-    and checksums (never a file outside the bundle or one it does not verify)."""
+    """The tagger of a verified bundle, its weights read from the file the manifest lists and
+    checksums (`validate_manifest` refuses a weights name outside the checksummed files)."""
     try:
         from servable.models.taggers import build_tagger
     except ImportError as exc:
         raise ServableError(f"the native model needs {exc.name}, which is not installed: "
                             "install servable[train] or use runtime='onnx'") from None
-    name = manifest["model"].get("weights")
-    if name not in manifest["files"]:
-        raise BundleError(f"{path}: model.weights {name!r} is not among the files "
-                          f"{MANIFEST} checksums; the bundle is incomplete or tampered")
+    name = manifest["model"]["weights"]
     tagger = build_tagger(manifest["model"]["config"])
     raw = (path / name).read_bytes()
     if sha256_bytes(raw) != manifest["files"][name]:
@@ -330,34 +254,49 @@ def _native_tagger(path: Path, manifest: dict) -> Tagger:
 BUNDLE_PATH_ENV = "SERVABLE_BUNDLE_PATH"
 
 
-def resolve(ref) -> Path:
-    """A bundle directory from a path, or from a name or DOI of a bundle found under the
-    directories listed in $SERVABLE_BUNDLE_PATH (how an endpoint serves bundles by DOI)."""
-    path = Path(str(ref)).expanduser()
-    if path.exists():
-        return path
-    key = str(ref).removeprefix("doi:").removeprefix("https://doi.org/")
-    roots = [Path(d) for d in os.environ.get(BUNDLE_PATH_ENV, "").split(os.pathsep) if d]
+def _under_bundle_path(key: str, roots: list[Path]) -> Path | None:
     for root in roots:
         for manifest_path in sorted(root.glob(f"*/{MANIFEST}")):
             try:
-                manifest = yaml.safe_load(manifest_path.read_text()) or {}
-            except (OSError, yaml.YAMLError):
+                manifest = safe_yaml.load(manifest_path.read_text(), str(manifest_path))
+            except (OSError, UnicodeDecodeError, ServableError):
                 continue
-            if key in (manifest.get("name"), manifest.get("doi"), manifest.get("concept_doi")):
+            if isinstance(manifest, dict) and key in (
+                    manifest.get("name"), manifest.get("doi"), manifest.get("concept_doi")):
                 return manifest_path.parent
+    return None
+
+
+def resolve(ref) -> Path:
+    """The bundle directory `ref` names: a path; a name or DOI of a bundle under the
+    directories listed in $SERVABLE_BUNDLE_PATH (how an offline endpoint serves bundles);
+    otherwise a DOI, concept DOI or Zenodo record URL, retrieved into the cache (or found
+    there: `servable.bundle.retrieve`)."""
+    from servable.bundle.retrieve import identifier, retrieve
+
+    path = Path(str(ref)).expanduser()
+    if path.exists():
+        return path
+    ident = identifier(str(ref))
+    roots = [Path(d) for d in os.environ.get(BUNDLE_PATH_ENV, "").split(os.pathsep) if d]
+    found = _under_bundle_path(ident.doi if ident and ident.doi else str(ref), roots)
+    if found is not None:
+        return found
+    if ident is not None:
+        return retrieve(ident)
     where = f"${BUNDLE_PATH_ENV} = {os.pathsep.join(map(str, roots))}" if roots else \
         f"${BUNDLE_PATH_ENV} is not set"
-    raise BundleError(f"{ref}: no such bundle directory, and no bundle with this name or DOI "
-                      f"({where}); give the bundle's path or add its parent directory to "
-                      f"${BUNDLE_PATH_ENV}")
+    raise BundleError(f"{ref}: no such bundle directory, and no bundle with this name "
+                      f"({where}); give the bundle's path, its DOI, or add its parent "
+                      f"directory to ${BUNDLE_PATH_ENV}")
 
 
-def open_bundle(ref, native: bool = True, cls: type[Bundle] = Bundle) -> Bundle:
+def open_bundle(ref, native: bool = True, cls: type[Bundle] = Bundle,
+                digest: str | None = None) -> Bundle:
     """Verify a bundle found by path, name or DOI (see `resolve`) and open it as `cls`.
 
-    The native model loads on first use; `native=False` forbids it (ONNX only). The public
-    entry point is `servable.load`.
+    The native model loads on first use; `native=False` forbids it (ONNX only). `digest`:
+    the content digest the bundle must have. The public entry point is `servable.load`.
     """
     path = resolve(ref)
-    return cls(path, verify(path), native)
+    return cls(path, verify(path, expect=digest), native)

@@ -11,7 +11,8 @@ import json
 import warnings
 from pathlib import Path
 
-from servable.bundle.bundle import BundleError, save_bundle
+from servable.bundle.bundle import save_bundle
+from servable.bundle.manifest import BundleError
 from servable.data import schema
 from servable.models.preprocessing import identity
 from servable.models.taggers import INTagger

@@ -24,6 +24,8 @@ from servable.errors import ServableError
 CITATION, CODEMETA, CRATE, CARD = ("CITATION.cff", "codemeta.json", "ro-crate-metadata.json",
                                    "MODEL_CARD.md")
 GENERATED = (CITATION, CODEMETA, CRATE, CARD)
+DIGEST_MEANING = ("content digest of the servable bundle: check it with "
+                  "`servable bundle verify --expect DIGEST`")
 REFERENCE_TYPES = {"dataset": "data", "software": "software", "publication": "article"}
 
 
@@ -48,13 +50,19 @@ def citation_cff(record: dict) -> str:
     }
     if record.get("repository_code"):
         cff["repository-code"] = record["repository_code"]
+    identifiers = []
     if record.get("doi"):
         cff["doi"] = record["doi"]
-        cff["identifiers"] = [{"type": "doi", "value": record["doi"],
-                               "description": "this version"}]
+        identifiers.append({"type": "doi", "value": record["doi"],
+                            "description": "this version"})
         if record.get("concept_doi"):
-            cff["identifiers"].append({"type": "doi", "value": record["concept_doi"],
-                                       "description": "all versions"})
+            identifiers.append({"type": "doi", "value": record["concept_doi"],
+                                "description": "all versions"})
+    if record.get("digest"):
+        identifiers.append({"type": "other", "value": record["digest"],
+                            "description": DIGEST_MEANING})
+    if identifiers:
+        cff["identifiers"] = identifiers
     references = []
     for r in record.get("related_identifiers", []):
         ref = {"type": REFERENCE_TYPES.get(r.get("resource_type"), "generic"),
@@ -116,6 +124,8 @@ def codemeta(record: dict, dependencies: dict | None = None) -> str:
         doc["identifier"] = f"https://doi.org/{record['doi']}"
     if record.get("concept_doi"):
         doc["sameAs"] = f"https://doi.org/{record['concept_doi']}"
+    if record.get("digest"):
+        doc["identifier"] = [doc["identifier"], record["digest"]]
     related = record.get("related_identifiers", [])
     based = [reference_url(r) for r in related if r["relation"] == "isDerivedFrom"]
     papers = [reference_url(r) for r in related if r.get("resource_type") == "publication"]
@@ -155,9 +165,10 @@ def ro_crate(manifest: dict, checksums: dict[str, str], sizes: dict[str, int]) -
             person["affiliation"] = person["affiliation"]["name"]
         people.append(person)
     root["author"] = [{"@id": p["@id"]} for p in people]
-    if record.get("doi"):
-        root["identifier"] = [f"https://doi.org/{record['doi']}"] + (
-            [f"https://doi.org/{record['concept_doi']}"] if record.get("concept_doi") else [])
+    identifiers = [f"https://doi.org/{record[k]}" for k in ("doi", "concept_doi")
+                   if record.get(k)] + ([record["digest"]] if record.get("digest") else [])
+    if identifiers:
+        root["identifier"] = identifiers
     related = [reference_url(r) for r in record.get("related_identifiers", [])]
     if related:
         root["isBasedOn"] = [{"@id": u} for u in related]
@@ -187,7 +198,8 @@ def model_card(manifest: dict) -> str:
         f"- kind: `{m['kind']}`; parameters: {m.get('n_parameters') or 'n/a (trees)'}",
         f"- hyperparameters: `{json.dumps(m['config']['hyperparameters'])}`",
         f"- task: {manifest['task']}",
-        f"- DOI: {manifest.get('doi') or 'not yet minted'}", "",
+        f"- DOI: {manifest.get('doi') or 'not yet minted'}",
+        f"- content digest: `{manifest.get('digest') or 'not sealed'}` ({DIGEST_MEANING})", "",
         "## Inputs", "",
     ]
     for i in manifest["inputs"]:
@@ -248,6 +260,8 @@ def zenodo_metadata(record: dict) -> dict:
         "version": str(record["version"]),
         "publication_date": _date(record),
     }
+    if record.get("digest"):
+        meta["notes"] = f"Content digest of the bundle: {record['digest']} ({DIGEST_MEANING})."
     related = [{"identifier": reference_url(r) if r["scheme"] == "url" else r["identifier"],
                 "relation": r["relation"], "scheme": r["scheme"],
                 **({"resource_type": r["resource_type"]} if r.get("resource_type") else {})}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servable.bundle.bundle import seal, verify
+from servable.bundle.manifest import seal, verify
 from servable.bundle.record import RecordError
 
 

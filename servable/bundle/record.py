@@ -106,7 +106,7 @@ def record_from_manifest(manifest: dict) -> dict:
             "related_identifiers": _provenance_relations(manifest.get("provenance", {})),
         }
     record["version"] = str(manifest["version"])
-    for key in ("doi", "concept_doi", "zenodo"):
+    for key in ("doi", "concept_doi", "zenodo", "digest"):
         if manifest.get(key):
             record[key] = manifest[key]
     record.setdefault("date_released", manifest.get("date_released"))

@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 app.add_typer(data_cli.app, name="data")
 app.add_typer(bundle_cli.app, name="bundle")
+app.command()(bundle_cli.pull)
+app.add_typer(bundle_cli.cache_app, name="cache")
 app.command()(models_cli.train)
 app.command()(models_cli.evaluate)
 app.command()(inference_cli.predict)

@@ -1,4 +1,4 @@
-"""`servable bundle verify|import-checkpoint`."""
+"""`servable bundle verify|pull|import-checkpoint|describe`, `servable cache list|clear`."""
 
 from __future__ import annotations
 
@@ -6,17 +6,65 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Verify, import and export servable bundles.", no_args_is_help=True)
+app = typer.Typer(help="Verify, import, export and retrieve servable bundles.",
+                  no_args_is_help=True)
+cache_app = typer.Typer(help="Bundles retrieved by DOI ($SERVABLE_CACHE).", no_args_is_help=True)
 
 
 @app.command()
-def verify(bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI")) -> None:
-    """Check every file of a bundle against its SHA-256 (exit 2 naming a bad file)."""
-    from servable.bundle.bundle import verify as run
+def verify(
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
+    expect: str = typer.Option(None, help="content digest (sha256:...) the bundle must have, "
+                                          "e.g. from a paper or its DOI record"),
+) -> None:
+    """Check every byte of a bundle and print its content digest (exit 2 naming a bad file)."""
+    from servable.bundle.bundle import resolve
+    from servable.bundle.manifest import verify as run
 
-    manifest = run(bundle)
-    typer.echo(f"{bundle}: {len(manifest['files'])} files verified ({manifest['name']} "
-               f"{manifest['version']})")
+    path = resolve(bundle)
+    manifest = run(path, expect=expect)
+    typer.echo(f"{bundle}: {len(manifest['files']) + 1} files verified ({manifest['name']} "
+               f"{manifest['version']}" + (f", DOI {manifest['doi']}" if manifest.get("doi")
+                                           else "") + ")")
+    typer.echo(f"content digest {manifest['digest']}"
+               + (" (as expected)" if expect else ""))
+    if str(path) != bundle:
+        typer.echo(f"at {path}")
+
+
+def pull(ref: str = typer.Argument(..., help="DOI, concept DOI or Zenodo record URL")) -> None:
+    """Retrieve a bundle by its identifier into the cache (a concept DOI: its newest
+    version), verify it and print where it is."""
+    from servable.bundle.manifest import verify as run
+    from servable.bundle.retrieve import RetrievalError, identifier, retrieve
+
+    ident = identifier(ref)
+    if ident is None:
+        raise RetrievalError(f"{ref}: not a DOI (10.NNNN/...) or a Zenodo record URL")
+    path = retrieve(ident, refresh=True)
+    manifest = run(path)
+    typer.echo(f"{ref}: {manifest['name']} {manifest['version']} (DOI {manifest.get('doi')}), "
+               f"content digest {manifest['digest']}, at {path}")
+
+
+@cache_app.command("list")
+def cache_list() -> None:
+    """The bundles retrieved by identifier, with their DOI, version and place."""
+    from servable.bundle.retrieve import cache_entries, cache_root
+
+    entries = cache_entries()
+    typer.echo(f"{len(entries)} bundle(s) in {cache_root()}")
+    for e in entries:
+        typer.echo(f"  {e.get('doi')}  {e.get('name')} {e.get('version')}  {e['path']}")
+
+
+@cache_app.command("clear")
+def cache_clear(ref: str = typer.Argument(None, help="only this DOI or record URL "
+                                                     "(default: everything)")) -> None:
+    """Remove retrieved bundles (and partial downloads) from the cache."""
+    from servable.bundle.retrieve import clear_cache
+
+    typer.echo(f"removed {clear_cache(ref)} cached bundle(s)")
 
 
 @app.command("import-checkpoint")

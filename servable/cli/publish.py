@@ -45,7 +45,7 @@ def zenodo(
 
 
 def cite(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     fmt: str = typer.Option("bibtex", "--format", help="bibtex, cff or apa"),
 ) -> None:
     """Print how to cite the exact model in this bundle."""
@@ -58,7 +58,7 @@ def cite(
 
 
 def fair_report(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     minimum: float = typer.Option(0.0, "--min", help="exit 1 when the share of principles "
                                                      "met is below this (0 to 1)"),
 ) -> None:

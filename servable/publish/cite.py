@@ -27,6 +27,8 @@ def bibtex(record: dict) -> str:
     if record.get("doi"):
         fields["doi"] = record["doi"]
         fields["url"] = f"https://doi.org/{record['doi']}"
+    if record.get("digest"):
+        fields["note"] = f"content digest {record['digest']}"
     lines = [f"@software{{{key},"] + [f"  {k} = {{{v}}}," for k, v in fields.items()] + ["}"]
     return "\n".join(lines)
 
@@ -44,21 +46,22 @@ def apa(record: dict) -> str:
 
 
 def citation(bundle, fmt: str = "bibtex") -> tuple[str, str | None]:
-    """(citation text, a warning or None) for the bundle at `bundle`."""
-    from pathlib import Path
-
-    from servable.bundle.bundle import verify
+    """(citation text, a warning or None) for the bundle `bundle` (a path, name, DOI or
+    record URL)."""
+    from servable.bundle.bundle import resolve
     from servable.bundle.citation import CITATION
+    from servable.bundle.manifest import verify
     from servable.bundle.record import record_from_manifest
     from servable.errors import ServableError
 
     if fmt not in FORMATS:
         raise ServableError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    manifest = verify(Path(bundle))
+    path = resolve(bundle)
+    manifest = verify(path)
     record = record_from_manifest(manifest)
     warning = None if record.get("doi") else (
         f"{manifest['name']} {manifest['version']} has no DOI yet: publish it (servable "
         "publish zenodo) so the citation names the exact model")
     if fmt == "cff":
-        return (Path(bundle) / CITATION).read_text().rstrip(), warning
+        return (path / CITATION).read_text().rstrip(), warning
     return (bibtex(record) if fmt == "bibtex" else apa(record)), warning

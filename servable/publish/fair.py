@@ -2,15 +2,16 @@
 
 One check per principle (F1-F4, A1-A2, I1-I2, R1-R3, following the structure of Table 1 of
 Duarte et al., "FAIR AI models in high energy physics"; the wording of each check is ours).
-Each check looks only at the bundle on disk, so it runs offline: a published bundle carries
-its DOI, concept DOI and repository record, which is the evidence for F1, F3, F4 and A1.
+Each check looks at the bundle on disk (a published bundle carries its DOI, concept DOI and
+repository record: the evidence for F1, F3 and F4) except A1, whose evidence is a retrieval:
+the DOI resolved and its archived bundle downloaded (or found in the cache, where an earlier
+retrieval put it), verified, and found to have this bundle's content digest.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -27,13 +28,34 @@ def _check(principle, title, ok, good, bad) -> Check:
     return Check(principle, title, bool(ok), good if ok else bad)
 
 
+def _retrieval(doi: str, digest: str) -> tuple[bool, str]:
+    """(retrieved with this digest, evidence) for A1."""
+    from servable.bundle.manifest import verify
+    from servable.bundle.retrieve import Identifier, retrieve
+    from servable.errors import ServableError
+
+    if not doi:
+        return False, "no DOI to retrieve the model by: publish it (servable publish zenodo)"
+    try:
+        path = retrieve(Identifier(doi=doi))
+        found = verify(path)["digest"]
+    except ServableError as exc:
+        return False, f"retrieving {doi} failed: {exc}"
+    if found != digest:
+        return False, f"{doi} retrieves a bundle with another content digest ({found})"
+    return True, (f"servable.load('{doi}') retrieves this bundle (DOI resolver, records "
+                  f"API, HTTPS download, MD5 and SHA-256 verified; content digest {digest}), "
+                  f"cached at {path}")
+
+
 def fair_checks(bundle) -> list[Check]:
-    from servable.bundle.bundle import ONNX_FILE, verify
+    from servable.bundle.bundle import ONNX_FILE, resolve
     from servable.bundle.citation import CARD, CITATION, CODEMETA, CRATE
+    from servable.bundle.manifest import verify
     from servable.bundle.record import DOI_RE, LICENSES, record_from_manifest
 
-    bundle = Path(bundle)
-    manifest = verify(bundle)  # every checksum: a tampered bundle fails here, not later
+    bundle = resolve(bundle)  # a path, name, DOI or record URL
+    manifest = verify(bundle)  # every byte: a tampered bundle fails here, not later
     record = record_from_manifest(manifest)
     doi = manifest.get("doi") or ""
     cff = yaml.safe_load((bundle / CITATION).read_text())
@@ -64,11 +86,8 @@ def fair_checks(bundle) -> list[Check]:
         _check("F4", "registered in a searchable resource", zenodo.get("url"),
                f"repository record {zenodo.get('url')}",
                "no repository record (publish with servable publish zenodo)"),
-        _check("A1", "retrievable by its identifier through an open protocol",
-               doi and str(zenodo.get("url", "")).startswith(("https://", "http://")),
-               f"https://doi.org/{doi} resolves to the record; servable.load('{doi}') finds "
-               "the bundle under $SERVABLE_BUNDLE_PATH",
-               "no DOI and HTTP(S) record to retrieve the model by"),
+        Check("A1", "retrievable by its identifier through an open protocol",
+              *_retrieval(doi if DOI_RE.match(doi) else "", manifest["digest"])),
         _check("A2", "metadata available apart from the model", all(
             (bundle / n).is_file() for n in (CITATION, CODEMETA, CRATE, CARD)),
                f"{CITATION}, {CODEMETA}, {CRATE} and {CARD} stand apart from the weights "

@@ -1,9 +1,11 @@
 """Mint a DOI for a bundle through Zenodo's deposit API (or any compatible InvenioRDM instance).
 
-Steps: create a deposition (or `actions/newversion` of a published one), upload the bundle's
-zip and its files to the deposition's bucket, set the metadata (from the bundle's record),
-publish, then write the minted DOI and concept DOI back into the bundle (servable.yaml,
-CITATION.cff, codemeta.json, RO-Crate; checksums regenerated).
+Steps: create a deposition (or `actions/newversion` of a published one), which reserves its
+DOI (`metadata.prereserve_doi`); write that DOI and the concept DOI into the bundle
+(servable.yaml, CITATION.cff, codemeta.json, RO-Crate, model card) and seal it anew; upload
+the bundle's zip and its files to the deposition's bucket; set the metadata (from the
+bundle's record, with its content digest); publish. The archived files are byte-identical
+to the local bundle, and each carries the DOI under which it is archived.
 
 Resumable and idempotent: a state file beside the bundle (`BUNDLE.zenodo.json`) records each
 completed step; a rerun after an interruption reuses the deposition (found by the state or,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -216,7 +219,8 @@ def _upload_files(bundle: Path, manifest: dict, dep: dict, client: ZenodoClient,
                   state: dict, done) -> None:
     """2. The zip and every file of the bundle into the deposition's bucket, each once
     (files already there with the same MD5 are skipped)."""
-    from servable.bundle.bundle import MANIFEST, export_zip
+    from servable.bundle.bundle import export_zip
+    from servable.bundle.manifest import MANIFEST
 
     version = str(manifest["version"])
     zip_dir = Path(tempfile.mkdtemp(prefix="servable-dry-")) if client.dry_run else \
@@ -252,11 +256,31 @@ def _upload_files(bundle: Path, manifest: dict, dep: dict, client: ZenodoClient,
 
 
 
+def _reserve(bundle: Path, manifest: dict, dep: dict, client: ZenodoClient) -> str:
+    """2. The DOI Zenodo reserved for the deposition, written into the bundle, which is sealed
+    anew; returns the DOI. The concept DOI is the reserved DOI's prefix and the concept id."""
+    from servable.bundle.manifest import seal
+
+    doi = ((dep.get("metadata") or {}).get("prereserve_doi") or {}).get("doi")
+    if not doi:
+        raise ZenodoError(f"deposition {dep['id']} has no reserved DOI (metadata."
+                          "prereserve_doi); this server cannot mint the DOI before the upload")
+    m = re.match(r"^(10\.\d+/zenodo\.)\d+$", doi)
+    concept = f"{m.group(1)}{dep['conceptrecid']}" if m and dep.get("conceptrecid") else None
+    zenodo = {"record_id": dep["id"], "url": f"{client.base}/records/{dep['id']}",
+              "base_url": client.base}
+    if (manifest.get("doi"), manifest.get("concept_doi"), manifest.get("zenodo")) != (
+            doi, concept, zenodo):
+        manifest.update(doi=doi, concept_doi=concept, zenodo=zenodo)
+        seal(bundle, manifest)
+    return doi
+
+
 def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | None = None,
                    echo=print) -> dict:
     """Publish `bundle` (see the module docstring); returns the state of this version."""
-    from servable.bundle.bundle import seal, verify
     from servable.bundle.citation import zenodo_metadata
+    from servable.bundle.manifest import verify
     from servable.bundle.record import record_from_manifest
 
     bundle = Path(bundle)
@@ -266,7 +290,9 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     all_states = _load_state(spath)
     key = f"{client.base}|{manifest['name']}|{version}"
     state = all_states.get(key, {"steps": []})
-    if manifest.get("doi") or "published" in state["steps"]:
+    reserved = manifest.get("zenodo") or {}
+    if "published" in state["steps"] or (manifest.get("doi") and not state.get("deposition")
+                                         and not _draft_of(reserved, client)):
         doi = manifest.get("doi") or state.get("doi")
         raise ZenodoError(f"{bundle}: version {version} is already published as {doi}; raise "
                           "the version (servable bundle describe --record) and publish with "
@@ -286,6 +312,9 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     dep = None
     if state.get("deposition"):
         dep = client.get(state["deposition"]["id"])
+    elif manifest.get("doi"):  # reserved by a run whose state was lost
+        dep = client.get(reserved["record_id"])
+        echo(f"resuming draft deposition {dep['id']} (its DOI is in the bundle)")
     else:
         for draft in client.drafts():
             m = draft.get("metadata", {})
@@ -306,20 +335,27 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     else:
         done("deposition", deposition={"id": dep["id"], "bucket": dep["links"]["bucket"],
                                        "html": dep["links"].get("html", "")})
-        _upload_files(bundle, manifest, dep, client, state, done)
-        client.set_metadata(dep["id"], metadata)  # 3. metadata
+        if client.dry_run:
+            echo("(the reserved DOI would be written into the bundle and sealed here)")
+        else:
+            done("reserved", doi=_reserve(bundle, manifest, dep, client))
+        _upload_files(bundle, manifest, dep, client, state, done)  # the sealed bytes
+        client.set_metadata(dep["id"], zenodo_metadata(record_from_manifest(manifest)))
         done("metadata")
         published = client.publish(dep["id"])  # 4. publish
+        if not client.dry_run and published.get("doi") != state["doi"]:
+            raise ZenodoError(f"Zenodo published deposition {dep['id']} as "
+                              f"{published.get('doi')}, not the reserved {state['doi']} written "
+                              "into the bundle; contact the repository's support")
     done("published", doi=published.get("doi"), concept_doi=published.get("conceptdoi"),
          record_url=published.get("links", {}).get("record_html")
          or published.get("links", {}).get("html"), record_id=published.get("id"))
-    if client.dry_run:
-        return state
-
-    # 5. the DOI written back into the bundle (manifest, citation files, RO-Crate, checksums)
-    manifest["doi"], manifest["concept_doi"] = state["doi"], state["concept_doi"]
-    manifest["zenodo"] = {"record_id": state["record_id"], "url": state["record_url"],
-                          "base_url": client.base}
-    seal(bundle, manifest)
-    done("written back")
     return state
+
+
+def _draft_of(reserved: dict, client: ZenodoClient) -> bool:
+    """Whether a bundle's reserved DOI belongs to an unpublished deposition on this server
+    (a publish interrupted after the reservation, its state file lost)."""
+    if not reserved.get("record_id") or reserved.get("base_url") != client.base:
+        return False
+    return not client.get(reserved["record_id"]).get("submitted")

@@ -64,7 +64,8 @@ def cached_bundle(bundle_ref):
     SHA-256, so a changed bundle has another key and is verified and opened afresh (the stale
     entry is dropped). The native model loads on first use only, so an ONNX Runtime worker
     never reads it. Returns (bundle, times this process opened it)."""
-    from servable.bundle.bundle import MANIFEST, open_bundle, resolve, sha256_path
+    from servable.bundle.bundle import open_bundle, resolve
+    from servable.bundle.manifest import MANIFEST, sha256_path
 
     path = resolve(bundle_ref).resolve()
     if not (path / MANIFEST).is_file():
