@@ -86,3 +86,17 @@ def published_bundle(published_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("published") / "hbb-in-baseline"
     return import_checkpoint(published_dir / "gnn_baseline_best.pth",
                              published_dir / "gnn_baseline_model_metadata.json", out)
+
+
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory) -> Path:
+    """An MLP bundle with random weights (seed 0): for what does not depend on training
+    (sealing, retrieval, publishing)."""
+    import torch
+
+    from servable.bundle.bundle import save_bundle
+    from servable.models.taggers import MLPTagger
+
+    torch.manual_seed(0)
+    return save_bundle(MLPTagger({"kind": "mlp"}), tmp_path_factory.mktemp("random") / "mlp",
+                       name="mlp-random")

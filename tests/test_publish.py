@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servable.bundle.bundle import sha256_path, verify
+from servable.bundle.manifest import sha256_path, verify
 from tests.cli_helpers import assert_user_error, run_cli
 from tests.zenodo_server import ZenodoLike
 
@@ -52,7 +52,6 @@ def bundle_files(bundle: Path) -> list[Path]:
 def test_publish_one_deposition_checksums_and_doi_everywhere(bundle):
     import hashlib
 
-    before = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in bundle_files(bundle)}
     with ZenodoLike(token=TOKEN) as z:
         r = publish(bundle, z)
         assert r.returncode == 0, r.stderr
@@ -60,22 +59,29 @@ def test_publish_one_deposition_checksums_and_doi_everywhere(bundle):
         (dep,) = z.depositions.values()
         assert dep["submitted"]
         stored = {name: f["md5"].removeprefix("md5:") for name, f in dep["files"].items()}
-        assert {k: v for k, v in stored.items() if not k.endswith(".zip")} == before
+        after = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in bundle_files(bundle)}
+        assert {k: v for k, v in stored.items() if not k.endswith(".zip")} == after
         assert any(k.endswith(".zip") for k in stored)
         assert len(z.uploads) == len(stored)  # every file exactly once
         meta = dep["metadata"]
         assert meta["upload_type"] == "software" and meta["access_right"] == "open"
         assert meta["creators"][0]["orcid"] == "0000-0002-5076-7096"
         doi = dep["doi"]
-    manifest = verify(bundle)  # checksums regenerated after the write-back
+        # the DOI was reserved and sealed into the bundle before anything was uploaded
+        archived = yaml.safe_load(dep["files"]["servable.yaml"]["data"])
+        assert archived["doi"] == doi
+        assert yaml.safe_load(dep["files"]["CITATION.cff"]["data"])["doi"] == doi
+    manifest = verify(bundle)
     assert manifest["doi"] == doi and manifest["concept_doi"].startswith("10.5072/zenodo.")
     assert yaml.safe_load((bundle / "CITATION.cff").read_text())["doi"] == doi
-    assert json.loads((bundle / "codemeta.json").read_text())["identifier"].endswith(doi)
+    assert json.loads((bundle / "codemeta.json").read_text())["identifier"][0].endswith(doi)
     crate = json.loads((bundle / "ro-crate-metadata.json").read_text())
     root = next(e for e in crate["@graph"] if e["@id"] == "./")
     assert f"https://doi.org/{doi}" in root["identifier"]
-    entry = next(e for e in crate["@graph"] if e["@id"] == "CITATION.cff")
-    assert entry["sha256"] == sha256_path(bundle / "CITATION.cff")
+    assert manifest["digest"] in root["identifier"]
+    entry = next(e for e in crate["@graph"] if e["@id"] == "model.onnx")
+    assert entry["sha256"] == sha256_path(bundle / "model.onnx")
+    assert "sha256" not in next(e for e in crate["@graph"] if e["@id"] == "CITATION.cff")
     assert TOKEN not in r.stdout + r.stderr
     # the same version again: refused, nothing sent
     with ZenodoLike(token=TOKEN) as z:
@@ -84,7 +90,7 @@ def test_publish_one_deposition_checksums_and_doi_everywhere(bundle):
         assert z.log == []
 
 
-def test_fair_report_and_cite_on_published_bundle(bundle):
+def test_fair_report_and_cite_on_published_bundle(bundle, tmp_path, monkeypatch):
     r = run_cli("fair-report", bundle)
     assert r.returncode == 0
     assert "7/11" in r.stdout.splitlines()[0]  # F1, F3, F4, A1 need the DOI and the record
@@ -93,9 +99,11 @@ def test_fair_report_and_cite_on_published_bundle(bundle):
     assert "R3  PASS" in r.stdout and "F2  PASS" in r.stdout
     r = run_cli("fair-report", bundle, "--min", "0.95")
     assert r.returncode == 1 and "below --min" in r.stderr
+    monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
     with ZenodoLike(token=TOKEN) as z:
         assert publish(bundle, z).returncode == 0
-    r = run_cli("fair-report", bundle, "--min", "1")
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", f"{z.url}/doi")
+        r = run_cli("fair-report", bundle, "--min", "1")  # A1: retrieved by its DOI
     assert r.returncode == 0, r.stdout
     lines = r.stdout.strip().splitlines()
     assert "11/11" in lines[0] and len(lines) == 12
@@ -104,10 +112,11 @@ def test_fair_report_and_cite_on_published_bundle(bundle):
     r = subprocess.run([sys.executable, "-c", f"import servable; print(servable.load('{doi}')"
                         ".name)"], capture_output=True, text=True,
                        env={**os.environ, "SERVABLE_BUNDLE_PATH": str(bundle.parent)})
-    assert r.stdout.strip() == "hbb-in-baseline", r.stderr  # A1: loadable by its DOI
+    assert r.stdout.strip() == "hbb-in-baseline", r.stderr  # an offline endpoint's copy
     r = run_cli("cite", bundle, "--format", "bibtex")
     assert r.returncode == 0 and r.stdout.startswith("@software{Duarte")
     assert f"doi = {{{doi}}}" in r.stdout and "Zhu, Ruike" in r.stdout
+    assert f"note = {{content digest {verify(bundle)['digest']}}}" in r.stdout
     r = run_cli("cite", bundle, "--format", "apa")
     assert r.stdout.startswith("Duarte, J. M., Li, B., Roy, A., & Zhu, R. (2026).")
     assert r.stdout.strip().endswith(f"https://doi.org/{doi}")
@@ -155,13 +164,14 @@ def test_killed_after_upload_resumes_without_duplicates(bundle):
         assert next(iter(z.depositions.values()))["submitted"]
 
 
-def test_killed_while_publishing_completes_the_write_back(bundle):
-    """Killed when the publish request arrives (the server still publishes): the rerun finds
-    the published deposition and writes its DOI back, without publishing anything again."""
+def test_killed_while_publishing_completes_without_publishing_twice(bundle):
+    """Killed when the publish request arrives (the server still publishes): the bundle
+    already holds the reserved DOI; the rerun finds the published deposition and records it,
+    without publishing anything again."""
     with ZenodoLike(token=TOKEN) as z:
         assert publish_killed_at(bundle, z, "publish") == -signal.SIGKILL
         (dep,) = z.depositions.values()
-        assert dep["submitted"] and verify(bundle)["doi"] is None
+        assert dep["submitted"] and verify(bundle)["doi"] == dep["doi"]
         r = publish(bundle, z)
         assert r.returncode == 0, r.stderr
         assert "published by the interrupted run" in r.stdout
@@ -186,26 +196,35 @@ def test_failure_at_each_step_then_resume(bundle, step):
         assert verify(bundle)["doi"] == next(iter(z.depositions.values()))["doi"]
 
 
-def test_lost_state_finds_the_draft_instead_of_creating_another(bundle):
+@pytest.mark.parametrize("lost_after, found_by", [("create", "found by title and version"),
+                                                   ("metadata", "its DOI is in the bundle")])
+def test_lost_state_finds_the_draft_instead_of_creating_another(bundle, lost_after, found_by):
+    """The state file is lost after the deposition was created (killed as it was created),
+    or after its DOI was reserved into the bundle: the rerun adopts the same draft."""
     with ZenodoLike(token=TOKEN) as z:
-        z.fail["metadata"] = [503] * 4
-        assert publish(bundle, z).returncode == 2
-        (bundle.parent / f"{bundle.name}.zenodo.json").unlink()  # as if the state was lost
+        if lost_after == "create":
+            assert publish_killed_at(bundle, z, "create") == -signal.SIGKILL
+        else:
+            z.fail["metadata"] = [503] * 4
+            assert publish(bundle, z).returncode == 2
+        (bundle.parent / f"{bundle.name}.zenodo.json").unlink(missing_ok=True)
         r = publish(bundle, z)
         assert r.returncode == 0, r.stderr
-        assert "found by title and version" in r.stdout
+        assert found_by in r.stdout
         assert len(z.depositions) == 1
         names = [n for _, n in z.uploads]
         assert len(names) == len(set(names))  # the bucket's MD5s spared the re-upload
 
 
 def test_metadata_validation_error_names_the_field(bundle):
-    manifest = yaml.safe_load((bundle / "servable.yaml").read_text())
-    manifest["record"]["title"] = ""  # edited by hand after describing
-    (bundle / "servable.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    from servable.bundle.manifest import read_manifest, seal
+
+    manifest, _ = read_manifest(bundle)
+    manifest["record"]["access_right"] = "public"  # edited by hand, and sealed anew
+    seal(bundle, manifest)
     with ZenodoLike(token=TOKEN) as z:
         r = publish(bundle, z)
-        assert_user_error(r, "400", "Validation error", "metadata.title: Missing data")
+        assert_user_error(r, "400", "Validation error", "metadata.access_right: Invalid")
         (dep,) = z.depositions.values()
         assert not dep["submitted"]
 

@@ -138,14 +138,16 @@ def codemeta(record: dict, dependencies: dict | None = None) -> str:
 
 def ro_crate(manifest: dict, checksums: dict[str, str], sizes: dict[str, int]) -> str:
     """RO-Crate 1.1: the root dataset (with its authors and identifiers) and one File entity
-    per bundle file, with the SHA-256 and size in bytes given for it."""
+    per bundle file (those in `sizes` or `checksums`), with the SHA-256 and size in bytes
+    given for it."""
     record = record_from_manifest(manifest)
     parts = []
-    for name in sorted(set(checksums) | {"servable.yaml"}):
+    for name in sorted(set(checksums) | set(sizes) | {"servable.yaml"}):
         entity = {"@id": name, "@type": "File", "name": name,
                   "encodingFormat": _format(name)}
         if name in checksums:
             entity["sha256"] = checksums[name]
+        if name in sizes:
             entity["contentSize"] = str(sizes[name])
         parts.append(entity)
     root = {

@@ -296,17 +296,19 @@ def _download(url: str, part: Path, size: int, md5: str, label: str) -> None:
                              f"{md5}; the file was corrupted in transit (run again)")
 
 
-def unpack(zip_path: Path, dest: Path) -> Path:
+def unpack(zip_path: Path, dest: Path, label: str | None = None) -> Path:
     """Unpack a bundle archive into the empty folder `dest`; returns the bundle folder.
-    Refuses members outside their folder, links, special files and oversized content."""
+    Refuses members outside their folder, links, special files and oversized content.
+    `label` names the archive in errors (default: its file name)."""
+    label = label or zip_path.name
     try:
         z = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError):
-        raise RetrievalError(f"{zip_path.name}: not a zip archive") from None
+        raise RetrievalError(f"{label}: not a zip archive") from None
     with z:
         infos = z.infolist()
         if len(infos) > MAX_MEMBERS:
-            raise RetrievalError(f"{zip_path.name}: {len(infos)} members, more than "
+            raise RetrievalError(f"{label}: {len(infos)} members, more than "
                                  f"{MAX_MEMBERS}")
         total, tops = 0, set()
         for info in infos:
@@ -314,19 +316,19 @@ def unpack(zip_path: Path, dest: Path) -> Path:
             parts = PurePosixPath(name).parts
             if (name.startswith("/") or "\\" in name or not parts or ".." in parts
                     or ":" in parts[0]):
-                raise RetrievalError(f"{zip_path.name}: member {name!r} would land outside "
+                raise RetrievalError(f"{label}: member {name!r} would land outside "
                                      "the bundle folder; refusing the archive")
-            if stat.S_ISLNK(mode) or (mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
-                raise RetrievalError(f"{zip_path.name}: member {name!r} is a link or a special "
+            if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no unix mode
+                raise RetrievalError(f"{label}: member {name!r} is a link or a special "
                                      "file; a bundle holds only regular files")
             total += info.file_size
             if total > MAX_BUNDLE_BYTES:
-                raise RetrievalError(f"{zip_path.name}: unpacks to more than "
+                raise RetrievalError(f"{label}: unpacks to more than "
                                      f"{MAX_BUNDLE_BYTES >> 20} MiB; refusing it")
             tops.add(parts[0])
         if len(tops) != 1 or not any(i.filename == f"{next(iter(tops))}/{MANIFEST}"
                                      for i in infos):
-            raise RetrievalError(f"{zip_path.name}: not a servable bundle archive (one folder "
+            raise RetrievalError(f"{label}: not a servable bundle archive (one folder "
                                  f"holding {MANIFEST} expected)")
         for info in infos:
             target = dest.joinpath(*PurePosixPath(info.filename).parts)
@@ -340,7 +342,7 @@ def unpack(zip_path: Path, dest: Path) -> Path:
                 while chunk := src.read(min(1 << 20, left + 1)):
                     left -= len(chunk)
                     if left < 0:
-                        raise RetrievalError(f"{zip_path.name}: member {info.filename!r} is "
+                        raise RetrievalError(f"{label}: member {info.filename!r} is "
                                              "larger than its header says; refusing it")
                     out.write(chunk)
     return dest / next(iter(tops))
@@ -373,7 +375,7 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))  # not an entry until renamed
     try:
-        folder = unpack(part, tmp / "bundle")
+        folder = unpack(part, tmp / "bundle", f["key"])
         try:
             manifest = verify(folder)
         except BundleError as exc:

@@ -44,7 +44,7 @@ def _retrieval(doi: str, digest: str) -> tuple[bool, str]:
     if found != digest:
         return False, f"{doi} retrieves a bundle with another content digest ({found})"
     return True, (f"servable.load('{doi}') retrieves this bundle (DOI resolver, records "
-                  f"API, HTTPS download, MD5 and SHA-256 verified; content digest {digest}), "
+                  f"API, download, MD5 and SHA-256 verified; content digest {digest}), "
                   f"cached at {path}")
 
 

@@ -1,0 +1,213 @@
+"""Retrievable by its identifier: DOI -> resolver -> records API -> verified cache (FAIR A1).
+
+Against the Zenodo-like test server (tests/zenodo_server.py), which answers as zenodo.org
+and doi.org do; `SERVABLE_DOI_RESOLVER` points the client at it.
+"""
+
+import hashlib
+import io
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from servable.bundle.manifest import sha256_path, verify
+from servable.bundle.retrieve import RetrievalError, cache_entries, cache_root
+from servable.publish.zenodo import ZenodoClient, publish_bundle
+from tests.cli_helpers import assert_user_error, run_cli
+from tests.zenodo_server import ZenodoLike
+
+TOKEN = "retrieve-token"
+
+
+@pytest.fixture()
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SERVABLE_BUNDLE_PATH", raising=False)
+    with ZenodoLike(token=TOKEN) as z:
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", f"{z.url}/doi")
+        yield z
+
+
+@pytest.fixture()
+def published(random_bundle, server, tmp_path) -> tuple[Path, dict]:
+    bundle = Path(shutil.copytree(random_bundle, tmp_path / "local" / "mlp"))
+    state = publish_bundle(bundle, ZenodoClient(server.url, TOKEN), echo=lambda *_: None)
+    return bundle, state
+
+
+def _scores(ref: str, jets_file: Path, out: Path) -> np.ndarray:
+    """Predictions of `servable.load(ref)` in a fresh process."""
+    code = ("import sys, numpy, servable; b = servable.load(sys.argv[1]); "
+            "numpy.save(sys.argv[3], b.predict(servable.read_jets(sys.argv[2]), 'onnx'))")
+    r = subprocess.run([sys.executable, "-c", code, ref, str(jets_file), str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return np.load(out)
+
+
+def test_the_archive_is_the_local_bundle_byte_for_byte(published, server):
+    bundle, state = published
+    manifest = verify(bundle)
+    assert manifest["doi"] == state["doi"]  # written before the upload, not after
+    (dep,) = server.depositions.values()
+    archived = {n: hashlib.sha256(f["data"]).hexdigest() for n, f in dep["files"].items()}
+    local = {p.name: sha256_path(p) for p in bundle.iterdir()}
+    zips = [n for n in archived if n.endswith(".zip")]
+    assert {n: h for n, h in archived.items() if n not in zips} == local
+    with zipfile.ZipFile(io.BytesIO(dep["files"][zips[0]]["data"])) as z:
+        inside = {Path(n).name: hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist()}
+    assert inside == local
+    assert f"Content digest of the bundle: {manifest['digest']}" in dep["metadata"]["notes"]
+
+
+def test_load_by_doi_predicts_as_the_local_bundle_and_then_works_offline(
+        published, server, test_file, tmp_path):
+    bundle, state = published
+    local = _scores(str(bundle), test_file, tmp_path / "local.npy")
+    published_at = len(server.log)
+    remote = _scores(state["doi"], test_file, tmp_path / "remote.npy")
+    np.testing.assert_array_equal(remote, local)
+    assert [p for _, p in server.log[published_at:]][:2] == [
+        f"/doi/{state['doi']}", f"/api/records/{state['record_id']}"]
+    (entry,) = cache_entries()
+    assert entry["doi"] == state["doi"] and entry["digest"] == verify(bundle)["digest"]
+    seen = len(server.log)
+    for ref in (state["doi"], f"https://doi.org/{state['doi']}", f"doi:{state['doi']}",
+                state["concept_doi"]):
+        np.testing.assert_array_equal(_scores(ref, test_file, tmp_path / "again.npy"), local)
+    assert len(server.log) == seen  # from the cache, verified again, no request
+
+
+def test_a_concept_doi_and_a_record_url_retrieve_the_newest_version(published, server):
+    bundle, state = published
+    r = run_cli("pull", state["concept_doi"])
+    assert r.returncode == 0, r.stderr
+    assert "/api/records/{}/versions/latest".format(state["concept_doi"].split(".")[-1]) in [
+        p for _, p in server.log]  # the records API serves no concept id: 404, then latest
+    r = run_cli("bundle", "verify", f"{server.url}/records/{state['record_id']}",
+                "--expect", verify(bundle)["digest"])
+    assert r.returncode == 0 and "(as expected)" in r.stdout, r.stderr
+    r = run_cli("cite", state["doi"])
+    assert r.returncode == 0 and f"doi = {{{state['doi']}}}" in r.stdout, r.stderr
+    r = run_cli("cache", "list")
+    assert state["doi"] in r.stdout and "1 bundle(s)" in r.stdout
+    assert run_cli("cache", "clear").returncode == 0
+    assert cache_entries() == []
+
+
+def test_an_interrupted_download_resumes_from_where_it_stopped(published, server):
+    _, state = published
+    (dep,) = server.depositions.values()
+    size = len(next(f["data"] for n, f in dep["files"].items() if n.endswith(".zip")))
+    server.drop_after = size // 2
+    r = run_cli("pull", state["doi"])
+    assert_user_error(r, f"stopped at {size // 2} of {size} bytes", "run again to resume")
+    assert cache_entries() == []  # no half-written entry
+    assert run_cli("pull", state["doi"]).returncode == 0
+    assert server.ranges[-2:] == [None, f"bytes={size // 2}-"]
+    (entry,) = cache_entries()
+    verify(entry["path"])
+
+
+def _zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(info, target)
+    return buf.getvalue()
+
+
+def _bundle_zip(bundle: Path, change=None) -> dict[str, bytes]:
+    members = {f"mlp/{p.name}": p.read_bytes() for p in bundle.iterdir()}
+    if change:
+        change(members)
+    return members
+
+
+def _flip(members):
+    data = bytearray(members["mlp/model.onnx"])
+    data[len(data) // 2] ^= 1
+    members["mlp/model.onnx"] = bytes(data)
+
+
+@pytest.mark.parametrize("files, message", [
+    (lambda b: {"b.zip": _zip(_bundle_zip(b, lambda m: m.update({"../x": b"escaped"})))},
+     "member '../x' would land outside"),
+    (lambda b: {"b.zip": _zip(_bundle_zip(b), {"mlp/evil": "/etc/passwd"})},
+     "member 'mlp/evil' is a link"),
+    (lambda b: {"b.zip": _zip(_bundle_zip(b, _flip))},
+     "does not verify"),
+    (lambda b: {"b.zip": _zip(_bundle_zip(b, lambda m: m.update({"mlp/extra.txt": b"1"})))},
+     "extra.txt is not part of the sealed bundle"),
+    (lambda b: {"b.zip": _zip({"data/readme.txt": b"a dataset, not a model"})},
+     "not a servable bundle archive"),
+    (lambda b: {"paper.pdf": b"%PDF-1.4"}, "no servable bundle (no .zip among its files: "
+                                           "paper.pdf)"),
+    (lambda b: {"b.zip": b"PK\x03\x04 truncated"}, "not a zip archive"),
+])
+def test_hostile_or_foreign_records_are_refused_and_nothing_is_cached(
+        random_bundle, server, tmp_path, files, message):
+    doi = server.add_record(files(random_bundle))
+    r = run_cli("pull", doi)
+    assert_user_error(r, message)
+    assert cache_entries() == []
+    assert not (cache_root() / "x").exists() and not (cache_root().parent / "x").exists()
+    assert list((cache_root() / "bundles").glob("*")) == []  # no leftover unpacking either
+
+
+def test_a_checksum_mismatch_in_transit_is_refused(published, server):
+    _, state = published
+    (dep,) = server.depositions.values()
+    name = next(n for n in dep["files"] if n.endswith(".zip"))
+    data = bytearray(dep["files"][name]["data"])
+    data[100] ^= 1
+    dep["files"][name]["data"] = bytes(data)  # the record still declares the old MD5
+    assert_user_error(run_cli("pull", state["doi"]), "does not match the record's")
+    assert cache_entries() == []
+    assert list((cache_root() / "downloads").iterdir()) == []  # a corrupt part is not kept
+
+
+def test_unknown_deleted_and_unreachable_identifiers_are_one_line(published, server,
+                                                                 monkeypatch):
+    _, state = published
+    assert_user_error(run_cli("pull", "10.5072/zenodo.999999"), "does not know this DOI (404)")
+    server.deleted.add(state["record_id"])
+    assert_user_error(run_cli("pull", state["doi"]), "deleted (410 Gone")
+    monkeypatch.setenv("SERVABLE_DOI_RESOLVER", "http://127.0.0.1:9/doi")  # nothing listens
+    assert_user_error(run_cli("predict", "10.5072/zenodo.5", "jets.h5", "-o", "x.h5"),
+                      "no answer")
+    with pytest.raises(RetrievalError, match="not a DOI"):
+        import servable
+
+        servable.load("doi:not-a-doi")
+
+
+def test_plain_http_is_refused_off_the_local_machine(monkeypatch):
+    monkeypatch.setenv("SERVABLE_DOI_RESOLVER", "http://doi.example.org")
+    with pytest.raises(RetrievalError, match="refusing a non-HTTPS address"):
+        import servable
+
+        servable.load("10.5281/zenodo.7305173")
+
+
+def test_fair_report_a1_is_an_actual_retrieval(published, server):
+    bundle, state = published
+    r = run_cli("fair-report", bundle)
+    assert "A1  PASS" in r.stdout and "MD5 and SHA-256 verified" in r.stdout, r.stdout
+    assert f"/api/records/{state['record_id']}" in [p for _, p in server.log]
+    r = run_cli("fair-report", state["doi"])  # the report of the retrieved bundle
+    assert r.returncode == 0 and "A1  PASS" in r.stdout, r.stdout + r.stderr
+    server.deleted.add(state["record_id"])
+    run_cli("cache", "clear")
+    r = run_cli("fair-report", bundle)
+    assert "A1  MISS" in r.stdout and "410" in r.stdout
