@@ -82,3 +82,62 @@ def test_metadata_that_does_not_fit_the_weights_is_refused(published_dir, tmp_pa
                 "gnn_pfeaturesdropped14_hidden16_De8_Do8_model_metadata.json",
                 "-o", tmp_path / "out")
     assert_user_error(r, "do not fit the architecture")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"drop_pfeatures": "99"}, "must name indices from 0 to 29"),
+    ({"drop_pfeatures": "-1"}, "must name indices from 0 to 29"),
+    ({"drop_pfeatures": 3}, "drop_pfeatures must be a string"),
+    ({"hidden": -5}, "hidden must be a positive integer"),
+    ({"hidden": "60"}, "hidden must be a positive integer"),
+    ({"De": None}, "De must be a positive integer"),
+    ({"Do": "missing"}, "Do must be a positive integer"),
+])
+def test_checkpoint_metadata_is_validated_field_by_field(published_dir, tmp_path, change,
+                                                        message):
+    import json
+
+    meta = json.loads((published_dir / "gnn_baseline_model_metadata.json").read_text())
+    meta.update(change)
+    meta = {k: v for k, v in meta.items() if v != "missing"}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    r = run_cli("bundle", "import-checkpoint", published_dir / "gnn_baseline_best.pth",
+                "--metadata", tmp_path / "meta.json", "-o", tmp_path / "out")
+    assert_user_error(r, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_weights_are_refused_and_leave_nothing_behind(published_dir, tmp_path):
+    import torch
+
+    state = torch.load(published_dir / "gnn_baseline_best.pth", weights_only=True,
+                       map_location="cpu")
+    state["fo2.weight"][0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    r = run_cli("bundle", "import-checkpoint", tmp_path / "nan.pth", "--metadata",
+                published_dir / "gnn_baseline_model_metadata.json", "-o", tmp_path / "out")
+    assert_user_error(r, "fo2.weight holds NaN or infinite weights")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.pth"]
+
+
+def test_a_failed_save_leaves_an_existing_bundle_as_it_was(published_dir, tmp_path,
+                                                           monkeypatch):
+    """--force replaces a bundle only once the new one is complete."""
+    from servable.bundle import bundle as bundle_module
+    from servable.bundle.checkpoint import import_checkpoint
+    from servable.bundle.manifest import verify
+
+    out = import_checkpoint(published_dir / "gnn_baseline_best.pth",
+                            published_dir / "gnn_baseline_model_metadata.json", tmp_path / "b")
+    before = verify(out)["digest"]
+
+    def disagree(tagger, path, atol=1e-4):
+        raise RuntimeError("ONNX export of the in disagrees with the native model")
+
+    monkeypatch.setattr(bundle_module, "_export_and_check_onnx", disagree)
+    with pytest.raises(RuntimeError, match="disagrees"):
+        import_checkpoint(published_dir / "gnn_baseline_best.pth",
+                          published_dir / "gnn_baseline_model_metadata.json", out,
+                          overwrite=True)
+    assert verify(out)["digest"] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

@@ -1,6 +1,7 @@
 """Metadata records: one source of truth, generated documents kept in sync."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -89,10 +90,15 @@ def test_orcid_check_digit():
     ({"related_identifiers": [{"identifier": "11.1/x", "scheme": "doi",
                                "relation": "isDerivedFrom"}]}, "is not a DOI"),
     ({"title": ""}, "missing title"),
+    ({"authors": "Duarte"}, "authors must be a list, not str"),
+    ({"authors": ["Duarte"]}, "authors[0] must be a mapping, not str"),
+    ({"keywords": [{"a": 1}]}, "keywords[0] must be a string, not dict"),
+    ({"related_identifiers": {"doi": "10.1/x"}}, "related_identifiers must be a list"),
+    ({"version": True}, "version must be a string or a number"),
 ])
 def test_record_errors_name_the_field(change, message):
     record = load_record(ROOT / "metadata" / "hbb-in-baseline.yaml")
-    with pytest.raises(RecordError, match=message):
+    with pytest.raises(RecordError, match=re.escape(message)):
         validate_record({**record, **change})
 
 
@@ -113,3 +119,13 @@ def test_describe_applies_a_record(published_bundle, tmp_path):
     crate = json.loads((target / "ro-crate-metadata.json").read_text())
     people = [e for e in crate["@graph"] if e.get("@type") == "Person"]
     assert len(people) == 4 and people[0]["affiliation"] == "University of California San Diego"
+
+
+def test_a_record_with_an_alias_bomb_or_not_a_file_is_one_line(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+                    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nname: *c\n")
+    with pytest.raises(RecordError, match="YAML aliases"):
+        load_record(bomb)
+    with pytest.raises(RecordError, match="no such metadata record"):
+        load_record(tmp_path)

@@ -133,3 +133,24 @@ def test_an_alias_bomb_is_refused_before_it_expands(copy):
     (copy / MANIFEST).write_text(bomb)
     with pytest.raises(ServableError, match="YAML aliases"):
         verify(copy)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["hyperparameters"].update(hidden=[128, -5]),
+     "model.config.hyperparameters.hidden must be a list of positive integers"),
+    (lambda c: c.update(n_classes=1), "model.config.n_classes must be an integer of at least 2"),
+    (lambda c: c.update(kind="gbdt"), "model.config.kind must be one of"),
+    (lambda c: c.update(track_features="track_pt"), "track_features must be a non-empty list"),
+])
+def test_an_impossible_model_configuration_names_the_field(copy, test_file, change, message):
+    """Sealed anew, so the checksums pass: the configuration itself is what is refused."""
+    import servable
+    from servable.bundle.manifest import read_manifest, seal
+
+    manifest, _ = read_manifest(copy)
+    change(manifest["model"]["config"])
+    seal(copy, manifest)
+    r = run_cli("predict", copy, test_file, "-o", copy.parent / "scores.h5")
+    assert_user_error(r, message)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        _ = servable.load(copy).tagger

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,14 +85,47 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
                 provenance: dict | None = None, metrics: dict | None = None,
                 extra_files: dict[str, bytes] | None = None, overwrite: bool = False,
                 description: str = "", authors: list[dict] | None = None) -> Path:
-    """Write a bundle directory: weights, manifest with checksums, metrics, extra files."""
+    """Write a bundle directory: weights, ONNX, manifest with checksums, metrics, extra
+    files. It is written beside `out_dir` and renamed into place when complete, so a failure
+    (an ONNX export that disagrees with the model, NaN weights) leaves nothing behind."""
+
+    target = Path(out_dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise FileExistsError(f"{target} exists and is not empty; choose another directory "
+                              "or pass --force")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    out.chmod(0o777 & ~umask)  # as a plain mkdir would (mkdtemp makes it private)
+    try:
+        _write_bundle(tagger, out, name=name, version=version, provenance=provenance,
+                      metrics=metrics, extra_files=extra_files, description=description,
+                      authors=authors)
+        _replace_dir(out, target)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return target
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move the finished folder `new` to `target` in one rename; an existing `target`
+    (allowed by --force) is moved aside first and removed after."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise FileExistsError(f"{target} exists and is not a folder; choose another name")
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, old / "bundle")
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metrics,
+                  extra_files, description, authors) -> None:
     import json
 
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; choose another directory or "
-                              "pass --force")
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = dict(extra_files or {})
     files[tagger.weights_file] = tagger.weights_bytes()
     if metrics is not None:
@@ -127,7 +162,6 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
         "files": {},
     }
     seal(out, manifest)
-    return out
 
 
 def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> None:
@@ -243,7 +277,10 @@ def _native_tagger(path: Path, manifest: dict) -> Tagger:
         raise ServableError(f"the native model needs {exc.name}, which is not installed: "
                             "install servable[train] or use runtime='onnx'") from None
     name = manifest["model"]["weights"]
-    tagger = build_tagger(manifest["model"]["config"])
+    try:
+        tagger = build_tagger(manifest["model"]["config"])
+    except ServableError as exc:
+        raise BundleError(f"{path / MANIFEST}: model.config.{exc}") from None
     raw = (path / name).read_bytes()
     if sha256_bytes(raw) != manifest["files"][name]:
         raise BundleError(f"{path}: file {name} changed after verification; load it again")

@@ -8,6 +8,7 @@ servable bundle with the upstream provenance.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -28,14 +29,29 @@ UPSTREAM = {
 KEYS = ("fr1", "fr2", "fr3", "fr1_pv", "fr2_pv", "fr3_pv", "fo1", "fo2", "fo3", "fc_fixed")
 
 
-def _dropped(spec: str | None) -> list[int]:
-    if not spec:
-        return []
+def _dropped(meta: dict, key: str, n: int, where: Path) -> list[int]:
+    """Indices of the features `meta[key]` drops ("2,3,12" upstream); each in [0, n)."""
+    spec = meta.get(key) or ""
+    if not isinstance(spec, str):
+        raise BundleError(f"{where}: {key} must be a string of comma-separated indices, not "
+                          f"{type(spec).__name__} {spec!r:.40}")
     try:
-        return sorted({int(x) for x in str(spec).split(",") if x.strip()})
+        out = sorted({int(x) for x in spec.split(",") if x.strip()})
     except ValueError:
-        raise BundleError(f"drop_pfeatures {spec!r} is not a comma-separated list of "
+        raise BundleError(f"{where}: {key} {spec!r:.40} is not a comma-separated list of "
                           "indices") from None
+    if out and not (0 <= out[0] and out[-1] < n) or len(out) >= n:
+        raise BundleError(f"{where}: {key} {spec!r:.40} must name indices from 0 to {n - 1} "
+                          f"and keep at least one of the {n} features")
+    return out
+
+
+def _size(meta: dict, key: str, where: Path) -> int:
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 4096:
+        raise BundleError(f"{where}: {key} must be a positive integer (the upstream "
+                          f"training argument), not {value!r:.40}")
+    return value
 
 
 def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
@@ -49,13 +65,18 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
             raise BundleError(f"{p}: no such file")
     try:
         meta = json.loads(metadata.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{metadata}: not valid JSON ({exc.msg})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{metadata}: not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{metadata}: expected a JSON object of training arguments, not "
+                          f"{type(meta).__name__}")
     if str(meta.get("vv_branch", "0")) not in ("0", "False", "false", ""):
         raise BundleError(f"{metadata}: vv_branch models (SV-SV interactions) are not part of "
                           "the published baseline architecture and are not supported")
-    if _dropped(meta.get("drop_svfeatures")):
+    if _dropped(meta, "drop_svfeatures", len(schema.VERTEX_NAMES), metadata):
         raise BundleError(f"{metadata}: models with dropped SV features are not supported")
+    dropped = _dropped(meta, "drop_pfeatures", len(schema.TRACK_NAMES), metadata)
+    hyper = {k: _size(meta, k, metadata) for k in ("hidden", "De", "Do")}
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before failing
             warnings.simplefilter("ignore")
@@ -65,12 +86,17 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
                           f"weights_only=True ({exc.__class__.__name__})") from None
     expected = {f"{k}.{p}" for k in KEYS for p in ("weight", "bias")}
     if not isinstance(state, dict) or set(state) != expected:
-        got = sorted(state)[:4] if isinstance(state, dict) else type(state).__name__
+        got = sorted(map(str, state))[:4] if isinstance(state, dict) else \
+            type(state).__name__
         raise BundleError(f"{checkpoint}: not a published GraphNet state dict (expected keys "
                           f"fr1..fc_fixed, found {got})")
-    dropped = _dropped(meta.get("drop_pfeatures"))
+    for key, value in sorted(state.items()):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise BundleError(f"{checkpoint}: {key} is not a floating-point tensor")
+        if not bool(torch.isfinite(value).all()):
+            raise BundleError(f"{checkpoint}: {key} holds NaN or infinite weights; the "
+                              "checkpoint is damaged")
     track_features = [n for i, n in enumerate(schema.TRACK_NAMES) if i not in dropped]
-    hyper = {"hidden": int(meta["hidden"]), "De": int(meta["De"]), "Do": int(meta["Do"])}
     config = {
         "kind": "in", "hyperparameters": hyper, "track_features": track_features,
         "preprocessing": {"tracks": identity(track_features),
@@ -84,7 +110,9 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
         raise BundleError(f"{checkpoint}: weights do not fit the architecture in {metadata} "
                           f"({first})") from None
-    label = meta.get("label", checkpoint.stem)
+    label = meta.get("label")
+    if not (isinstance(label, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", label)):
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", checkpoint.stem)[:100]
     provenance = {
         "source": "imported published checkpoint",
         "upstream": UPSTREAM,

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
+from servable import safe_yaml
 from servable.errors import ServableError
 
 DOI_RE = re.compile(r"^10\.\d{4,9}(\.\d+)?/\S+$")
@@ -27,6 +26,10 @@ LICENSES = {"MIT": "MIT License", "Apache-2.0": "Apache License 2.0",
             "BSD-3-Clause": "BSD 3-Clause License", "CC-BY-4.0": "Creative Commons "
             "Attribution 4.0 International", "CC0-1.0": "Creative Commons Zero v1.0 Universal"}
 REQUIRED = ("name", "title", "version", "description", "authors", "keywords", "license")
+TYPES = {"name": (str,), "title": (str,), "version": (str, int, float), "description": (str,),
+         "authors": (list,), "keywords": (list,), "license": (str,), "upload_type": (str,),
+         "access_right": (str,), "related_identifiers": (list,), "doi": (str,),
+         "concept_doi": (str,), "repository_code": (str,), "date_released": (str,)}
 
 
 class RecordError(ServableError):
@@ -51,6 +54,19 @@ def validate_record(record: dict, where: str = "record") -> dict:
     if missing:
         raise RecordError(f"{where}: missing {', '.join(missing)} (required: "
                           f"{', '.join(REQUIRED)})")
+    for key, types in TYPES.items():
+        value = record.get(key)
+        if key in record and not isinstance(value, types) or isinstance(value, bool):
+            wanted = " or ".join({str: "a string", list: "a list", int: "a number",
+                                  float: "a number", dict: "a mapping"}[t] for t in types)
+            raise RecordError(f"{where}: {key} must be {wanted}, not {type(value).__name__} "
+                              f"{value!r:.40}")
+    for key, kind in (("authors", dict), ("keywords", str), ("related_identifiers", dict)):
+        for i, item in enumerate(record.get(key) or []):
+            if not isinstance(item, kind):
+                raise RecordError(f"{where}: {key}[{i}] must be "
+                                  f"{'a mapping' if kind is dict else 'a string'}, not "
+                                  f"{type(item).__name__} {item!r:.40}")
     if record["license"] not in LICENSES:
         raise RecordError(f"{where}: license {record['license']!r} is not one of "
                           f"{', '.join(LICENSES)} (SPDX identifiers)")
@@ -81,12 +97,14 @@ def validate_record(record: dict, where: str = "record") -> dict:
 
 def load_record(path) -> dict:
     path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{path}: no such metadata record (a YAML file)")
     try:
-        record = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such metadata record") from None
-    except yaml.YAMLError as exc:
-        raise RecordError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        record = safe_yaml.load(path.read_text(), str(path))
+    except UnicodeDecodeError:
+        raise RecordError(f"{path}: not UTF-8 text") from None
+    except ServableError as exc:
+        raise RecordError(str(exc)) from None
     return validate_record(record, str(path))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from servable.data import schema
 from servable.data.jets import Jets
+from servable.errors import ServableError
 from servable.models.batching import probabilities
 from servable.models.interaction_network import InteractionNetwork
 from servable.models.nets import INNet, MLPNet, ParTNet
@@ -51,8 +52,11 @@ class Tagger(ABC):
         config.setdefault("track_features", list(schema.TRACK_NAMES))
         config.setdefault("vertex_features", list(schema.VERTEX_NAMES))
         config.setdefault("jet_features", list(schema.JET_NAMES))
+        if not isinstance(config.get("hyperparameters", {}), dict):
+            raise ConfigError("hyperparameters must be a mapping")
         config["hyperparameters"] = {**self.defaults, **config.get("hyperparameters", {})}
         config.setdefault("preprocessing", {})
+        _check_config(config, self.defaults)
         self.config = config
 
     @property
@@ -100,6 +104,45 @@ class Tagger(ABC):
     def predict_from_inputs(self, inputs: dict[str, np.ndarray], batch_size=None) -> np.ndarray:
         """Class probabilities from already selected input arrays."""
         return probabilities(self.logits_from_inputs(inputs, batch_size))
+
+
+class ConfigError(ServableError):
+    """A model configuration that cannot build a model (wrong type, impossible value)."""
+
+
+def _check_config(config: dict, defaults: dict) -> None:
+    """Types and ranges of a configuration: each hyperparameter like its default (a positive
+    integer, a positive number, or a list of positive integers), the class list consistent,
+    feature lists of names. Errors name the field, the expected and the received."""
+    def bad(field, wanted, value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ConfigError(f"{field} must be {wanted}, not {shown}")
+
+    def positive_int(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    for key, default in defaults.items():
+        v, field = config["hyperparameters"][key], f"hyperparameters.{key}"
+        if isinstance(default, list) and not (isinstance(v, list) and v
+                                               and all(positive_int(x) for x in v)):
+            bad(field, "a list of positive integers", v)
+        if isinstance(default, int) and not positive_int(v):
+            bad(field, "a positive integer", v)
+        if isinstance(default, float) and not (isinstance(v, (int, float)) and not isinstance(
+                v, bool) and 0 < v < float("inf")):
+            bad(field, "a positive number", v)
+    if not positive_int(config["n_classes"]) or config["n_classes"] < 2:
+        bad("n_classes", "an integer of at least 2", config["n_classes"])
+    names = config["class_names"]
+    if not (isinstance(names, list) and len(names) == config["n_classes"]
+            and all(isinstance(n, str) for n in names)):
+        bad("class_names", f"a list of {config['n_classes']} names", names)
+    for key in FEATURE_KEYS.values():
+        v = config[key]
+        if not (isinstance(v, list) and v and all(isinstance(n, str) for n in v)):
+            bad(key, "a non-empty list of feature names", v)
+    if not isinstance(config["preprocessing"], dict):
+        bad("preprocessing", "a mapping", config["preprocessing"])
 
 
 class TorchTagger(Tagger):
@@ -215,7 +258,7 @@ class ParTTagger(TorchTagger):
         needed = ("track_ptrel", "track_etarel", "track_phirel")
         missing = [n for n in needed if n not in names]
         if missing:
-            raise ValueError(f"ParT needs the track kinematics {missing} among its features")
+            raise ConfigError(f"track_features must include the kinematics {missing} ParT needs")
         core = ParticleTransformer(
             len(names), self.config["n_classes"], tuple(h["embed_dims"]),
             tuple(h["pair_embed_dims"]), h["num_heads"], h["num_layers"], h["num_cls_layers"])
@@ -273,5 +316,5 @@ TAGGERS: dict[str, type[Tagger]] = {t.kind: t for t in (INTagger, MLPTagger, Par
 def build_tagger(config: dict) -> Tagger:
     kind = config.get("kind")
     if kind not in TAGGERS:
-        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(TAGGERS)}")
+        raise ConfigError(f"kind must be one of {', '.join(sorted(TAGGERS))}, not {kind!r}")
     return TAGGERS[kind](config)
