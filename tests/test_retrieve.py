@@ -163,6 +163,7 @@ def test_hostile_or_foreign_records_are_refused_and_nothing_is_cached(
     assert cache_entries() == []
     assert not (cache_root() / "x").exists() and not (cache_root().parent / "x").exists()
     assert list((cache_root() / "bundles").glob("*")) == []  # no leftover unpacking either
+    assert list((cache_root() / "downloads").glob("*")) == []
 
 
 def test_a_checksum_mismatch_in_transit_is_refused(published, server):

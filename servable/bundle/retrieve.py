@@ -395,7 +395,7 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
         except OSError:  # another process cached it meanwhile
             if not (root / key / "entry.json").is_file():
                 raise
-    finally:
+    finally:  # complete and MD5-checked: kept or refused, it is not needed again
         shutil.rmtree(tmp, ignore_errors=True)
-    part.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
     return root / key / "bundle" / folder.name
