@@ -64,3 +64,23 @@ def test_jets_slice_len_and_counts():
     assert jets[1:3].is_signal.tolist() == [True, True]
     assert jets.n_tracks.tolist() == [7] * 5 and jets.n_vertices.tolist() == [1] * 5
     assert jets.track_names[0] == "track_ptrel"
+
+
+@pytest.mark.parametrize("row", [[2, 0], [1, -1], [0.5, 0.5], [0, 0], [1, 1]])
+def test_labels_that_are_not_one_hot_are_refused_naming_the_row(row):
+    t, v = _arrays(n=3)
+    labels = np.array([[1, 0], row, [0, 1]], np.float32)
+    with pytest.raises(InvalidJetsError, match=r"labels: expected one-hot rows .* for jet 1"):
+        Jets(t, v, labels=labels)
+
+
+def test_a_single_label_column_is_refused():
+    t, v = _arrays(n=2)
+    with pytest.raises(InvalidJetsError, match=r"at least 2\), received shape \(2, 1\)"):
+        Jets(t, v, labels=np.ones((2, 1), np.float32))
+
+
+def test_one_hot_labels_of_more_classes_are_accepted():
+    t, v = _arrays(n=3)
+    jets = Jets(t, v, labels=np.eye(10, dtype=np.float32)[[0, 4, 9]])
+    assert jets.labels.argmax(1).tolist() == [0, 4, 9]
