@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-output
 
-.PHONY: demo test lint bench clean metadata-check container-test
+.PHONY: demo test lint bench clean metadata-check container-test fuzz
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,25 @@ metadata-check: $(STAMP)
 # builds the x86_64 image with podman (installs podman, runc, debootstrap if missing) and runs it
 container-test: $(STAMP)
 	$(BIN)/python containers/container_test.py
+
+# coverage-guided fuzzing (atheris), SECONDS per target, one target after the other; seeds in
+# fuzz/corpus/<target>/ (read only), new inputs in fuzz/findings/<target>/corpus, findings
+# (crash-*, timeout-*, oom-*) in fuzz/findings/<target>/. Hangs and memory blow-ups are
+# recorded and the run goes on (libhdf5 can hang on a malformed file: docs/security.md); an
+# exception that breaks the contract stops the target and fails the run.
+SECONDS ?= 60
+FUZZ_TARGETS := h5_reader bundle_loader manifest_record
+fuzz: $(STAMP)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/findings/$$t/corpus; \
+	  echo "== $$t: $(SECONDS) s"; \
+	  PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH=. fuzz/$$t.py fuzz/findings/$$t/corpus \
+	    fuzz/corpus/$$t -fork=1 -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 \
+	    -rss_limit_mb=4096 -max_total_time=$(SECONDS) -artifact_prefix=fuzz/findings/$$t/ \
+	    > fuzz/findings/$$t/log 2>&1 || { tail -40 fuzz/findings/$$t/log; exit 1; }; \
+	  grep -E "^#[0-9]+: cov" fuzz/findings/$$t/log | tail -1; \
+	  ls fuzz/findings/$$t | grep -E "^(crash|timeout|oom)-" || echo "   no findings"; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check servable tests

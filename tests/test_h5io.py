@@ -163,3 +163,16 @@ def test_labels_that_are_not_one_hot_are_refused_by_the_reader(tmp_path):
     with pytest.raises(JetFileError, match=r"labels: expected one-hot rows.*\[2.0, 0.0\] for "
                                            "jet 1"):
         read_jets(bad)
+
+
+def test_a_damaged_object_header_is_refused_not_raised_as_a_keyerror():
+    """Found by fuzz/h5_reader.py: h5py raises KeyError (or TypeError, RuntimeError) for
+    some corrupt structures; the reader reports them as a damaged file."""
+    from pathlib import Path
+
+    damaged = (Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "h5_reader"
+               / "regression-keyerror-object-header.h5")
+    with pytest.raises(JetFileError, match=r"cannot be read \(KeyError: .*message not "
+                                           r"aligned\); the file is probably truncated or "
+                                           "corrupted"):
+        read_jets(damaged)

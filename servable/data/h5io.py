@@ -32,6 +32,17 @@ class JetFileError(ServableError, ValueError):
     """A file that is not a readable CMS H->bb HDF5 file; the message says what and how to fix."""
 
 
+# what h5py raises when libhdf5 fails on a damaged file: it maps HDF5's error classes onto
+# these (a corrupt object header can surface as KeyError, a corrupt datatype as TypeError)
+H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+
+
+def _damaged(path, what: str, exc: BaseException) -> JetFileError:
+    first = (str(exc).splitlines() or [""])[0]
+    return JetFileError(f"{path}: {what} cannot be read ({exc.__class__.__name__}: {first}); "
+                        "the file is probably truncated or corrupted")
+
+
 def _split_of(f: h5py.File, path) -> str:
     for split in SPLITS:
         if f"{split}_subgroup" in f:
@@ -48,7 +59,7 @@ def _open(path) -> h5py.File:
         raise JetFileError(f"{path}: no such file")
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except H5_ERRORS as exc:
         raise JetFileError(
             f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0]}); the file may be truncated or of another format"
@@ -118,13 +129,13 @@ class JetFile:
         self._f = _open(path)
         try:
             self._check_layout(path)
-        except OSError as exc:
+        except ServableError:
             self._f.close()
-            raise JetFileError(
-                f"{path}: the data cannot be read ({str(exc).splitlines()[0]}); "
-                "the file is probably truncated"
-            ) from None
-        except Exception:
+            raise
+        except H5_ERRORS as exc:
+            self._f.close()
+            raise _damaged(path, "the data", exc) from None
+        except BaseException:
             self._f.close()
             raise
 
@@ -185,7 +196,10 @@ class JetFile:
 
     @property
     def attrs(self) -> dict:
-        return {k: _attr(v) for k, v in self._f.attrs.items()}
+        try:
+            return {k: _attr(v) for k, v in self._f.attrs.items()}
+        except H5_ERRORS as exc:
+            raise _damaged(self.path, "the file's attributes", exc) from None
 
     def read(self, start: int = 0, stop: int | None = None) -> Jets:
         stop = len(self) if stop is None else min(stop, len(self))
@@ -199,16 +213,13 @@ class JetFile:
                 None if self.labels is None else self.labels[sl], spec,
                 self.track_names, self.vertex_names, self.jet_feature_names, extras,
             )
-        except OSError as exc:
-            raise JetFileError(
-                f"{self.path}: jets {start}-{stop} cannot be read ({str(exc).splitlines()[0]}); "
-                "the file is probably truncated"
-            ) from None
         except InvalidJetsError as exc:
             raise JetFileError(f"{self.path}: jets {start}-{stop}: {exc}") from None
         except MemoryError:
             raise JetFileError(f"{self.path}: jets {start}-{stop} do not fit in memory; read "
                                "the file in chunks (iter_jets, or a smaller chunk size)") from None
+        except H5_ERRORS as exc:
+            raise _damaged(self.path, f"jets {start}-{stop}", exc) from None
 
     def close(self) -> None:
         self._f.close()
