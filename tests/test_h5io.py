@@ -173,6 +173,5 @@ def test_a_damaged_object_header_is_refused_not_raised_as_a_keyerror():
     damaged = (Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "h5_reader"
                / "regression-keyerror-object-header.h5")
     with pytest.raises(JetFileError, match=r"cannot be read \(KeyError: .*message not "
-                                           r"aligned\); the file is probably truncated or "
-                                           "corrupted"):
+                                           r"aligned.*probably truncated or corrupted"):
         read_jets(damaged)
