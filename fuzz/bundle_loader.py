@@ -4,14 +4,17 @@
 
     fuzz/bundle_loader.py WORKDIR fuzz/corpus/bundle_loader -max_total_time=60
 
-The base bundle is the published IN, imported at start-up; its fresh manifest joins the seeds
-(in the working corpus), so the fuzzer starts from a manifest whose checksums verify.
+The base bundle is the published IN, imported at start-up (once: kept under
+$SERVABLE_FUZZ_CACHE when set, as `make fuzz` does, since libFuzzer's fork mode starts the
+target afresh for every job); its fresh manifest joins the seeds (in the working corpus), so
+the fuzzer starts from a manifest whose checksums verify.
 Contract (fuzz/contract.py): a one-line ServableError or finite probabilities; the bundle's
 files are unchanged.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -28,8 +31,19 @@ with atheris.instrument_imports(include=["servable"]):
     from servable.data import schema
     from servable.data.jets import Jets
 
+def _base() -> Path:
+    cache = os.environ.get("SERVABLE_FUZZ_CACHE")
+    if not cache:
+        return base_bundle(Path(tempfile.mkdtemp(prefix="fuzz-bundle-base-")))
+    built = Path(cache) / "bundle"
+    if not (built / MANIFEST).exists():
+        shutil.rmtree(built, ignore_errors=True)
+        base_bundle(Path(cache))
+    return built
+
+
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-bundle-"))
-BUNDLE = base_bundle(WORK)
+BUNDLE = Path(shutil.copytree(_base(), WORK / "bundle"))
 VALID = (BUNDLE / MANIFEST).read_bytes()
 
 

@@ -103,3 +103,20 @@ def test_labels_that_are_not_one_hot_are_refused_by_evaluate_and_train(published
                               "-o", tmp_path / "out"), "labels: expected one-hot rows")
     assert not (tmp_path / "out").exists()
     assert data.read_bytes() == before
+
+
+def test_a_manifest_whose_inputs_disagree_with_model_onnx_is_refused_before_feeding(bundle):
+    """Found by fuzz/bundle_loader.py: a manifest without the vertices group made ONNX
+    Runtime fail with a KeyError; one with fewer features, with ONNX Runtime's own error."""
+    from servable.runtimes import ModelMismatch
+    from servable.runtimes.onnx_runtime import OnnxRuntime
+
+    ort = OnnxRuntime(bundle.path / "model.onnx")
+    x = bundle.spec.example(3)
+    np.testing.assert_allclose(ort.logits(x), bundle.tagger.logits_from_inputs(x), atol=1e-4)
+    with pytest.raises(ModelMismatch, match="model.onnx takes the inputs tracks, vertices, "
+                                            "the manifest declares tracks;"):
+        ort.logits({"tracks": x["tracks"]})
+    with pytest.raises(ModelMismatch, match=r"model.onnx takes tracks of shape \(n, 30, 60\), "
+                                            r"the manifest's input spec gives \(3, 29, 60\)"):
+        ort.logits({"tracks": x["tracks"][:, 1:], "vertices": x["vertices"]})
