@@ -74,13 +74,9 @@ def test_labels_that_are_not_one_hot_are_refused_naming_the_row(row):
         Jets(t, v, labels=labels)
 
 
-def test_a_single_label_column_is_refused():
-    t, v = _arrays(n=2)
-    with pytest.raises(InvalidJetsError, match=r"at least 2\), received shape \(2, 1\)"):
-        Jets(t, v, labels=np.ones((2, 1), np.float32))
-
-
-def test_one_hot_labels_of_more_classes_are_accepted():
+def test_labels_need_one_column_per_class_and_may_have_more_than_two():
     t, v = _arrays(n=3)
-    jets = Jets(t, v, labels=np.eye(10, dtype=np.float32)[[0, 4, 9]])
+    with pytest.raises(InvalidJetsError, match=r"at least 2\), received shape \(3, 1\)"):
+        Jets(t, v, labels=np.ones((3, 1), np.float32))
+    jets = Jets(t, v, labels=np.eye(10, dtype=np.float32)[[0, 4, 9]])  # JetClass: 10 classes
     assert jets.labels.argmax(1).tolist() == [0, 4, 9]
