@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-output
 
-.PHONY: demo test lint bench clean metadata-check container-test
+.PHONY: demo test lint bench clean metadata-check container-test fuzz
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,30 @@ metadata-check: $(STAMP)
 container-test: $(STAMP)
 	$(BIN)/python containers/container_test.py
 
+# coverage-guided fuzzing (atheris), SECONDS per target, one target after the other; seeds in
+# fuzz/corpus/<target>/ (read only), new inputs in fuzz/findings/<target>/corpus, findings
+# (crash-*, timeout-*, oom-*) in fuzz/findings/<target>/. Hangs and memory blow-ups are
+# listed and the run goes on (libhdf5 can hang on a malformed file: docs/security.md); an
+# exception that breaks the contract, or a native crash, stops that target and fails the run
+# at the end.
+SECONDS ?= 60
+FUZZ_TARGETS := h5_reader bundle_loader manifest_record
+fuzz: $(STAMP)
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  d=fuzz/findings/$$t; mkdir -p $$d/corpus; echo "== $$t: $(SECONDS) s"; \
+	  PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH=. SERVABLE_FUZZ_CACHE=$$d fuzz/$$t.py \
+	    $$d/corpus fuzz/corpus/$$t -fork=1 -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 \
+	    -rss_limit_mb=4096 -max_total_time=$(SECONDS) -artifact_prefix=$$d/ > $$d/log 2>&1; \
+	  rc=$$?; grep -E "^#[0-9]+: cov" $$d/log | tail -1; \
+	  for f in $$(ls $$d | grep -E "^(timeout|oom)-"); do echo "   hang or memory: $$d/$$f"; done; \
+	  if ls $$d | grep -qE "^crash-" || { [ $$rc -ne 0 ] && ! ls $$d | grep -qE "^(timeout|oom)-"; }; \
+	  then failed="$$failed $$t"; grep -A12 "Uncaught Python exception" $$d/log | head -14 \
+	    || tail -20 $$d/log; ls $$d | grep -E "^crash-"; \
+	  else echo "   contract kept"; fi; \
+	done; if [ -n "$$failed" ]; then echo "contract broken in:$$failed"; exit 1; fi
+
 lint: $(STAMP)
-	$(BIN)/ruff check servable tests
+	$(BIN)/ruff check servable tests fuzz
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

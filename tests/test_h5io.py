@@ -1,8 +1,11 @@
+import re
+
 import h5py
 import numpy as np
 import pytest
 
 from servable.data.h5io import JetFileError, iter_jets, read_jets, write_jets
+from servable.data.jets import Jets
 
 
 def test_round_trip_gives_identical_arrays_names_and_attributes(train_file, tmp_path):
@@ -77,3 +80,98 @@ def test_a_file_without_the_layout_groups_is_refused(tmp_path):
         f["x"] = np.zeros(3)
     with pytest.raises(JetFileError, match="not a CMS H->bb layout file"):
         read_jets(bad)
+
+
+def _small_jets(n=3, truth=True) -> Jets:
+    """Valid jets in the full CMS layout (and generator truth), without generating events."""
+    t = np.zeros((n, 30, 60), np.float32)
+    v = np.zeros((n, 14, 5), np.float32)
+    t[:, :, :4], v[:, :, :1] = 1.0, 2.0
+    extras = {"n_b_hadrons": np.full(n, 2, np.int32),
+              "track_origin": np.zeros((n, 60), np.int8)} if truth else {}
+    return Jets(t, v, np.ones((n, 27), np.float32), np.eye(2, dtype=np.float32)[[0, 1, 0][:n]],
+                np.ones((n, 11), np.float32), extras=extras)
+
+
+def _with(tmp_path, key, value, name="bad.h5"):
+    """A valid small file in which `key` is replaced by `value` (a group when value is None)."""
+    path = write_jets(tmp_path / name, _small_jets())
+    with h5py.File(path, "a") as f:
+        if key in f:
+            del f[key]
+        if value is None:
+            f.create_group(key)
+        else:
+            f[key] = value
+    return path
+
+
+def test_small_valid_files_round_trip_with_their_truth(tmp_path):
+    back = read_jets(write_jets(tmp_path / "ok.h5", _small_jets()))
+    assert len(back) == 3 and back.extras["n_b_hadrons"].tolist() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("training_subgroup/training_0", np.ones((3, 27, 2), np.float32), "(n, 27, 1)"),
+    ("spectator_subgroup/spectators", np.ones((3, 2, 11), np.float32), "(n, 1, 11)"),
+    ("spectator_subgroup/spectators", np.ones((3, 11), np.float32), "(n, 1, 11)"),
+    ("target_subgroup/target", np.eye(3, dtype=np.float32), "(n, 2)"),
+    ("generator_truth/track_origin", np.zeros((3, 59), np.int8), "(n, 60)"),
+])
+def test_optional_datasets_of_the_wrong_shape_are_refused_naming_dataset_and_shapes(
+        tmp_path, key, value, expected):
+    bad = _with(tmp_path, key, value)
+    message = f"dataset '{key}' has shape {value.shape}, expected {expected}"
+    with pytest.raises(JetFileError, match=re.escape(message)) as exc:
+        read_jets(bad)
+    assert len(str(exc.value).splitlines()) == 1
+
+
+def test_an_unexpected_dataset_under_generator_truth_is_refused(tmp_path):
+    bad = _with(tmp_path, "generator_truth/secret", np.zeros(3))
+    with pytest.raises(JetFileError, match="unexpected 'generator_truth/secret'; "
+                                           "generator_truth/ holds only n_b_hadrons"):
+        read_jets(bad)
+
+
+def test_a_group_where_a_dataset_belongs_is_refused(tmp_path):
+    for key in ("generator_truth/weight", "target_subgroup/target"):
+        with pytest.raises(JetFileError, match=f"'{key}' is a group, expected a dataset"):
+            read_jets(_with(tmp_path, key, None, name=f"{key.replace('/', '_')}.h5"))
+
+
+def test_text_where_numbers_belong_is_refused_naming_the_dtype(tmp_path):
+    bad = _with(tmp_path, "generator_truth/n_b_hadrons", np.array([b"a", b"b", b"c"]))
+    with pytest.raises(JetFileError, match=re.escape("'generator_truth/n_b_hadrons' has dtype "
+                                                     "|S1, expected numeric values")):
+        read_jets(bad)
+
+
+def test_links_to_other_files_are_not_followed(tmp_path):
+    other = write_jets(tmp_path / "other.h5", _small_jets())
+    bad = write_jets(tmp_path / "linked.h5", _small_jets())
+    with h5py.File(bad, "a") as f:
+        del f["target_subgroup/target"]
+        f["target_subgroup/target"] = h5py.ExternalLink(str(other), "target_subgroup/target")
+    with pytest.raises(JetFileError, match="is a link \\(ExternalLink\\).*not followed"):
+        read_jets(bad)
+
+
+def test_labels_that_are_not_one_hot_are_refused_by_the_reader(tmp_path):
+    bad = _with(tmp_path, "target_subgroup/target",
+                np.array([[1, 0], [2, 0], [0, 1]], np.float32))
+    with pytest.raises(JetFileError, match=r"labels: expected one-hot rows.*\[2.0, 0.0\] for "
+                                           "jet 1"):
+        read_jets(bad)
+
+
+def test_a_damaged_object_header_is_refused_not_raised_as_a_keyerror():
+    """Found by fuzz/h5_reader.py: h5py raises KeyError (or TypeError, RuntimeError) for
+    some corrupt structures; the reader reports them as a damaged file."""
+    from pathlib import Path
+
+    damaged = (Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "h5_reader"
+               / "regression-keyerror-object-header.h5")
+    with pytest.raises(JetFileError, match=r"cannot be read \(KeyError: .*message not "
+                                           r"aligned.*probably truncated or corrupted"):
+        read_jets(damaged)

@@ -64,3 +64,19 @@ def test_jets_slice_len_and_counts():
     assert jets[1:3].is_signal.tolist() == [True, True]
     assert jets.n_tracks.tolist() == [7] * 5 and jets.n_vertices.tolist() == [1] * 5
     assert jets.track_names[0] == "track_ptrel"
+
+
+@pytest.mark.parametrize("row", [[2, 0], [1, -1], [0.5, 0.5], [0, 0], [1, 1]])
+def test_labels_that_are_not_one_hot_are_refused_naming_the_row(row):
+    t, v = _arrays(n=3)
+    labels = np.array([[1, 0], row, [0, 1]], np.float32)
+    with pytest.raises(InvalidJetsError, match=r"labels: expected one-hot rows .* for jet 1"):
+        Jets(t, v, labels=labels)
+
+
+def test_labels_need_one_column_per_class_and_may_have_more_than_two():
+    t, v = _arrays(n=3)
+    with pytest.raises(InvalidJetsError, match=r"at least 2\), received shape \(3, 1\)"):
+        Jets(t, v, labels=np.ones((3, 1), np.float32))
+    jets = Jets(t, v, labels=np.eye(10, dtype=np.float32)[[0, 4, 9]])  # JetClass: 10 classes
+    assert jets.labels.argmax(1).tolist() == [0, 4, 9]

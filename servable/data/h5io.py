@@ -32,6 +32,17 @@ class JetFileError(ServableError, ValueError):
     """A file that is not a readable CMS H->bb HDF5 file; the message says what and how to fix."""
 
 
+# what h5py raises when libhdf5 fails on a damaged file: it maps HDF5's error classes onto
+# these (a corrupt object header can surface as KeyError, a corrupt datatype as TypeError)
+H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+
+
+def _damaged(path, what: str, exc: BaseException) -> JetFileError:
+    first = (str(exc).splitlines() or [""])[0]
+    return JetFileError(f"{path}: {what} cannot be read ({exc.__class__.__name__}: {first}); "
+                        "the file is probably truncated or corrupted")
+
+
 def _split_of(f: h5py.File, path) -> str:
     for split in SPLITS:
         if f"{split}_subgroup" in f:
@@ -48,84 +59,147 @@ def _open(path) -> h5py.File:
         raise JetFileError(f"{path}: no such file")
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except H5_ERRORS as exc:
         raise JetFileError(
             f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0]}); the file may be truncated or of another format"
         ) from None
 
 
-def _dataset(f: h5py.File, key: str, path, shape_tail: tuple | None) -> h5py.Dataset:
+def _key(ds: h5py.Dataset) -> str:
+    return ds.name.lstrip("/")
+
+
+def _shape_text(tail: tuple) -> str:
+    return f"(n, {', '.join(map(str, tail))})" if tail else "(n,)"
+
+
+def _plain(f: h5py.File, key: str, path) -> h5py.Dataset:
+    """The dataset at `key`, if it is a plain dataset of this file: links, groups, external
+    and virtual storage (data in other files) are refused, not followed."""
     if key not in f:
         raise JetFileError(f"{path}: missing dataset '{key}'")
+    link = f.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise JetFileError(f"{path}: '{key}' is a link ({type(link).__name__}), expected a "
+                           "dataset of this file; links are not followed")
     ds = f[key]
-    if shape_tail is not None and tuple(ds.shape[1:]) != shape_tail:
-        raise JetFileError(
-            f"{path}: dataset '{key}' has shape {ds.shape}, expected (n, "
-            f"{', '.join(map(str, shape_tail))})"
-        )
+    if not isinstance(ds, h5py.Dataset):
+        raise JetFileError(f"{path}: '{key}' is a group, expected a dataset")
+    if ds.is_virtual or ds.external:
+        raise JetFileError(f"{path}: dataset '{key}' keeps its data in other files; "
+                           "only self-contained files are read")
     return ds
 
 
-def _names(ds: h5py.Dataset, default: tuple[str, ...]) -> tuple[str, ...]:
+def _checked(ds: h5py.Dataset, path, tail: tuple, kinds: str = "f") -> h5py.Dataset:
+    """`ds` if its shape is (n, *tail) and its dtype one of `kinds`."""
+    if ds.ndim != len(tail) + 1 or tuple(ds.shape[1:]) != tail:
+        raise JetFileError(
+            f"{path}: dataset '{_key(ds)}' has shape {ds.shape}, expected "
+            f"{_shape_text(tail)}"
+        )
+    if ds.dtype.kind not in kinds:
+        wanted = "floating-point" if kinds == "f" else "numeric"
+        raise JetFileError(f"{path}: dataset '{_key(ds)}' has dtype {ds.dtype}, "
+                           f"expected {wanted} values")
+    return ds
+
+
+def _names(ds: h5py.Dataset, default: tuple[str, ...], path) -> tuple[str, ...]:
     raw = ds.attrs.get("feature_names")
     if raw is None:
         return default
-    return tuple(x.decode() if isinstance(x, bytes) else str(x) for x in raw)
+    try:
+        if np.ndim(raw) != 1:
+            raise TypeError
+        return tuple(x.decode() if isinstance(x, bytes) else str(x) for x in raw)
+    except (TypeError, UnicodeDecodeError):
+        raise JetFileError(f"{path}: dataset '{_key(ds)}' has a feature_names attribute that is "
+                           "not a list of names; remove it or write one name per feature"
+                           ) from None
 
 
 class JetFile:
-    """One CMS-layout HDF5 file, open for chunked reading."""
+    """One CMS-layout HDF5 file, open for chunked reading; every dataset's shape and dtype is
+    checked when the file is opened."""
 
     def __init__(self, path):
         self.path = Path(path)
         self._f = _open(path)
         try:
-            self.split = _split_of(self._f, path)
-            g = f"{self.split}_subgroup/{self.split}"
-            self.tracks = _dataset(self._f, f"{g}_2", path, None)
-            self.track_names = _names(self.tracks, schema.TRACK_NAMES)
-            _check_len("tracks", self.tracks, len(self.track_names), schema.TRACK_SLOTS, path)
-            self.vertices = _dataset(self._f, f"{g}_3", path, None)
-            self.vertex_names = _names(self.vertices, schema.VERTEX_NAMES)
-            _check_len("vertices", self.vertices, len(self.vertex_names),
-                       schema.VERTEX_SLOTS, path)
-            self.jet_features = self._f.get(f"{g}_0")
-            self.jet_feature_names = (
-                _names(self.jet_features, schema.JET_NAMES)
-                if self.jet_features is not None else schema.JET_NAMES
-            )
-            self.labels = self._f.get("target_subgroup/target")
-            self.spectators = self._f.get("spectator_subgroup/spectators")
-            n = len(self.tracks)
-            for name, ds in (("vertices", self.vertices), ("jet features", self.jet_features),
-                             ("target", self.labels), ("spectators", self.spectators)):
-                if ds is not None and len(ds) != n:
-                    raise JetFileError(
-                        f"{path}: {name} hold {len(ds)} jets but tracks hold {n}; "
-                        "the file is inconsistent"
-                    )
-            # read one element from every dataset: a truncated file fails here, not mid-run
-            for ds in (self.tracks, self.vertices, self.jet_features, self.labels,
-                       self.spectators):
-                if ds is not None and len(ds):
-                    ds[len(ds) - 1]
-        except OSError as exc:
-            self._f.close()
-            raise JetFileError(
-                f"{path}: the data cannot be read ({str(exc).splitlines()[0]}); "
-                "the file is probably truncated"
-            ) from None
-        except Exception:
+            self._check_layout(path)
+        except ServableError:
             self._f.close()
             raise
+        except H5_ERRORS as exc:
+            self._f.close()
+            raise _damaged(path, "the data", exc) from None
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _check_layout(self, path) -> None:
+        f = self._f
+        self.split = _split_of(f, path)
+        g = f"{self.split}_subgroup/{self.split}"
+        tracks, vertices = _plain(f, f"{g}_2", path), _plain(f, f"{g}_3", path)
+        self.track_names = _names(tracks, schema.TRACK_NAMES, path)
+        self.tracks = _checked(tracks, path, (len(self.track_names), schema.TRACK_SLOTS))
+        self.vertex_names = _names(vertices, schema.VERTEX_NAMES, path)
+        self.vertices = _checked(vertices, path, (len(self.vertex_names), schema.VERTEX_SLOTS))
+        self.jet_features, self.jet_feature_names = None, schema.JET_NAMES
+        if f"{g}_0" in f:
+            jet_features = _plain(f, f"{g}_0", path)
+            self.jet_feature_names = _names(jet_features, schema.JET_NAMES, path)
+            self.jet_features = _checked(jet_features, path, (len(self.jet_feature_names), 1))
+        self.labels = self._optional("target_subgroup/target", (len(schema.LABELS),))
+        self.spectators = self._optional("spectator_subgroup/spectators",
+                                         (1, len(schema.SPECTATOR_NAMES)))
+        self.truth = self._truth(path)
+        n = len(self.tracks)
+        for ds in (self.vertices, self.jet_features, self.labels, self.spectators,
+                   *self.truth.values()):
+            if ds is not None and len(ds) != n:
+                raise JetFileError(f"{path}: dataset '{_key(ds)}' holds {len(ds)} jets but "
+                                   f"tracks hold {n}; the file is inconsistent")
+        # read one element from every dataset: a truncated file fails here, not mid-run
+        for ds in (self.tracks, self.vertices, self.jet_features, self.labels,
+                   self.spectators, *self.truth.values()):
+            if ds is not None and len(ds):
+                ds[len(ds) - 1]
+
+    def _truth(self, path) -> dict[str, h5py.Dataset]:
+        """The generator truth datasets: only those the generator writes, in their shapes."""
+        if TRUTH_GROUP not in self._f:
+            return {}
+        link = self._f.get(TRUTH_GROUP, getlink=True)
+        if not isinstance(link, h5py.HardLink) or not isinstance(self._f[TRUTH_GROUP], h5py.Group):
+            raise JetFileError(f"{path}: '{TRUTH_GROUP}' is not a group of datasets")
+        truth = {}
+        for name in self._f[TRUTH_GROUP]:
+            key = f"{TRUTH_GROUP}/{name}"
+            if name not in schema.TRUTH_SHAPES:
+                raise JetFileError(f"{path}: unexpected '{key}'; {TRUTH_GROUP}/ holds only "
+                                   f"{', '.join(schema.TRUTH_SHAPES)}")
+            truth[name] = _checked(_plain(self._f, key, path), path, schema.TRUTH_SHAPES[name],
+                                   "biuf")
+        return truth
+
+    def _optional(self, key: str, tail: tuple) -> h5py.Dataset | None:
+        if key not in self._f:
+            return None
+        return _checked(_plain(self._f, key, self.path), self.path, tail)
 
     def __len__(self) -> int:
         return len(self.tracks)
 
     @property
     def attrs(self) -> dict:
-        return {k: _attr(v) for k, v in self._f.attrs.items()}
+        try:
+            return {k: _attr(v) for k, v in self._f.attrs.items()}
+        except H5_ERRORS as exc:
+            raise _damaged(self.path, "the file's attributes", exc) from None
 
     def read(self, start: int = 0, stop: int | None = None) -> Jets:
         stop = len(self) if stop is None else min(stop, len(self))
@@ -133,21 +207,19 @@ class JetFile:
         try:
             jf = None if self.jet_features is None else self.jet_features[sl][..., 0]
             spec = None if self.spectators is None else self.spectators[sl][:, 0, :]
-            extras = {}
-            if TRUTH_GROUP in self._f:
-                extras = {k: ds[sl] for k, ds in self._f[TRUTH_GROUP].items()}
+            extras = {k: ds[sl] for k, ds in self.truth.items()}
             return Jets(
                 self.tracks[sl], self.vertices[sl], jf,
                 None if self.labels is None else self.labels[sl], spec,
                 self.track_names, self.vertex_names, self.jet_feature_names, extras,
             )
-        except OSError as exc:
-            raise JetFileError(
-                f"{self.path}: jets {start}-{stop} cannot be read ({str(exc).splitlines()[0]}); "
-                "the file is probably truncated"
-            ) from None
         except InvalidJetsError as exc:
             raise JetFileError(f"{self.path}: jets {start}-{stop}: {exc}") from None
+        except MemoryError:
+            raise JetFileError(f"{self.path}: jets {start}-{stop} do not fit in memory; read "
+                               "the file in chunks (iter_jets, or a smaller chunk size)") from None
+        except H5_ERRORS as exc:
+            raise _damaged(self.path, f"jets {start}-{stop}", exc) from None
 
     def close(self) -> None:
         self._f.close()
@@ -157,14 +229,6 @@ class JetFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _check_len(name, ds, n_features, slots, path) -> None:
-    if ds.ndim != 3 or ds.shape[1] != n_features or ds.shape[2] != slots:
-        raise JetFileError(
-            f"{path}: {name} dataset '{ds.name}' has shape {ds.shape}, expected "
-            f"(n, {n_features}, {slots})"
-        )
 
 
 def _attr(value):

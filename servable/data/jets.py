@@ -36,13 +36,27 @@ def _as_float32(name: str, array, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _check_finite(name: str, array: np.ndarray) -> None:
+def check_finite(name: str, array: np.ndarray) -> None:
     bad = ~np.isfinite(array)
     if bad.any():
         jet = int(np.argwhere(bad)[0][0])
         raise InvalidJetsError(
             f"{name}: {int(bad.sum())} NaN/Inf values (first in jet {jet}); "
             "replace them or drop those jets"
+        )
+
+
+def _check_one_hot(labels: np.ndarray) -> None:
+    if labels.shape[1] < 2:
+        raise InvalidJetsError(
+            f"labels: expected one column per class (at least 2), received shape {labels.shape}"
+        )
+    bad = ~(((labels == 0) | (labels == 1)).all(axis=1) & (labels.sum(axis=1) == 1))
+    if bad.any():
+        jet = int(np.argmax(bad))
+        raise InvalidJetsError(
+            f"labels: expected one-hot rows (one 1, the rest 0), received "
+            f"{labels[jet].tolist()} for jet {jet} ({int(bad.sum())} such jets)"
         )
 
 
@@ -134,7 +148,9 @@ def validate_jets(
         out[key] = a
     for key, array in out.items():
         if array is not None:
-            _check_finite(key, array)
+            check_finite(key, array)
+    if out["labels"] is not None:
+        _check_one_hot(out["labels"])
     if check_padding:
         _check_padding("tracks", t)
         _check_padding("vertices", v)
@@ -150,7 +166,7 @@ class Jets:
     tracks : (n, P, 60) float32, channels-first, zero-padded
     vertices : (n, S, 5) float32, channels-first, zero-padded
     jet_features : (n, F) float32 jet-level `fj_*` features, optional
-    labels : (n, 2) one-hot [QCD, H->bb], optional
+    labels : (n, classes) one-hot, [QCD, H->bb] in the CMS layout, optional
     spectators : (n, 11) float32, optional
     """
 

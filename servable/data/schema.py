@@ -228,6 +228,14 @@ TRUTH_ORIGINS: tuple[str, ...] = ("primary", "b_hadron_decay", "c_hadron_decay",
                                   "other_secondary", "pileup")
 TRUTH_PADDING = -1  # origin / index written in empty slots
 B_HADRON_SLOTS = 4
+# each generator_truth/ dataset and its shape after the jet axis
+TRUTH_SHAPES: dict[str, tuple[int, ...]] = {
+    "n_b_hadrons": (), "weight": (),
+    "track_origin": (TRACK_SLOTS,), "track_b_hadron": (TRACK_SLOTS,),
+    "sv_origin": (VERTEX_SLOTS,), "sv_b_hadron": (VERTEX_SLOTS,),
+    "sv_hadron_pdgid": (VERTEX_SLOTS,),
+    "b_hadron_pdgid": (B_HADRON_SLOTS,), "b_hadron_pt_eta_phi": (B_HADRON_SLOTS, 3),
+}
 
 LABELS: tuple[str, ...] = ("QCD", "Hbb")
 

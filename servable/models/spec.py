@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from servable.data import schema
-from servable.data.jets import InvalidJetsError, Jets
+from servable.data.jets import InvalidJetsError, Jets, check_finite
 
 # the field of an Explanation that holds each group's relevance
 EXPLANATION_FIELDS = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
@@ -54,11 +54,21 @@ class InputGroup:
         return [i for i, n in enumerate(self.features) if _feature_entry(n)["categorical"]]
 
     def select(self, jets: Jets) -> np.ndarray:
-        """This group's features, picked by name from `jets`; the slot count is checked."""
+        """This group's features, picked by name from `jets`; shape, dtype and slot count are
+        checked here, at the point of use, so jets changed after construction are caught."""
         array, have = jets.group(self.name)
         if array is None:
             raise InvalidJetsError(f"{self.name}: the model needs this input (jet-level fj_* "
                                    "features), and the jets have none")
+        array = np.asarray(array)
+        expected = ("(jets, features)" if self.slots is None
+                    else "(jets, features, slots)")
+        if array.ndim != (2 if self.slots is None else 3) or array.shape[1] != len(have):
+            raise InvalidJetsError(f"{self.name}: expected shape {expected} with "
+                                   f"{len(have)} features, received {array.shape}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise InvalidJetsError(f"{self.name}: expected a floating-point array, received "
+                                   f"dtype {array.dtype}")
         if self.slots is not None and array.shape[2] != self.slots:
             raise InvalidJetsError(
                 f"{self.name}: the model takes {self.slots} slots per jet, the input has "
@@ -120,8 +130,16 @@ class InputSpec:
         return iter(self.groups)
 
     def select(self, jets: Jets) -> dict[str, np.ndarray]:
-        """The arrays the model consumes, by group name."""
-        return {g.name: g.select(jets) for g in self.groups}
+        """The arrays the model consumes, by group name: the one check at the point of use
+        for every runtime (shapes against this spec, one jet count, finite values)."""
+        arrays = {g.name: g.select(jets) for g in self.groups}
+        counts = {name: len(a) for name, a in arrays.items()}
+        if len(set(counts.values())) > 1:
+            raise InvalidJetsError(f"jets: every input needs the same number of jets, "
+                                   f"received {counts}")
+        for name, array in arrays.items():
+            check_finite(name, array)
+        return arrays
 
     def feature_names(self) -> dict[str, list[str]]:
         """Feature names per Explanation field (tracks, vertices, jet)."""

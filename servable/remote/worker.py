@@ -129,7 +129,20 @@ def explain_arrays(bundle_ref, arrays: dict, method: str, target: int = 1,
 
 
 def train_options(options: dict) -> dict:
-    """One training run: `options` holds data paths, the TrainConfig fields, the target."""
+    """One training run: `options` holds data paths, the TrainConfig fields, the target.
+
+    The training reads its HDF5 files, which may come from anyone, in a child process: a
+    crash of the HDF5 library on a malformed file ends this task with a `ReaderCrashed`
+    error and the worker serves the next task."""
+    from servable.remote.isolation import run_isolated
+
+    result = run_isolated(f"{__name__}:train_in_process", options,
+                          what=", ".join(map(str, options.get("data", []))))
+    return {**result, "worker": worker_info()}
+
+
+def train_in_process(options: dict) -> dict:
+    """The training run of `train_options`, in this process (JSON-able answer)."""
     from pathlib import Path
 
     import torch
@@ -141,5 +154,5 @@ def train_options(options: dict) -> dict:
         torch.set_num_threads(int(options["threads"]))
     cfg = TrainConfig(**options["config"])
     path, summary = train_bundle([Path(p) for p in options["data"]], cfg, Path(options["out"]),
-                                force=options.get("force", False), progress=False)
-    return {"bundle": str(path), "summary": summary, "worker": worker_info()}
+                                 force=options.get("force", False), progress=False)
+    return {"bundle": str(path), "summary": summary}

@@ -13,6 +13,28 @@ class RuntimeUnavailable(ServableError):
     """The runtime cannot run here (missing package or hardware); the message says why."""
 
 
+class ModelMismatch(ServableError):
+    """A model graph and the inputs selected for it by the bundle's input spec disagree: the
+    manifest and model.onnx do not belong together."""
+
+
+def check_inputs(graph: dict[str, tuple | None], inputs: dict) -> None:
+    """The arrays the input spec selected against the graph's inputs (name -> shape, None
+    for a dynamic axis or an unknown shape), before anything is fed."""
+    for name, shape in graph.items():
+        if name not in inputs:
+            raise ModelMismatch(f"model.onnx takes the inputs {', '.join(graph)}, the manifest "
+                                f"declares {', '.join(inputs) or 'none'}; the bundle's manifest "
+                                "and model.onnx do not belong together")
+        got = inputs[name].shape
+        if shape is not None and (len(got) != len(shape) or any(
+                want not in (None, have) for want, have in zip(shape, got, strict=True))):
+            wanted = f"({', '.join('n' if w is None else str(w) for w in shape)})"
+            raise ModelMismatch(f"model.onnx takes {name} of shape {wanted}, the manifest's "
+                                f"input spec gives {got}; the bundle's manifest and "
+                                "model.onnx do not belong together")
+
+
 def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
     """`run(inputs, batch_size)`, optionally over jets grouped by track multiplicity.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.runtimes import RuntimeUnavailable, run_bucketed
+from servable.runtimes import RuntimeUnavailable, check_inputs, run_bucketed
 
 
 class OnnxRuntime:
@@ -29,11 +29,14 @@ class OnnxRuntime:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_shapes = {i.name: tuple(d if isinstance(d, int) else None for d in i.shape)
+                             for i in self.session.get_inputs()}
         self.providers = self.session.get_providers()
 
     def logits(self, inputs: dict[str, np.ndarray], batch_size: int | None = None,
                bucket: bool = False) -> np.ndarray:
         """Logits in input order; `bucket` groups jets by track multiplicity (for the IN)."""
+        check_inputs(self.input_shapes, inputs)
         return run_bucketed(self._run, inputs, batch_size, bucket)
 
     def _run(self, inputs, batch_size):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.runtimes import RuntimeUnavailable, run_bucketed
+from servable.runtimes import RuntimeUnavailable, check_inputs, run_bucketed
 
 MAX_BATCH = 4096
 
@@ -82,6 +82,7 @@ class TensorRTRuntime:
     def logits(self, inputs: dict[str, np.ndarray], batch_size: int | None = None,
                bucket: bool = False) -> np.ndarray:
         """Logits in input order; `bucket` groups jets by track multiplicity (for the IN)."""
+        check_inputs(dict.fromkeys(self.input_names), inputs)
         return run_bucketed(self._run, inputs, batch_size, bucket)
 
     def _run(self, inputs: dict[str, np.ndarray], batch_size: int | None) -> np.ndarray:

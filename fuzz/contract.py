@@ -1,0 +1,78 @@
+"""The contract every fuzz target and property test asserts, and the valid inputs they start
+from.
+
+Bad input gives a `ServableError` whose message is one line, or the call succeeds with a
+valid result; any other exception is a finding. Inputs are never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servable.data.jets import Jets
+from servable.errors import ServableError
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT / "tests" / "fixtures" / "published-in"
+RECORDS = sorted((ROOT / "metadata").glob("*.yaml"))
+
+
+def obey(call: Callable[[], Any]) -> Any:
+    """The call's result, or None when it refused its input with a one-line ServableError.
+    Any other exception propagates: that is what the fuzzers look for."""
+    try:
+        return call()
+    except ServableError as exc:
+        message = str(exc)
+        assert message.strip(), f"{type(exc).__name__} with an empty message"
+        assert len(message.splitlines()) == 1, f"{type(exc).__name__} over several lines: " \
+                                               f"{message!r}"
+        return None
+
+
+def _digests(root: Path) -> dict[str, str]:
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@contextmanager
+def unchanged(*paths: Path) -> Iterator[None]:
+    """Assert that the files at (or under) `paths` are byte for byte the same afterwards,
+    and that no file appeared or went away."""
+    before = {p: _digests(Path(p)) for p in paths}
+    yield
+    for p, digests in before.items():
+        assert _digests(Path(p)) == digests, f"{p} changed"
+
+
+def small_jets(n: int = 3, seed: int = 0, truth: bool = True) -> Jets:
+    """Valid jets in the full CMS layout, labelled, with spectators and generator truth."""
+    rng = np.random.default_rng(seed)
+    tracks = np.zeros((n, 30, 60), np.float32)
+    vertices = np.zeros((n, 14, 5), np.float32)
+    for i in range(n):
+        tracks[i, :, :1 + (3 * i) % 60] = rng.normal(1, 0.3, (30, 1 + (3 * i) % 60))
+        vertices[i, :, :i % 6] = rng.normal(1, 0.3, (14, i % 6))
+    labels = np.eye(2, dtype=np.float32)[np.arange(n) % 2]
+    extras = {"n_b_hadrons": np.full(n, 2, np.int32),
+              "track_origin": np.zeros((n, 60), np.int8),
+              "b_hadron_pt_eta_phi": np.ones((n, 4, 3), np.float32)} if truth else {}
+    return Jets(tracks, vertices, rng.normal(size=(n, 27)).astype(np.float32), labels,
+                rng.normal(size=(n, 11)).astype(np.float32), extras=extras)
+
+
+def check_jets(jets: Jets) -> None:
+    """What a valid result of the reader is: validated arrays, finite, one-hot labels."""
+    from servable.data.jets import validate_jets
+
+    validate_jets(jets.tracks, jets.vertices, jets.jet_features, jets.labels, jets.spectators,
+                  track_names=jets.track_names, vertex_names=jets.vertex_names,
+                  jet_feature_names=jets.jet_feature_names)
+    for array in (jets.tracks, jets.vertices, jets.jet_features, jets.spectators):
+        assert array is None or (array.dtype == np.float32 and np.isfinite(array).all())
