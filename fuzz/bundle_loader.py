@@ -8,8 +8,10 @@ The base bundle is the published IN, imported at start-up (once: kept under
 $SERVABLE_FUZZ_CACHE when set, as `make fuzz` does, since libFuzzer's fork mode starts the
 target afresh for every job); its fresh manifest joins the seeds (in the working corpus), so
 the fuzzer starts from a manifest whose checksums verify.
-Contract (fuzz/contract.py): a one-line ServableError or finite probabilities; the bundle's
-files are unchanged.
+An input that starts with `#` is sealed anew before it is written (fuzz/contract.py
+`reseal`), as a forger would, so the fuzzer reaches the manifest's validation and use, not
+only the seal. Contract (fuzz/contract.py): a one-line ServableError or finite probabilities;
+the bundle's files are unchanged.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import atheris
 with atheris.instrument_imports(include=["servable"]):
     import numpy as np
 
-    from fuzz.contract import obey, unchanged
+    from fuzz.contract import blank_documents, obey, reseal, unchanged
     from fuzz.seeds import base_bundle
-    from servable.bundle.bundle import MANIFEST, open_bundle
+    from servable import safe_yaml
+    from servable.bundle.bundle import open_bundle
+    from servable.bundle.manifest import MANIFEST
+    from servable.errors import ServableError
     from servable.data import schema
     from servable.data.jets import Jets
 
@@ -45,6 +50,7 @@ def _base() -> Path:
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-bundle-"))
 BUNDLE = Path(shutil.copytree(_base(), WORK / "bundle"))
 VALID = (BUNDLE / MANIFEST).read_bytes()
+blank_documents(BUNDLE)
 
 
 def _jets(n: int = 4) -> Jets:
@@ -72,6 +78,12 @@ def load_and_predict(path: Path) -> None:
 
 
 def test_one_input(data: bytes) -> None:
+    """Half the inputs as they are (the seal check), half sealed anew (what comes after)."""
+    if data[:1] == b"#":
+        try:
+            data = reseal(safe_yaml.load(data.decode("utf-8", "replace"), MANIFEST))
+        except ServableError:
+            pass
     (BUNDLE / MANIFEST).write_bytes(data)
     with unchanged(BUNDLE):
         load_and_predict(BUNDLE)
@@ -83,6 +95,7 @@ def main() -> None:
     if dirs:  # the fresh valid manifest joins the working corpus (the first directory)
         Path(argv[dirs[0]]).mkdir(parents=True, exist_ok=True)
         (Path(argv[dirs[0]]) / "fresh-servable.yaml").write_bytes(VALID)
+        (Path(argv[dirs[0]]) / "fresh-resealed.yaml").write_bytes(b"#\n" + VALID)
     atheris.Setup(argv, test_one_input)
     try:
         atheris.Fuzz()

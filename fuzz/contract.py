@@ -76,3 +76,33 @@ def check_jets(jets: Jets) -> None:
                   jet_feature_names=jets.jet_feature_names)
     for array in (jets.tracks, jets.vertices, jets.jet_features, jets.spectators):
         assert array is None or (array.dtype == np.float32 and np.isfinite(array).all())
+
+
+def blank_documents(bundle: Path) -> None:
+    """Prepare a sealed bundle for `reseal`: the citation documents carry the digest blanked
+    (which verifies under any digest: they are hashed blanked anyway)."""
+    from servable.bundle.citation import GENERATED
+    from servable.bundle.manifest import BLANK, read_manifest
+
+    digest = read_manifest(bundle)[0]["digest"].removeprefix("sha256:")
+    for name in GENERATED:
+        path = bundle / name
+        path.write_text(path.read_text().replace(digest, BLANK))
+
+
+def reseal(manifest) -> bytes:
+    """The manifest's bytes with a content digest that verifies against the bundle's other
+    files (as a forger who edits servable.yaml and seals it anew would write it), so that
+    fuzzing reaches what comes after the seal; a manifest that is not a mapping with a
+    `files` mapping is returned as plain YAML (the seal check refuses it first)."""
+    from servable import safe_yaml
+    from servable.bundle.manifest import BLANK, MANIFEST, digest_of, sha256_bytes
+
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("files"), dict)
+            and all(isinstance(v, str) for v in manifest["files"].values())):
+        return safe_yaml.dump(manifest).encode()
+    manifest = {**manifest, "digest": f"sha256:{BLANK}"}
+    text = safe_yaml.dump(manifest)
+    digest = digest_of({**{str(k): v for k, v in manifest["files"].items()},
+                        MANIFEST: sha256_bytes(text.encode())})
+    return text.replace(BLANK, digest).encode()

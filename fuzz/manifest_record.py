@@ -17,7 +17,7 @@ import atheris
 
 with atheris.instrument_imports(include=["servable"]):
     from fuzz.contract import obey, unchanged
-    from servable.bundle.bundle import MANIFEST, read_manifest, verify
+    from servable.bundle.manifest import MANIFEST, read_manifest, verify
     from servable.bundle.record import load_record, record_from_manifest, validate_record
 
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-manifest-"))

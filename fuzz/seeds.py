@@ -48,6 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = (base_bundle(Path(tmp)) / "servable.yaml").read_bytes()
     (CORPUS / "bundle_loader" / "servable.yaml").write_bytes(manifest)
+    (CORPUS / "bundle_loader" / "resealed-servable.yaml").write_bytes(b"#\n" + manifest)
     (CORPUS / "manifest_record" / "bundle-manifest.yaml").write_bytes(manifest)
     for record in RECORDS:
         shutil.copy(record, CORPUS / "manifest_record" / f"record-{record.name}")
