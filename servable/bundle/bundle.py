@@ -284,7 +284,12 @@ def _native_tagger(path: Path, manifest: dict) -> Tagger:
     raw = (path / name).read_bytes()
     if sha256_bytes(raw) != manifest["files"][name]:
         raise BundleError(f"{path}: file {name} changed after verification; load it again")
-    tagger.load_weights(raw)
+    try:
+        tagger.load_weights(raw)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # torch and xgboost say
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise BundleError(f"{path}: {name} does not fit the model configuration in "
+                          f"{MANIFEST} ({exc.__class__.__name__}: {first})") from None
     return tagger
 
 

@@ -143,6 +143,21 @@ def _check_config(config: dict, defaults: dict) -> None:
             bad(key, "a non-empty list of feature names", v)
     if not isinstance(config["preprocessing"], dict):
         bad("preprocessing", "a mapping", config["preprocessing"])
+    for group, spec in config["preprocessing"].items():
+        field = f"preprocessing.{group}"
+        if group not in FEATURE_KEYS or not isinstance(spec, dict):
+            bad(field, f"a mapping for one of {', '.join(FEATURE_KEYS)}", spec)
+        if spec.get("features") != config[FEATURE_KEYS[group]]:
+            bad(f"{field}.features", f"the {FEATURE_KEYS[group]} list", spec.get("features"))
+        n = len(spec["features"])
+        for key, low in (("centre", -np.inf), ("scale", 0.0), ("clip", -0.0)):
+            v = spec.get(key)
+            if not (isinstance(v, list) and len(v) == n and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+                    and (x > low if key == "scale" else x >= low) for x in v)):
+                wanted = {"centre": "finite numbers", "scale": "positive finite numbers",
+                          "clip": "finite numbers >= 0 (0: no clip)"}[key]
+                bad(f"{field}.{key}", f"a list of {n} {wanted}", v)
 
 
 class TorchTagger(Tagger):
