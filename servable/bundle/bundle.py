@@ -22,7 +22,9 @@ import yaml
 from servable.bundle.citation import CRATE, GENERATED, bundle_documents, ro_crate
 from servable.data import schema
 from servable.data.jets import Jets
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
+from servable.files import atomic_output, json_text, read_text
+from servable.files import sha256_file as sha256_path  # refuses a named pipe, never blocks
 from servable.models.batching import probabilities
 from servable.models.spec import InputSpec
 
@@ -42,14 +44,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_manifest(path) -> dict:
     path = Path(path)
     if path.is_file():
@@ -58,7 +52,7 @@ def read_manifest(path) -> dict:
     if not manifest_path.exists():
         raise BundleError(f"{path}: not a servable bundle (no {MANIFEST})")
     try:
-        manifest = yaml.safe_load(manifest_path.read_text())
+        manifest = yaml.safe_load(read_text(manifest_path))
     except yaml.YAMLError as exc:
         raise BundleError(f"{manifest_path}: not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(manifest, dict) or "files" not in manifest or "model" not in manifest:
@@ -132,8 +126,6 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
                 extra_files: dict[str, bytes] | None = None, overwrite: bool = False,
                 description: str = "", authors: list[dict] | None = None) -> Path:
     """Write a bundle directory: weights, manifest with checksums, metrics, extra files."""
-    import json
-
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; choose another directory or "
@@ -142,7 +134,7 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
     files: dict[str, bytes] = dict(extra_files or {})
     files[tagger.weights_file] = tagger.weights_bytes()
     if metrics is not None:
-        files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+        files["metrics.json"] = json_text(metrics).encode()  # strict: undefined is null
     files["schema.json"] = schema.schema_json().encode()
     for fname, data in files.items():
         (out / fname).write_bytes(data)
@@ -219,21 +211,16 @@ def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> No
 
 
 def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
-    """Verify a bundle and pack it into a .zip (the file that gets a DOI)."""
+    """Verify a bundle and pack it into a .zip (the file that gets a DOI); the zip is written
+    by `servable.files.atomic_output`, never inside the bundle."""
     import zipfile
 
     bundle, zip_path = Path(bundle), Path(zip_path)
     manifest = verify(bundle)
-    if zip_path.exists() and not overwrite:
-        raise FileExistsError(f"{zip_path} exists; choose another name or pass --force")
-    tmp = zip_path.with_name(f".{zip_path.name}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in [MANIFEST, *manifest["files"]]:
-                z.write(bundle / name, f"{manifest['name']}/{name}")
-        tmp.replace(zip_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(zip_path, force=overwrite, inputs=[bundle]) as f, \
+            zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in [MANIFEST, *manifest["files"]]:
+            z.write(bundle / name, f"{manifest['name']}/{name}")
     return zip_path
 
 
@@ -275,6 +262,8 @@ class Bundle:
     def logits(self, jets: Jets, runtime: str = "torch",
                batch_size: int | None = None) -> np.ndarray:
         """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
+        if batch_size is not None:
+            check_int(batch_size, "batch_size")
         if runtime in ("torch", "native", "xgboost"):
             return self.tagger.logits_from_inputs(self.inputs(jets), batch_size)
         bucket = bool(self.manifest["model"].get("bucket_by_multiplicity"))
