@@ -171,18 +171,37 @@ def atomic_output(path, *, force: bool = False, inputs: Iterable = ()) -> Iterat
         yield f
         f.flush()
         os.fsync(f.fileno())
-        os.fchmod(f.fileno(), _file_mode())
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 becomes what a new file would get
+            os.fchmod(f.fileno(), _file_mode())
         ours, now = os.fstat(f.fileno()), os.lstat(tmp)
         if (ours.st_dev, ours.st_ino) != (now.st_dev, now.st_ino):
             raise OutputError(f"{path}: the temporary file {tmp} was replaced while it was "
                               "written; the output directory is not safe to write in")
         f.close()
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _rename_to_new(tmp, path)
         _sync_directory(path.parent)
     finally:
         f.close()
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _rename_to_new(tmp: str, path: Path) -> None:
+    """Rename only if `path` still does not exist: a file another writer made meanwhile is
+    kept (a hard link fails on an existing name; without hard links, checked just before)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; choose another name or pass --force") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} exists; choose another name or pass --force") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _sync_directory(directory: Path) -> None:
