@@ -32,9 +32,9 @@ with atheris.instrument_imports(include=["servable"]):
     from servable import safe_yaml
     from servable.bundle.bundle import open_bundle
     from servable.bundle.manifest import MANIFEST
-    from servable.errors import ServableError
     from servable.data import schema
     from servable.data.jets import Jets
+    from servable.errors import ServableError
 
 def _base() -> Path:
     cache = os.environ.get("SERVABLE_FUZZ_CACHE")

@@ -127,5 +127,5 @@ def test_a_record_with_an_alias_bomb_or_not_a_file_is_one_line(tmp_path):
                     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nname: *c\n")
     with pytest.raises(RecordError, match="YAML aliases"):
         load_record(bomb)
-    with pytest.raises(RecordError, match="no such metadata record"):
+    with pytest.raises(RecordError, match="a directory, not a regular file"):
         load_record(tmp_path)

@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from servable.bundle.bundle import Bundle
 from servable.data.jets import Jets
+from servable.errors import ServableError, check_int
 from servable.runtimes import RuntimeUnavailable
 
 
@@ -58,6 +59,15 @@ def format_parity(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _check_counts(batch_sizes: Sequence[int], **counts: int) -> None:
+    if not batch_sizes:
+        raise ServableError("give at least one batch size")
+    for bs in batch_sizes:
+        check_int(bs, "batch size")
+    for name, value in counts.items():
+        check_int(value, name)
+
+
 def _time(fn, repeats: int) -> list[float]:
     fn()  # warm-up: allocations, ONNX Runtime session optimisation
     out = []
@@ -71,6 +81,7 @@ def _time(fn, repeats: int) -> list[float]:
 def throughput(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int], repeats: int = 10,
                runtimes: Sequence[str] | None = None) -> dict:
     """Jets/s per runtime and batch size, `repeats` times each (paper Figure 4)."""
+    _check_counts(batch_sizes, repeats=repeats)
     names = list(runtimes) if runtimes else available_runtimes(bundle)[0]
     result = {"bundle": bundle.name, "threads": torch.get_num_threads(), "runtimes": {}}
     for name in names:
@@ -83,10 +94,10 @@ def throughput(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int], repeats: 
     return result
 
 
-def plot_throughput(result: dict, path) -> None:
+def plot_throughput(result: dict, path, force: bool = False) -> None:
     from servable.figures import figure
 
-    with figure(path, (6, 4)) as (fig, ax):
+    with figure(path, (6, 4), force=force) as (fig, ax):
         _throughput_axes(ax, result)
 
 
@@ -121,7 +132,9 @@ def inference_bench(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int],
     jets per second, so they compare directly.
     """
     if bundle.kind != "in":
-        raise ValueError("the inference bench compares IN implementations: give an IN bundle")
+        raise ServableError("the inference bench compares IN implementations: give an IN "
+                            "bundle")
+    _check_counts(batch_sizes, repeats=repeats, dense_jets=dense_jets)
     net = bundle.tagger.net
     inputs = bundle.tagger.inputs(jets)
     tracks, vertices = (torch.from_numpy(inputs[k]) for k in ("tracks", "vertices"))

@@ -30,7 +30,8 @@ from servable.bundle.manifest import (
 )
 from servable.data import schema
 from servable.data.jets import Jets
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
+from servable.files import atomic_output, json_text, read_text
 from servable.models.batching import probabilities
 from servable.models.spec import InputSpec
 
@@ -124,12 +125,11 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metrics,
                   extra_files, description, authors) -> None:
-    import json
 
     files: dict[str, bytes] = dict(extra_files or {})
     files[tagger.weights_file] = tagger.weights_bytes()
     if metrics is not None:
-        files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+        files["metrics.json"] = json_text(metrics).encode()  # strict: undefined is null
     files["schema.json"] = schema.schema_json().encode()
     for fname, data in files.items():
         (out / fname).write_bytes(data)
@@ -180,21 +180,16 @@ def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> No
 
 
 def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
-    """Verify a bundle and pack it into a .zip (the file that gets a DOI)."""
+    """Verify a bundle and pack it into a .zip (the file that gets a DOI); the zip is written
+    by `servable.files.atomic_output`, never inside the bundle."""
     import zipfile
 
     bundle, zip_path = Path(bundle), Path(zip_path)
     manifest = verify(bundle)
-    if zip_path.exists() and not overwrite:
-        raise FileExistsError(f"{zip_path} exists; choose another name or pass --force")
-    tmp = zip_path.with_name(f".{zip_path.name}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in [MANIFEST, *manifest["files"]]:
-                z.write(bundle / name, f"{manifest['name']}/{name}")
-        tmp.replace(zip_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(zip_path, force=overwrite, inputs=[bundle]) as f, \
+            zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in [MANIFEST, *manifest["files"]]:
+            z.write(bundle / name, f"{manifest['name']}/{name}")
     return zip_path
 
 
@@ -236,6 +231,8 @@ class Bundle:
     def logits(self, jets: Jets, runtime: str = "torch",
                batch_size: int | None = None) -> np.ndarray:
         """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
+        if batch_size is not None:
+            check_int(batch_size, "batch_size")
         if runtime in ("torch", "native", "xgboost"):
             return self.tagger.logits_from_inputs(self.inputs(jets), batch_size)
         bucket = bool(self.manifest["model"].get("bucket_by_multiplicity"))
@@ -300,7 +297,7 @@ def _under_bundle_path(key: str, roots: list[Path]) -> Path | None:
     for root in roots:
         for manifest_path in sorted(root.glob(f"*/{MANIFEST}")):
             try:
-                manifest = safe_yaml.load(manifest_path.read_text(), str(manifest_path))
+                manifest = safe_yaml.load(read_text(manifest_path), str(manifest_path))
             except (OSError, UnicodeDecodeError, ServableError):
                 continue
             if isinstance(manifest, dict) and key in (

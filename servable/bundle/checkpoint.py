@@ -15,6 +15,7 @@ from pathlib import Path
 from servable.bundle.bundle import save_bundle
 from servable.bundle.manifest import BundleError
 from servable.data import schema
+from servable.files import read_text, regular_file
 from servable.models.preprocessing import identity
 from servable.models.taggers import INTagger
 
@@ -61,10 +62,9 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
 
     checkpoint, metadata = Path(checkpoint), Path(metadata)
     for p in (checkpoint, metadata):
-        if not p.exists():
-            raise BundleError(f"{p}: no such file")
+        regular_file(p)  # one line for a missing file, a folder or a named pipe
     try:
-        meta = json.loads(metadata.read_text())
+        meta = json.loads(read_text(metadata))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{metadata}: not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(meta, dict):

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from servable import safe_yaml
 from servable.bundle.citation import CRATE, GENERATED, bundle_documents, ro_crate
 from servable.errors import ServableError
+from servable.files import sha256_file as sha256_path  # refuses a named pipe, never blocks
 
 MANIFEST = "servable.yaml"
 FORMAT_VERSION = 2
@@ -40,14 +41,6 @@ class BundleError(ServableError):
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def digest_of(hashes: dict[str, str]) -> str:

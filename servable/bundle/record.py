@@ -14,6 +14,7 @@ from pathlib import Path
 
 from servable import safe_yaml
 from servable.errors import ServableError
+from servable.files import read_text
 
 DOI_RE = re.compile(r"^10\.\d{4,9}(\.\d+)?/\S+$")
 ORCID_RE = re.compile(r"^https://orcid\.org/(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
@@ -97,10 +98,8 @@ def validate_record(record: dict, where: str = "record") -> dict:
 
 def load_record(path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"{path}: no such metadata record (a YAML file)")
     try:
-        record = safe_yaml.load(path.read_text(), str(path))
+        record = safe_yaml.load(read_text(path), str(path))
     except UnicodeDecodeError:
         raise RecordError(f"{path}: not UTF-8 text") from None
     except ServableError as exc:

@@ -57,9 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("aborted", err=True)
         return 1
     except Exception as exc:
-        # usage errors of typer's (vendored) click: they print themselves and carry exit 2
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+        # usage errors of typer's (vendored) click (a missing option, a value out of range):
+        # one line too, with where to find the command's usage; they carry exit 2
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            message = "; ".join(s.strip() for s in exc.format_message().splitlines() if s.strip())
+            ctx = getattr(exc, "ctx", None)
+            usage = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            if message:  # empty when the command's help was printed instead
+                typer.echo(f"error: {message}{usage}", err=True)
             return exc.exit_code
         raise
     return code if isinstance(code, int) else 0

@@ -3,7 +3,6 @@ compare jet files."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -68,11 +67,12 @@ def inspect(
     """Validate a jet file; print counts, multiplicities, soft-drop mass quantiles and the
     range of every feature, flagging values outside the documented CMS range."""
     from servable.data.summary import feature_ranges, format_ranges, format_summary, summarize
+    from servable.files import json_text
 
     summary = summarize(path)
     summary["features"] = feature_ranges(path)
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.echo(json_text(summary, default=str))
         return
     typer.echo(format_summary(summary))
     prov = summary.get("provenance")
@@ -88,14 +88,16 @@ def compare(
     output: Path = typer.Option(Path("compare"), "-o", "--output",
                                 help="folder for the figures (PNG and PDF per feature group)"),
     as_json: bool = typer.Option(False, "--json", help="print the distances as JSON"),
+    force: bool = typer.Option(False, help="overwrite existing figures"),
 ) -> None:
     """Per-feature distributions of two files side by side, with Wasserstein and KS distances."""
     from servable.data.compare import compare as run
     from servable.data.compare import format_comparison
+    from servable.files import json_text
 
-    rows = run(a, b, output)
+    rows = run(a, b, output, force=force)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json_text(rows))
     else:
         typer.echo(format_comparison(rows))
         typer.echo(f"figures in {output}/compare_<group>.png|pdf")

@@ -9,13 +9,14 @@ import typer
 
 def demo(
     output: Path = typer.Option(Path("demo-output"), "-o", "--output", help="folder for results"),
-    signal: int = typer.Option(600, help="H->bb jets to generate"),
-    background: int = typer.Option(600, help="QCD jets to generate"),
+    signal: int = typer.Option(600, min=30, help="H->bb jets to generate"),
+    background: int = typer.Option(600, min=30, help="QCD jets to generate"),
     seed: int = typer.Option(1, help="random seed"),
-    workers: int = typer.Option(2, help="generator processes"),
-    epochs: int = typer.Option(4, help="IN training epochs"),
+    workers: int = typer.Option(2, min=1, help="generator processes"),
+    epochs: int = typer.Option(4, min=1, help="IN training epochs"),
 ) -> None:
-    """Generate jets, train the IN, bundle it, predict (torch, ONNX) and explain it."""
+    """Generate jets, train the IN, bundle it, predict (torch, ONNX) and explain it; a
+    second run replaces the first's files."""
     import numpy as np
 
     from servable import load
@@ -70,8 +71,8 @@ def demo(
         result = servable.explain(test, method=method)
         folder = output / f"explain-{method}"
         folder.mkdir(exist_ok=True)
-        result.to_json(folder / "explanation.json")
-        write_plots(result, folder)
+        result.to_json(folder / "explanation.json", force=True)
+        write_plots(result, folder, force=True)
         typer.echo(f"      {method}: top features {', '.join(result.top(5))}")
     typer.echo(f"done: results in {output}/")
 

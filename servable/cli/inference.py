@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -15,7 +14,7 @@ def predict(
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
     runtime: str = typer.Option("torch", help="torch, onnx or tensorrt"),
-    batch_size: int = typer.Option(None, help="jets per forward pass"),
+    batch_size: int = typer.Option(None, min=1, help="jets per forward pass"),
     force: bool = typer.Option(False, help="overwrite an existing output file"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
@@ -50,15 +49,16 @@ def _sample(data: Path, n_jets: int | None):
 def bench_parity(
     bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     data: Path = typer.Option(..., "--data", help="jets to compare on"),
-    n_jets: int = typer.Option(None, help="use the first N jets"),
+    n_jets: int = typer.Option(None, min=1, help="use the first N jets"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Compare runtimes on the same jets: max |dp|, accuracy, AUC, fidelity."""
     from servable import load
     from servable.bundle.bench import format_parity, parity
+    from servable.files import json_text
 
     report = parity(load(bundle), _sample(data, n_jets))
-    typer.echo(json.dumps(report, indent=2) if as_json else format_parity(report))
+    typer.echo(json_text(report) if as_json else format_parity(report))
 
 
 def _sizes(text: str) -> list[int]:
@@ -78,23 +78,28 @@ def bench_throughput(
     bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
     data: Path = typer.Option(..., "--data", help="jets to run"),
     batch_sizes: str = typer.Option("1,16,128,1024", help="comma-separated batch sizes"),
-    repeats: int = typer.Option(10, help="repetitions per batch size"),
+    repeats: int = typer.Option(10, min=1, help="repetitions per batch size"),
     runtime: list[str] = typer.Option(None, help="runtimes (default: all available)"),
     output: Path = typer.Option(Path("throughput"), "-o", "--output",
                                 help="output stem: writes STEM.png, STEM.pdf and STEM.json"),
+    force: bool = typer.Option(False, help="overwrite existing output files"),
 ) -> None:
     """Jets/s against batch size, repeated, as box plots (paper Figure 4)."""
     import statistics
 
+    from servable.files import check_output, write_json
+
+    sizes = _sizes(batch_sizes)
+    outputs = {s: output.with_suffix(s) for s in (".png", ".pdf", ".json")}
+    for path in outputs.values():  # before the measurement, not after it
+        check_output(path, force=force, inputs=[data, bundle])
     from servable import load
     from servable.bundle.bench import plot_throughput, throughput
 
-    sizes = _sizes(batch_sizes)
     result = throughput(load(bundle), _sample(data, None), sizes, repeats, runtime)
-    output.parent.mkdir(parents=True, exist_ok=True)
     for suffix in (".png", ".pdf"):
-        plot_throughput(result, output.with_suffix(suffix))
-    output.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        plot_throughput(result, outputs[suffix], force=force)
+    write_json(outputs[".json"], result, force=force)
     for name, per in result["runtimes"].items():
         typer.echo(f"{name}: " + ", ".join(f"bs {b}: {statistics.median(v):.0f} jets/s"
                                             for b, v in per.items()))
@@ -107,7 +112,7 @@ def bench_inference(
     bundle: Path = typer.Option(None, help="IN bundle (default: the published architecture "
                                            "with random weights; cost does not depend on them)"),
     batch_sizes: str = typer.Option("128,1024", help="comma-separated batch sizes"),
-    n_jets: int = typer.Option(4096, help="jets for the fast paths"),
+    n_jets: int = typer.Option(4096, min=1, help="jets for the fast paths"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Dense published IN vs fast exact path vs ONNX Runtime, side by side."""
@@ -116,6 +121,7 @@ def bench_inference(
     from servable import load
     from servable.bundle.bench import format_inference, inference_bench
     from servable.bundle.bundle import save_bundle
+    from servable.files import json_text
     from servable.models.taggers import INTagger
 
     jets = _sample(data, n_jets)
@@ -127,4 +133,4 @@ def bench_inference(
             bundle = save_bundle(INTagger({"kind": "in"}), Path(tmp) / "in",
                                  name="in-published-architecture")
         report = inference_bench(load(bundle), jets, _sizes(batch_sizes))
-    typer.echo(json.dumps(report, indent=2) if as_json else format_inference(report))
+    typer.echo(json_text(report) if as_json else format_inference(report))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def train(
     executor: str = typer.Option(None, help="run the seeds in parallel: local, "
                                             "parsl:CONFIG.py or a Globus Compute endpoint "
                                             "UUID"),
-    workers: int = typer.Option(None, help="parallel trainings with --executor local"),
+    workers: int = typer.Option(None, min=1, help="parallel trainings with --executor local"),
 ) -> None:
     """Train a tagger on CMS-layout files and write a servable directory."""
     from servable.cli.common import fail
@@ -65,7 +64,9 @@ def train(
                    for cfg, target in zip(configs, targets, strict=True)]
     if len(seed_values) > 1:
         summary = seed_summary(results, seed_values, reference_auc)
-        (output / "summary.json").write_text(json.dumps(summary, indent=2))
+        from servable.files import write_json
+
+        write_json(output / "summary.json", summary, force=force)
         typer.echo(format_seed_summary(summary))
 
 
@@ -149,8 +150,15 @@ def evaluate(
     data: list[Path] = typer.Option(..., "--data", help="labelled file(s); repeat --data"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     plot: Path = typer.Option(None, help="write the ROC curve here (PNG or PDF)"),
+    force: bool = typer.Option(False, help="overwrite an existing --plot file"),
 ) -> None:
-    """Accuracy, ROC AUC and background rejection at 50% and 30% signal efficiency."""
+    """Accuracy, ROC AUC and background rejection at 50% and 30% signal efficiency.
+
+    With --json, a rejection is null when no background jet passes the cut (infinite)."""
+    from servable.files import check_output, json_text
+
+    if plot is not None:  # before the evaluation, not after it
+        check_output(plot, force=force, inputs=[bundle, *data])
     from servable import load
     from servable.models.metrics import plot_roc
     from servable.models.training import evaluate as run
@@ -158,9 +166,9 @@ def evaluate(
     b = load(bundle)
     metrics, y, score = run(b.tagger, data)
     if plot is not None:
-        plot_roc({b.name: (y, score)}, plot)
+        plot_roc({b.name: (y, score)}, plot, force=force)
     if as_json:
-        typer.echo(json.dumps(metrics))
+        typer.echo(json_text(metrics, indent=None))
     else:
         typer.echo(f"{b.name} on {metrics['n_jets']} jets: accuracy {metrics['accuracy']:.4f}, "
                    f"ROC AUC {metrics['roc_auc']:.4f}, rejection at 50% "

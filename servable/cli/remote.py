@@ -13,7 +13,7 @@ app = typer.Typer(help="Run predictions and explanations on a Globus Compute end
 ENDPOINT = typer.Option("local", help="'local' (this machine's engine) or an endpoint UUID")
 ENGINE = typer.Option("process", help="local engine: process (ProcessPoolEngine) or parsl "
                                       "(GlobusComputeEngine over a LocalProvider)")
-WORKERS = typer.Option(None, help="local engine workers (default: up to 4 cores)")
+WORKERS = typer.Option(None, min=1, help="local engine workers (default: up to 4 cores)")
 BUNDLE = typer.Argument(..., help="bundle path on the endpoint, or its name or DOI there")
 
 
@@ -36,7 +36,7 @@ def predict(
 
     with Client(endpoint, engine=engine, workers=workers) as client:
         summary = stream_scores(client.scorer(bundle, runtime), input_file, output, overwrite=force,
-                                progress=not quiet)
+                                progress=not quiet, bundle_path=_local(bundle))
         typer.echo(f"{summary['output']}: scores for {summary['n_jets']} jets on endpoint "
                    f"{endpoint} ({summary['runtime']}; {client.tasks_sent} tasks, largest "
                    f"payload {client.largest_payload / 1e6:.1f} MB)")
@@ -48,36 +48,46 @@ def explain(
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout (read here)"),
     method: str = typer.Option(..., help="an explanation method (see `servable explain`)"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for the results"),
-    target: int = typer.Option(1, help="class to explain (1 = H->bb)"),
-    n_jets: int = typer.Option(1000, help="explain the first N jets"),
+    target: int = typer.Option(1, min=0, help="class to explain (1 = H->bb)"),
+    n_jets: int = typer.Option(1000, min=1, help="explain the first N jets"),
     param: list[str] = typer.Option(None, help="method parameter key=value (repeatable)"),
     per_jet: bool = typer.Option(False, help="also store per-jet relevance in the JSON"),
+    force: bool = typer.Option(False, help="overwrite an existing explanation.json and "
+                                           "figures in the folder"),
     endpoint: str = ENDPOINT,
     engine: str = ENGINE,
     workers: int = WORKERS,
 ) -> None:
     """Explain on an endpoint: writes the same files as `servable explain`."""
     from servable.cli.common import fail
-    from servable.cli.explain import _params, write_explanation
+    from servable.cli.explain import _params, check_explanation_output, write_explanation
     from servable.data.h5io import JetFile
     from servable.explain import METHODS, Explanation
     from servable.remote import Client
 
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    inputs = [input_file, *filter(None, [_local(bundle)])]
+    check_explanation_output(output, force, inputs)
     with JetFile(input_file) as f:
         jets = f.read(0, n_jets)
     with Client(endpoint, engine=engine, workers=workers) as client:
         result = client.explain(bundle, jets, method, target, **_params(param)).result()
     arrays = {k: result[k] for k in ("tracks", "vertices", "jet", "output")}
     explanation = Explanation.from_dict({**result["explanation"], **arrays})
-    written = write_explanation(explanation, output, result["n_jets"], per_jet)
+    written = write_explanation(explanation, output, result["n_jets"], per_jet, force, inputs)
     top = ", ".join(explanation.top(5)) or "(node-level method: see the figures)"
     worker = result["worker"]
     typer.echo(f"{method} on {result['n_jets']} jets on endpoint {endpoint} "
                f"({result['tasks']} tasks; worker Python {worker['python']} on "
                f"{worker['host']}): top features {top}")
     typer.echo(f"wrote {written[0]} and {', '.join(p.name for p in written[1:])}")
+
+
+def _local(bundle: str) -> Path | None:
+    """The bundle's directory when the reference names one on this machine."""
+    path = Path(bundle).expanduser()
+    return path if path.is_dir() else None
 
 
 @app.command("register")

@@ -13,7 +13,8 @@ import numpy as np
 
 from servable.data.h5io import JetFile
 from servable.data.summary import _groups
-from servable.figures import figure
+from servable.figures import figure, save
+from servable.files import output_dir
 
 MAX_VALUES = 200_000  # per feature and file: a seeded subsample beyond this
 
@@ -50,14 +51,15 @@ def _draw(ax, name, x, y, labels):
     ax.tick_params(labelsize=6)
 
 
-def compare(a, b, out_dir, labels: tuple[str, str] | None = None) -> list[dict]:
-    """Distances per feature between files `a` and `b`; figures written into `out_dir`."""
+def compare(a, b, out_dir, labels: tuple[str, str] | None = None,
+            force: bool = False) -> list[dict]:
+    """Distances per feature between files `a` and `b`; figures written into `out_dir`
+    (over existing figures only with `force`)."""
     from scipy import stats
 
     labels = labels or (Path(a).name, Path(b).name)
     va, vb = _collect(a), _collect(b)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(out_dir, inputs=(a, b))
     rows = []
     for group in va:
         names = [n for n in va[group] if n in vb.get(group, {})]
@@ -66,14 +68,14 @@ def compare(a, b, out_dir, labels: tuple[str, str] | None = None) -> list[dict]:
         ncols = 5
         nrows = -(-len(names) // ncols)
         with figure(out_dir / f"compare_{group}.png", figsize=(3.2 * ncols, 2.4 * nrows),
-                    nrows=nrows, ncols=ncols, squeeze=False) as (fig, axes):
+                    nrows=nrows, ncols=ncols, squeeze=False, force=force) as (fig, axes):
             for ax, name in zip(axes.flat, names, strict=False):
                 _draw(ax, name, va[group][name], vb[group][name], labels)
             for ax in list(axes.flat)[len(names):]:
                 ax.axis("off")
             axes.flat[0].legend(fontsize=6)
             fig.tight_layout()
-            fig.savefig(out_dir / f"compare_{group}.pdf")
+            save(fig, out_dir / f"compare_{group}.pdf", force=force)
         for name in names:
             x, y = va[group][name], vb[group][name]
             row = {"group": group, "feature": name, "n_a": len(x), "n_b": len(y),

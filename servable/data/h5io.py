@@ -22,7 +22,8 @@ import numpy as np
 
 from servable.data import schema
 from servable.data.jets import InvalidJetsError, Jets
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
+from servable.files import atomic_output, regular_file
 
 SPLITS = ("training", "testing")
 TRUTH_GROUP = "generator_truth"
@@ -54,9 +55,10 @@ def _split_of(f: h5py.File, path) -> str:
 
 
 def _open(path) -> h5py.File:
-    path = Path(path)
-    if not path.exists():
-        raise JetFileError(f"{path}: no such file")
+    try:
+        path = regular_file(path)
+    except ServableError as exc:
+        raise JetFileError(str(exc)) from None
     try:
         return h5py.File(path, "r")
     except H5_ERRORS as exc:
@@ -202,7 +204,9 @@ class JetFile:
             raise _damaged(self.path, "the file's attributes", exc) from None
 
     def read(self, start: int = 0, stop: int | None = None) -> Jets:
-        stop = len(self) if stop is None else min(stop, len(self))
+        """Jets start to stop (None: to the end); both are counts from the first jet."""
+        check_int(start, "start", minimum=0)
+        stop = len(self) if stop is None else min(check_int(stop, "stop", minimum=0), len(self))
         sl = slice(start, stop)
         try:
             jf = None if self.jet_features is None else self.jet_features[sl][..., 0]
@@ -263,6 +267,7 @@ def read_jets(path_or_paths, start: int = 0, stop: int | None = None) -> Jets:
 
 def iter_jets(path_or_paths, chunk_size: int = 10_000) -> Iterator[Jets]:
     """Stream jets in chunks of at most `chunk_size`, file after file."""
+    check_int(chunk_size, "chunk_size")
     for path in _paths(path_or_paths):
         with JetFile(path) as f:
             for start in range(0, len(f), chunk_size):
@@ -277,17 +282,15 @@ def write_jets(
     attrs: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write jets in the CMS layout; atomic (temporary file, then rename), never clobbers."""
+    """Write jets in the CMS layout, atomically and never over an existing file without
+    `overwrite` (`servable.files.atomic_output`)."""
     path = Path(path)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or pass overwrite")
-    tmp = path.with_name(f".{path.name}.part")
     g = f"{split}_subgroup/{split}"
     n = len(jets)
-    try:
-        with h5py.File(tmp, "w") as f:
+    with atomic_output(path, force=overwrite) as out:
+        with h5py.File(out, "w") as f:
             for key, value in (attrs or {}).items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
             _write(f, f"{g}_2", jets.tracks, jets.track_names)
@@ -302,9 +305,6 @@ def write_jets(
             for key, value in jets.extras.items():
                 f.create_dataset(f"{TRUTH_GROUP}/{key}", data=value)
             f.attrs["n_jets"] = n
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

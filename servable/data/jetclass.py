@@ -7,12 +7,11 @@ collection, so `vertices` has zero features. Labels are the ten one-hot JetClass
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from servable.data.jets import Jets
 from servable.errors import ServableError
+from servable.files import regular_file
 
 PARTICLE_BRANCHES = (
     "part_px", "part_py", "part_pz", "part_energy", "part_deta", "part_dphi",
@@ -39,9 +38,7 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
     import awkward as ak
     import uproot
 
-    path = Path(path)
-    if not path.exists():
-        raise ServableError(f"{path}: no such file")
+    path = regular_file(path)
     try:
         f = uproot.open(path)
     except Exception as exc:

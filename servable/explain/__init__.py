@@ -14,6 +14,7 @@ from pathlib import Path
 
 from servable.bundle.bundle import Bundle
 from servable.data.jets import Jets
+from servable.errors import ServableError, check_int
 from servable.explain.base import Explanation, Method, MethodNotApplicable
 
 _WHERE = {
@@ -52,6 +53,11 @@ def explain_bundle(bundle: Bundle, jets: Jets, method: str, target: int = 1,
                    **params) -> Explanation:
     cls = method_class(method)
     cls.check_params(params)
+    classes = bundle.manifest["outputs"][0]["classes"]
+    named = ", ".join(f"{i} = {c}" for i, c in enumerate(classes))
+    check_int(target, f"target ({named})", minimum=0, maximum=len(classes) - 1)
+    if len(jets) == 0:
+        raise ServableError("no jets to explain: give at least one jet")
     return cls(bundle).attribute(jets, target=target, **params)
 
 
@@ -63,9 +69,10 @@ class Servable(Bundle):
         return explain_bundle(self, jets, method, target, **params)
 
 
-def write_plots(explanation: Explanation, out: Path) -> list[Path]:
-    """The figures the explanation's method draws (relevance bars, NAP diagram, ...)."""
-    return method_class(explanation.method).figures(explanation, Path(out))
+def write_plots(explanation: Explanation, out: Path, force: bool = False) -> list[Path]:
+    """The figures the explanation's method draws (relevance bars, NAP diagram, ...), over
+    existing files only with `force`."""
+    return method_class(explanation.method).figures(explanation, Path(out), force)
 
 
 __all__ = ["METHODS", "Explanation", "Method", "MethodNotApplicable", "Servable",

@@ -45,9 +45,9 @@ class RelativeNeuralActivity(Method):
     splittable = False  # normalised over the whole set
 
     @classmethod
-    def figures(cls, explanation: Explanation, out) -> list:
-        plot_nap(explanation, Path(out) / "nap.png")
-        return [Path(out) / "nap.png", *super().figures(explanation, out)]
+    def figures(cls, explanation: Explanation, out, force: bool = False) -> list:
+        plot_nap(explanation, Path(out) / "nap.png", force)
+        return [Path(out) / "nap.png", *super().figures(explanation, out, force)]
 
     def attribute(self, jets: Jets, target: int = 1) -> Explanation:
         acts = hidden_activations(self.tagger, jets)
@@ -75,7 +75,7 @@ class RelativeNeuralActivity(Method):
                                   "activation / max over the layer's nodes (paper Eq. 7)"})
 
 
-def plot_nap(explanation: Explanation, path) -> None:
+def plot_nap(explanation: Explanation, path, force: bool = False) -> None:
     """NAP diagram: RNA per node (columns) and layer (rows), one panel per class."""
     from servable.figures import figure
 
@@ -84,8 +84,8 @@ def plot_nap(explanation: Explanation, path) -> None:
     layers = list(next(iter(rna.values())))
     width = max(len(v) for v in next(iter(rna.values())).values())
     size = (5 * len(classes), 0.4 * len(layers) + 1.5)
-    with figure(path, size, ncols=len(classes), squeeze=False,
-                layout="constrained") as (fig, axes):
+    with figure(path, size, ncols=len(classes), squeeze=False, layout="constrained",
+                force=force) as (fig, axes):
         for ax, label in zip(axes[0], classes, strict=True):
             grid = np.full((len(layers), width), np.nan)
             for i, layer in enumerate(layers):
@@ -115,9 +115,9 @@ class LinearProbes(Method):
     splittable = False  # cross-validated over the whole set
 
     @classmethod
-    def figures(cls, explanation: Explanation, out) -> list:
-        plot_probes(explanation, Path(out) / "probes.png")
-        return [Path(out) / "probes.png", *super().figures(explanation, out)]
+    def figures(cls, explanation: Explanation, out, force: bool = False) -> list:
+        plot_probes(explanation, Path(out) / "probes.png", force)
+        return [Path(out) / "probes.png", *super().figures(explanation, out, force)]
 
     def attribute(self, jets: Jets, target: int = 1, folds: int = 5) -> Explanation:
         from sklearn.linear_model import RidgeCV
@@ -160,12 +160,12 @@ class LinearProbes(Method):
         return out
 
 
-def plot_probes(explanation: Explanation, path) -> None:
+def plot_probes(explanation: Explanation, path, force: bool = False) -> None:
     from servable.figures import figure
 
     r2 = explanation.extras["r2"]
     stages = explanation.extras["stages"]
-    with figure(path, (6, 4)) as (fig, ax):
+    with figure(path, (6, 4), force=force) as (fig, ax):
         for obs, per in r2.items():
             ax.plot(range(len(stages)), [per[s] for s in stages], marker="o", label=obs)
         ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")

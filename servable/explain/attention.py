@@ -25,9 +25,9 @@ class Attention(Method):
     splittable = False  # maps averaged over the whole set
 
     @classmethod
-    def figures(cls, explanation: Explanation, out) -> list:
-        plot_attention(explanation, Path(out) / "attention.png")
-        return [Path(out) / "attention.png", *super().figures(explanation, out)]
+    def figures(cls, explanation: Explanation, out, force: bool = False) -> list:
+        plot_attention(explanation, Path(out) / "attention.png", force=force)
+        return [Path(out) / "attention.png", *super().figures(explanation, out, force)]
 
     def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:
         x = self.tagger.inputs(jets)["tracks"]
@@ -79,14 +79,15 @@ class Attention(Method):
                     "relevance_label": "mean class-token attention to the slot"})
 
 
-def plot_attention(explanation: Explanation, path, max_slots: int = 30) -> None:
+def plot_attention(explanation: Explanation, path, max_slots: int = 30,
+                   force: bool = False) -> None:
     from servable.figures import figure
 
     maps = explanation.extras["maps"]
     n_particle = explanation.extras["layers"]["particle"]
     classes = list(maps)
     with figure(path, (3.2 * n_particle, 3 * len(classes)), dpi=110, nrows=len(classes),
-                ncols=n_particle, squeeze=False) as (fig, axes):
+                ncols=n_particle, squeeze=False, force=force) as (fig, axes):
         for r, label in enumerate(classes):
             for layer in range(n_particle):
                 ax = axes[r, layer]

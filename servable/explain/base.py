@@ -12,7 +12,6 @@ replace them by their most frequent value instead of a mean.
 from __future__ import annotations
 
 import inspect
-import json
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,17 +76,18 @@ class Explanation:
                    feature_relevance=data["feature_relevance"], base_value=data.get("base_value"),
                    extras=data.get("extras") or {}, **arrays)
 
-    def to_json(self, path, per_jet: bool = False) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(per_jet), indent=2))
-        return path
+    def to_json(self, path, per_jet: bool = False, force: bool = False) -> Path:
+        """Write `to_dict(per_jet)` as strict JSON (see `servable.files`)."""
+        from servable.files import write_json
 
-    def plot(self, path, k: int = 15) -> Path:
+        return write_json(path, self.to_dict(per_jet), force=force)
+
+    def plot(self, path, k: int = 15, force: bool = False) -> Path:
         """Horizontal bar chart of the k most relevant features."""
         from servable.figures import figure
 
         ranked = sorted(self.feature_relevance.items(), key=lambda kv: -kv[1])[:k]
-        with figure(path, (6, 0.3 * max(len(ranked), 3) + 1.2)) as (fig, ax):
+        with figure(path, (6, 0.3 * max(len(ranked), 3) + 1.2), force=force) as (fig, ax):
             if ranked:
                 names, values = zip(*reversed(ranked), strict=True)
                 colors = ["C1" if n.startswith("sv_") else "C2" if n.startswith("fj_") else
@@ -152,11 +152,12 @@ class Method(ABC):
                                 f"{', '.join(accepted) or '(none)'}; not {', '.join(unknown)}")
 
     @classmethod
-    def figures(cls, explanation: Explanation, out: Path) -> list[Path]:
-        """Draw the method's figures into `out`: by default the relevance bar chart."""
+    def figures(cls, explanation: Explanation, out: Path, force: bool = False) -> list[Path]:
+        """Draw the method's figures into `out` (over existing ones only with `force`): by
+        default the relevance bar chart."""
         if not explanation.feature_relevance:
             return []
-        return [explanation.plot(Path(out) / "relevance.png")]
+        return [explanation.plot(Path(out) / "relevance.png", force=force)]
 
     # helpers shared by methods ----------------------------------------------------------
     def feature_names(self) -> dict[str, list[str]]:

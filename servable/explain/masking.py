@@ -64,8 +64,8 @@ class Masking(Method):
     splittable = False  # AUCs over the whole set
 
     @classmethod
-    def figures(cls, explanation: Explanation, out) -> list:
-        return [*super().figures(explanation, out),
+    def figures(cls, explanation: Explanation, out, force: bool = False) -> list:
+        return [*super().figures(explanation, out, force),
                 _plot_cumulative(explanation, Path(out) / "cumulative_masking.png")]
 
     def attribute(self, jets: Jets, target: int = 1, replacement: str = "mean",
@@ -100,11 +100,11 @@ class Masking(Method):
                     "relevance_label": f"AUC lost when masked ({replacement})"})
 
 
-def _plot_cumulative(explanation: Explanation, path: Path) -> Path:
+def _plot_cumulative(explanation: Explanation, path: Path, force: bool = False) -> Path:
     from servable.figures import figure
 
     rows = explanation.extras["cumulative"]
-    with figure(path, (5.5, 3.8)) as (fig, ax):
+    with figure(path, (5.5, 3.8), force=force) as (fig, ax):
         n = [r["n_masked"] for r in rows]
         ax.plot(n, [r["auc"] for r in rows], marker="o", label="AUC")
         ax.plot(n, [r["fidelity"] for r in rows], marker="s", label="fidelity")

@@ -28,11 +28,12 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path) -> None:
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path,
+             force: bool = False) -> None:
     """Background rejection vs signal efficiency (log scale), one curve per name."""
     from servable.figures import figure
 
-    with figure(path, (5, 4)) as (fig, ax):
+    with figure(path, (5, 4), force=force) as (fig, ax):
         _roc_axes(ax, curves)
 
 

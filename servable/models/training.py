@@ -9,7 +9,6 @@ seed gives bit-identical weights.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -23,7 +22,8 @@ from torch.nn import functional as F
 
 from servable.data.h5io import JetFile
 from servable.data.jets import Jets
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
+from servable.files import sha256_file
 from servable.models.metrics import classification_metrics
 from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
 
@@ -61,14 +61,6 @@ class Source:
             return int(self.rows.sum())
         with JetFile(self.path) as f:
             return len(f)
-
-
-def sha256_file(path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def plan_split(paths, method: str, fold: int = 0, folds: int = 5, val_fraction: float = 0.2,
@@ -307,6 +299,7 @@ def plot_history(history: dict, path, title: str = "") -> None:
 def evaluate(tagger: Tagger, paths, chunk_size: int = 20_000) -> tuple[dict, np.ndarray,
                                                                         np.ndarray]:
     """Metrics on labelled files, streamed; returns metrics, labels and scores."""
+    check_int(chunk_size, "chunk_size")
     labels, probs = [], []
     for jets in iter_chunks([Source(Path(p)) for p in paths], chunk_size):
         labels.append(jets.labels.argmax(1))

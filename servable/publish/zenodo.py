@@ -196,9 +196,9 @@ def _load_state(path: Path) -> dict:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)
+    from servable.files import write_json
+
+    write_json(path, state, force=True)
 
 
 def _zip_matches(zip_path: Path, manifest_path: Path) -> bool:

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
 from servable.remote import functions
 from servable.remote.combine import combine_explanations, combine_predictions, gather, take
 from servable.remote.endpoints import (
@@ -56,6 +56,10 @@ class Client:
                  workers: int | None = None, worker_init: str = "", retries: int = 3,
                  backoff: float = 0.5, payload_limit: int = PAYLOAD_LIMIT,
                  run_dir: str | None = None):
+        if workers is not None:
+            check_int(workers, "workers")
+        check_int(retries, "retries", minimum=0)
+        check_int(payload_limit, "payload_limit")
         self.endpoint_name, self.retries, self.backoff = str(endpoint), retries, backoff
         self.payload_limit = payload_limit
         self.serde = serializer()
@@ -144,13 +148,19 @@ class Client:
         Labels and spectators stay here: a prediction needs the model inputs only."""
         from servable.remote.worker import jets_to_arrays
 
+        if batch_size is not None:
+            check_int(batch_size, "batch_size")
         arrays = jets if isinstance(jets, dict) else jets_to_arrays(jets)
         arrays = {k: v for k, v in arrays.items() if k not in ("labels", "spectators")}
         return self._run_jets(functions.predict, str(bundle_ref), arrays,
                               (runtime, batch_size), {}, combine_predictions)
 
     def explain(self, bundle_ref, jets, method: str, target: int = 1, **params) -> Future:
-        """Future of {"explanation", "tracks", "vertices", "jet", "output", "n_jets", ...}."""
+        """Future of {"explanation", "tracks", "vertices", "jet", "output", "n_jets", ...}.
+        The target's upper bound (the bundle's classes) is checked on the endpoint."""
+        check_int(target, "target", minimum=0)
+        if len(jets if not isinstance(jets, dict) else jets["tracks"]) == 0:
+            raise ServableError("no jets to explain: give at least one jet")
         return self._run_jets(functions.explain, str(bundle_ref), jets, (method, target),
                               params, combine_explanations,
                               split=_splittable(method, params))

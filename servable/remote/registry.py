@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from servable.errors import ServableError
+from servable.files import read_text, write_json
 
 REGISTRY_ENV = "SERVABLE_FUNCTION_REGISTRY"
 
@@ -34,7 +35,7 @@ def read_registry() -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path))
     except json.JSONDecodeError:
         raise ServableError(f"{path}: not valid JSON; delete it and run `servable remote "
                             "register` again") from None
@@ -57,9 +58,4 @@ def register_functions(functions: dict, serde, register_function=None) -> Path:
                           "serialized_bytes": len(serde.serialize(fn)),
                           "function_id": (str(register_function(fn)) if register_function
                                           else None)}
-    path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(registry, indent=2))
-    tmp.replace(path)
-    return path
+    return write_json(registry_path(), registry, force=True)

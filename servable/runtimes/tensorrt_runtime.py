@@ -1,5 +1,10 @@
 """TensorRT execution (NVIDIA GPUs): an engine built from model.onnx, cached per GPU model.
 
+Engines are cached in the user's cache directory, never in the bundle (bundles are only
+read, and may be read-only): `$SERVABLE_CACHE/tensorrt`, else `$XDG_CACHE_HOME/servable/
+tensorrt`, else `~/.cache/servable/tensorrt`; an engine's file name holds the SHA-256 of the
+ONNX file it was built from, the GPU model, the TensorRT version and the precision.
+
 Absent TensorRT or a CUDA GPU, constructing the runtime raises `RuntimeUnavailable` with a
 message that says what is missing and which runtimes work instead. TensorRT has no ppc64le
 build. Written against the TensorRT 10 Python API.
@@ -7,14 +12,38 @@ build. Written against the TensorRT 10 Python API.
 
 from __future__ import annotations
 
-import hashlib
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 
+from servable.files import open_regular, sha256_file, write_bytes
 from servable.runtimes import RuntimeUnavailable, check_inputs, run_bucketed
 
 MAX_BATCH = 4096
+CACHE_ENV = "SERVABLE_CACHE"
+
+
+def engine_cache_dir() -> Path:
+    """Where built engines are kept (see the module's docstring)."""
+    if os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV]).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "servable"
+    return root / "tensorrt"
+
+
+def engine_path(onnx_digest: str, gpu: str, trt_version: str, fp16: bool = False,
+                cache_dir=None) -> Path:
+    """The engine file for an ONNX file (its SHA-256) on a GPU model with a TensorRT version;
+    names are made of safe characters only."""
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unknown"
+
+    name = f"{safe(gpu)}-trt{safe(trt_version)}-{onnx_digest}{'-fp16' if fp16 else ''}.plan"
+    return (Path(cache_dir) if cache_dir else engine_cache_dir()) / name
 
 
 def _require():
@@ -40,15 +69,14 @@ class TensorRTRuntime:
         trt, torch = _require()
         self.trt, self.torch = trt, torch
         onnx_path = Path(onnx_path)
-        gpu = torch.cuda.get_device_name().replace(" ", "_")
-        digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
-        cache = Path(cache_dir or onnx_path.parent / "tensorrt")
-        cache.mkdir(parents=True, exist_ok=True)
-        plan = cache / f"{gpu}-trt{trt.__version__}-{digest}{'-fp16' if fp16 else ''}.plan"
+        gpu = "{}-sm{}{}".format(torch.cuda.get_device_name(),
+                                 *torch.cuda.get_device_capability())
+        plan = engine_path(sha256_file(onnx_path), gpu, trt.__version__, fp16, cache_dir)
         logger = trt.Logger(trt.Logger.WARNING)
-        if not plan.exists():
-            plan.write_bytes(self._build(onnx_path, logger, max_batch, fp16))
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
+        if not plan.exists():  # written atomically: a concurrent build replaces, never mixes
+            write_bytes(plan, self._build(onnx_path, logger, max_batch, fp16), force=True)
+        with open_regular(plan) as f:
+            self.engine = trt.Runtime(logger).deserialize_cuda_engine(f.read())
         self.context = self.engine.create_execution_context()
         self.plan_path = plan
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -61,7 +89,9 @@ class TensorRTRuntime:
         builder = trt.Builder(logger)
         network = builder.create_network(0)
         parser = trt.OnnxParser(network, logger)
-        if not parser.parse(onnx_path.read_bytes()):
+        with open_regular(onnx_path) as f:
+            parsed = parser.parse(f.read())
+        if not parsed:
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise RuntimeUnavailable(f"TensorRT cannot parse {onnx_path.name}: {errors}")
         config = builder.create_builder_config()
