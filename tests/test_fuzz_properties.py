@@ -257,19 +257,26 @@ def mutated(doc: dict, data) -> dict:
 
 @pytest.fixture(scope="module")
 def bundle_copy(published_bundle, tmp_path_factory) -> Path:
-    return Path(shutil.copytree(published_bundle, tmp_path_factory.mktemp("b") / "bundle"))
+    from fuzz.contract import blank_documents
+
+    bundle = Path(shutil.copytree(published_bundle, tmp_path_factory.mktemp("b") / "bundle"))
+    blank_documents(bundle)
+    return bundle
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19, the lead's part: manifests are not yet "
-                   "validated against a schema (model.config.preprocessing, inputs, files); "
-                   "remove this mark when they are")
-@given(data=st.data())
-def test_manifests_with_wrong_types_and_missing_keys_are_loaded_or_refused(bundle_copy, data):
-    from servable.bundle.bundle import MANIFEST, open_bundle
+@given(data=st.data(), sealed_anew=st.booleans())
+def test_manifests_with_wrong_types_and_missing_keys_are_loaded_or_refused(bundle_copy, data,
+                                                                         sealed_anew):
+    """Changed manifests, as they are (the seal refuses them) or sealed anew as a forger
+    would (`fuzz.contract.reseal`: validation and use must refuse them)."""
+    from fuzz.contract import reseal
+    from servable.bundle.bundle import open_bundle
+    from servable.bundle.manifest import MANIFEST
 
     original = (bundle_copy / MANIFEST).read_bytes()
     manifest = mutated(yaml.safe_load(original), data)
-    (bundle_copy / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    (bundle_copy / MANIFEST).write_bytes(reseal(manifest) if sealed_anew else
+                                         yaml.safe_dump(manifest, sort_keys=False).encode())
     x = FULL_SPEC.example(4)
     jets = Jets(x["tracks"], x["vertices"], x["jet_features"])
     try:
@@ -283,9 +290,6 @@ def test_manifests_with_wrong_types_and_missing_keys_are_loaded_or_refused(bundl
         (bundle_copy / MANIFEST).write_bytes(original)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19, the lead's part: records are not yet "
-                   "validated against a schema (authors, related_identifiers of other types); "
-                   "remove this mark when they are")
 @CHEAP
 @given(data=st.data())
 def test_metadata_records_with_wrong_types_and_missing_keys_are_loaded_or_refused(
@@ -301,9 +305,7 @@ def test_metadata_records_with_wrong_types_and_missing_keys_are_loaded_or_refuse
 
 
 @pytest.mark.parametrize("text", [
-    pytest.param(b"\xff\xfe not UTF-8 \x96", marks=pytest.mark.xfail(
-        strict=True, reason="issue 19, the lead's part: read_manifest and load_record raise "
-        "UnicodeDecodeError; remove this mark when they refuse it")),
+    b"\xff\xfe not UTF-8 \x96",
     b"!!python/object/apply:os.system ['echo owned']",
     b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
@@ -312,7 +314,7 @@ def test_metadata_records_with_wrong_types_and_missing_keys_are_loaded_or_refuse
     b"",
 ])
 def test_hostile_yaml_text_is_refused_as_a_manifest_and_as_a_record(tmp_path, text):
-    from servable.bundle.bundle import MANIFEST, read_manifest
+    from servable.bundle.manifest import MANIFEST, read_manifest
     from servable.bundle.record import load_record
 
     (tmp_path / "b").mkdir()

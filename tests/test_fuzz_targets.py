@@ -30,11 +30,8 @@ def _fuzz(target: str, work: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("target", [
     "h5_reader",
-    pytest.param("bundle_loader", marks=pytest.mark.xfail(
-        strict=True, reason="issue 19, the lead's part: manifests not yet validated")),
-    pytest.param("manifest_record", marks=pytest.mark.xfail(
-        strict=True, reason="issue 19, the lead's part: manifests and records not yet "
-                            "validated")),
+    "bundle_loader",
+    "manifest_record",
 ])
 def test_fuzz_target_keeps_the_contract_on_its_corpus_and_a_few_seconds_more(target,
                                                                             tmp_path):

@@ -90,7 +90,7 @@ def import_checkpoint(
 
 @app.command("describe")
 def describe(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: Path = typer.Argument(..., help="bundle directory (the one to change)"),
     record: Path = typer.Option(..., help="metadata record (metadata/NAME.yaml)"),
 ) -> None:
     """Describe a bundle with a metadata record: name, version, authors with ORCID, licence,

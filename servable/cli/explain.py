@@ -48,7 +48,7 @@ def write_explanation(explanation, output: Path, n_jets: int, per_jet: bool,
 
 
 def explain(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
     method: str = typer.Option(..., help="masking, lrp, rna, shap, lime, ig, saliency, "
                                          "attention or probes"),

@@ -10,7 +10,7 @@ bench_app = typer.Typer(help="Runtime parity and speed reports.", no_args_is_hel
 
 
 def predict(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
     runtime: str = typer.Option("torch", help="torch, onnx or tensorrt"),
@@ -28,14 +28,14 @@ def predict(
 
 
 def export(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     output: Path = typer.Option(..., "-o", "--output", help="zip file to write"),
     force: bool = typer.Option(False, help="overwrite an existing zip"),
 ) -> None:
     """Verify a bundle and pack it into a zip."""
-    from servable.bundle.bundle import export_zip
+    from servable.bundle.bundle import export_zip, resolve
 
-    typer.echo(f"{export_zip(bundle, output, overwrite=force)}: written")
+    typer.echo(f"{export_zip(resolve(bundle), output, overwrite=force)}: written")
 
 
 def _sample(data: Path, n_jets: int | None):
@@ -47,7 +47,7 @@ def _sample(data: Path, n_jets: int | None):
 
 @bench_app.command("parity")
 def bench_parity(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     data: Path = typer.Option(..., "--data", help="jets to compare on"),
     n_jets: int = typer.Option(None, min=1, help="use the first N jets"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -75,7 +75,7 @@ def _sizes(text: str) -> list[int]:
 
 @bench_app.command("throughput")
 def bench_throughput(
-    bundle: Path = typer.Argument(..., help="bundle: directory, name or DOI"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     data: Path = typer.Option(..., "--data", help="jets to run"),
     batch_sizes: str = typer.Option("1,16,128,1024", help="comma-separated batch sizes"),
     repeats: int = typer.Option(10, min=1, help="repetitions per batch size"),
@@ -109,7 +109,7 @@ def bench_throughput(
 @bench_app.command("inference")
 def bench_inference(
     data: Path = typer.Option(..., "--data", help="jets to run"),
-    bundle: Path = typer.Option(None, help="IN bundle (default: the published architecture "
+    bundle: str = typer.Option(None, help="IN bundle (default: the published architecture "
                                            "with random weights; cost does not depend on them)"),
     batch_sizes: str = typer.Option("128,1024", help="comma-separated batch sizes"),
     n_jets: int = typer.Option(4096, min=1, help="jets for the fast paths"),

@@ -146,7 +146,7 @@ def format_seed_summary(summary: dict) -> str:
 
 
 def evaluate(
-    bundle: Path = typer.Argument(..., help="servable directory"),
+    bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     data: list[Path] = typer.Option(..., "--data", help="labelled file(s); repeat --data"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     plot: Path = typer.Option(None, help="write the ROC curve here (PNG or PDF)"),
