@@ -106,3 +106,16 @@ def reseal(manifest) -> bytes:
     digest = digest_of({**{str(k): v for k, v in manifest["files"].items()},
                         MANIFEST: sha256_bytes(text.encode())})
     return text.replace(BLANK, digest).encode()
+
+
+def read_everything(path: Path) -> None:
+    """Read a jet file every way the product does: whole, in chunks, its attributes."""
+    from servable.data.h5io import JetFile, iter_jets, read_jets
+
+    jets = obey(lambda: read_jets(path))
+    if jets is not None:
+        check_jets(jets)
+        chunks = obey(lambda: list(iter_jets(path, chunk_size=2)))
+        assert chunks is not None and sum(map(len, chunks)) == len(jets)
+        with JetFile(path) as f:
+            assert isinstance(f.attrs, dict)  # the provenance JSON parses
