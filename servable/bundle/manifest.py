@@ -25,9 +25,10 @@ from pathlib import Path, PurePosixPath
 from servable import safe_yaml
 from servable.bundle.citation import CRATE, GENERATED, bundle_documents, ro_crate
 from servable.errors import ServableError
+from servable.files import BUNDLE_MANIFEST
 from servable.files import sha256_file as sha256_path  # refuses a named pipe, never blocks
 
-MANIFEST = "servable.yaml"
+MANIFEST = BUNDLE_MANIFEST  # servable.yaml; the base layer knows it to keep outputs out
 FORMAT_VERSION = 2
 DIGEST_PREFIX = "sha256:"
 BLANK = "0" * 64
