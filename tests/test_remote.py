@@ -107,14 +107,16 @@ def test_predict_of_20k_jets_loads_the_bundle_once_per_worker_process(client,
 
 
 def test_worker_loads_a_changed_bundle_again(published_bundle, tmp_path):
+    from servable.bundle.manifest import read_manifest, seal
     from servable.remote import worker
 
     bundle = shutil.copytree(published_bundle, tmp_path / "b")
     first, loads = worker.cached_bundle(str(bundle))
     again, loads_again = worker.cached_bundle(str(bundle))
     assert again is first and (loads, loads_again) == (1, 1)
-    with open(bundle / "servable.yaml", "a") as f:  # another manifest digest, still valid
-        f.write("# edited\n")
+    manifest, _ = read_manifest(bundle)  # changed and sealed anew: another valid bundle
+    manifest["description"] += " (edited)"
+    seal(bundle, manifest)
     changed, loads_changed = worker.cached_bundle(str(bundle))
     assert changed is not first and loads_changed == 1
     assert [key for key in worker._BUNDLES if key[0] == str(bundle.resolve())] == [
