@@ -1,10 +1,11 @@
 """Servable bundles: a directory that describes itself, verified before use.
 
 `servable.yaml` is the manifest: model kind and hyperparameters, inputs and outputs with
-feature names and units, preprocessing, provenance and the SHA-256 of every other file.
-Weights are safetensors (torch models) or XGBoost JSON (the BDT): never pickle.
-`load(path)` checks every checksum before it reads anything else and refuses a tampered or
-missing file with an error naming it.
+feature names and units, preprocessing, provenance, the SHA-256 of every other file and the
+bundle's content digest (`servable.bundle.manifest`: the seal). Weights are safetensors
+(torch models) or XGBoost JSON (the BDT): never pickle. `open_bundle` finds a bundle by path,
+name, DOI or record URL (`resolve`; retrieval in `servable.bundle.retrieve`) and verifies
+every byte before it reads anything else.
 """
 
 from __future__ import annotations
