@@ -174,7 +174,7 @@ def seal(out: Path, manifest: dict) -> str:
         if p.is_file() and name not in CARRY_DIGEST:
             hashes[name], sizes[name] = sha256_path(p), p.stat().st_size
     texts = bundle_documents(manifest)
-    listed = {n: h for n, h in hashes.items()}  # the crate gives real hashes only
+    listed = dict(hashes)  # the crate gives real hashes only: taken before the documents
     for name, text in texts.items():
         hashes[name], sizes[name] = sha256_bytes(text.encode()), len(text.encode())
     texts[CRATE] = ro_crate(manifest, listed, sizes)

@@ -118,11 +118,16 @@ def cache_entries() -> list[dict]:
     return out
 
 
+def _names(entry: dict, ident: Identifier) -> bool:
+    """Whether a cache entry is what `ident` names (its DOI, concept DOI or record)."""
+    if ident.doi:
+        return ident.doi.lower() in (str(entry.get("doi")).lower(),
+                                     str(entry.get("concept_doi")).lower())
+    return entry.get("key") == _entry_key(ident.site, ident.record_id)
+
+
 def _cached(ident: Identifier) -> Path | None:
-    hits = [e for e in cache_entries()
-            if (ident.doi and ident.doi.lower() in (str(e.get("doi")).lower(),
-                                                    str(e.get("concept_doi")).lower()))
-            or (ident.record_id and e.get("key") == _entry_key(ident.site, ident.record_id))]
+    hits = [e for e in cache_entries() if _names(e, ident)]
     if not hits:
         return None
     newest = max(hits, key=lambda e: int(e.get("record_id") or 0))  # a concept: newest held
@@ -138,9 +143,7 @@ def clear_cache(ref: str | None = None) -> int:
         if ident is None:
             raise RetrievalError(f"{ref}: not a DOI or record URL; `servable cache list` "
                                  "shows what the cache holds")
-        entries = [e for e in entries if ident.doi and ident.doi.lower() in (
-            str(e.get("doi")).lower(), str(e.get("concept_doi")).lower())
-            or e.get("key") == (ident.record_id and _entry_key(ident.site, ident.record_id))]
+        entries = [e for e in entries if _names(e, ident)]
     for e in entries:
         shutil.rmtree(e["dir"], ignore_errors=True)
     if ref is None:
@@ -182,12 +185,15 @@ def _open(url: str, headers: dict | None = None, follow: bool = True):
     return response
 
 
-def _json(url: str, what: str) -> dict:
+def _json(url: str, what: str, missing_ok: bool = False) -> dict | None:
+    """The record at `url`; None for a 404 when `missing_ok`."""
     response = _open(url, {"Accept": "application/json"})
     status = response.status
     if status == 410:
         raise RetrievalError(f"{what}: the record was deleted (410 Gone at {url})")
     if status == 404:
+        if missing_ok:
+            return None
         raise RetrievalError(f"{what}: no such record (404 at {url})")
     if status != 200:
         raise RetrievalError(f"{what}: the records API answered {status} at {url}; run "
@@ -223,15 +229,10 @@ def fetch_record(ident: Identifier) -> tuple[str, dict]:
     """(site, record JSON) of an identifier: a concept resolves to its newest version."""
     site, rid = (ident.site, ident.record_id) if ident.record_id else _landing(ident.doi)
     api = f"{site}/api/records/{rid}"
-    response = _open(api, {"Accept": "application/json"})
-    if response.status == 404:  # a concept id: the records API serves only versions
-        return site, _json(f"{api}/versions/latest", str(ident))
-    if response.status != 200:
-        return site, _json(api, str(ident))  # says why
-    try:
-        return site, json.loads(response.read(16 << 20))
-    except ValueError:
-        raise RetrievalError(f"{ident}: {api} did not answer JSON") from None
+    record = _json(api, str(ident), missing_ok=True)
+    if record is None:  # a concept id: the records API serves only versions
+        record = _json(f"{api}/versions/latest", str(ident))
+    return site, record
 
 
 def _bundle_file(record: dict, what: str) -> dict:
@@ -362,9 +363,9 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
         raise RetrievalError(f"{what}: the record has no numeric id")
     key = _entry_key(site, rid)
     root = _bundles()
-    for entry in cache_entries():
-        if entry.get("key") == key and Path(entry["path"]).is_dir():
-            return Path(entry["path"])
+    held = _cached(Identifier(site=site, record_id=rid))  # e.g. a concept's newest, held
+    if held is not None:
+        return held
     f = _bundle_file(record, what)
     url = (f.get("links") or {}).get("self") or \
         f"{site}/api/records/{rid}/files/{f['key']}/content"

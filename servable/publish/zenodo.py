@@ -290,9 +290,11 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     all_states = _load_state(spath)
     key = f"{client.base}|{manifest['name']}|{version}"
     state = all_states.get(key, {"steps": []})
-    reserved = manifest.get("zenodo") or {}
+    draft = None  # the draft whose DOI a run with a lost state sealed into the bundle
+    if manifest.get("doi") and not state.get("deposition"):
+        draft = _reserved_draft(manifest.get("zenodo") or {}, client)
     if "published" in state["steps"] or (manifest.get("doi") and not state.get("deposition")
-                                         and not _draft_of(reserved, client)):
+                                         and draft is None):
         doi = manifest.get("doi") or state.get("doi")
         raise ZenodoError(f"{bundle}: version {version} is already published as {doi}; raise "
                           "the version (servable bundle describe --record) and publish with "
@@ -312,8 +314,8 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     dep = None
     if state.get("deposition"):
         dep = client.get(state["deposition"]["id"])
-    elif manifest.get("doi"):  # reserved by a run whose state was lost
-        dep = client.get(reserved["record_id"])
+    elif draft is not None:
+        dep = draft
         echo(f"resuming draft deposition {dep['id']} (its DOI is in the bundle)")
     else:
         for draft in client.drafts():
@@ -353,9 +355,10 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
     return state
 
 
-def _draft_of(reserved: dict, client: ZenodoClient) -> bool:
-    """Whether a bundle's reserved DOI belongs to an unpublished deposition on this server
-    (a publish interrupted after the reservation, its state file lost)."""
+def _reserved_draft(reserved: dict, client: ZenodoClient) -> dict | None:
+    """The unpublished deposition on this server whose reserved DOI the bundle carries (a
+    publish interrupted after the reservation, its state file lost), or None."""
     if not reserved.get("record_id") or reserved.get("base_url") != client.base:
-        return False
-    return not client.get(reserved["record_id"]).get("submitted")
+        return None
+    dep = client.get(reserved["record_id"])
+    return None if dep.get("submitted") else dep
