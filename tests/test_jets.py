@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from servable import InvalidJetsError, Jets, validate_jets
+from servable.data.jetclass import CLASS_NAMES
 
 
 def _arrays(n=4, filled=3):
@@ -78,5 +79,10 @@ def test_labels_need_one_column_per_class_and_may_have_more_than_two():
     t, v = _arrays(n=3)
     with pytest.raises(InvalidJetsError, match=r"at least 2\), received shape \(3, 1\)"):
         Jets(t, v, labels=np.ones((3, 1), np.float32))
-    jets = Jets(t, v, labels=np.eye(10, dtype=np.float32)[[0, 4, 9]])  # JetClass: 10 classes
-    assert jets.labels.argmax(1).tolist() == [0, 4, 9]
+    ten = np.eye(10, dtype=np.float32)[[0, 4, 9]]  # JetClass: 10 classes
+    with pytest.raises(InvalidJetsError, match="10 columns but 2 class names"):
+        Jets(t, v, labels=ten)
+    jets = Jets(t, v, labels=ten, class_names=CLASS_NAMES)
+    assert jets.class_index.tolist() == [0, 4, 9]
+    assert jets.is_class("Tbl").tolist() == [False, False, True]
+    assert jets[1:].class_names == CLASS_NAMES

@@ -23,10 +23,8 @@ JET_BRANCHES = (
     "jet_pt", "jet_eta", "jet_phi", "jet_energy", "jet_nparticles", "jet_sdmass",
     "jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4",
 )
-LABEL_BRANCHES = (
-    "label_QCD", "label_Hbb", "label_Hcc", "label_Hgg", "label_H4q", "label_Hqql", "label_Zqq",
-    "label_Wqq", "label_Tbqq", "label_Tbl",
-)
+CLASS_NAMES = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl")
+LABEL_BRANCHES = tuple(f"label_{c}" for c in CLASS_NAMES)
 UNITS = {"part_px": "GeV", "part_py": "GeV", "part_pz": "GeV", "part_energy": "GeV",
          "part_d0val": "mm", "part_d0err": "mm", "part_dzval": "mm", "part_dzerr": "mm",
          "jet_pt": "GeV", "jet_energy": "GeV", "jet_sdmass": "GeV"}
@@ -63,5 +61,5 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
     return Jets(
         tracks=particles, vertices=np.zeros((n, 0, 5), np.float32), jet_features=jet,
         labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
-        jet_feature_names=JET_BRANCHES,
+        jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES,
     )

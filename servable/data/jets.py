@@ -166,8 +166,10 @@ class Jets:
     tracks : (n, P, 60) float32, channels-first, zero-padded
     vertices : (n, S, 5) float32, channels-first, zero-padded
     jet_features : (n, F) float32 jet-level `fj_*` features, optional
-    labels : (n, classes) one-hot, [QCD, H->bb] in the CMS layout, optional
+    labels : (n, classes) one-hot, in the order of `class_names`, optional
     spectators : (n, 11) float32, optional
+    class_names : the classes, one per label column ([QCD, Hbb] in the CMS layout; the ten
+        JetClass classes for JetClass files): they come from the data and travel into bundles
     """
 
     tracks: np.ndarray
@@ -180,11 +182,13 @@ class Jets:
     jet_feature_names: tuple[str, ...] = schema.JET_NAMES
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. generator truth
     validate: bool = field(default=True, repr=False)
+    class_names: tuple[str, ...] = schema.LABELS
 
     def __post_init__(self) -> None:
         self.track_names = tuple(self.track_names)
         self.vertex_names = tuple(self.vertex_names)
         self.jet_feature_names = tuple(self.jet_feature_names)
+        self.class_names = tuple(self.class_names)
         if self.validate:
             checked = validate_jets(
                 self.tracks, self.vertices, self.jet_features, self.labels, self.spectators,
@@ -193,6 +197,11 @@ class Jets:
             )
             for key, value in checked.items():
                 setattr(self, key, value)
+            if self.labels is not None and np.ndim(self.labels) == 2 and (
+                    np.shape(self.labels)[1] != len(self.class_names)):
+                raise InvalidJetsError(
+                    f"labels: {np.shape(self.labels)[1]} columns but {len(self.class_names)} class "
+                    f"names ({', '.join(self.class_names)}); give one name per label column")
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -208,14 +217,29 @@ class Jets:
             take(self.tracks), take(self.vertices), take(self.jet_features), take(self.labels),
             take(self.spectators), self.track_names, self.vertex_names, self.jet_feature_names,
             {k: v[index] for k, v in self.extras.items()}, validate=False,
+            class_names=self.class_names,
         )
 
     @property
     def is_signal(self) -> np.ndarray:
         """Boolean per jet: True for H->bb (requires labels)."""
+        return self.is_class("Hbb")
+
+    def is_class(self, name: str) -> np.ndarray:
+        """Boolean per jet: True for jets of class `name` (requires labels)."""
         if self.labels is None:
             raise ValueError("these jets carry no labels")
-        return self.labels[:, 1] > 0.5
+        if name not in self.class_names:
+            raise InvalidJetsError(f"no class {name!r}; these jets have "
+                                   f"{', '.join(self.class_names)}")
+        return self.labels[:, self.class_names.index(name)] > 0.5
+
+    @property
+    def class_index(self) -> np.ndarray:
+        """The class of each jet as an index into `class_names` (requires labels)."""
+        if self.labels is None:
+            raise ValueError("these jets carry no labels")
+        return self.labels.argmax(1)
 
     @property
     def n_tracks(self) -> np.ndarray:
@@ -242,6 +266,10 @@ class Jets:
         if not parts:
             raise ValueError("nothing to concatenate")
         first = parts[0]
+        for p in parts[1:]:
+            for attr in ("track_names", "vertex_names", "jet_feature_names", "class_names"):
+                if getattr(p, attr) != getattr(first, attr):
+                    raise InvalidJetsError(f"cannot concatenate jets with different {attr}")
 
         def cat(attr):
             values = [getattr(p, attr) for p in parts]
@@ -252,5 +280,5 @@ class Jets:
         return Jets(
             cat("tracks"), cat("vertices"), cat("jet_features"), cat("labels"), cat("spectators"),
             first.track_names, first.vertex_names, first.jet_feature_names, extras,
-            validate=False,
+            validate=False, class_names=first.class_names,
         )
