@@ -11,6 +11,7 @@ from servable.data.jetclass import (
     PARTICLE_BRANCHES,
     read_jetclass,
 )
+from servable.data.particles import DERIVED
 from servable.errors import ServableError
 
 
@@ -33,10 +34,10 @@ def jetclass_file(tmp_path):
 def test_particles_are_padded_channels_first_in_file_order(jetclass_file):
     path, branches, counts = jetclass_file
     jets = read_jetclass(path, max_particles=4)
-    assert jets.tracks.shape == (3, len(PARTICLE_BRANCHES), 4)
+    assert jets.tracks.shape == (3, len(PARTICLE_BRANCHES) + len(DERIVED), 4)
     np.testing.assert_allclose(jets.tracks[0, 0, :3], ak.to_numpy(branches["part_px"][0]))
     assert jets.n_tracks.tolist() == [3, 1, 4]  # the 5-particle jet is clipped to 4 slots
-    assert jets.track_names == PARTICLE_BRANCHES
+    assert jets.track_names == (*PARTICLE_BRANCHES, *DERIVED)
 
 
 def test_labels_are_the_ten_jetclass_classes(jetclass_file):

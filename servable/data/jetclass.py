@@ -1,34 +1,25 @@
 """JetClass ROOT files read with uproot into the `Jets` container, particle-level.
 
-Particles fill the `tracks` array (n, 17, max_particles), channels-first, zero-padded in the
-file's order (JetClass stores them by decreasing pT); JetClass has no secondary-vertex
-collection, so `vertices` has zero features. Labels are the ten one-hot JetClass classes.
+Particles fill the `tracks` array (n, 16 + 7, max_particles), channels-first, zero-padded in
+the file's order (JetClass stores them by decreasing pT): the raw branches, then the derived
+features of `servable.data.particles`. JetClass has no secondary-vertex collection, so
+`vertices` has no features and no slots. Labels are the ten one-hot JetClass classes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from servable.data import schema
 from servable.data.jets import Jets
+from servable.data.particles import derive
 from servable.errors import ServableError
 from servable.files import regular_file
 
-PARTICLE_BRANCHES = (
-    "part_px", "part_py", "part_pz", "part_energy", "part_deta", "part_dphi",
-    "part_d0val", "part_d0err", "part_dzval", "part_dzerr", "part_charge",
-    "part_isChargedHadron", "part_isNeutralHadron", "part_isPhoton", "part_isElectron",
-    "part_isMuon",
-)
-JET_BRANCHES = (
-    "jet_pt", "jet_eta", "jet_phi", "jet_energy", "jet_nparticles", "jet_sdmass",
-    "jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4",
-)
-CLASS_NAMES = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl")
+PARTICLE_BRANCHES = schema.names(schema.JETCLASS_PARTICLE_FEATURES)
+JET_BRANCHES = schema.names(schema.JETCLASS_JET_FEATURES)
+CLASS_NAMES = schema.JETCLASS_CLASSES
 LABEL_BRANCHES = tuple(f"label_{c}" for c in CLASS_NAMES)
-UNITS = {"part_px": "GeV", "part_py": "GeV", "part_pz": "GeV", "part_energy": "GeV",
-         "part_d0val": "mm", "part_d0err": "mm", "part_dzval": "mm", "part_dzerr": "mm",
-         "jet_pt": "GeV", "jet_energy": "GeV", "jet_sdmass": "GeV"}
-
 
 def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
                   entry_start: int = 0, entry_stop: int | None = None) -> Jets:
@@ -58,8 +49,9 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
         particles[:, i, :] = ak.to_numpy(padded)
     jet = np.stack([ak.to_numpy(arrays[b]) for b in JET_BRANCHES], axis=1).astype(np.float32)
     labels = np.stack([ak.to_numpy(arrays[b]) for b in LABEL_BRANCHES], 1).astype(np.float32)
-    return Jets(
-        tracks=particles, vertices=np.zeros((n, 0, 5), np.float32), jet_features=jet,
+    jets = Jets(
+        tracks=particles, vertices=np.zeros((n, 0, 0), np.float32), jet_features=jet,
         labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
         jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES,
     )
+    return derive(jets)

@@ -223,6 +223,54 @@ SPECTATORS: tuple[Feature, ...] = (
        integer=True),
 )
 
+# JetClass (Qu, Li, Qian, arXiv:2202.03772; Zenodo 10.5281/zenodo.6619768): particle-level
+# jets, lengths in millimetres (Delphes). Raw ROOT branches first, then the derived features of
+# the public JetClass data configurations (servable.data.particles computes them).
+_JC = "JetClass ROOT branch (jet-universe/jetclass_generation, Delphes CMS card)"
+_JD = "JetClass data configuration (jet-universe/particle_transformer data/JetClass/*.yaml)"
+_FLAG = dict(categorical=True, integer=True, values=(0.0, 1.0), source=_JC)
+JETCLASS_PARTICLE_FEATURES: tuple[Feature, ...] = (
+    _f("part_px", "GeV", "particle px", source=_JC),
+    _f("part_py", "GeV", "particle py", source=_JC),
+    _f("part_pz", "GeV", "particle pz", source=_JC),
+    _f("part_energy", "GeV", "particle energy", source=_JC, lo=0),
+    _f("part_deta", "", "eta_particle - eta_jet (no sign flip)", source=_JC),
+    _f("part_dphi", "rad", "deltaPhi(particle, jet) in (-pi, pi]", source=_JC),
+    _f("part_d0val", "mm", "transverse impact parameter (0 for neutral particles)", source=_JC),
+    _f("part_d0err", "mm", "uncertainty of d0 (0 for neutral particles)", source=_JC, lo=0),
+    _f("part_dzval", "mm", "longitudinal impact parameter (0 for neutral particles)", source=_JC),
+    _f("part_dzerr", "mm", "uncertainty of dz (0 for neutral particles)", source=_JC, lo=0),
+    _f("part_charge", "", "electric charge", categorical=True, integer=True,
+       values=(-1.0, 0.0, 1.0), source=_JC),
+    _f("part_isChargedHadron", "", "particle-ID flag: charged hadron", **_FLAG),
+    _f("part_isNeutralHadron", "", "particle-ID flag: neutral hadron", **_FLAG),
+    _f("part_isPhoton", "", "particle-ID flag: photon", **_FLAG),
+    _f("part_isElectron", "", "particle-ID flag: electron", **_FLAG),
+    _f("part_isMuon", "", "particle-ID flag: muon", **_FLAG),
+)
+JETCLASS_DERIVED_FEATURES: tuple[Feature, ...] = (
+    _f("part_pt_log", "", "ln(pT / GeV) of the particle", source=_JD),
+    _f("part_e_log", "", "ln(E / GeV) of the particle", source=_JD),
+    _f("part_logptrel", "", "ln(pT / jet_pt)", source=_JD, hi=0.0),
+    _f("part_logerel", "", "ln(E / jet_energy)", source=_JD, hi=0.0),
+    _f("part_deltaR", "", "hypot(part_deta, part_dphi)", source=_JD, lo=0),
+    _f("part_d0", "", "tanh(part_d0val / mm)", source=_JD, lo=-1, hi=1),
+    _f("part_dz", "", "tanh(part_dzval / mm)", source=_JD, lo=-1, hi=1),
+)
+JETCLASS_JET_FEATURES: tuple[Feature, ...] = (
+    _f("jet_pt", "GeV", "jet pT (anti-kT R=0.8)", source=_JC, lo=0),
+    _f("jet_eta", "", "jet pseudorapidity", source=_JC),
+    _f("jet_phi", "rad", "jet azimuth", source=_JC),
+    _f("jet_energy", "GeV", "jet energy", source=_JC, lo=0),
+    _f("jet_nparticles", "", "number of particles in the jet", source=_JC, lo=0, integer=True),
+    _f("jet_sdmass", "GeV", "soft-drop mass (beta=0, z_cut=0.1)", source=_JC, lo=0),
+    *(_f(f"jet_tau{k}", "", f"N-subjettiness tau_{k} (beta=1, R0=0.8)", source=_JC, lo=0)
+      for k in range(1, 5)),
+)
+JETCLASS_CLASSES: tuple[str, ...] = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq",
+                                     "Tbqq", "Tbl")
+JETCLASS_SLOTS = 128
+
 # generator truth (datasets under generator_truth/ in generated files)
 TRUTH_ORIGINS: tuple[str, ...] = ("primary", "b_hadron_decay", "c_hadron_decay",
                                   "other_secondary", "pileup")
@@ -253,11 +301,12 @@ SPECTATOR_NAMES = names(SPECTATORS)
 
 def lookup(name: str) -> Feature:
     """The schema entry of a feature, by name, across every group."""
-    for group in (TRACK_FEATURES, VERTEX_FEATURES, JET_FEATURES, PFCAND_FEATURES, SPECTATORS):
+    for group in (TRACK_FEATURES, VERTEX_FEATURES, JET_FEATURES, PFCAND_FEATURES, SPECTATORS,
+                  JETCLASS_PARTICLE_FEATURES, JETCLASS_DERIVED_FEATURES, JETCLASS_JET_FEATURES):
         for feature in group:
             if feature.name == name:
                 return feature
-    raise KeyError(f"unknown feature {name!r}: not in the CMS H->bb schema")
+    raise KeyError(f"unknown feature {name!r}: not in the CMS H->bb or JetClass schema")
 
 
 def schema_dict() -> dict:
