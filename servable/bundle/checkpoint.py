@@ -1,8 +1,10 @@
-"""Import the published Interaction Network checkpoints (FAIR4HEP/hbb_interaction_network).
+"""Import published checkpoints: the Interaction Network (FAIR4HEP/hbb_interaction_network,
+with its model_metadata.json) and the official JetClass ParticleNet models
+(jet-universe/particle_transformer: kin, kinpid, full).
 
-The upstream `.pth` files are plain state dicts in torch's legacy format. They are read with
-`torch.load(weights_only=True)` (no arbitrary unpickling) and converted to safetensors in a
-servable bundle with the upstream provenance.
+The upstream files are plain state dicts. They are read with `torch.load(weights_only=True)`
+(no arbitrary unpickling) and converted to safetensors in a servable bundle with the upstream
+provenance.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from pathlib import Path
 
 from servable.bundle.bundle import save_bundle
 from servable.bundle.manifest import BundleError
-from servable.data import schema
+from servable.data import particles, schema
 from servable.files import read_text, regular_file
 from servable.models.preprocessing import identity
-from servable.models.taggers import INTagger
+from servable.models.taggers import INTagger, ParticleNetTagger
 
 UPSTREAM = {
     "repository": "https://github.com/FAIR4HEP/hbb_interaction_network",
@@ -27,6 +29,17 @@ UPSTREAM = {
     "license": "MIT",
     "paper": "Duarte et al., FAIR AI models in high energy physics",
 }
+PARTICLENET_UPSTREAM = {
+    "repository": "https://github.com/jet-universe/particle_transformer",
+    "commit": "2925bdb",
+    "model_code": "https://github.com/hqucms/weaver-core (weaver/nn/model/ParticleNet.py)",
+    "dataset_doi": "10.5281/zenodo.6619768",
+    "license": "MIT",
+    "paper": "Qu, Li, Qian, Particle Transformer for Jet Tagging, arXiv:2202.03772",
+    "paper_arxiv": "2202.03772",
+}
+# the input width of each official checkpoint names its JetClass feature set
+PARTICLENET_WIDTHS = {len(names): fs for fs, names in particles.FEATURE_SETS.items()}
 KEYS = ("fr1", "fr2", "fr3", "fr1_pv", "fr2_pv", "fr3_pv", "fo1", "fo2", "fo3", "fc_fixed")
 
 
@@ -55,11 +68,44 @@ def _size(meta: dict, key: str, where: Path) -> int:
     return value
 
 
-def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
-                      overwrite: bool = False) -> Path:
-    """Convert a published GraphNet state dict + its model_metadata.json into a bundle."""
+def _load_state(checkpoint: Path) -> dict:
+    """A state dict read with weights_only=True, each value a finite floating-point tensor
+    (integer counters, such as batch norm's num_batches_tracked, pass unchecked)."""
     import torch
 
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before failing
+            warnings.simplefilter("ignore")
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError and others for foreign files
+        raise BundleError(f"{checkpoint}: not a plain PyTorch state dict that loads with "
+                          f"weights_only=True ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise BundleError(f"{checkpoint}: not a state dict (a mapping of parameter names to "
+                          f"tensors) but {type(state).__name__}")
+    for key, value in sorted(state.items()):
+        if not isinstance(value, torch.Tensor):
+            raise BundleError(f"{checkpoint}: {key} is not a tensor")
+        if key.endswith("num_batches_tracked"):
+            continue
+        if not value.is_floating_point():
+            raise BundleError(f"{checkpoint}: {key} is not a floating-point tensor")
+        if not bool(torch.isfinite(value).all()):
+            raise BundleError(f"{checkpoint}: {key} holds NaN or infinite weights; the "
+                              "checkpoint is damaged")
+    return state
+
+
+def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
+                      overwrite: bool = False, feature_set: str | None = None) -> Path:
+    """Convert a published checkpoint into a bundle: a GraphNet state dict with its
+    model_metadata.json, or (no metadata) an official JetClass ParticleNet state dict."""
+    if metadata is None:
+        return import_particlenet(checkpoint, out_dir, name=name, overwrite=overwrite,
+                                  feature_set=feature_set)
+    if feature_set is not None:
+        raise BundleError("--feature-set applies to JetClass ParticleNet checkpoints, which "
+                          "take no --metadata")
     checkpoint, metadata = Path(checkpoint), Path(metadata)
     for p in (checkpoint, metadata):
         regular_file(p)  # one line for a missing file, a folder or a named pipe
@@ -77,25 +123,11 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
         raise BundleError(f"{metadata}: models with dropped SV features are not supported")
     dropped = _dropped(meta, "drop_pfeatures", len(schema.TRACK_NAMES), metadata)
     hyper = {k: _size(meta, k, metadata) for k in ("hidden", "De", "Do")}
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols before failing
-            warnings.simplefilter("ignore")
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError and others for foreign files
-        raise BundleError(f"{checkpoint}: not a plain PyTorch state dict that loads with "
-                          f"weights_only=True ({exc.__class__.__name__})") from None
+    state = _load_state(checkpoint)
     expected = {f"{k}.{p}" for k in KEYS for p in ("weight", "bias")}
-    if not isinstance(state, dict) or set(state) != expected:
-        got = sorted(map(str, state))[:4] if isinstance(state, dict) else \
-            type(state).__name__
+    if set(state) != expected:
         raise BundleError(f"{checkpoint}: not a published GraphNet state dict (expected keys "
-                          f"fr1..fc_fixed, found {got})")
-    for key, value in sorted(state.items()):
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise BundleError(f"{checkpoint}: {key} is not a floating-point tensor")
-        if not bool(torch.isfinite(value).all()):
-            raise BundleError(f"{checkpoint}: {key} holds NaN or infinite weights; the "
-                              "checkpoint is damaged")
+                          f"fr1..fc_fixed, found {sorted(state)[:4]})")
     track_features = [n for i, n in enumerate(schema.TRACK_NAMES) if i not in dropped]
     config = {
         "kind": "in", "hyperparameters": hyper, "track_features": track_features,
@@ -128,3 +160,63 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
         description=("Interaction Network for H->bb vs QCD jet tagging, trained on CMS open "
                      "data by the FAIR4HEP authors; imported unchanged."),
     )
+
+
+def import_particlenet(checkpoint, out_dir, *, name: str | None = None, overwrite: bool = False,
+                       feature_set: str | None = None) -> Path:
+    """Convert an official JetClass ParticleNet state dict (ParticleNet_{kin,kinpid,full}.pt)
+    into a bundle that reads the JetClass particle features by name and standardises them as
+    the JetClass data configuration does; the feature set is read from the input width."""
+    from servable.models.particlenet import from_upstream
+
+    checkpoint = Path(checkpoint)
+    regular_file(checkpoint)
+    if feature_set is not None and feature_set not in particles.FEATURE_SETS:
+        raise BundleError(f"--feature-set must be one of {', '.join(particles.FEATURE_SETS)}, "
+                          f"not {feature_set!r:.40}")
+    state = _load_state(checkpoint)
+    width_key = "mod.bn_fts.weight"
+    if width_key not in state or not any(k.startswith("mod.edge_convs.") for k in state):
+        raise BundleError(f"{checkpoint}: not an official JetClass ParticleNet state dict "
+                          f"(expected keys mod.bn_fts..., mod.edge_convs..., found "
+                          f"{sorted(state)[:3]}); an Interaction Network checkpoint needs "
+                          "--metadata")
+    width = int(state[width_key].shape[0])
+    detected = PARTICLENET_WIDTHS.get(width)
+    if detected is None or feature_set not in (None, detected):
+        wanted = (f"the {feature_set} set has {len(particles.FEATURE_SETS[feature_set])}"
+                  if feature_set else f"the JetClass sets have {sorted(PARTICLENET_WIDTHS)}")
+        raise BundleError(f"{checkpoint}: the weights read {width} particle features; {wanted}")
+    names = list(particles.FEATURE_SETS[detected])
+    tagger = ParticleNetTagger({
+        "track_features": names, "n_classes": len(schema.JETCLASS_CLASSES),
+        "class_names": list(schema.JETCLASS_CLASSES),
+        "preprocessing": {"tracks": particles.preprocessing(names)}})
+    ours = from_upstream(state)
+    expected = set(tagger.net.core.state_dict())
+    if set(ours) != expected:
+        odd = sorted(set(ours) ^ expected)[:3]
+        raise BundleError(f"{checkpoint}: the keys do not match the published ParticleNet "
+                          f"(k = 16, widths 64/128/256, head 256; differing: {odd})")
+    try:
+        tagger.net.core.load_state_dict(ours)
+    except RuntimeError as exc:
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+        raise BundleError(f"{checkpoint}: weights do not fit the published ParticleNet "
+                          f"({lines[1] if len(lines) > 1 else lines[0]})") from None
+    tagger.net.eval()
+    provenance = {
+        "source": "imported published checkpoint",
+        "upstream": PARTICLENET_UPSTREAM,
+        "checkpoint": checkpoint.name,
+        "feature_set": detected,
+        "training_data_doi": PARTICLENET_UPSTREAM["dataset_doi"],
+        "class_names": list(schema.JETCLASS_CLASSES),
+    }
+    return save_bundle(
+        tagger, out_dir, name=name or f"jetclass-particlenet-{detected}", version="1.0.0",
+        provenance=provenance, overwrite=overwrite,
+        authors=[{"name": "Huilin Qu"}, {"name": "Congqiao Li"}, {"name": "Sitian Qian"}],
+        description=(f"ParticleNet trained on JetClass (10 classes, {detected} particle "
+                     "features) for the Particle Transformer paper; the official checkpoint "
+                     "imported unchanged."))

@@ -138,8 +138,14 @@ def _provenance_relations(prov: dict) -> list[dict]:
                     "title": "Training data"})
     up = prov.get("upstream")
     if up:
-        out.append({"identifier": up["code_doi"], "scheme": "doi", "relation": "isDerivedFrom",
-                    "resource_type": "software", "title": "Upstream code"})
+        code = ({"identifier": up["code_doi"], "scheme": "doi"} if up.get("code_doi") else
+                {"identifier": f"{up['repository']}/tree/{up['commit']}", "scheme": "url"})
+        out.append({**code, "relation": "isDerivedFrom", "resource_type": "software",
+                    "title": "Upstream code"})
+        if up.get("paper_arxiv"):
+            out.append({"identifier": f"arXiv:{up['paper_arxiv']}", "scheme": "arxiv",
+                        "relation": "isDocumentedBy", "resource_type": "publication",
+                        "title": up.get("paper") or "Upstream paper"})
     return out
 
 

@@ -69,20 +69,25 @@ def cache_clear(ref: str = typer.Argument(None, help="only this DOI or record UR
 
 @app.command("import-checkpoint")
 def import_checkpoint(
-    checkpoint: Path = typer.Argument(..., help="published GraphNet .pth state dict"),
-    metadata: Path = typer.Option(..., "--metadata", help="its *_model_metadata.json"),
+    checkpoint: Path = typer.Argument(..., help="published GraphNet .pth or JetClass "
+                                                "ParticleNet_*.pt state dict"),
+    metadata: Path = typer.Option(None, "--metadata", help="the GraphNet's "
+                                                           "*_model_metadata.json"),
+    feature_set: str = typer.Option(None, "--feature-set", help="ParticleNet: kin, kinpid "
+                                    "or full (default: read from the weights' input width)"),
     output: Path = typer.Option(..., "-o", "--output", help="bundle directory to write"),
     force: bool = typer.Option(False, help="overwrite a non-empty output directory"),
     record: Path = typer.Option(None, help="metadata record to describe it with, e.g. "
                                            "metadata/hbb-in-baseline.yaml"),
 ) -> None:
-    """Import a published Interaction Network checkpoint (read with weights_only=True)."""
+    """Import a published checkpoint (read with weights_only=True): an Interaction Network
+    with its --metadata, or an official JetClass ParticleNet (kin, kinpid, full)."""
     from servable.bundle.checkpoint import import_checkpoint as run
     from servable.bundle.describe import describe
     from servable.bundle.record import load_record
 
     rec = load_record(record) if record is not None else None  # a bad record: before writing
-    out = run(checkpoint, metadata, output, overwrite=force)
+    out = run(checkpoint, metadata, output, overwrite=force, feature_set=feature_set)
     if rec is not None:
         describe(out, rec)
     typer.echo(f"{out}: imported {checkpoint.name} (safetensors, checksummed)")

@@ -78,6 +78,10 @@ class TaggerNet(nn.Module, ABC):
         without stages has none to probe (probes apply to the IN and ParT)."""
         return {}
 
+    def exportable(self) -> nn.Module:
+        """The module the ONNX exporter traces: the same function, in a traceable form."""
+        return self
+
 
 class INNet(TaggerNet):
     def __init__(self, track_norm, vertex_norm, core: InteractionNetwork):
@@ -174,3 +178,23 @@ class ParTNet(TaggerNet):
             else:
                 out[f"class layer {i - n_particle + 1}"] = emb[:, 0]
         return out
+
+
+class PNNet(TaggerNet):
+    """ParticleNet: standardised particle features; points (deta, dphi) and the mask fixed."""
+
+    def __init__(self, track_norm, core: nn.Module, points: Sequence[int]):
+        super().__init__()
+        self.track_norm, self.core = track_norm, core
+        self.points = list(points)  # indices of deta, dphi among the particle features
+
+    def standardize(self, tracks):
+        return [self.track_norm(tracks)], (tracks[:, self.points],
+                                           filled_mask(tracks, keepdims=True))
+
+    def core_forward(self, features, points, mask):
+        return self.core(points, features, mask)
+
+    def exportable(self):
+        """The dense formulation (PyG's edge lists do not trace): same weights, same logits."""
+        return PNNet(self.track_norm, self.core.dense(), self.points).train(self.training)

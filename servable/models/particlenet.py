@@ -70,7 +70,8 @@ class EdgeConvBlock(MessagePassing):
     def __init__(self, in_features: int, widths: Sequence[int]):
         super().__init__(aggr="mean")
         ins = [2 * in_features, *widths[:-1]]
-        self.convs = nn.ModuleList(nn.Linear(i, o, bias=False) for i, o in zip(ins, widths))
+        self.convs = nn.ModuleList(nn.Linear(i, o, bias=False)
+                                   for i, o in zip(ins, widths, strict=True))
         self.bns = nn.ModuleList(nn.BatchNorm1d(o) for o in widths)
         if in_features == widths[-1]:
             self.sc, self.sc_bn = None, None
@@ -90,7 +91,7 @@ class EdgeConvBlock(MessagePassing):
 
     def message(self, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
         h = torch.cat([x_i, x_j - x_i], dim=1)
-        for conv, bn in zip(self.convs, self.bns):
+        for conv, bn in zip(self.convs, self.bns, strict=True):
             h = torch.relu(bn(conv(h)))
         return h
 
@@ -111,7 +112,7 @@ class EdgeConvBlock(MessagePassing):
         gathered = flat[(neighbours + offset).reshape(-1)].view(n, p, k, c).permute(0, 3, 1, 2)
         centre = features.unsqueeze(-1).expand(n, c, p, k)
         h = torch.cat([centre, gathered - centre], dim=1).reshape(n, 2 * c, p * k)
-        for conv, bn in zip(self.convs, self.bns):
+        for conv, bn in zip(self.convs, self.bns, strict=True):
             h = torch.relu(bn(F.conv1d(h, conv.weight.unsqueeze(-1))))
         mean = h.view(n, -1, p, k).mean(dim=-1)
         return torch.relu(self.shortcut(features) + mean)
@@ -131,7 +132,7 @@ class _ParticleNetLayers(nn.Module):
         self.bn_fts = nn.BatchNorm1d(n_features)
         ins = [n_features, *channels[:-1]]
         self.edge_convs = nn.ModuleList(EdgeConvBlock(i, [w] * layers_per_block)
-                                        for i, w in zip(ins, channels))
+                                        for i, w in zip(ins, channels, strict=True))
         self.fc = nn.Sequential(
             nn.Sequential(nn.Linear(channels[-1], fc_width), nn.ReLU(), nn.Dropout(dropout)),
             nn.Linear(fc_width, n_classes))

@@ -1,4 +1,4 @@
-"""Taggers: one interface over the IN, MLP, ParT and BDT.
+"""Taggers: one interface over the IN, MLP, ParT, ParticleNet and BDT.
 
 A tagger is built from a plain config dict (what the bundle manifest stores): its kind,
 hyperparameters, the names of the features it reads and its preprocessing. It declares
@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from servable.data import schema
+from servable.data import particles, schema
 from servable.data.jets import Jets
 from servable.errors import ServableError
 from servable.models.batching import probabilities
 from servable.models.interaction_network import InteractionNetwork
-from servable.models.nets import INNet, MLPNet, ParTNet
+from servable.models.nets import INNet, MLPNet, ParTNet, PNNet
 from servable.models.particle_transformer import ParticleTransformer
 from servable.models.preprocessing import Standardize, fit_standardization, identity
 from servable.models.spec import InputGroup, InputSpec
@@ -280,6 +280,45 @@ class ParTTagger(TorchTagger):
         return ParTNet(self._norm("tracks"), core, [names.index(n) for n in needed])
 
 
+class ParticleNetTagger(TorchTagger):
+    """ParticleNet (EdgeConv graph network on PyTorch Geometric) on JetClass particle
+    features, neighbours first found in (deta, dphi); the published JetClass configuration by
+    default, with the JetClass standardisation declared as its preprocessing."""
+
+    kind = "particlenet"
+    bucket_by_multiplicity = True
+    input_names = ("tracks",)
+    defaults = {"k": 16, "channels": [64, 128, 256], "layers_per_block": 3, "fc_width": 256,
+                "dropout": 0.1, "n_tracks": schema.JETCLASS_SLOTS}
+
+    def __init__(self, config: dict):
+        config = dict(config)
+        config.setdefault("track_features", list(particles.FEATURE_SETS["full"]))
+        super().__init__(config)
+
+    def build_net(self):
+        from servable.models.particlenet import ParticleNet
+
+        h, names = self.hyper, self.config["track_features"]
+        missing = [n for n in particles.POINTS if n not in names]
+        if missing:
+            raise ConfigError(f"track_features must include {', '.join(missing)}: ParticleNet "
+                              "finds its first neighbours in (deta, dphi)")
+        if h["dropout"] >= 1:
+            raise ConfigError(f"hyperparameters.dropout must be below 1, not {h['dropout']}")
+        if h["k"] >= h["n_tracks"]:
+            raise ConfigError(f"hyperparameters.k ({h['k']}) must be smaller than n_tracks "
+                              f"({h['n_tracks']})")
+        core = ParticleNet(len(names), self.config["n_classes"], k=h["k"],
+                           channels=h["channels"], layers_per_block=h["layers_per_block"],
+                           fc_width=h["fc_width"], dropout=h["dropout"])
+        return PNNet(self._norm("tracks"), core, [names.index(n) for n in particles.POINTS])
+
+    def fit_preprocessing(self, inputs):
+        """The JetClass standardisation (declared, not fitted: the published models' own)."""
+        return {"tracks": particles.preprocessing(self.config["track_features"])}
+
+
 class BDTTagger(Tagger):
     """XGBoost gradient-boosted trees on the jet-level features.
 
@@ -325,7 +364,7 @@ class BDTTagger(Tagger):
 
 
 TAGGERS: dict[str, type[Tagger]] = {t.kind: t for t in (INTagger, MLPTagger, ParTTagger,
-                                                          BDTTagger)}
+                                                          ParticleNetTagger, BDTTagger)}
 
 
 def build_tagger(config: dict) -> Tagger:

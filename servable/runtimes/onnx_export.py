@@ -42,7 +42,7 @@ def export_onnx(tagger: Tagger, path) -> Path:
 def _export_torch(tagger: TorchTagger, path: Path) -> None:
     import warnings
 
-    wrapper = _WithProbabilities(tagger.net).eval()
+    wrapper = _WithProbabilities(tagger.net.exportable()).eval()
     inputs = tagger.input_spec().example()
     args = tuple(torch.from_numpy(inputs[k]) for k in tagger.input_names)
     dynamic = {k: {0: "batch"} for k in tagger.input_names}
