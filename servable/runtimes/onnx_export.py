@@ -6,7 +6,8 @@ Preprocessing is inside the graph. The IN is exported through its fast exact pat
 explicit width K (last filled slot in the batch) is computed in the graph, and the N - K
 trailing zero-padded slots are handled in closed form, so ONNX Runtime's cost also follows
 the real track count. Unlike the PyTorch path, the graph does not bucket jets by
-multiplicity: a batch costs as much as its fullest jet.
+multiplicity: a batch costs as much as its fullest jet. ParticleNet is exported through its
+dense formulation (`TaggerNet.exportable`: same weights; PyG's edge lists do not trace).
 """
 
 from __future__ import annotations
