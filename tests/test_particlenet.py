@@ -20,7 +20,6 @@ from tests.cli_helpers import assert_user_error, run_cli
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "jetclass-particlenet"
 SETS = ("kin", "kinpid", "full")
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="JetClass ParticleNet fixtures")
 
 
 def reference(feature_set):
@@ -75,6 +74,22 @@ def test_pyg_model_reproduces_every_reference_logit(feature_set):
         logits = official(ParticleNet, feature_set)(*oracle_inputs(ref)).numpy()
     # measured: at most 1.9e-5 (kin), 1.2e-5 (kinpid), 1.6e-5 (full)
     np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
+
+
+def test_stages_are_the_pooled_block_outputs_that_lead_to_the_logits():
+    """Linear probes read per-jet stages: one per EdgeConv block plus the head's hidden layer,
+    and the head's hidden layer through the last linear map gives the logits."""
+    ref = reference("kin")
+    net = official(ParticleNet, "kin")
+    points, features, mask = (t[:32] for t in oracle_inputs(ref))
+    with torch.no_grad():
+        logits, stages = net(points, features, mask, return_stages=True)
+        assert list(stages) == ["EdgeConv block 1", "EdgeConv block 2", "EdgeConv block 3",
+                                "head"]
+        assert [v.shape[1] for v in stages.values()] == [64, 128, 256, 256]
+        np.testing.assert_allclose(logits.numpy(), ref["logits"][:32], atol=1e-4)
+        np.testing.assert_allclose(net.fc[1](stages["head"]).numpy(), logits.numpy())
+        assert (stages["EdgeConv block 3"] >= 0).all()  # a ReLU closes every block
 
 
 def test_dense_formulation_equals_the_pyg_one_on_the_same_weights():

@@ -195,6 +195,10 @@ class PNNet(TaggerNet):
     def core_forward(self, features, points, mask):
         return self.core(points, features, mask)
 
+    def stages(self, tracks):
+        std, (points, mask) = self.standardize(tracks)
+        return self.core(points, std[0], mask, return_stages=True)[1]
+
     def exportable(self):
         """The dense formulation (PyG's edge lists do not trace): same weights, same logits."""
         return PNNet(self.track_norm, self.core.dense(), self.points).train(self.training)

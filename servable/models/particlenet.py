@@ -154,7 +154,9 @@ class ParticleNet(_ParticleNetLayers):
     """ParticleNet on PyTorch Geometric: messages along the edges of real particles only."""
 
     def forward(self, points: torch.Tensor, features: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+                mask: torch.Tensor, return_stages: bool = False):
+        """Logits (N, classes); with `return_stages` also the per-jet mean of the real
+        particles' features after each EdgeConv block, and the head's hidden layer."""
         points, features, mask = self.trimmed(points, features, mask)
         real = mask[:, 0]  # (N, W)
         n, width = real.shape
@@ -163,7 +165,12 @@ class ParticleNet(_ParticleNetLayers):
         node = torch.full((n, width), n_real, dtype=torch.long, device=real.device)
         node[real] = torch.arange(n_real, device=real.device)
         x = self.bn_fts(features.transpose(1, 2)[real])  # (R, F)
-        coords = points
+        counts = real.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
+
+        def pool(values):
+            return values.new_zeros(n, values.shape[1]).index_add_(0, jet, values) / counts
+
+        coords, stages = points, {}
         for i, block in enumerate(self.edge_convs):
             if i > 0:
                 coords = x.new_zeros(n, width, x.shape[1])
@@ -171,9 +178,13 @@ class ParticleNet(_ParticleNetLayers):
                 coords = coords.transpose(1, 2)
             slots = nearest_neighbours(coords, mask, self.k)[real]  # (R, k)
             x = block(x, node[jet.unsqueeze(1), slots])
-        counts = real.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
-        pooled = x.new_zeros(n, x.shape[1]).index_add_(0, jet, x) / counts
-        return self.fc(pooled)
+            if return_stages:
+                stages[f"EdgeConv block {i + 1}"] = pool(x)
+        pooled = pool(x)
+        if not return_stages:
+            return self.fc(pooled)
+        stages["head"] = self.fc[0](pooled)
+        return self.fc[1](stages["head"]), stages
 
     def dense(self) -> DenseParticleNet:
         """The dense formulation with a copy of these weights (same mode)."""
