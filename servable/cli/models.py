@@ -152,24 +152,38 @@ def evaluate(
     plot: Path = typer.Option(None, help="write the ROC curve here (PNG or PDF)"),
     force: bool = typer.Option(False, help="overwrite an existing --plot file"),
 ) -> None:
-    """Accuracy, ROC AUC and background rejection at 50% and 30% signal efficiency.
+    """Accuracy, ROC AUC and background rejection at 50% and 30% signal efficiency; for more
+    than two classes (JetClass) the Particle Transformer paper's table: accuracy, macro
+    one-vs-rest AUC and per class the QCD rejection at its working point.
 
     With --json, a rejection is null when no background jet passes the cut (infinite)."""
     from servable.files import check_output, json_text
 
     if plot is not None:  # before the evaluation, not after it
         check_output(plot, force=force, inputs=[bundle, *data])
+    import numpy as np
+
     from servable import load
-    from servable.models.metrics import plot_roc
+    from servable.models.metrics import metrics_table, plot_roc
     from servable.models.training import evaluate as run
 
     b = load(bundle)
-    metrics, y, score = run(b.tagger, data)
+    metrics, y, p = run(b.tagger, data)
+    binary = p.shape[1] == 2
     if plot is not None:
-        plot_roc({b.name: (y, score)}, plot, force=force)
+        names = metrics.get("class_names", [])
+        curves = {b.name: (y, p[:, 1])} if binary else {
+            c: (y[sel] == i, p[sel, i] / np.maximum(p[sel, i] + p[sel, 0], 1e-30))
+            for i, c in enumerate(names) if i
+            for sel in [(y == i) | (y == 0)]}
+        plot_roc(curves, plot, force=force)
     if as_json:
         typer.echo(json_text(metrics, indent=None))
-    else:
+    elif binary:
         typer.echo(f"{b.name} on {metrics['n_jets']} jets: accuracy {metrics['accuracy']:.4f}, "
                    f"ROC AUC {metrics['roc_auc']:.4f}, rejection at 50% "
                    f"{metrics['rejection_50']:.1f}, at 30% {metrics['rejection_30']:.1f}")
+    else:
+        typer.echo(f"{b.name} on {metrics['n_jets']} jets, {len(metrics['class_names'])} "
+                   "classes (rejection of QCD, 1/eps_QCD at the signal efficiency shown):")
+        typer.echo(metrics_table(metrics, b.name))

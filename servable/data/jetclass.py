@@ -21,20 +21,35 @@ JET_BRANCHES = schema.names(schema.JETCLASS_JET_FEATURES)
 CLASS_NAMES = schema.JETCLASS_CLASSES
 LABEL_BRANCHES = tuple(f"label_{c}" for c in CLASS_NAMES)
 
-def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
-                  entry_start: int = 0, entry_stop: int | None = None) -> Jets:
-    """Read a JetClass ROOT file into `Jets` (particles as the track collection)."""
-    import awkward as ak
+def _open_tree(path, tree: str):
     import uproot
 
-    path = regular_file(path)
     try:
         f = uproot.open(path)
     except Exception as exc:
         raise ServableError(f"{path}: not a readable ROOT file ({exc})") from None
-    with f:
-        if tree not in f:
-            raise ServableError(f"{path}: no TTree '{tree}' (JetClass files keep jets in 'tree')")
+    if tree not in f:
+        f.close()
+        raise ServableError(f"{path}: no TTree '{tree}' (JetClass files keep jets in 'tree')")
+    return f
+
+
+def iter_jetclass(path, chunk_size: int, tree: str = "tree", max_particles: int = 128):
+    """The jets of a JetClass ROOT file, `chunk_size` at a time."""
+    path = regular_file(path)
+    with _open_tree(path, tree) as f:
+        n = f[tree].num_entries
+    for start in range(0, n, chunk_size):
+        yield read_jetclass(path, max_particles, tree, start, start + chunk_size)
+
+
+def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
+                  entry_start: int = 0, entry_stop: int | None = None) -> Jets:
+    """Read a JetClass ROOT file into `Jets` (particles as the track collection)."""
+    import awkward as ak
+
+    path = regular_file(path)
+    with _open_tree(path, tree) as f:
         t = f[tree]
         missing = [b for b in (*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES)
                    if b not in t.keys()]

@@ -296,19 +296,37 @@ def plot_history(history: dict, path, title: str = "") -> None:
         ax.legend()
 
 
+def labelled_chunks(paths, chunk_size: int) -> Iterator[Jets]:
+    """The jets of labelled files, chunk by chunk: HDF5 in the CMS layout, or JetClass ROOT
+    files (`.root`)."""
+    from servable.data.jetclass import iter_jetclass
+
+    for path in map(Path, paths):
+        if path.suffix == ".root":
+            yield from iter_jetclass(path, chunk_size)
+        else:
+            yield from iter_chunks([Source(path)], chunk_size)
+
+
 def evaluate(tagger: Tagger, paths, chunk_size: int = 20_000) -> tuple[dict, np.ndarray,
                                                                         np.ndarray]:
-    """Metrics on labelled files, streamed; returns metrics, labels and scores."""
+    """Metrics on labelled files, streamed; returns metrics, class indices and probabilities
+    (n, classes). The jets' classes must be the model's, in its order."""
     check_int(chunk_size, "chunk_size")
+    classes = list(tagger.config["class_names"])
     labels, probs = [], []
-    for jets in iter_chunks([Source(Path(p)) for p in paths], chunk_size):
+    for jets in labelled_chunks(paths, chunk_size):
+        if list(jets.class_names) != classes:
+            raise ServableError(
+                f"the data's classes ({', '.join(jets.class_names)}) are not the model's "
+                f"({', '.join(classes)}); evaluate on data of the task the model was trained for")
         labels.append(jets.labels.argmax(1))
         probs.append(tagger.predict(jets))
     if not labels:
         raise ServableError("no jets to evaluate in the given files")
     y, p = np.concatenate(labels), np.concatenate(probs)
     try:
-        metrics = classification_metrics(y, p)
+        metrics = classification_metrics(y, p, classes)
     except ValueError as exc:
         raise ServableError(f"cannot evaluate: {exc}") from None
-    return metrics, y, p[:, 1]
+    return metrics, y, p
