@@ -49,10 +49,11 @@ def write_explanation(explanation, output: Path, n_jets: int, per_jet: bool,
 
 def explain(
     bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
-    input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
+    input_file: Path = typer.Argument(..., help="jets: CMS-layout HDF5 or JetClass ROOT"),
     method: str = typer.Option(..., help="masking, lrp, rna, shap, lime, ig, saliency, "
                                          "attention or probes"),
-    target: int = typer.Option(1, min=0, help="class to explain (1 = H->bb)"),
+    target: str = typer.Option("1", help="class to explain: its index or name (1 = H->bb in "
+                                          "the CMS task, e.g. Tbqq in JetClass)"),
     n_jets: int = typer.Option(1000, min=1, help="explain the first N jets"),
     param: list[str] = typer.Option(None, help="method parameter key=value (repeatable), "
                                                "e.g. rule=gamma, baseline=mean"),
@@ -64,7 +65,7 @@ def explain(
     """Explain a model: writes DIR/explanation.json and PNG figures."""
     from servable import load
     from servable.cli.common import fail
-    from servable.data.h5io import JetFile
+    from servable.data.io import read_jets
     from servable.explain import METHODS
 
     if method not in METHODS:
@@ -75,9 +76,9 @@ def explain(
     METHODS[method].check_params(params)
     servable = load(bundle)
     inputs = [input_file, servable.path]  # the bundle found by name or DOI
-    with JetFile(input_file) as f:
-        jets = f.read(0, n_jets)
-    result = servable.explain(jets, method=method, target=target, **params)
+    jets = read_jets(input_file, 0, n_jets)
+    result = servable.explain(jets, method=method,
+                              target=int(target) if target.isdigit() else target, **params)
     written = write_explanation(result, output, len(jets), per_jet, force, inputs)
     top = ", ".join(result.top(5)) or "(node-level method: see the figures)"
     typer.echo(f"{method} on {len(jets)} jets ({servable.kind}): top features {top}")

@@ -39,10 +39,9 @@ def export(
 
 
 def _sample(data: Path, n_jets: int | None):
-    from servable.data.h5io import JetFile
+    from servable.data.io import read_jets
 
-    with JetFile(data) as f:  # read only the jets asked for
-        return f.read(0, n_jets)
+    return read_jets(data, 0, n_jets)  # only the jets asked for
 
 
 @bench_app.command("parity")

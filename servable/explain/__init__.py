@@ -49,12 +49,18 @@ def method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def explain_bundle(bundle: Bundle, jets: Jets, method: str, target: int = 1,
+def explain_bundle(bundle: Bundle, jets: Jets, method: str, target: int | str = 1,
                    **params) -> Explanation:
+    """Explain `target` (a class index or name) with `method`."""
     cls = method_class(method)
     cls.check_params(params)
     classes = bundle.manifest["outputs"][0]["classes"]
     named = ", ".join(f"{i} = {c}" for i, c in enumerate(classes))
+    if isinstance(target, str):
+        if target not in classes:
+            raise ServableError(f"target must be a class index or name ({named}), "
+                                f"not {target!r}")
+        target = classes.index(target)
     check_int(target, f"target ({named})", minimum=0, maximum=len(classes) - 1)
     if len(jets) == 0:
         raise ServableError("no jets to explain: give at least one jet")
@@ -64,7 +70,7 @@ def explain_bundle(bundle: Bundle, jets: Jets, method: str, target: int = 1,
 class Servable(Bundle):
     """A verified bundle that predicts and explains."""
 
-    def explain(self, jets: Jets, method: str = "lrp", target: int = 1,
+    def explain(self, jets: Jets, method: str = "lrp", target: int | str = 1,
                 **params) -> Explanation:
         return explain_bundle(self, jets, method, target, **params)
 

@@ -111,7 +111,7 @@ class LinearProbes(Method):
     """Ridge regression from each stage's representation to physics observables (CV R^2)."""
 
     name = "probes"
-    applies_to = ("in", "part")
+    applies_to = ("in", "part", "particlenet")
     splittable = False  # cross-validated over the whole set
 
     @classmethod

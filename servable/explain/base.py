@@ -120,7 +120,7 @@ class Method(ABC):
     """
 
     name: str = ""
-    applies_to: tuple[str, ...] = ("in", "mlp", "bdt", "part")
+    applies_to: tuple[str, ...] = ("in", "mlp", "bdt", "part", "particlenet")
     splittable: bool = True
 
     def __init__(self, bundle: Bundle):

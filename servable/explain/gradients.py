@@ -26,7 +26,7 @@ from servable.explain.base import (
 
 
 class _GradientMethod(Method):
-    applies_to = ("in", "mlp", "part")
+    applies_to = ("in", "mlp", "part", "particlenet")
 
     def _tensors(self, jets: Jets):
         """Raw inputs (numpy), standardised tensors and the fixed extra arguments."""

@@ -74,7 +74,9 @@ class Masking(Method):
             raise ServableError("masking measures the AUC lost: it needs labelled jets")
         y = jets.labels.argmax(1) == target
         if y.all() or not y.any():
-            raise ServableError("masking needs jets of both classes")
+            name = self.tagger.config["class_names"][target]
+            raise ServableError(f"masking measures the one-vs-rest AUC: it needs jets of the "
+                                f"target class {name} and of others")
         inputs = self.tagger.inputs(jets)
         values = replacement_values(inputs, self.spec, replacement)
         base = self.tagger.predict_from_inputs(inputs)[:, target]

@@ -75,7 +75,7 @@ class TaggerNet(nn.Module, ABC):
 
     def stages(self, *inputs) -> dict[str, torch.Tensor]:
         """Per-jet representation (n, width) after each stage, for linear probes; a network
-        without stages has none to probe (probes apply to the IN and ParT)."""
+        without stages has none to probe (probes apply to the IN, ParT and ParticleNet)."""
         return {}
 
     def exportable(self) -> nn.Module:

@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from servable.data.h5io import JetFile
+from servable.data.io import is_root, iter_root_chunks
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
 from servable.files import sha256_file
@@ -299,11 +300,9 @@ def plot_history(history: dict, path, title: str = "") -> None:
 def labelled_chunks(paths, chunk_size: int) -> Iterator[Jets]:
     """The jets of labelled files, chunk by chunk: HDF5 in the CMS layout, or JetClass ROOT
     files (`.root`)."""
-    from servable.data.jetclass import iter_jetclass
-
     for path in map(Path, paths):
-        if path.suffix == ".root":
-            yield from iter_jetclass(path, chunk_size)
+        if is_root(path):
+            yield from iter_root_chunks(path, chunk_size)
         else:
             yield from iter_chunks([Source(path)], chunk_size)
 
