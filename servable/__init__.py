@@ -4,7 +4,8 @@ Layers import one way: data -> models -> runtimes -> bundle -> explain -> publis
 -> cli (docs/architecture.md).
 """
 
-from servable.data.h5io import iter_jets, read_jets, write_jets
+from servable.data.h5io import iter_jets, write_jets
+from servable.data.io import read_jets
 from servable.data.jets import InvalidJetsError, Jets, validate_jets
 from servable.errors import ServableError
 from servable.version import __version__

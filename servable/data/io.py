@@ -4,6 +4,7 @@ evaluation read jets through."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +15,19 @@ def is_root(path) -> bool:
     return Path(path).suffix == ".root"
 
 
-def read_jets(path, start: int = 0, stop: int | None = None) -> Jets:
-    """Jets `start` to `stop` (None: to the end) of an HDF5 or JetClass ROOT file."""
-    if is_root(path):
+def read_jets(path_or_paths, start: int = 0, stop: int | None = None) -> Jets:
+    """Jets `start` to `stop` (None: to the end) of a JetClass ROOT file, or of one or more
+    CMS-layout HDF5 files (concatenated in the order given)."""
+    if isinstance(path_or_paths, (str, os.PathLike)) and is_root(path_or_paths):
         from servable.data.jetclass import read_jetclass
 
-        return read_jetclass(path, entry_start=start, entry_stop=stop)
-    from servable.data.h5io import JetFile
+        return read_jetclass(path_or_paths, entry_start=start, entry_stop=stop)
+    from servable.data import h5io
 
-    with JetFile(path) as f:
-        return f.read(start, stop)
+    if isinstance(path_or_paths, (str, os.PathLike)):  # only the jets asked for
+        with h5io.JetFile(path_or_paths) as f:
+            return f.read(start, stop)
+    return h5io.read_jets(path_or_paths, start, stop)
 
 
 def iter_root_chunks(path, chunk_size: int) -> Iterator[Jets]:
