@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -21,6 +22,18 @@ def _params(items: list[str] | None) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _target(text: str) -> int | str:
+    """--target as a class index (an integer, refused when negative) or a class name."""
+    from servable.cli.common import fail
+
+    text = text.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        if int(text) < 0:
+            fail(f"--target must be a class index (0 or more) or a class name, not {text}")
+        return int(text)
+    return text
 
 
 def check_explanation_output(output: Path, force: bool, inputs: list) -> Path:
@@ -74,11 +87,11 @@ def explain(
     check_explanation_output(output, force, inputs)  # before any work
     params = _params(param)
     METHODS[method].check_params(params)
+    target_class = _target(target)
     servable = load(bundle)
     inputs = [input_file, servable.path]  # the bundle found by name or DOI
     jets = read_jets(input_file, 0, n_jets)
-    result = servable.explain(jets, method=method,
-                              target=int(target) if target.isdigit() else target, **params)
+    result = servable.explain(jets, method=method, target=target_class, **params)
     written = write_explanation(result, output, len(jets), per_jet, force, inputs)
     top = ", ".join(result.top(5)) or "(node-level method: see the figures)"
     typer.echo(f"{method} on {len(jets)} jets ({servable.kind}): top features {top}")
