@@ -2,8 +2,8 @@
 
 Every module under servable/ is parsed (imports at any depth, inside functions and
 `if TYPE_CHECKING:` blocks included; relative imports resolved). Layers, lowest first:
-the base (errors, version, figures, files), then data, models, runtimes, bundle, explain, publish,
-remote, cli. A module may import its own layer or a lower one. The package root
+the base (errors, version, figures, files), then data, models, runtimes, bundle, explain, study,
+publish, remote, cli. A module may import its own layer or a lower one. The package root
 (servable/__init__.py, which gathers the public API) and servable/__main__.py are exempt
 as importers; the root gathers every layer, so only the cli may import it.
 """
@@ -14,8 +14,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "servable"
-LAYERS = ("base", "data", "models", "runtimes", "bundle", "explain", "publish", "remote",
-          "cli")
+LAYERS = ("base", "data", "models", "runtimes", "bundle", "explain", "study", "publish",
+          "remote", "cli")
 BASE = {"errors", "version", "figures", "files", "safe_yaml"}
 EXEMPT = {"servable", "servable.__main__"}
 
