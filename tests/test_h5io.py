@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from servable.data.h5io import JetFileError, iter_jets, read_jets, write_jets
-from servable.data.jets import Jets
+from servable.data.jets import InvalidJetsError, Jets
 
 
 def test_round_trip_gives_identical_arrays_names_and_attributes(train_file, tmp_path):
@@ -175,3 +175,79 @@ def test_a_damaged_object_header_is_refused_not_raised_as_a_keyerror():
     with pytest.raises(JetFileError, match=r"cannot be read \(KeyError: .*message not "
                                            r"aligned.*probably truncated or corrupted"):
         read_jets(damaged)
+
+
+@pytest.fixture(scope="module")
+def jetclass_jets():
+    """The oracle pseudo-jets in the JetClass layout (particles, derived channels, jet
+    observables), ten classes, and an int8 per-particle generator truth array."""
+    from servable.data import particles
+    from tests.test_particlenet import FIXTURES
+
+    raw = dict(np.load(FIXTURES / "pseudo_jets_raw.npz"))
+    n = len(raw["jet_pt"])
+    rng = np.random.default_rng(3)
+    raw["jet_nparticles"] = raw["n_particles"]
+    for name in ("jet_phi", "jet_sdmass", "jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4"):
+        raw[name] = rng.random(n)
+    jets = particles.jets_from_arrays(raw, np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)])
+    jets.extras["particle_origin"] = rng.integers(-1, 5, (n, 128)).astype(np.int8)
+    return jets
+
+
+def test_jetclass_layout_round_trips_every_array_name_and_class(jetclass_jets, tmp_path):
+    jets = jetclass_jets
+    out = write_jets(tmp_path / "jetclass.h5", jets, attrs={"provenance": {"seed": 3}})
+    back = read_jets(out)
+    assert back.layout == "jetclass"
+    for attr in ("tracks", "jet_features", "labels"):
+        np.testing.assert_array_equal(getattr(back, attr), getattr(jets, attr))
+    for attr in ("track_names", "vertex_names", "jet_feature_names", "class_names"):
+        assert getattr(back, attr) == getattr(jets, attr), attr
+    assert back.class_names == ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq",
+                                "Tbqq", "Tbl")
+    np.testing.assert_array_equal(back.extras["particle_origin"],
+                                  jets.extras["particle_origin"])
+    assert back.extras["particle_origin"].dtype == np.int8
+    assert back.vertices.shape == (len(jets), 0, 0) and back.spectators is None
+    with h5py.File(out) as f:
+        assert f["training_subgroup/training_2"].shape == (256, 23, 128)
+        assert "training_subgroup/training_3" not in f  # JetClass has no vertices
+        assert f["training_subgroup/training_0"].shape == (256, len(jets.jet_feature_names), 1)
+        assert [n.decode() if isinstance(n, bytes) else n
+                for n in f["target_subgroup/target"].attrs["feature_names"]][-1] == "Tbl"
+
+
+def test_cms_files_name_their_two_classes_as_the_open_data_target(train_file, tmp_path):
+    out = write_jets(tmp_path / "cms.h5", read_jets(train_file)[:10])
+    with h5py.File(out) as f:
+        names = [n.decode() if isinstance(n, bytes) else n
+                 for n in f["target_subgroup/target"].attrs["feature_names"]]
+        assert names == ["QCD", "Hbb"] and f["target_subgroup/target"].shape == (10, 2)
+        assert set(f["training_subgroup"]) == {"training_0", "training_2", "training_3"}
+    assert read_jets(out).layout == "cms"
+
+
+def test_jetclass_jets_with_vertices_are_refused_not_dropped(jetclass_jets, tmp_path):
+    jets = jetclass_jets[:4]
+    jets.vertices = np.ones((4, 2, 3), np.float32)
+    with pytest.raises(InvalidJetsError, match="carry no secondary vertices"):
+        write_jets(tmp_path / "bad.h5", jets)
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_a_root_file_and_its_hdf5_copy_read_the_same_jets_in_any_range(tmp_path):
+    from servable.data.io import open_jets
+    from tests.ring_jets import write_ring_root
+
+    root = write_ring_root(tmp_path / "rings.root", 3, seed=5)
+    with open_jets(root) as f:
+        assert len(f) == 30 and f.class_names[0] == "QCD"
+        copy = write_jets(tmp_path / "rings.h5", f.read())
+    with open_jets(root) as a, open_jets(copy) as b:
+        for start, stop in ((0, None), (5, 9), (28, 40)):
+            x, y = a.read(start, stop), b.read(start, stop)
+            assert len(x) == len(y) == len(range(30)[start:stop])
+            for attr in ("tracks", "jet_features", "labels"):
+                np.testing.assert_array_equal(getattr(x, attr), getattr(y, attr))
+            assert x.track_names == y.track_names and x.class_names == y.class_names

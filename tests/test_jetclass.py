@@ -11,6 +11,7 @@ from servable.data.jetclass import (
     PARTICLE_BRANCHES,
     read_jetclass,
 )
+from servable.data.jetobservables import OBSERVABLES
 from servable.data.particles import DERIVED
 from servable.errors import ServableError
 
@@ -45,7 +46,7 @@ def test_labels_are_the_ten_jetclass_classes(jetclass_file):
     jets = read_jetclass(path)
     assert jets.labels.shape == (3, 10)
     assert jets.labels.argmax(1).tolist() == [1, 0, 8]
-    assert jets.jet_feature_names == JET_BRANCHES
+    assert jets.jet_feature_names == (*JET_BRANCHES, *OBSERVABLES)  # the file's, then derived
 
 
 def test_a_file_missing_branches_is_refused(tmp_path):

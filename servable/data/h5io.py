@@ -1,4 +1,5 @@
-"""Read and write the CMS H->bb HDF5 layout, in chunks, never a whole dataset at once.
+"""Read and write jets as HDF5, in chunks, never a whole dataset at once: the CMS H->bb layout
+and the JetClass particle layout in the same groups.
 
 Groups and datasets, exactly as the published open data:
   {split}_subgroup/{split}_0  jet features (n, 27, 1)
@@ -7,7 +8,11 @@ Groups and datasets, exactly as the published open data:
   {split}_subgroup/{split}_3  secondary vertices (n, 14, 5)
   target_subgroup/target      (n, 2) = [QCD, H->bb]
   spectator_subgroup/spectators (n, 1, 11)
-where split is "training" or "testing". Feature names ride along as dataset attributes.
+where split is "training" or "testing". Feature names ride along as dataset attributes (the
+class names as those of the target). JetClass-layout files hold their particles in `_2` with
+their own channels and slot count (n, 23, 128), no `_3` (JetClass has no vertices), their
+jet features and observables in `_0`, one target column per class and any generator truth
+under `generator_truth/`; the particle channel names (part_energy) tell the layouts apart.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import h5py
 import numpy as np
 
 from servable.data import schema
-from servable.data.jets import InvalidJetsError, Jets
+from servable.data.jets import CMS, JETCLASS, JETCLASS_MARKER, InvalidJetsError, Jets
 from servable.errors import ServableError, check_int
 from servable.files import atomic_output, regular_file
 
@@ -30,7 +35,7 @@ TRUTH_GROUP = "generator_truth"
 
 
 class JetFileError(ServableError, ValueError):
-    """A file that is not a readable CMS H->bb HDF5 file; the message says what and how to fix."""
+    """A file that is not a readable jets HDF5 file; the message says what and how to fix."""
 
 
 # what h5py raises when libhdf5 fails on a damaged file: it maps HDF5's error classes onto
@@ -73,7 +78,7 @@ def _key(ds: h5py.Dataset) -> str:
 
 
 def _shape_text(tail: tuple) -> str:
-    return f"(n, {', '.join(map(str, tail))})" if tail else "(n,)"
+    return f"(n, {', '.join('S' if t is None else str(t) for t in tail)})" if tail else "(n,)"
 
 
 def _plain(f: h5py.File, key: str, path) -> h5py.Dataset:
@@ -95,8 +100,10 @@ def _plain(f: h5py.File, key: str, path) -> h5py.Dataset:
 
 
 def _checked(ds: h5py.Dataset, path, tail: tuple, kinds: str = "f") -> h5py.Dataset:
-    """`ds` if its shape is (n, *tail) and its dtype one of `kinds`."""
-    if ds.ndim != len(tail) + 1 or tuple(ds.shape[1:]) != tail:
+    """`ds` if its shape is (n, *tail) (None in `tail`: any size) and its dtype one of
+    `kinds`."""
+    if ds.ndim != len(tail) + 1 or any(t is not None and t != d
+                                       for t, d in zip(tail, ds.shape[1:], strict=True)):
         raise JetFileError(
             f"{path}: dataset '{_key(ds)}' has shape {ds.shape}, expected "
             f"{_shape_text(tail)}"
@@ -123,8 +130,8 @@ def _names(ds: h5py.Dataset, default: tuple[str, ...], path) -> tuple[str, ...]:
 
 
 class JetFile:
-    """One CMS-layout HDF5 file, open for chunked reading; every dataset's shape and dtype is
-    checked when the file is opened."""
+    """One HDF5 jets file (CMS or JetClass layout), open for chunked reading; every dataset's
+    shape and dtype is checked when the file is opened."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -145,17 +152,30 @@ class JetFile:
         f = self._f
         self.split = _split_of(f, path)
         g = f"{self.split}_subgroup/{self.split}"
-        tracks, vertices = _plain(f, f"{g}_2", path), _plain(f, f"{g}_3", path)
+        tracks = _plain(f, f"{g}_2", path)
         self.track_names = _names(tracks, schema.TRACK_NAMES, path)
-        self.tracks = _checked(tracks, path, (len(self.track_names), schema.TRACK_SLOTS))
-        self.vertex_names = _names(vertices, schema.VERTEX_NAMES, path)
-        self.vertices = _checked(vertices, path, (len(self.vertex_names), schema.VERTEX_SLOTS))
-        self.jet_features, self.jet_feature_names = None, schema.JET_NAMES
+        self.layout = JETCLASS if JETCLASS_MARKER in self.track_names else CMS
+        jetclass = self.layout == JETCLASS
+        self.tracks = _checked(tracks, path, (len(self.track_names),
+                                              None if jetclass else schema.TRACK_SLOTS))
+        self.vertices, self.vertex_names = None, ()
+        if not jetclass:
+            vertices = _plain(f, f"{g}_3", path)
+            self.vertex_names = _names(vertices, schema.VERTEX_NAMES, path)
+            self.vertices = _checked(vertices, path, (len(self.vertex_names),
+                                                      schema.VERTEX_SLOTS))
+        default_jet = schema.names(schema.JETCLASS_JET_FEATURES) if jetclass else schema.JET_NAMES
+        self.jet_features, self.jet_feature_names = None, default_jet
         if f"{g}_0" in f:
             jet_features = _plain(f, f"{g}_0", path)
-            self.jet_feature_names = _names(jet_features, schema.JET_NAMES, path)
+            self.jet_feature_names = _names(jet_features, default_jet, path)
             self.jet_features = _checked(jet_features, path, (len(self.jet_feature_names), 1))
-        self.labels = self._optional("target_subgroup/target", (len(schema.LABELS),))
+        self.labels = None
+        self.class_names = schema.JETCLASS_CLASSES if jetclass else schema.LABELS
+        if "target_subgroup/target" in f:
+            target = _plain(f, "target_subgroup/target", path)
+            self.class_names = _names(target, self.class_names, path)
+            self.labels = _checked(target, path, (len(self.class_names),))
         self.spectators = self._optional("spectator_subgroup/spectators",
                                          (1, len(schema.SPECTATOR_NAMES)))
         self.truth = self._truth(path)
@@ -181,11 +201,14 @@ class JetFile:
         truth = {}
         for name in self._f[TRUTH_GROUP]:
             key = f"{TRUTH_GROUP}/{name}"
+            ds = _plain(self._f, key, path)
+            if self.layout == JETCLASS:  # the JetClass generator's truth: any per-jet array
+                truth[name] = _checked(ds, path, (None,) * (ds.ndim - 1), "biuf")
+                continue
             if name not in schema.TRUTH_SHAPES:
                 raise JetFileError(f"{path}: unexpected '{key}'; {TRUTH_GROUP}/ holds only "
                                    f"{', '.join(schema.TRUTH_SHAPES)}")
-            truth[name] = _checked(_plain(self._f, key, path), path, schema.TRUTH_SHAPES[name],
-                                   "biuf")
+            truth[name] = _checked(ds, path, schema.TRUTH_SHAPES[name], "biuf")
         return truth
 
     def _optional(self, key: str, tail: tuple) -> h5py.Dataset | None:
@@ -212,10 +235,13 @@ class JetFile:
             jf = None if self.jet_features is None else self.jet_features[sl][..., 0]
             spec = None if self.spectators is None else self.spectators[sl][:, 0, :]
             extras = {k: ds[sl] for k, ds in self.truth.items()}
+            tracks = self.tracks[sl]
+            vertices = self.vertices[sl] if self.vertices is not None else \
+                np.zeros((len(tracks), 0, 0), np.float32)
             return Jets(
-                self.tracks[sl], self.vertices[sl], jf,
-                None if self.labels is None else self.labels[sl], spec,
+                tracks, vertices, jf, None if self.labels is None else self.labels[sl], spec,
                 self.track_names, self.vertex_names, self.jet_feature_names, extras,
+                class_names=self.class_names,
             )
         except InvalidJetsError as exc:
             raise JetFileError(f"{self.path}: jets {start}-{stop}: {exc}") from None
@@ -256,7 +282,8 @@ def _paths(path_or_paths) -> list[Path]:
 
 
 def read_jets(path_or_paths, start: int = 0, stop: int | None = None) -> Jets:
-    """Read jets from one or more CMS-layout files (concatenated in the order given)."""
+    """Read jets from one or more HDF5 files of one layout (concatenated in the order
+    given)."""
     parts = []
     for path in _paths(path_or_paths):
         with JetFile(path) as f:
@@ -282,11 +309,17 @@ def write_jets(
     attrs: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write jets in the CMS layout, atomically and never over an existing file without
-    `overwrite` (`servable.files.atomic_output`)."""
+    """Write jets in their layout (CMS or JetClass, `Jets.layout`), every array and name as
+    it is, atomically and never over an existing file without `overwrite`
+    (`servable.files.atomic_output`)."""
     path = Path(path)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    jetclass = jets.layout == JETCLASS
+    if jetclass and np.size(jets.vertices):
+        raise InvalidJetsError("vertices: JetClass-layout jets (particles in the tracks group) "
+                               "carry no secondary vertices; the file layout has no place for "
+                               "them")
     g = f"{split}_subgroup/{split}"
     n = len(jets)
     with atomic_output(path, force=overwrite) as out:
@@ -294,11 +327,12 @@ def write_jets(
             for key, value in (attrs or {}).items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
             _write(f, f"{g}_2", jets.tracks, jets.track_names)
-            _write(f, f"{g}_3", jets.vertices, jets.vertex_names)
+            if not jetclass:
+                _write(f, f"{g}_3", jets.vertices, jets.vertex_names)
             if jets.jet_features is not None:
                 _write(f, f"{g}_0", jets.jet_features[..., None], jets.jet_feature_names)
             if jets.labels is not None:
-                _write(f, "target_subgroup/target", jets.labels, schema.LABELS)
+                _write(f, "target_subgroup/target", jets.labels, jets.class_names)
             if jets.spectators is not None:
                 _write(f, "spectator_subgroup/spectators", jets.spectators[:, None, :],
                        schema.SPECTATOR_NAMES)

@@ -2,8 +2,9 @@
 
 Particles fill the `tracks` array (n, 16 + 7, max_particles), channels-first, zero-padded in
 the file's order (JetClass stores them by decreasing pT): the raw branches, then the derived
-features of `servable.data.particles`. JetClass has no secondary-vertex collection, so
-`vertices` has no features and no slots. Labels are the ten one-hot JetClass classes.
+features of `servable.data.particles`; the jet observables of `servable.data.jetobservables`
+follow the jet branches. JetClass has no secondary-vertex collection, so `vertices` has no
+features and no slots. Labels are the ten one-hot JetClass classes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from servable.data import schema
 from servable.data.jets import Jets
-from servable.data.particles import derive
+from servable.data.particles import complete
 from servable.errors import ServableError
 from servable.files import regular_file
 
@@ -34,12 +35,16 @@ def _open_tree(path, tree: str):
     return f
 
 
+def count_jets(path, tree: str = "tree") -> int:
+    """How many jets (entries of `tree`) a JetClass ROOT file holds."""
+    with _open_tree(regular_file(path), tree) as f:
+        return int(f[tree].num_entries)
+
+
 def iter_jetclass(path, chunk_size: int, tree: str = "tree", max_particles: int = 128):
     """The jets of a JetClass ROOT file, `chunk_size` at a time."""
     path = regular_file(path)
-    with _open_tree(path, tree) as f:
-        n = f[tree].num_entries
-    for start in range(0, n, chunk_size):
+    for start in range(0, count_jets(path, tree), chunk_size):
         yield read_jetclass(path, max_particles, tree, start, start + chunk_size)
 
 
@@ -69,4 +74,4 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
         labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
         jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES,
     )
-    return derive(jets)
+    return complete(jets)

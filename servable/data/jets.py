@@ -19,6 +19,11 @@ GROUPS = {"tracks": "track_names", "vertices": "vertex_names",
           "jet_features": "jet_feature_names"}
 
 
+# the two layouts one Jets container serves; JetClass particles carry part_energy
+CMS, JETCLASS = "cms", "jetclass"
+JETCLASS_MARKER = "part_energy"
+
+
 class InvalidJetsError(ServableError, ValueError):
     """Input jets that do not follow the layout; the message names array, expected and received."""
 
@@ -159,12 +164,13 @@ def validate_jets(
 
 @dataclass
 class Jets:
-    """A batch of jets in the CMS H->bb layout.
+    """A batch of jets in the CMS H->bb layout or the JetClass particle layout (`layout`).
 
     Parameters
     ----------
-    tracks : (n, P, 60) float32, channels-first, zero-padded
-    vertices : (n, S, 5) float32, channels-first, zero-padded
+    tracks : (n, P, 60) float32, channels-first, zero-padded (JetClass: the particles, their
+        raw and derived channels, (n, 23, 128))
+    vertices : (n, S, 5) float32, channels-first, zero-padded (JetClass: none, (n, 0, 0))
     jet_features : (n, F) float32 jet-level `fj_*` features, optional
     labels : (n, classes) one-hot, in the order of `class_names`, optional
     spectators : (n, 11) float32, optional
@@ -240,6 +246,12 @@ class Jets:
         if self.labels is None:
             raise ValueError("these jets carry no labels")
         return self.labels.argmax(1)
+
+    @property
+    def layout(self) -> str:
+        """`jetclass` for particle-level JetClass jets (particles in the tracks group, no
+        vertices), `cms` for the CMS H->bb layout."""
+        return JETCLASS if JETCLASS_MARKER in self.track_names else CMS
 
     @property
     def n_tracks(self) -> np.ndarray:

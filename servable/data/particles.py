@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from servable.data import schema
+from servable.data import jetobservables, schema
 from servable.data.jets import InvalidJetsError, Jets
 
 RAW = schema.names(schema.JETCLASS_PARTICLE_FEATURES)
@@ -115,9 +115,16 @@ def preprocessing(names: Sequence[str]) -> dict:
     return {"features": list(names), "centre": centre, "scale": scale, "clip": clip}
 
 
+def complete(jets: Jets) -> Jets:
+    """JetClass-layout jets with every derived quantity: the particle channels (`derive`) and
+    the jet observables (`servable.data.jetobservables.derive`); a no-op when present."""
+    return jetobservables.derive(derive(jets))
+
+
 def jets_from_arrays(arrays: Mapping[str, np.ndarray], labels=None,
                      class_names: Sequence[str] = schema.JETCLASS_CLASSES) -> Jets:
-    """JetClass-layout `Jets` (derived channels included) from raw branch arrays: the 16
+    """JetClass-layout `Jets` (derived channels and jet observables included) from raw branch
+    arrays: the 16
     `part_*` arrays (n, slots), zero-padded after the filled slots, and the `jet_*` arrays (n,)
     of `schema.JETCLASS_JET_FEATURES`."""
     missing = [k for k in (*RAW, *JET) if k not in arrays]
@@ -128,4 +135,4 @@ def jets_from_arrays(arrays: Mapping[str, np.ndarray], labels=None,
     n = len(tracks)
     jets = Jets(tracks, np.zeros((n, 0, 0), np.float32), jet, labels, track_names=RAW,
                 vertex_names=(), jet_feature_names=JET, class_names=tuple(class_names))
-    return derive(jets)
+    return complete(jets)

@@ -267,6 +267,43 @@ JETCLASS_JET_FEATURES: tuple[Feature, ...] = (
     *(_f(f"jet_tau{k}", "", f"N-subjettiness tau_{k} (beta=1, R0=0.8)", source=_JC, lo=0)
       for k in range(1, 5)),
 )
+# jet-level observables computed from the particles (servable.data.jetobservables): the
+# inputs of the BDT and of the MLP's jet part on JetClass data
+_JO = "servable.data.jetobservables, from the jet's particles (at most 128, the slots read)"
+RING_EDGES: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.4)  # dR ring edges; the last is open
+_RINGS = [*(f"{a:g} <= dR < {b:g}" for a, b in zip(RING_EDGES, RING_EDGES[1:], strict=False)),
+          f"dR >= {RING_EDGES[-1]:g}"]
+JETCLASS_JET_OBSERVABLES: tuple[Feature, ...] = (
+    *(_f(f"jet_tau{k + 1}{k}", "", f"N-subjettiness ratio tau_{k + 1}/tau_{k} of the file's "
+         f"jet_tau branches; 1 when tau_{k} = 0 (at most {k} particle{'s' * (k > 1)}: a "
+         "further axis explains nothing)", source="servable.data.jetobservables, from jet_tau*",
+         lo=0) for k in (1, 2, 3)),
+    _f("jet_mass", "GeV", "invariant mass of the summed particle four-vectors", source=_JO,
+       lo=0),
+    _f("jet_n_charged", "", "particles with non-zero charge", source=_JO, lo=0, integer=True),
+    _f("jet_n_neutral_hadrons", "", "particles flagged isNeutralHadron", source=_JO, lo=0,
+       integer=True),
+    _f("jet_n_photons", "", "particles flagged isPhoton", source=_JO, lo=0, integer=True),
+    _f("jet_n_leptons", "", "particles flagged isElectron or isMuon", source=_JO, lo=0,
+       integer=True),
+    *(_f(f"jet_ptfrac_ring{i + 1}", "", f"share of the particles' scalar pT sum at "
+         f"{ring} from the jet axis (energy-flow ring)", source=_JO, lo=0, hi=1)
+      for i, ring in enumerate(_RINGS)),
+    _f("jet_girth", "", "pT-weighted mean dR of the particles from the jet axis (width)",
+       source=_JO, lo=0),
+    _f("jet_ptd", "", "sqrt(sum pT^2) / sum pT of the particles (pT dispersion)", source=_JO,
+       lo=0, hi=1),
+    _f("jet_lead_ptfrac", "", "pT of the leading particle / the particles' scalar pT sum",
+       source=_JO, lo=0, hi=1),
+    _f("jet_charged_ptfrac", "", "scalar pT sum of charged particles / that of all",
+       source=_JO, lo=0, hi=1),
+    _f("jet_lepton_ptfrac", "", "pT of the leading electron or muon / the particles' scalar "
+       "pT sum; 0 without one", default=0.0, source=_JO, lo=0, hi=1),
+    _f("jet_n_displaced", "", "charged particles with |d0val| / d0err > 3 (d0err > 0)",
+       source=_JO, lo=0, integer=True),
+    _f("jet_max_d0sig", "", "largest |d0val| / d0err of the charged particles (d0err > 0); "
+       "0 without one", default=0.0, source=_JO, lo=0),
+)
 JETCLASS_CLASSES: tuple[str, ...] = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq",
                                      "Tbqq", "Tbl")
 JETCLASS_SLOTS = 128
@@ -302,7 +339,8 @@ SPECTATOR_NAMES = names(SPECTATORS)
 def lookup(name: str) -> Feature:
     """The schema entry of a feature, by name, across every group."""
     for group in (TRACK_FEATURES, VERTEX_FEATURES, JET_FEATURES, PFCAND_FEATURES, SPECTATORS,
-                  JETCLASS_PARTICLE_FEATURES, JETCLASS_DERIVED_FEATURES, JETCLASS_JET_FEATURES):
+                  JETCLASS_PARTICLE_FEATURES, JETCLASS_DERIVED_FEATURES, JETCLASS_JET_FEATURES,
+                  JETCLASS_JET_OBSERVABLES):
         for feature in group:
             if feature.name == name:
                 return feature
@@ -324,6 +362,16 @@ def schema_dict() -> dict:
         "pfcands": [asdict(f) for f in PFCAND_FEATURES],
         "spectators": [asdict(f) for f in SPECTATORS],
         "labels": list(LABELS),
+        "jetclass": {
+            "layout": "JetClass particles (arXiv:2202.03772, DOI 10.5281/zenodo.6619768), "
+                      "channels-first in the tracks group, no secondary vertices",
+            "slots": JETCLASS_SLOTS,
+            "particles": [asdict(f) for f in JETCLASS_PARTICLE_FEATURES],
+            "derived_particle_features": [asdict(f) for f in JETCLASS_DERIVED_FEATURES],
+            "jet_features": [asdict(f) for f in JETCLASS_JET_FEATURES],
+            "jet_observables": [asdict(f) for f in JETCLASS_JET_OBSERVABLES],
+            "labels": list(JETCLASS_CLASSES),
+        },
     }
 
 

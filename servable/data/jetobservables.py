@@ -1,0 +1,96 @@
+"""Jet-level observables of JetClass-layout jets, computed from their particles: the inputs
+of the BDT and of the MLP's jet part on JetClass data (schema.JETCLASS_JET_OBSERVABLES gives
+each one's unit and meaning).
+
+JetClass files store a few jet observables (pT, energy, soft-drop mass, N-subjettiness
+tau_1..4); the taggers of the Particle Transformer paper read particles only. A jet-level
+classifier needs summaries that separate the ten classes: the N-subjettiness ratios
+tau21/tau32/tau43 (2-, 3-, 4-prong decays), the jet mass, particle counts by type (leptons
+for Hqql and Tbl), the pT fractions in rings of dR around the axis and the pT-weighted width
+(energy flow: how collimated the decay is), pT dispersion and the leading particle's share,
+the charged and leptonic pT shares, and displaced tracks (b and c decays). `derive` appends
+them to the jet features of `Jets`, like `servable.data.particles.derive` appends the derived
+particle channels, so they exist for every JetClass file and travel with it into HDF5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from servable.data import schema
+from servable.data.jets import InvalidJetsError, Jets
+
+OBSERVABLES = schema.names(schema.JETCLASS_JET_OBSERVABLES)
+# the jet-level features models read by default on JetClass data: the file's pT, multiplicity
+# and soft-drop mass, then the derived observables (not eta, phi or the taus themselves)
+INPUTS: tuple[str, ...] = ("jet_pt", "jet_nparticles", "jet_sdmass", *OBSERVABLES)
+DISPLACED = 3.0  # |d0| / sigma(d0) above which a track counts as displaced
+_PARTICLES = ("part_px", "part_py", "part_pz", "part_energy", "part_deta", "part_dphi",
+              "part_d0val", "part_d0err", "part_charge", "part_isNeutralHadron",
+              "part_isPhoton", "part_isElectron", "part_isMuon")
+_JET = ("jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4")
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), empty)
+
+
+def observables(p: dict[str, np.ndarray], tau: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The observables from particle arrays (n, slots) (zero-padded: energy 0 marks padding)
+    and the jet's tau_1..4 (n,), as float64 arrays (n,)."""
+    p = {k: np.asarray(v, np.float64) for k, v in p.items()}
+    filled = p["part_energy"] > 0
+    pt = np.where(filled, np.hypot(p["part_px"], p["part_py"]), 0.0)
+    dr = np.hypot(p["part_deta"], p["part_dphi"])
+    total = pt.sum(1)
+    charged = filled & (p["part_charge"] != 0)
+    lepton = filled & ((p["part_isElectron"] > 0.5) | (p["part_isMuon"] > 0.5))
+    measured = charged & (p["part_d0err"] > 0)
+    d0sig = np.where(measured, np.abs(p["part_d0val"]) / np.where(measured, p["part_d0err"],
+                                                                   1.0), 0.0)
+    out: dict[str, np.ndarray] = {}
+    for k in (1, 2, 3):
+        out[f"jet_tau{k + 1}{k}"] = _ratio(tau[f"jet_tau{k + 1}"], tau[f"jet_tau{k}"], 1.0)
+    e, px, py, pz = ((p[k] * filled).sum(1) for k in ("part_energy", "part_px", "part_py",
+                                                       "part_pz"))
+    out["jet_mass"] = np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
+    out["jet_n_charged"] = charged.sum(1)
+    out["jet_n_neutral_hadrons"] = (filled & (p["part_isNeutralHadron"] > 0.5)).sum(1)
+    out["jet_n_photons"] = (filled & (p["part_isPhoton"] > 0.5)).sum(1)
+    out["jet_n_leptons"] = lepton.sum(1)
+    edges = [*schema.RING_EDGES, np.inf]
+    for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
+        ring = filled & (dr >= lo) & (dr < hi)
+        out[f"jet_ptfrac_ring{i + 1}"] = _ratio((pt * ring).sum(1), total, 0.0)
+    out["jet_girth"] = _ratio((pt * dr).sum(1), total, 0.0)
+    out["jet_ptd"] = _ratio(np.sqrt((pt * pt).sum(1)), total, 0.0)
+    out["jet_lead_ptfrac"] = _ratio(pt.max(1, initial=0.0), total, 0.0)
+    out["jet_charged_ptfrac"] = _ratio((pt * charged).sum(1), total, 0.0)
+    out["jet_lepton_ptfrac"] = _ratio((pt * lepton).max(1, initial=0.0), total, 0.0)
+    out["jet_n_displaced"] = (d0sig > DISPLACED).sum(1)
+    out["jet_max_d0sig"] = d0sig.max(1, initial=0.0)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def derive(jets: Jets) -> Jets:
+    """JetClass-layout jets with the observables appended to their jet features (a no-op when
+    they are there already)."""
+    names = list(jets.jet_feature_names)
+    if all(o in names for o in OBSERVABLES):
+        return jets
+    missing = [n for n in _PARTICLES if n not in jets.track_names]
+    missing += [n for n in _JET if n not in names]
+    if missing or jets.jet_features is None:
+        raise InvalidJetsError(
+            "cannot compute the JetClass jet observables: missing "
+            f"{', '.join(missing) or 'jet features'} (read the file with "
+            "servable.data.jetclass.read_jetclass)")
+    particles = {n: jets.tracks[:, jets.track_names.index(n), :] for n in _PARTICLES}
+    tau = {n: jets.jet_features[:, names.index(n)] for n in _JET}
+    new = observables(particles, tau)
+    add = [o for o in OBSERVABLES if o not in names]
+    jet = np.concatenate([jets.jet_features,
+                          np.stack([new[o] for o in add], axis=1).astype(np.float32)], axis=1)
+    return Jets(jets.tracks, jets.vertices, jet, jets.labels, jets.spectators,
+                jets.track_names, jets.vertex_names, (*names, *add), dict(jets.extras),
+                validate=False, class_names=jets.class_names)
