@@ -100,3 +100,48 @@ def random_bundle(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return save_bundle(MLPTagger({"kind": "mlp"}), tmp_path_factory.mktemp("random") / "mlp",
                        name="mlp-random")
+
+
+@pytest.fixture(scope="session")
+def ring_files(tmp_path_factory) -> dict[str, Path]:
+    """Ring jets (tests/ring_jets.py: ten separable classes in the JetClass ROOT layout): 60
+    per class for training as ROOT (`root`) and as its JetClass-layout HDF5 copy (`h5`), and
+    an independent 30 per class (`test`, ROOT)."""
+    from servable.data.io import read_jets
+    from tests.ring_jets import write_ring_root
+
+    root = tmp_path_factory.mktemp("rings")
+    train = write_ring_root(root / "train.root", 60, seed=1)
+    return {"root": train, "h5": write_jets(root / "train.h5", read_jets(train)),
+            "test": write_ring_root(root / "test.root", 30, seed=2)}
+
+
+# how each kind trains on ring jets: from which copy, and small networks so that two epochs
+# stay cheap; the BDT and ParT read the ROOT file, the MLP and ParticleNet its HDF5 copy
+RING_TRAINING = {
+    "bdt": ("root", ["--param", "n_estimators=60"]),
+    "mlp": ("h5", ["--lr", "3e-3"]),
+    "part": ("root", ["--lr", "5e-3", "--param", "embed_dims=[64,64]", "--param",
+                      "pair_embed_dims=[16,16]", "--param", "num_layers=1", "--param",
+                      "num_cls_layers=1", "--param", "dropout=0"]),
+    "particlenet": ("h5", ["--lr", "5e-3", "--feature-set", "kin", "--param", "k=8",
+                           "--param", "channels=[32,64]", "--param", "layers_per_block=2",
+                           "--param", "fc_width=64"]),
+}
+
+
+@pytest.fixture(scope="session")
+def ring_trained(ring_files, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """One 10-class bundle per kind (bdt, mlp, part, particlenet): `servable train` for 2
+    epochs (batch 16, seed 1) on ring jets; kind -> (bundle, what the command printed)."""
+    from tests.cli_helpers import run_cli
+
+    root = tmp_path_factory.mktemp("ring-trained")
+    out = {}
+    for kind, (source, args) in RING_TRAINING.items():
+        r = run_cli("train", "--model", kind, "--data", ring_files[source], "--epochs", 2,
+                    "--batch-size", 16, "--seed", 1, "--quiet", *args, "-o", root / kind,
+                    timeout=900)
+        assert r.returncode == 0, r.stderr
+        out[kind] = (root / kind, r.stdout)
+    return out

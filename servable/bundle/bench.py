@@ -30,7 +30,10 @@ def available_runtimes(bundle: Bundle) -> tuple[list[str], dict[str, str]]:
 
 
 def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
-    """Each runtime against PyTorch: max |dp|, accuracy, AUC, fidelity (paper Eq. 1)."""
+    """Each runtime against PyTorch: max |dp| over every class, accuracy, AUC (two classes:
+    of class 1; more: the macro one-vs-rest AUC over the classes present) and the fidelity
+    F = 1 - mean |p - p_torch| (paper Eq. 1; over jets and classes, which for two classes is
+    the mean over jets of |dp_1|)."""
     names, skipped = available_runtimes(bundle)
     probs = {n: bundle.predict(jets, n, batch_size) for n in names}
     ref = probs["torch"]
@@ -38,22 +41,32 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
     rows = {}
     for name, p in probs.items():
         row = {"max_abs_dp": float(np.max(np.abs(p - ref))),
-               "fidelity": float(1 - np.mean(np.abs(p[:, 1] - ref[:, 1])))}
+               "fidelity": float(1 - np.mean(np.abs(p - ref)))}
         if y is not None:
             row["accuracy"] = float(np.mean(p.argmax(1) == y))
-            row["roc_auc"] = float(roc_auc_score(y, p[:, 1]))
+            row["roc_auc"] = _auc(y, p)
         rows[name] = row
-    return {"bundle": bundle.name, "n_jets": len(jets), "runtimes": rows, "skipped": skipped}
+    return {"bundle": bundle.name, "n_jets": len(jets), "classes": ref.shape[1],
+            "runtimes": rows, "skipped": skipped}
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    if p.shape[1] == 2:
+        return float(roc_auc_score(y, p[:, 1])) if len(np.unique(y)) == 2 else float("nan")
+    present = [c for c in range(p.shape[1]) if 0 < (y == c).sum() < len(y)]
+    if not present:
+        return float("nan")
+    return float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present]))
 
 
 def format_parity(report: dict) -> str:
     lines = [f"{report['bundle']} on {report['n_jets']} jets (reference: torch)",
              f"  {'runtime':9s} {'max|dp|':>10s} {'fidelity':>10s} {'accuracy':>9s} "
-             f"{'AUC':>8s}"]
+             f"{'AUC' if report.get('classes', 2) == 2 else 'macro AUC':>9s}"]
     for name, r in report["runtimes"].items():
         acc, auc = r.get("accuracy", float("nan")), r.get("roc_auc", float("nan"))
         lines.append(f"  {name:9s} {r['max_abs_dp']:10.2e} {r['fidelity']:10.7f} "
-                     f"{acc:9.4f} {auc:8.4f}")
+                     f"{acc:9.4f} {auc:9.4f}")
     for name, why in report["skipped"].items():
         lines.append(f"  {name:9s} skipped: {why}")
     return "\n".join(lines)

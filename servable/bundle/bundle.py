@@ -70,6 +70,24 @@ def hardware() -> dict:
             "cpus": os.cpu_count(), "system": platform.system()}
 
 
+def task_of(config: dict) -> tuple[str, str]:
+    """The task a tagger configuration serves, from its classes and the layout its features
+    belong to: a short name for bundle names (`hbb`, `jetclass`) and a description."""
+    classes = list(config["class_names"])
+    jetclass = any(n.startswith("part_") for n in config["track_features"])
+    if not jetclass and classes == list(schema.LABELS):
+        return "hbb", "jet classification: H->bb vs QCD (CMS H->bb open-data layout)"
+    layout = "JetClass particle layout" if jetclass else "CMS H->bb open-data layout"
+    if jetclass and classes == list(schema.JETCLASS_CLASSES):
+        slug = "jetclass"
+    else:
+        slug = ("jetclass-" if jetclass else "") + "-".join(
+            "".join(ch for ch in c.lower() if ch.isalnum()) for c in classes)
+    what = " vs ".join(classes) if len(classes) == 2 else \
+        f"{len(classes)} classes ({', '.join(classes)})"
+    return slug, f"jet classification: {what} ({layout})"
+
+
 def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
     """Inputs (from the tagger's input spec) and outputs of a tagger, as the manifest lists
     them."""
@@ -78,7 +96,8 @@ def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
         {"name": "probabilities", "shape": [None, c["n_classes"]], "dtype": "float32",
          "classes": c["class_names"], "meaning": "softmax class probabilities"},
         {"name": "logits", "shape": [None, c["n_classes"]], "dtype": "float32",
-         "meaning": "raw outputs (BDT: [0, margin], margin = log-odds of H->bb)"},
+         "meaning": "raw outputs (a two-class BDT: [0, margin], margin = log-odds of class "
+                    f"{c['class_names'][1]}; a BDT of more classes: its margins)"},
     ]
     return tagger.input_spec().to_manifest(), outputs
 
@@ -143,7 +162,7 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
         "doi": None,
         "description": description,
         "authors": authors or [{"name": "The servable developers"}],
-        "task": "jet classification: H->bb vs QCD (CMS H->bb open-data layout)",
+        "task": task_of(tagger.config)[1],
         "model": {"kind": tagger.kind, "config": tagger.config,
                   "n_parameters": tagger.n_parameters(), "weights": tagger.weights_file,
                   "bucket_by_multiplicity": tagger.bucket_by_multiplicity},

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from servable.bundle.bundle import Bundle
-from servable.data.h5io import JetFile
+from servable.data.io import open_jets
 from servable.errors import check_int
 from servable.files import atomic_output
 
@@ -51,7 +51,7 @@ def stream_scores(score, input_path, output_path, *, chunk_size: int = 20_000,
     inputs = [input_path, *([bundle_path] if bundle_path is not None else [])]
     info: dict = {}
     with atomic_output(output_path, force=overwrite, inputs=inputs) as raw, \
-            JetFile(input_path) as f, h5py.File(raw, "w") as out:
+            open_jets(input_path) as f, h5py.File(raw, "w") as out:
         n = len(f)
         rows = out.create_dataset("row_index", (n,), np.int64)
         scores = None

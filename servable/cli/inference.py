@@ -11,7 +11,8 @@ bench_app = typer.Typer(help="Runtime parity and speed reports.", no_args_is_hel
 
 def predict(
     bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
-    input_file: Path = typer.Argument(..., help="jets in the CMS H->bb layout"),
+    input_file: Path = typer.Argument(..., help="jets: HDF5 (CMS or JetClass layout) or "
+                                                "JetClass ROOT"),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
     runtime: str = typer.Option("torch", help="torch, onnx or tensorrt"),
     batch_size: int = typer.Option(None, min=1, help="jets per forward pass"),

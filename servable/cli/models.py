@@ -23,8 +23,9 @@ def _seed_list(seeds: str | None, seed: int) -> list[int]:
 
 
 def train(
-    model: str = typer.Option("in", help="in, mlp, bdt or part"),
-    data: list[Path] = typer.Option(..., "--data", help="training file(s); repeat --data"),
+    model: str = typer.Option("in", help="in, mlp, bdt, part or particlenet"),
+    data: list[Path] = typer.Option(..., "--data", help="training file(s): HDF5 (CMS or "
+                                    "JetClass layout) or JetClass ROOT; repeat --data"),
     output: Path = typer.Option(..., "-o", "--output", help="servable directory to write"),
     epochs: int = typer.Option(30, help="maximum epochs (boosting rounds for the BDT)"),
     batch_size: int = typer.Option(128, help="minibatch size"),
@@ -42,19 +43,35 @@ def train(
                                             "parsl:CONFIG.py or a Globus Compute endpoint "
                                             "UUID"),
     workers: int = typer.Option(None, min=1, help="parallel trainings with --executor local"),
+    feature_set: str = typer.Option("full", help="JetClass particle features: kin, kinpid or "
+                                                 "full (ignored on CMS-layout data)"),
+    param: list[str] = typer.Option(None, help="hyperparameter key=value (repeatable, JSON "
+                                               "values), e.g. num_layers=2, "
+                                               "embed_dims=[32,32]"),
 ) -> None:
-    """Train a tagger on CMS-layout files and write a servable directory."""
+    """Train a tagger on labelled files of one task and write a servable directory; the
+    classes come from the data (two for CMS H->bb, ten for JetClass)."""
     from servable.cli.common import fail
+    from servable.cli.explain import _params
+    from servable.data.particles import FEATURE_SETS
     from servable.models.taggers import TAGGERS
     from servable.models.training import TrainConfig
 
     if model not in TAGGERS:
         fail(f"--model must be one of {', '.join(sorted(TAGGERS))}, not {model!r}")
+    if feature_set not in FEATURE_SETS:
+        fail(f"--feature-set must be one of {', '.join(FEATURE_SETS)}, not {feature_set!r}")
+    hyper = _params(param)
+    unknown = sorted(set(hyper) - set(TAGGERS[model].defaults))
+    if unknown:
+        fail(f"--param: the {model} takes {', '.join(TAGGERS[model].defaults)}; not "
+             f"{', '.join(unknown)}")
     if output.exists() and any(output.iterdir()) and not force:
         fail(f"{output} exists and is not empty; choose another directory or pass --force")
     seed_values = _seed_list(seeds, seed)
     configs = [TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                           patience=patience, seed=s, split=split, fold=fold, folds=folds)
+                           patience=patience, seed=s, split=split, fold=fold, folds=folds,
+                           hyperparameters=hyper, feature_set=feature_set)
                for s in seed_values]
     targets = [output if len(seed_values) == 1 else output / f"seed-{s}" for s in seed_values]
     if executor:
@@ -104,25 +121,34 @@ def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) ->
 
 
 def _trained_line(bundle, model: str, seed: int, summary: dict) -> str:
+    from servable.models.metrics import auc_key
+
     m = summary["validation_metrics"]
     seconds = summary["history"].get("epoch_seconds") or []
     per_epoch = f", {sum(seconds) / len(seconds):.1f} s/epoch" if seconds else ""
-    return (f"{bundle}: {model} seed {seed}: validation AUC {m['roc_auc']:.4f}, "
+    auc = auc_key(m)
+    label = "AUC" if auc == "roc_auc" else f"macro AUC ({len(m['class_names'])} classes)"
+    return (f"{bundle}: {model} seed {seed}: validation {label} {m[auc]:.4f}, "
             f"accuracy {m['accuracy']:.4f}, best epoch {summary['history']['best_epoch']}"
             f"{per_epoch}")
 
 
 def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float | None) -> dict:
+    """Mean and sample standard deviation over the seeds of every headline metric (two
+    classes: accuracy, AUC, rejections at 50% and 30%; more: accuracy, macro AUC, rejection
+    per class); `reference_auc` is compared with the AUC (the macro AUC for more classes)."""
     import numpy as np
     from scipy import stats
 
-    keys = ("accuracy", "roc_auc", "rejection_50", "rejection_30")
-    values = {k: np.array([r["validation_metrics"][k] for r in summaries]) for k in keys}
+    from servable.models.metrics import auc_key, headline
+
+    rows = [headline(r["validation_metrics"]) for r in summaries]
+    values = {k: np.array([row[k] for row in rows], dtype=float) for k in rows[0]}
     summary = {"seeds": seeds, "metrics": {
         k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
         for k, v in values.items()}}
     if reference_auc is not None:
-        auc = values["roc_auc"]
+        auc = values[auc_key(summaries[0]["validation_metrics"])]
         sd = auc.std(ddof=1)
         # one-sided: how likely a seed of this training reaches the reference AUC or more,
         # under a normal distribution with the seeds' mean and standard deviation
@@ -161,22 +187,15 @@ def evaluate(
 
     if plot is not None:  # before the evaluation, not after it
         check_output(plot, force=force, inputs=[bundle, *data])
-    import numpy as np
-
     from servable import load
-    from servable.models.metrics import metrics_table, plot_roc
+    from servable.models.metrics import metrics_table, plot_roc, roc_curves
     from servable.models.training import evaluate as run
 
     b = load(bundle)
     metrics, y, p = run(b.tagger, data)
     binary = p.shape[1] == 2
     if plot is not None:
-        names = metrics.get("class_names", [])
-        curves = {b.name: (y, p[:, 1])} if binary else {
-            c: (y[sel] == i, p[sel, i] / np.maximum(p[sel, i] + p[sel, 0], 1e-30))
-            for i, c in enumerate(names) if i
-            for sel in [(y == i) | (y == 0)]}
-        plot_roc(curves, plot, force=force)
+        plot_roc(roc_curves(y, p, b.tagger.config["class_names"], b.name), plot, force=force)
     if as_json:
         typer.echo(json_text(metrics, indent=None))
     elif binary:

@@ -61,7 +61,7 @@ def explain(
     """Explain on an endpoint: writes the same files as `servable explain`."""
     from servable.cli.common import fail
     from servable.cli.explain import _params, check_explanation_output, write_explanation
-    from servable.data.h5io import JetFile
+    from servable.data.io import open_jets
     from servable.explain import METHODS, Explanation
     from servable.remote import Client
 
@@ -69,7 +69,7 @@ def explain(
         fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     inputs = [input_file, *filter(None, [_local(bundle)])]
     check_explanation_output(output, force, inputs)
-    with JetFile(input_file) as f:
+    with open_jets(input_file) as f:
         jets = f.read(0, n_jets)
     with Client(endpoint, engine=engine, workers=workers) as client:
         result = client.explain(bundle, jets, method, target, **_params(param)).result()

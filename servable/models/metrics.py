@@ -78,6 +78,20 @@ def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_name
     return out
 
 
+def headline(metrics: dict) -> dict[str, float]:
+    """The scalar metrics of a result, flat: two classes, accuracy, roc_auc, rejection_50
+    and rejection_30; more, accuracy, macro_auc and rejection_X per class X."""
+    if "macro_auc" not in metrics:
+        return {k: metrics[k] for k in ("accuracy", "roc_auc", "rejection_50", "rejection_30")}
+    return {"accuracy": metrics["accuracy"], "macro_auc": metrics["macro_auc"],
+            **{f"rejection_{c}": v for c, v in metrics["rejection"].items()}}
+
+
+def auc_key(metrics: dict) -> str:
+    """The AUC a result is summarised by: the ROC AUC (two classes) or the macro AUC."""
+    return "macro_auc" if "macro_auc" in metrics else "roc_auc"
+
+
 def metrics_table(metrics: dict, name: str = "") -> str:
     """The metrics as a Markdown row in the layout of the Particle Transformer paper's Table 2
     (rejection of QCD per class at its signal efficiency; "-" for classes without jets)."""
@@ -94,6 +108,26 @@ def metrics_table(metrics: dict, name: str = "") -> str:
            *map(cell, classes)]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
                       "| " + " | ".join(row) + " |"])
+
+
+def roc_curves(y_true: np.ndarray, probabilities: np.ndarray, class_names,
+               name: str = "model") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The curves `plot_roc` draws: two classes, class 1 against class 0 (named `name`);
+    more, each class present against QCD with the discriminant p_X / (p_X + p_QCD), as the
+    JetClass table scores it (the first class stands in for QCD when none is named so)."""
+    y_true = np.asarray(y_true).astype(int)
+    names = list(class_names)
+    if probabilities.shape[1] == 2:
+        return {name: (y_true == 1, probabilities[:, 1])}
+    q = names.index(BACKGROUND) if BACKGROUND in names else 0
+    curves = {}
+    for c, label in enumerate(names):
+        sel = (y_true == c) | (y_true == q)
+        if c == q or not (y_true[sel] == c).any() or not (y_true[sel] == q).any():
+            continue
+        p = probabilities[sel]
+        curves[label] = (y_true[sel] == c, p[:, c] / np.maximum(p[:, c] + p[:, q], 1e-30))
+    return curves
 
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path,

@@ -3,7 +3,8 @@
 Every `TaggerNet` takes the raw input groups in order and exposes:
 
 * `standardize(*inputs) -> (standardised, fixed)`: the tensors attributions refer to (the
-  preprocessed inputs the core sees) and fixed extra arguments (ParT: kinematics and mask);
+  preprocessed inputs the core sees) and fixed extra arguments (ParT: pair kinematics and
+  mask);
 * `core_forward(*standardised, *fixed)`: logits from those (gradients, LRP, IG, SHAP);
 * `hidden_layers()` and `hidden_forward(*standardised)`: the layers whose activations RNA
   reads, and a forward in which every node and edge passes through them;
@@ -21,7 +22,7 @@ from torch import nn
 
 from servable.data.jets import filled_mask
 from servable.models.interaction_network import InteractionNetwork
-from servable.models.particle_transformer import ParticleTransformer
+from servable.models.particle_transformer import ParticleTransformer, kinematics_from_vectors
 
 IN_LAYERS = ("fr1", "fr2", "fr3", "fr1_pv", "fr2_pv", "fr3_pv", "fo1", "fo2", "fo3")
 
@@ -112,10 +113,17 @@ class INNet(TaggerNet):
 
 
 class MLPNet(TaggerNet):
-    def __init__(self, track_norm, vertex_norm, jet_norm, n_lead: int, n_in: int,
-                 hidden: Sequence[int], n_classes: int):
+    """A dense network on the groups it reads (`groups`, in input order): the jet-level
+    features, the `n_lead` leading track (particle) slots and every vertex slot, flattened."""
+
+    NORMS = {"tracks": "track_norm", "vertices": "vertex_norm", "jet_features": "jet_norm"}
+
+    def __init__(self, groups: Sequence[str], norms: dict[str, nn.Module], n_lead: int,
+                 n_in: int, hidden: Sequence[int], n_classes: int):
         super().__init__()
-        self.track_norm, self.vertex_norm, self.jet_norm = track_norm, vertex_norm, jet_norm
+        self.groups = list(groups)
+        for group, attr in self.NORMS.items():  # absent groups: identity, no parameters
+            setattr(self, attr, norms.get(group, nn.Identity()))
         self.n_lead = n_lead
         layers, d = [], n_in
         for width in hidden:
@@ -124,13 +132,18 @@ class MLPNet(TaggerNet):
         layers.append(nn.Linear(d, n_classes))
         self.mlp = nn.Sequential(*layers)
 
-    def standardize(self, tracks, vertices, jet_features):
-        return [self.track_norm(tracks), self.vertex_norm(vertices),
-                self.jet_norm(jet_features)], ()
+    def standardize(self, *inputs):
+        return [getattr(self, self.NORMS[g])(x)
+                for g, x in zip(self.groups, inputs, strict=True)], ()
 
-    def core_forward(self, tracks, vertices, jet_features):
-        t = tracks[:, :, : self.n_lead].flatten(1)
-        return self.mlp(torch.cat([jet_features, t, vertices.flatten(1)], dim=1))
+    def core_forward(self, *inputs):
+        parts = dict(zip(self.groups, inputs, strict=True))
+        flat = [parts["jet_features"]] if "jet_features" in parts else []
+        if "tracks" in parts:
+            flat.append(parts["tracks"][:, :, : self.n_lead].flatten(1))
+        if "vertices" in parts:
+            flat.append(parts["vertices"].flatten(1))
+        return self.mlp(torch.cat(flat, dim=1))
 
     def hidden_layers(self):
         linears = [m for m in self.mlp if isinstance(m, nn.Linear)][:-1]
@@ -138,28 +151,36 @@ class MLPNet(TaggerNet):
 
 
 class ParTNet(TaggerNet):
-    def __init__(self, track_norm, core: ParticleTransformer, kinematics: Sequence[int]):
+    """ParticleTransformer on one particle group: `embedded` columns enter the embedding; the
+    `kinematics` columns give the pair features: JetClass four-vectors (px, py, pz, E), or
+    CMS track kinematics (ptrel, etarel, phirel; massless)."""
+
+    def __init__(self, track_norm, core: ParticleTransformer, embedded: Sequence[int],
+                 kinematics: Sequence[int], four_vectors: bool):
         super().__init__()
         self.track_norm, self.core = track_norm, core
-        self.kinematics = list(kinematics)  # indices of ptrel, etarel, phirel
+        self.embedded, self.kinematics = list(embedded), list(kinematics)
+        self.four_vectors = four_vectors
 
     def forward(self, tracks, return_details: bool = False):
         std, fixed = self.standardize(tracks)
         return self.core_forward(*std, *fixed, return_details=return_details)
 
     def standardize(self, tracks):
-        """Standardised particle features; kinematics and mask as fixed extra arguments."""
+        """Standardised particle features; pair kinematics and mask as fixed arguments."""
         if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             occupied = filled_mask(tracks).any(0)
             width = int(torch.nonzero(occupied).max()) + 1 if occupied.any() else 1
             tracks = tracks[:, :, :width]  # padded slots are masked: trimming is exact
         mask = filled_mask(tracks)
-        i_pt, i_eta, i_phi = self.kinematics
-        return [self.track_norm(tracks)], (tracks[:, i_pt], tracks[:, i_eta], tracks[:, i_phi],
-                                           mask)
+        kin = tracks[:, self.kinematics]
+        kin = kinematics_from_vectors(kin) if self.four_vectors else \
+            torch.cat([kin, torch.zeros_like(kin[:, :1])], dim=1)  # massless tracks
+        return [self.track_norm(tracks)], (kin, mask)
 
-    def core_forward(self, features, ptrel, etarel, phirel, mask, return_details=False):
-        return self.core(features, ptrel, etarel, phirel, mask, return_details=return_details)
+    def core_forward(self, features, kinematics, mask, return_details=False):
+        return self.core(features[:, self.embedded], kinematics, mask,
+                         return_details=return_details)
 
     def attention_layers(self) -> dict[str, int]:
         """How many particle-attention and class-attention layers `return_details` lists."""

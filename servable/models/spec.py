@@ -16,6 +16,7 @@ import numpy as np
 
 from servable.data import schema
 from servable.data.jets import InvalidJetsError, Jets, check_finite
+from servable.data.particles import VECTORS
 
 # the field of an Explanation that holds each group's relevance
 EXPLANATION_FIELDS = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
@@ -86,13 +87,19 @@ class InputGroup:
         return np.ascontiguousarray(array[:, [have.index(w) for w in want]])
 
     def example(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Plausible inputs of varied multiplicity (filled slots first), for tracing."""
+        """Plausible inputs of varied multiplicity (filled slots first), for tracing; particle
+        four-vectors are physical (E >= |p|)."""
         if self.slots is None:
             return rng.normal(size=(n, len(self.features))).astype(np.float32)
         a = np.zeros((n, len(self.features), self.slots), np.float32)
         for i in range(n):
             k = 1 + (i * 7) % self.slots
             a[i, :, :k] = np.abs(rng.normal(size=(len(self.features), k))) + 0.1
+        if all(v in self.features for v in VECTORS):
+            px, py, pz, e = (self.features.index(v) for v in VECTORS)
+            filled = a[:, e] != 0
+            a[:, e] = np.where(filled, np.sqrt(a[:, px] ** 2 + a[:, py] ** 2 + a[:, pz] ** 2)
+                               + 0.1, 0.0)
         return a
 
     def to_manifest(self) -> dict:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from servable.data import particles, schema
-from servable.data.jets import Jets
+from servable.data import jetobservables, particles, schema
+from servable.data.jets import JETCLASS, Jets
 from servable.errors import ServableError
 from servable.models.batching import probabilities
 from servable.models.interaction_network import InteractionNetwork
@@ -58,6 +58,19 @@ class Tagger(ABC):
         config.setdefault("preprocessing", {})
         _check_config(config, self.defaults)
         self.config = config
+        if not self.input_names:
+            raise ConfigError(f"the {self.kind} reads at least one input group; give "
+                              f"{' or '.join(FEATURE_KEYS.values())}")
+        for group in self.input_names:
+            if not config[FEATURE_KEYS[group]]:
+                raise ConfigError(f"{FEATURE_KEYS[group]} must name at least one feature: the "
+                                  f"{self.kind} reads {group}")
+
+    @classmethod
+    def jetclass_tracks(cls, names: list[str]) -> list[str]:
+        """The particle features a model of this kind reads on JetClass data, given a feature
+        set's names (ParT adds the four-vectors its pair features need)."""
+        return list(names)
 
     @property
     def hyper(self) -> dict:
@@ -128,8 +141,11 @@ def _check_config(config: dict, defaults: dict) -> None:
             bad(field, "a list of positive integers", v)
         if isinstance(default, int) and not positive_int(v):
             bad(field, "a positive integer", v)
-        if isinstance(default, float) and not (isinstance(v, (int, float)) and not isinstance(
-                v, bool) and 0 < v < float("inf")):
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if key == "dropout" and not (number and 0 <= v < 1):
+            bad(field, "a probability in [0, 1)", v)
+        elif isinstance(default, float) and key != "dropout" and not (
+                number and 0 < v < float("inf")):
             bad(field, "a positive number", v)
     if not positive_int(config["n_classes"]) or config["n_classes"] < 2:
         bad("n_classes", "an integer of at least 2", config["n_classes"])
@@ -139,8 +155,8 @@ def _check_config(config: dict, defaults: dict) -> None:
         bad("class_names", f"a list of {config['n_classes']} names", names)
     for key in FEATURE_KEYS.values():
         v = config[key]
-        if not (isinstance(v, list) and v and all(isinstance(n, str) for n in v)):
-            bad(key, "a non-empty list of feature names", v)
+        if not (isinstance(v, list) and all(isinstance(n, str) for n in v)):
+            bad(key, "a list of feature names", v)
     if not isinstance(config["preprocessing"], dict):
         bad("preprocessing", "a mapping", config["preprocessing"])
     for group, spec in config["preprocessing"].items():
@@ -245,39 +261,79 @@ class INTagger(TorchTagger):
 
 
 class MLPTagger(TorchTagger):
-    """MLP on jet-level features plus the flattened leading tracks and all vertex slots."""
+    """MLP on jet-level features plus the flattened leading tracks and all vertex slots; it
+    reads the groups its configuration names features of (JetClass: no vertices)."""
 
     kind = "mlp"
-    input_names = ("tracks", "vertices", "jet_features")
-    defaults = {"hidden": [128, 64], "n_lead_tracks": 10}
+    defaults = {"hidden": [128, 64], "n_lead_tracks": 10, "n_tracks": schema.TRACK_SLOTS}
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(g for g in ("tracks", "vertices", "jet_features")
+                     if self.config[FEATURE_KEYS[g]])
 
     def build_net(self):
         h, c = self.hyper, self.config
-        n_in = (len(c["jet_features"]) + len(c["track_features"]) * h["n_lead_tracks"]
-                + len(c["vertex_features"]) * schema.VERTEX_SLOTS)
-        return MLPNet(self._norm("tracks"), self._norm("vertices"),
-                      self._norm("jet_features"), h["n_lead_tracks"], n_in, h["hidden"],
-                      c["n_classes"])
+        n_lead = min(h["n_lead_tracks"], h["n_tracks"])
+        n_in = sum({"jet_features": len(c["jet_features"]),
+                    "tracks": len(c["track_features"]) * n_lead,
+                    "vertices": len(c["vertex_features"]) * schema.VERTEX_SLOTS}[g]
+                   for g in self.input_names)
+        return MLPNet(self.input_names, {g: self._norm(g) for g in self.input_names},
+                      n_lead, n_in, h["hidden"], c["n_classes"])
 
 
 class ParTTagger(TorchTagger):
-    """ParticleTransformer on the tracks (pair features from their relative kinematics)."""
+    """ParticleTransformer on one particle group, in weaver-core's parameter layout. On
+    JetClass particles (the group holds part_px, part_py, part_pz, part_energy) the pair
+    features come from the four-vectors and the other features are embedded; on CMS tracks
+    from (track_ptrel, track_etarel, track_phirel), every feature embedded."""
 
     kind = "part"
     input_names = ("tracks",)
     defaults = {"embed_dims": [64, 64, 64], "pair_embed_dims": [32, 32, 32], "num_heads": 4,
-                "num_layers": 3, "num_cls_layers": 2}
+                "num_layers": 3, "num_cls_layers": 2, "dropout": 0.1,
+                "n_tracks": schema.TRACK_SLOTS}
+    CMS_KINEMATICS = ("track_ptrel", "track_etarel", "track_phirel")
+
+    @classmethod
+    def jetclass_tracks(cls, names):
+        return [*names, *(v for v in particles.VECTORS if v not in names)]
 
     def build_net(self):
         h, names = self.hyper, self.config["track_features"]
-        needed = ("track_ptrel", "track_etarel", "track_phirel")
-        missing = [n for n in needed if n not in names]
-        if missing:
-            raise ConfigError(f"track_features must include the kinematics {missing} ParT needs")
+        four_vectors = all(v in names for v in particles.VECTORS)
+        if four_vectors:
+            kinematics = [names.index(v) for v in particles.VECTORS]
+            embedded = [i for i, n in enumerate(names) if n not in particles.VECTORS]
+        else:
+            missing = [n for n in self.CMS_KINEMATICS if n not in names]
+            if missing:
+                raise ConfigError(f"track_features must include the four-vectors "
+                                  f"{', '.join(particles.VECTORS)} (JetClass) or the "
+                                  f"kinematics {', '.join(self.CMS_KINEMATICS)} (CMS) for "
+                                  "ParT's pair features")
+            kinematics = [names.index(n) for n in self.CMS_KINEMATICS]
+            embedded = list(range(len(names)))
+        if not embedded:
+            raise ConfigError("track_features must include particle features to embed "
+                              "besides the four-vectors")
+        if h["embed_dims"][-1] % h["num_heads"]:
+            raise ConfigError(f"hyperparameters.embed_dims must end in a multiple of num_heads "
+                              f"({h['num_heads']}), not {h['embed_dims'][-1]}")
         core = ParticleTransformer(
-            len(names), self.config["n_classes"], tuple(h["embed_dims"]),
-            tuple(h["pair_embed_dims"]), h["num_heads"], h["num_layers"], h["num_cls_layers"])
-        return ParTNet(self._norm("tracks"), core, [names.index(n) for n in needed])
+            len(embedded), self.config["n_classes"], tuple(h["embed_dims"]),
+            tuple(h["pair_embed_dims"]), h["num_heads"], h["num_layers"], h["num_cls_layers"],
+            h["dropout"])
+        return ParTNet(self._norm("tracks"), core, embedded, kinematics, four_vectors)
+
+    def fit_preprocessing(self, inputs):
+        """On JetClass particles the standardisation of the public JetClass data
+        configuration (declared, not fitted: the published models' own); on CMS tracks
+        fitted on the filled slots."""
+        if self.net.four_vectors:
+            return {"tracks": particles.preprocessing(self.config["track_features"])}
+        return super().fit_preprocessing(inputs)
 
 
 class ParticleNetTagger(TorchTagger):
@@ -304,8 +360,6 @@ class ParticleNetTagger(TorchTagger):
         if missing:
             raise ConfigError(f"track_features must include {', '.join(missing)}: ParticleNet "
                               "finds its first neighbours in (deta, dphi)")
-        if h["dropout"] >= 1:
-            raise ConfigError(f"hyperparameters.dropout must be below 1, not {h['dropout']}")
         if h["k"] >= h["n_tracks"]:
             raise ConfigError(f"hyperparameters.k ({h['k']}) must be smaller than n_tracks "
                               f"({h['n_tracks']})")
@@ -322,8 +376,10 @@ class ParticleNetTagger(TorchTagger):
 class BDTTagger(Tagger):
     """XGBoost gradient-boosted trees on the jet-level features.
 
-    `logits` are [0, margin] per jet, so their softmax is exactly XGBoost's probability and
-    the margin (log-odds of H->bb) is the second column.
+    Two classes (binary:logistic): `logits` are [0, margin] per jet, so their softmax is
+    exactly XGBoost's probability and the margin (log-odds of class 1, H->bb) is the second
+    column. More classes (multi:softprob): `logits` are XGBoost's K margins, whose softmax is
+    its probabilities.
     """
 
     kind = "bdt"
@@ -347,6 +403,8 @@ class BDTTagger(Tagger):
 
     def logits_from_inputs(self, inputs, batch_size=None) -> np.ndarray:
         m = self.margin(inputs["jet_features"])
+        if self.config["n_classes"] > 2:
+            return m.reshape(len(m), self.config["n_classes"])
         return np.stack([np.zeros_like(m), m], axis=1)
 
     def native_importance(self, importance_type: str = "gain") -> dict[str, float]:
@@ -365,6 +423,29 @@ class BDTTagger(Tagger):
 
 TAGGERS: dict[str, type[Tagger]] = {t.kind: t for t in (INTagger, MLPTagger, ParTTagger,
                                                           ParticleNetTagger, BDTTagger)}
+
+
+def feature_config(kind: str, sample: Jets, feature_set: str = "full",
+                   track_features: list[str] | None = None) -> dict:
+    """The feature lists of a fresh `kind` model for jets like `sample`: every feature of the
+    CMS layout; on JetClass particles one public feature set (`particles.FEATURE_SETS`, with
+    what the kind adds), no vertices, and the jet observables (`jetobservables.INPUTS`).
+    `track_features` replaces the tracks' list (ablation)."""
+    if kind not in TAGGERS:
+        raise ConfigError(f"kind must be one of {', '.join(sorted(TAGGERS))}, not {kind!r}")
+    if sample.layout != JETCLASS:
+        return {"track_features": list(track_features or sample.track_names),
+                "vertex_features": list(sample.vertex_names),
+                "jet_features": list(sample.jet_feature_names)}
+    if kind == "in":
+        raise ConfigError("the IN reads secondary vertices, which JetClass data does not have; "
+                          "train mlp, bdt, part or particlenet on it")
+    if feature_set not in particles.FEATURE_SETS:
+        raise ConfigError(f"the feature set must be one of {', '.join(particles.FEATURE_SETS)}, "
+                          f"not {feature_set!r}")
+    names = track_features or list(particles.FEATURE_SETS[feature_set])
+    return {"track_features": TAGGERS[kind].jetclass_tracks(list(names)),
+            "vertex_features": [], "jet_features": list(jetobservables.INPUTS)}
 
 
 def build_tagger(config: dict) -> Tagger:

@@ -1,4 +1,8 @@
-"""Reproducible training: splits, chunked streaming from HDF5, Adam, early stopping.
+"""Reproducible training: splits, chunked streaming from jets files, Adam, early stopping.
+
+Files are read through one reader interface (`servable.data.io.open_jets`): HDF5 in the CMS
+or the JetClass layout, and JetClass ROOT files, so the splits below serve every format. The
+classes come from the data (`Jets.class_names`): every file must name the same ones.
 
 Split methods (the FAIR paper's Table 5): `kfold` (by file: files sorted by path, fold K of
 `folds` is validation), `files` (a seeded random choice of files is validation) and `random`
@@ -20,13 +24,19 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from servable.data.h5io import JetFile
-from servable.data.io import is_root, iter_root_chunks
+from servable.data.io import open_jets
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
 from servable.files import sha256_file
 from servable.models.metrics import classification_metrics
-from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
+from servable.models.taggers import (
+    TAGGERS,
+    BDTTagger,
+    Tagger,
+    TorchTagger,
+    build_tagger,
+    feature_config,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("random", "files", "kfold")
@@ -48,6 +58,7 @@ class TrainConfig:
     chunk_size: int = 8192
     hyperparameters: dict = field(default_factory=dict)
     track_features: list[str] | None = None  # train on a subset (ablation), by name
+    feature_set: str = "full"  # on JetClass particles: kin, kinpid or full
 
 
 @dataclass
@@ -60,7 +71,7 @@ class Source:
     def __len__(self) -> int:
         if self.rows is not None:
             return int(self.rows.sum())
-        with JetFile(self.path) as f:
+        with open_jets(self.path) as f:
             return len(f)
 
 
@@ -72,7 +83,7 @@ def plan_split(paths, method: str, fold: int = 0, folds: int = 5, val_fraction: 
     if method == "random":
         train, val = [], []
         for i, p in enumerate(paths):
-            with JetFile(p) as f:
+            with open_jets(p) as f:
                 n = len(f)
             is_val = np.random.default_rng([split_seed, i]).random(n) < val_fraction
             train.append(Source(p, ~is_val))
@@ -101,20 +112,21 @@ def iter_chunks(sources: list[Source], chunk_size: int,
     """Stream the split's jets chunk by chunk (chunk order and rows shuffled when rng given)."""
     order = []
     for s_i, src in enumerate(sources):
-        with JetFile(src.path) as f:
+        with open_jets(src.path) as f:
             n = len(f)
         order += [(s_i, start) for start in range(0, n, chunk_size)]
     if rng is not None:
         order = [order[i] for i in rng.permutation(len(order))]
     for s_i, start in order:
         src = sources[s_i]
-        with JetFile(src.path) as f:
+        with open_jets(src.path) as f:
             jets = f.read(start, start + chunk_size)
         if src.rows is not None:
             jets = jets[src.rows[start:start + chunk_size]]
         if jets.labels is None:
-            raise ServableError(f"{src.path}: no target_subgroup/target labels; training "
-                                "and evaluation need labelled jets")
+            raise ServableError(f"{src.path}: the jets carry no labels (target_subgroup/"
+                                "target in HDF5, label_* branches in ROOT); training and "
+                                "evaluation need labelled jets")
         if len(jets) == 0:
             continue
         if rng is not None:
@@ -136,14 +148,30 @@ def _collect(sources: list[Source], chunk_size: int, limit: int | None = None) -
 
 
 def make_tagger(cfg: TrainConfig, sample: Jets) -> Tagger:
-    """A fresh tagger with preprocessing fitted on a training sample."""
-    track_features = cfg.track_features or list(sample.track_names)
+    """A fresh tagger for the task of the training sample (its classes, its layout's
+    features: `feature_config`) with preprocessing fitted on the sample."""
     config = {"kind": cfg.model, "hyperparameters": dict(cfg.hyperparameters),
-              "track_features": track_features, "vertex_features": list(sample.vertex_names),
-              "jet_features": list(sample.jet_feature_names)}
+              "n_classes": len(sample.class_names), "class_names": list(sample.class_names),
+              **feature_config(cfg.model, sample, cfg.feature_set, cfg.track_features)}
+    if "n_tracks" in TAGGERS[cfg.model].defaults:  # the data's slot count
+        config["hyperparameters"].setdefault("n_tracks", int(sample.tracks.shape[2]))
     probe = build_tagger(config)
     config["preprocessing"] = probe.fit_preprocessing(probe.inputs(sample))
     return build_tagger(config)
+
+
+def _class_names(paths: list[Path]) -> tuple[str, ...]:
+    """The classes every file names (one task), or a one-line error."""
+    named = {}
+    for p in paths:
+        with open_jets(p) as f:
+            named[p] = tuple(f.class_names)
+    first = named[paths[0]]
+    for p, names in named.items():
+        if names != first:
+            raise ServableError(f"{p}: its classes ({', '.join(names)}) are not those of "
+                                f"{paths[0]} ({', '.join(first)}); train on files of one task")
+    return first
 
 
 def train(paths, cfg: TrainConfig,
@@ -151,7 +179,7 @@ def train(paths, cfg: TrainConfig,
     """Train one model.
 
     Returns the tagger (best epoch), the training summary (plain data for the manifest) and
-    the validation labels and H->bb scores (for plots).
+    the validation class indices and probabilities (n, classes), for plots.
     """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 1:
         raise ServableError("--epochs, --batch-size and --patience must be >= 1 and --lr > 0")
@@ -159,6 +187,7 @@ def train(paths, cfg: TrainConfig,
     for p in paths:
         if not p.exists():
             raise ServableError(f"{p}: no such file")
+    _class_names(paths)
     train_src, val_src = plan_split(paths, cfg.split, cfg.fold, cfg.folds, cfg.val_fraction,
                                     cfg.split_seed)
     n_train, n_val = sum(len(s) for s in train_src), sum(len(s) for s in val_src)
@@ -173,7 +202,10 @@ def train(paths, cfg: TrainConfig,
     history = TRAINING_LOOPS[tagger.framework](tagger, train_src, val_src, cfg, progress)
     val = _collect(val_src, cfg.chunk_size)
     val_labels, val_probs = val.labels.argmax(1), tagger.predict(val)
-    metrics = classification_metrics(val_labels, val_probs)
+    try:
+        metrics = classification_metrics(val_labels, val_probs, tagger.config["class_names"])
+    except ValueError as exc:
+        raise ServableError(f"cannot compute the validation metrics: {exc}") from None
     summary = {
         "config": asdict(cfg),
         "data": [{"path": str(p), "sha256": sha256_file(p)} for p in sorted(paths)],
@@ -184,7 +216,7 @@ def train(paths, cfg: TrainConfig,
         "train_seconds": time.perf_counter() - t0,
         "torch_threads": torch.get_num_threads(),
     }
-    return tagger, summary, (val_labels, val_probs[:, 1])
+    return tagger, summary, (val_labels, val_probs)
 
 
 def _targets(jets: Jets) -> torch.Tensor:
@@ -264,8 +296,11 @@ def _train_bdt(tagger: BDTTagger, train_src, val_src, cfg: TrainConfig,
                          feature_names=names)
     dval = xgb.DMatrix(tagger.inputs(va)["jet_features"], label=va.labels.argmax(1),
                        feature_names=names)
-    h = tagger.hyper
-    params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+    h, k = tagger.hyper, tagger.config["n_classes"]
+    # two classes: the log-odds of class 1 (one margin); more: one margin per class (softmax)
+    loss = {"objective": "binary:logistic", "eval_metric": "logloss"} if k == 2 else \
+        {"objective": "multi:softprob", "eval_metric": "mlogloss", "num_class": k}
+    params = {**loss, "tree_method": "hist",
               "max_depth": h["max_depth"], "eta": h["learning_rate"], "subsample": h["subsample"],
               "colsample_bytree": h["colsample_bytree"], "seed": cfg.seed, "nthread": 2}
     evals: dict = {}
@@ -275,7 +310,8 @@ def _train_bdt(tagger: BDTTagger, train_src, val_src, cfg: TrainConfig,
                                verbose_eval=False)
     best = tagger.booster.best_iteration
     tagger.booster = tagger.booster[: best + 1]
-    return {"train_loss": evals["train"]["logloss"], "val_loss": evals["val"]["logloss"],
+    metric = params["eval_metric"]
+    return {"train_loss": evals["train"][metric], "val_loss": evals["val"][metric],
             "best_epoch": best + 1}
 
 
@@ -298,13 +334,8 @@ def plot_history(history: dict, path, title: str = "") -> None:
 
 
 def labelled_chunks(paths, chunk_size: int) -> Iterator[Jets]:
-    """The jets of labelled files, chunk by chunk: HDF5 in the CMS layout, or JetClass ROOT
-    files (`.root`)."""
-    for path in map(Path, paths):
-        if is_root(path):
-            yield from iter_root_chunks(path, chunk_size)
-        else:
-            yield from iter_chunks([Source(path)], chunk_size)
+    """The jets of labelled files (any format `open_jets` reads), chunk by chunk."""
+    yield from iter_chunks([Source(Path(p)) for p in paths], chunk_size)
 
 
 def evaluate(tagger: Tagger, paths, chunk_size: int = 20_000) -> tuple[dict, np.ndarray,

@@ -56,12 +56,15 @@ def _export_torch(tagger: TorchTagger, path: Path) -> None:
 
 
 def _export_bdt(tagger: BDTTagger, path: Path) -> None:
+    """onnxmltools' TreeEnsembleClassifier, with outputs as the native model's: two classes,
+    logits [0, log p1 - log p0] (the margin); more, its K raw margins (the ensemble's softmax
+    turned off) and their softmax."""
     import onnx
     from onnx import TensorProto, helper
     from onnxmltools import convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    n = len(tagger.config["jet_features"])
+    n, k = len(tagger.config["jet_features"]), tagger.config["n_classes"]
     booster = tagger.booster.copy()
     booster.feature_names = None  # the converter wants f0..fN; the input order is the same
     model = convert_xgboost(booster, initial_types=[("jet_features",
@@ -69,22 +72,29 @@ def _export_bdt(tagger: BDTTagger, path: Path) -> None:
                             target_opset=BDT_OPSET)
     graph = model.graph
     probs = next(o for o in graph.output if o.name == "probabilities")
-    # logits [0, log p1 - log p0] (the margin), and probabilities as the first output
-    graph.node.extend([
-        helper.make_node("Log", ["probabilities"], ["log_probabilities"]),
-        helper.make_node("Constant", [], ["minus_plus"],
-                         value=helper.make_tensor("mp", TensorProto.FLOAT, [1, 2], [-1, 1])),
-        helper.make_node("Mul", ["log_probabilities", "minus_plus"], ["signed_log"]),
-        helper.make_node("Constant", [], ["axis_1"],
-                         value=helper.make_tensor("a1", TensorProto.INT64, [1], [1])),
-        helper.make_node("ReduceSum", ["signed_log", "axis_1"], ["margin"], keepdims=1),
-        helper.make_node("Constant", [], ["zero_one"],
-                         value=helper.make_tensor("zo", TensorProto.FLOAT, [1, 2], [0, 1])),
-        helper.make_node("Mul", ["margin", "zero_one"], ["logits"]),
-    ])
+    if k == 2:
+        graph.node.extend([
+            helper.make_node("Log", ["probabilities"], ["log_probabilities"]),
+            helper.make_node("Constant", [], ["minus_plus"],
+                             value=helper.make_tensor("mp", TensorProto.FLOAT, [1, 2], [-1, 1])),
+            helper.make_node("Mul", ["log_probabilities", "minus_plus"], ["signed_log"]),
+            helper.make_node("Constant", [], ["axis_1"],
+                             value=helper.make_tensor("a1", TensorProto.INT64, [1], [1])),
+            helper.make_node("ReduceSum", ["signed_log", "axis_1"], ["margin"], keepdims=1),
+            helper.make_node("Constant", [], ["zero_one"],
+                             value=helper.make_tensor("zo", TensorProto.FLOAT, [1, 2], [0, 1])),
+            helper.make_node("Mul", ["margin", "zero_one"], ["logits"]),
+        ])
+    else:
+        ensemble = next(node for node in graph.node if node.op_type == "TreeEnsembleClassifier")
+        for attr in ensemble.attribute:
+            if attr.name == "post_transform":
+                attr.s = b"NONE"  # raw margins: the sum of the trees plus the base score
+        ensemble.output[list(ensemble.output).index("probabilities")] = "logits"
+        graph.node.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
     del graph.output[:]
     graph.output.extend([probs, helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                                              [None, 2])])
+                                                              [None, k])])
     _prune(graph)
     if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("", BDT_OPSET))

@@ -47,4 +47,7 @@ class OnnxRuntime:
             feed = {k: np.ascontiguousarray(inputs[k][start:start + batch_size], np.float32)
                     for k in self.input_names}
             out.append(self.session.run(["logits"], feed)[0])
-        return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+        if out:
+            return np.concatenate(out)
+        width = next(o.shape[1] for o in self.session.get_outputs() if o.name == "logits")
+        return np.zeros((0, width if isinstance(width, int) else 2), np.float32)
