@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from servable.data import schema
 from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
 from servable.explain.base import Explanation, Method
@@ -54,7 +53,7 @@ class RelativeNeuralActivity(Method):
         cls = jets.labels.argmax(1) if jets.labels is not None else \
             self.tagger.predict(jets).argmax(1)
         rna, sparsity = {}, {}
-        for c, label in enumerate(schema.LABELS):
+        for c, label in enumerate(self.tagger.config["class_names"]):
             sel = cls == c
             if not sel.any():
                 continue
@@ -75,18 +74,26 @@ class RelativeNeuralActivity(Method):
                                   "activation / max over the layer's nodes (paper Eq. 7)"})
 
 
+PANELS_PER_ROW = 5
+
+
 def plot_nap(explanation: Explanation, path, force: bool = False) -> None:
-    """NAP diagram: RNA per node (columns) and layer (rows), one panel per class."""
+    """NAP diagram: RNA per node (columns) and layer (rows), one panel per class (at most
+    five in a row)."""
     from servable.figures import figure
 
     rna = explanation.extras["rna"]
     classes = list(rna)
     layers = list(next(iter(rna.values())))
     width = max(len(v) for v in next(iter(rna.values())).values())
-    size = (5 * len(classes), 0.4 * len(layers) + 1.5)
-    with figure(path, size, ncols=len(classes), squeeze=False, layout="constrained",
+    ncols = min(len(classes), PANELS_PER_ROW)
+    nrows = -(-len(classes) // ncols)
+    size = (5 * ncols, (0.4 * len(layers) + 1.5) * nrows)
+    with figure(path, size, nrows=nrows, ncols=ncols, squeeze=False, layout="constrained",
                 force=force) as (fig, axes):
-        for ax, label in zip(axes[0], classes, strict=True):
+        for ax in axes.flat[len(classes):]:
+            ax.set_axis_off()
+        for ax, label in zip(axes.flat, classes, strict=False):
             grid = np.full((len(layers), width), np.nan)
             for i, layer in enumerate(layers):
                 grid[i, : len(rna[label][layer])] = rna[label][layer]
@@ -95,15 +102,25 @@ def plot_nap(explanation: Explanation, path, force: bool = False) -> None:
             ax.set_xlabel("node")
             sparse = np.mean(grid[~np.isnan(grid)] < SPARSE_BELOW)
             ax.set_title(f"{label}: sparsity {sparse:.2f}")
-        fig.colorbar(im, ax=axes[0].tolist(), label="relative neural activity")
+        fig.colorbar(im, ax=axes.ravel().tolist(), label="relative neural activity")
+
+
+# JetClass jet observables the probes regress to (when the jets carry them)
+JETCLASS_PROBED = ("jet_sdmass", "jet_tau21", "jet_tau32", "jet_nparticles")
 
 
 def observables(jets: Jets) -> dict[str, np.ndarray]:
+    """What the probes regress to: CMS jets, the number of SVs, the soft-drop mass and the
+    generator's number of b hadrons; JetClass jets, the soft-drop mass, tau21, tau32 and the
+    multiplicity."""
     out = {"n_vertices": jets.n_vertices.astype(float)}
     if jets.spectators is not None:
         out["fj_sdmass"] = jets.spectator("fj_sdmass").astype(float)
     if "n_b_hadrons" in jets.extras:
         out["n_b_hadrons"] = jets.extras["n_b_hadrons"].astype(float)
+    for name in JETCLASS_PROBED:
+        if jets.jet_features is not None and name in jets.jet_feature_names:
+            out[name] = jets.jet_features[:, jets.jet_feature_names.index(name)].astype(float)
     return out
 
 

@@ -1,8 +1,10 @@
 """Attention maps of the ParticleTransformer: per layer and head, averaged per class.
 
 Particle layers give (slot x slot) maps; class-attention layers give the attention of the
-class token to each slot. Each entry is averaged over the jets of the class in which both
-slots are filled (an average over all jets would mostly show how often a slot is filled).
+class token to each slot. Maps are kept per class of the model (every class with jets: the
+true class when the jets are labelled, the predicted one otherwise), each entry averaged over
+the jets of the class in which both slots are filled (an average over all jets would mostly
+show how often a slot is filled), and cut at the last slot any jet fills.
 `extras["slot_relevance"]` holds, per jet, the last class layer's
 attention to each track slot (heads averaged); padded slots get exactly zero.
 """
@@ -14,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from servable.data import schema
 from servable.data.jets import Jets, filled_mask
 from servable.explain.base import Explanation, Method
 
@@ -32,14 +33,17 @@ class Attention(Method):
     def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:
         x = self.tagger.inputs(jets)["tracks"]
         n_slots = x.shape[2]
+        names = list(self.tagger.config["class_names"])
+        classes = range(len(names))
         cls = jets.labels.argmax(1) if jets.labels is not None else \
             self.tagger.predict(jets).argmax(1)
-        sums, counts, slot_relevance = {}, np.zeros(2), np.zeros((len(jets), n_slots))
+        sums, counts = {}, np.zeros(len(names))
+        slot_relevance = np.zeros((len(jets), n_slots))
         filled = filled_mask(x)  # (n, slots)
         keys = np.concatenate([np.ones((len(jets), 1), bool), filled], axis=1)  # class + slots
         pairs = {k: filled[cls == k].astype(float).T @ filled[cls == k].astype(float)
-                 for k in (0, 1)}
-        cls_pairs = {k: keys[cls == k].sum(0).astype(float)[None, :] for k in (0, 1)}
+                 for k in classes}
+        cls_pairs = {k: keys[cls == k].sum(0).astype(float)[None, :] for k in classes}
         self.tagger.net.eval()
         with torch.no_grad():
             for start in range(0, len(jets), batch_size):
@@ -54,19 +58,23 @@ class Attention(Method):
                         extra = n_slots - w.shape[3]
                         w = np.pad(w, [(0, 0), (0, 0), (0, extra), (0, extra)])
                         w = w * filled[start:start + len(xb), None, :, None]
-                    for k in (0, 1):
-                        sums.setdefault((k, layer), 0)
-                        sums[(k, layer)] = sums[(k, layer)] + w[c == k].sum(0)
+                    for k in np.unique(c):
+                        sums[(k, layer)] = sums.get((k, layer), 0) + w[c == k].sum(0)
                 last = details["attention"][-1].numpy().mean(1)[:, 0, 1:]  # drop the cls key
                 slot_relevance[start:start + len(xb), : last.shape[1]] = last
-                counts += np.bincount(c, minlength=2)
+                counts += np.bincount(c, minlength=len(names))
+
+        width = int(filled.sum(1).max(initial=1))  # slots beyond every jet's last: all zero
+
         def average(k, layer):
             total = sums[(k, layer)]  # (heads, queries, keys)
             n = pairs[k] if total.shape[1] > 1 else cls_pairs[k]
-            return np.divide(total, n[None], out=np.zeros_like(total), where=n[None] > 0)
+            mean = np.divide(total, n[None], out=np.zeros_like(total), where=n[None] > 0)
+            return mean[:, :width, :width] if total.shape[1] > 1 else mean[:, :, :width + 1]
 
-        maps = {schema.LABELS[k]: [average(k, layer) for layer in range(len(details["attention"]))]
-                for k in (0, 1) if counts[k] > 0}
+        n_layers = len(details["attention"])
+        maps = {names[k]: [average(k, layer) for layer in range(n_layers)]
+                for k in classes if counts[k] > 0}
         slot_relevance *= filled
         per_slot = slot_relevance.sum(0) / np.maximum(filled.sum(0), 1)
         return Explanation(
@@ -75,6 +83,8 @@ class Attention(Method):
             feature_relevance={f"track slot {i}": float(v) for i, v in enumerate(per_slot)
                                if filled[:, i].any()},
             extras={"maps": maps, "slot_relevance": slot_relevance,
+                    "jets_per_class": {names[k]: int(counts[k]) for k in classes
+                                       if counts[k] > 0},
                     "layers": self.tagger.net.attention_layers(),
                     "relevance_label": "mean class-token attention to the slot"})
 
