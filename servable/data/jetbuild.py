@@ -12,7 +12,13 @@ import warnings
 import numpy as np
 
 from servable.data import events, schema
-from servable.data.features import ParticleBatch, delta_r, eta_phi, track_and_vertex_features
+from servable.data.features import (
+    ParticleBatch,
+    delta_phi,
+    delta_r,
+    eta_phi,
+    track_and_vertex_features,
+)
 from servable.data.jetfeatures import jet_features
 from servable.data.jets import Jets
 
@@ -113,6 +119,31 @@ def n_subjettiness(pt, eta, phi, mask, axes_eta, axes_phi, radius: float) -> np.
     dr = delta_r(eta[..., None], phi[..., None], axes_eta[:, None, :], axes_phi[:, None, :])
     num = np.where(mask, pt * dr.min(-1), 0).sum(1)
     return num / (np.where(mask, pt, 0).sum(1) * radius)
+
+
+def onepass_axes(pt, eta, phi, mask, axes_eta, axes_phi, max_iterations: int = 100,
+                 precision: float = 1e-4):
+    """N-subjettiness axes minimised from starting axes (n, N) for beta = 1, as fastjet-contrib's
+    OnePass_KT_Axes started from exclusive-kT axes: each particle (n, C) goes to its nearest
+    axis, each axis moves to the pT/dR-weighted mean (eta, phi) of its particles (a Weiszfeld
+    step of the tau_N minimisation), until no axis moves by more than `precision`."""
+    a_eta, a_phi = np.array(axes_eta, float), np.array(axes_phi, float)
+    weight_pt = np.where(mask, pt, 0.0)[..., None]
+    for _ in range(max_iterations):
+        deta = eta[..., None] - a_eta[:, None, :]
+        dphi = delta_phi(phi[..., None], a_phi[:, None, :])
+        dr = np.hypot(deta, dphi)
+        nearest = dr.argmin(-1)[..., None] == np.arange(a_eta.shape[1])
+        w = np.where(nearest, weight_pt / np.maximum(dr, 1e-6), 0.0)
+        total = w.sum(1)
+        safe = np.where(total > 0, total, 1.0)
+        step_eta = np.where(total > 0, (w * deta).sum(1) / safe, 0.0)
+        step_phi = np.where(total > 0, (w * dphi).sum(1) / safe, 0.0)
+        a_eta = a_eta + step_eta
+        a_phi = delta_phi(a_phi + step_phi, 0.0)
+        if np.hypot(step_eta, step_phi).max(initial=0.0) < precision:
+            break
+    return a_eta, a_phi
 
 
 def _pad_rows(values, counts, width, fill=0.0):
