@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from servable.data import schema
+from servable.data import events, schema
 from servable.data.features import delta_r
 from servable.data.jetclass import read_jetclass, read_provenance
 from servable.data.jetclass_generator import CLASSES, generate
@@ -183,6 +183,16 @@ def test_provenance_records_seeds_settings_detector_and_timings(jetclass_file):
     assert "25:onIfMatch = 5 -5" in prov["pythia_settings"]["Hbb"]
     assert "24:onNegIfAny = 1 2 3 4 5" in prov["pythia_settings_conjugate"]["Hqql"]
     assert all(prov["per_class"][c]["jets_per_second_per_core"] > 0 for c in CLASSES)
+
+
+def test_descent_follows_single_mothers_string_ranges_and_mother_pairs():
+    # 0, 1: roots; 2 <- 0; 3 <- 2; 4: a hadron of the string 1..3; 5 <- 4; 6: unrelated;
+    # 7: two separate mothers 6 and 2 (Pythia writes mother1 > mother2 > 0)
+    t = {"id": np.ones(8, int),
+         "mother": np.array([-1, -1, 0, 2, 1, 4, -1, 6]),
+         "mother2": np.array([-1, -1, -1, 2, 3, -1, -1, 2])}
+    bits = events.descendant_bits(t, np.array([0, 1]), np.array([1, 2]))
+    assert bits.tolist() == [1, 2, 1, 1, 3, 3, 0, 1]
 
 
 def test_same_seed_gives_identical_arrays_and_another_seed_differs():

@@ -126,23 +126,27 @@ def onepass_axes(pt, eta, phi, mask, axes_eta, axes_phi, max_iterations: int = 1
     """N-subjettiness axes minimised from starting axes (n, N) for beta = 1, as fastjet-contrib's
     OnePass_KT_Axes started from exclusive-kT axes: each particle (n, C) goes to its nearest
     axis, each axis moves to the pT/dR-weighted mean (eta, phi) of its particles (a Weiszfeld
-    step of the tau_N minimisation), until no axis moves by more than `precision`."""
+    step of the tau_N minimisation), until no axis of the jet moves by more than `precision`
+    (jets that have converged stop moving)."""
     a_eta, a_phi = np.array(axes_eta, float), np.array(axes_phi, float)
-    weight_pt = np.where(mask, pt, 0.0)[..., None]
+    active = np.arange(len(a_eta))
     for _ in range(max_iterations):
-        deta = eta[..., None] - a_eta[:, None, :]
-        dphi = delta_phi(phi[..., None], a_phi[:, None, :])
+        if not len(active):
+            break
+        e, f = a_eta[active], a_phi[active]
+        deta = eta[active, :, None] - e[:, None, :]
+        dphi = delta_phi(phi[active, :, None], f[:, None, :])
         dr = np.hypot(deta, dphi)
-        nearest = dr.argmin(-1)[..., None] == np.arange(a_eta.shape[1])
-        w = np.where(nearest, weight_pt / np.maximum(dr, 1e-6), 0.0)
+        nearest = dr.argmin(-1)[..., None] == np.arange(e.shape[1])
+        w = np.where(nearest & mask[active, :, None],
+                     pt[active, :, None] / np.maximum(dr, 1e-6), 0.0)
         total = w.sum(1)
         safe = np.where(total > 0, total, 1.0)
         step_eta = np.where(total > 0, (w * deta).sum(1) / safe, 0.0)
         step_phi = np.where(total > 0, (w * dphi).sum(1) / safe, 0.0)
-        a_eta = a_eta + step_eta
-        a_phi = delta_phi(a_phi + step_phi, 0.0)
-        if np.hypot(step_eta, step_phi).max(initial=0.0) < precision:
-            break
+        a_eta[active] = e + step_eta
+        a_phi[active] = delta_phi(f + step_phi, 0.0)
+        active = active[np.hypot(step_eta, step_phi).max(1) >= precision]
     return a_eta, a_phi
 
 
