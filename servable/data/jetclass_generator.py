@@ -248,8 +248,9 @@ def _particle_truth(t, gen, jet_res, res, settings: JetClassSettings) -> dict[st
 
 def generate_class(name: str, n_jets: int, seed: int, worker: int,
                    settings: JetClassSettings, progress=None) -> tuple[Jets, dict]:
-    """`n_jets` jets of class `name` in this process; returns the jets and the timings."""
-    timer = pool.Timer()
+    """`n_jets` jets of class `name` in this process; returns the jets and the timings (Pythia,
+    conversion of its batches into tables, FastJet, the rest of servable's code)."""
+    timer = pool.Timer(("pythia", "tables", "fastjet", "features"))
     start, cpu_start = time.perf_counter(), time.process_time()
     t0 = start
     configs = [False, True] if PROCESSES[name].conjugate else [False]
@@ -267,7 +268,7 @@ def generate_class(name: str, n_jets: int, seed: int, worker: int,
         record = pythia.nextBatch(n)
         t0 = timer.add("pythia", t0)
         t, _ = events.no_pileup(events.table(record, charge_of, all_mothers=True))
-        timer.add("features", t0)
+        timer.add("tables", t0)
         n_events += n
         jets = jet_batch(t, n, name, settings, rng, timer)
         if jets is None:
