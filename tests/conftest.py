@@ -1,4 +1,5 @@
-"""Shared fixtures: real generated jets (Pythia 8 + FastJet), cached by generator source hash.
+"""Shared fixtures: real generated jets (Pythia 8 + FastJet; CMS and JetClass layouts), cached
+by generator source hash.
 
 The cache lives in pytest's cache directory and its key is the hash of the data layer's code, so
 a changed generator always regenerates; a fresh clone (CI) generates everything once.
@@ -50,6 +51,25 @@ def train_file(request, tmp_path_factory) -> Path:
 def test_file(request, tmp_path_factory) -> Path:
     """An independent 1000 + 1000 jets, seed 2 (testing layout)."""
     return _sample(request, tmp_path_factory, "test", 1000, 1000, 2, "testing")
+
+
+@pytest.fixture(scope="session")
+def jetclass_file(request, tmp_path_factory) -> Path:
+    """400 JetClass-like jets of each of the ten classes, seed 1, 2 workers (ROOT, JetClass
+    layout), cached like the CMS samples."""
+    from servable.data.jetclass import write_jetclass
+    from servable.data.jetclass_generator import CLASSES
+    from servable.data.jetclass_generator import generate as generate_jetclass
+
+    cache = Path(request.config.cache.mkdir("servable-jets")) / _generator_hash()
+    cache.mkdir(parents=True, exist_ok=True)
+    cached = cache / "jetclass.root"
+    if not cached.exists():
+        jets, prov = generate_jetclass(CLASSES, 400, seed=1, workers=2, progress=False)
+        write_jetclass(cached, jets, prov)
+    target = tmp_path_factory.mktemp("jetclass") / "jetclass.root"
+    shutil.copy(cached, target)
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -140,7 +140,8 @@ def test_an_alias_bomb_is_refused_before_it_expands(copy):
      "model.config.hyperparameters.hidden must be a list of positive integers"),
     (lambda c: c.update(n_classes=1), "model.config.n_classes must be an integer of at least 2"),
     (lambda c: c.update(kind="gbdt"), "model.config.kind must be one of"),
-    (lambda c: c.update(track_features="track_pt"), "track_features must be a list of feature names"),
+    (lambda c: c.update(track_features="track_pt"),
+     "track_features must be a list of feature names"),
 ])
 def test_an_impossible_model_configuration_names_the_field(copy, test_file, change, message):
     """Sealed anew, so the checksums pass: the configuration itself is what is refused."""

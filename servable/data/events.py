@@ -22,8 +22,11 @@ def _np(array):
     return np.asarray(ak.to_numpy(ak.fill_none(ak.flatten(array), 0)))
 
 
-def table(batch, charge_of) -> dict[str, np.ndarray]:
-    """Flat table of a `pythia.nextBatch` result; `charge_of` maps PDG ids to charges."""
+def table(batch, charge_of, all_mothers: bool = False) -> dict[str, np.ndarray]:
+    """Flat table of a `pythia.nextBatch` result; `charge_of` maps PDG ids to charges.
+
+    With `all_mothers`, `mother2` holds Pythia's second mother index too (global, -1: none),
+    which `descendant_bits` needs; such a table is not overlaid with pileup."""
     import awkward as ak
 
     prt = batch.prt
@@ -31,6 +34,9 @@ def table(batch, charge_of) -> dict[str, np.ndarray]:
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     event = np.repeat(np.arange(len(counts)), counts)
     t = {k: _np(prt[k]).astype(np.int64) for k in _FIELDS}
+    if all_mothers:
+        mother2 = _np(prt["mother2"]).astype(np.int64)
+        t["mother2"] = np.where(mother2 > 0, mother2 + offsets[event], -1)
     for k in ("px", "py", "pz", "e"):
         t[k] = _np(prt.p[k]).astype(float)
     for k, src in (("vx", "px"), ("vy", "py"), ("vz", "pz")):
@@ -158,10 +164,15 @@ def ancestry(t: dict, idx: np.ndarray, max_depth: int = 200):
     return first_b, first_heavy
 
 
-def track_origin(t: dict, idx: np.ndarray, first_b, first_heavy, res: ResolutionModel):
-    """Origin code per particle (schema.TRUTH_ORIGINS): primary, b, c, other secondary, pileup."""
+def track_origin(t: dict, idx: np.ndarray, first_b, first_heavy, res: ResolutionModel,
+                 prompt_um: float | None = None):
+    """Origin code per particle (schema.TRUTH_ORIGINS): primary, b, c, other secondary, pileup.
+
+    A particle produced farther than `prompt_um` (default: the model's vertex merging distance)
+    from its primary interaction is secondary."""
     v = np.stack([t["vx"][idx], t["vy"][idx], t["vz"][idx] - t["dz_vertex"][idx]], -1)
-    displaced = np.linalg.norm(v, axis=-1) > res.vertex_merge_um * 1e-3
+    prompt_um = res.vertex_merge_um if prompt_um is None else prompt_um
+    displaced = np.linalg.norm(v, axis=-1) > prompt_um * 1e-3
     codes = schema.TRUTH_ORIGINS
     origin = np.full(len(idx), codes.index("primary"))
     origin[displaced] = codes.index("other_secondary")
@@ -169,3 +180,55 @@ def track_origin(t: dict, idx: np.ndarray, first_b, first_heavy, res: Resolution
     origin[first_b >= 0] = codes.index("b_hadron_decay")
     origin[t["pu_vertex"][idx] > 0] = codes.index("pileup")
     return origin
+
+
+def copy_chain_end(t: dict, idx: np.ndarray) -> np.ndarray:
+    """The last copy of particles `idx` (Pythia copies a particle with the same id when it
+    recoils or radiates): the one whose decay or hadronisation follows."""
+    copies = np.flatnonzero((t["mother"] >= 0) & (t["id"] == t["id"][np.maximum(t["mother"], 0)]))
+    child = np.full(len(t["id"]), -1)
+    child[t["mother"][copies]] = copies
+    cur = np.asarray(idx)
+    while len(cur) and (child[cur] >= 0).any():
+        cur = np.where(child[cur] >= 0, child[cur], cur)
+    return cur
+
+
+def descendant_bits(t: dict, roots: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Per particle of a table with `mother2` (`table(..., all_mothers=True)`), the OR of
+    `bits` of the `roots` it descends from or is, through every mother: a hadron from a string
+    descends from all partons of that string (Pythia's mother1..mother2 range), a particle
+    with two separate mothers from both.
+
+    Chains of single mothers are resolved by pointer doubling; particles with several mothers
+    then take the bits of all of them, level by level (a handful of levels: hard process,
+    strings, decays)."""
+    n = len(t["id"])
+    m1, m2 = t["mother"], t["mother2"]
+    single = (m2 < 0) | (m2 == m1)
+    multi = np.flatnonzero(~single & (m1 >= 0))
+    own = np.zeros(n, np.int64)
+    np.bitwise_or.at(own, roots, bits)
+    parent = np.where(single & (m1 >= 0), m1, np.arange(n))
+    chain = own.copy()  # OR of `own` from a particle up to the top of its single-mother chain
+    while True:
+        chain |= chain[parent]
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            break
+        parent = jumped
+    top = parent
+    ranged = multi[m2[multi] > m1[multi]]
+    pair = multi[m2[multi] < m1[multi]]
+    bounds = np.empty(2 * len(ranged), np.int64)
+    bounds[0::2], bounds[1::2] = m1[ranged], m2[ranged] + 1
+    extra = np.zeros(n, np.int64)  # bits a multi-mother particle inherits from its mothers
+    while True:
+        full = np.append(chain | extra[top], 0)
+        new = np.zeros(n, np.int64)
+        if len(ranged):
+            new[ranged] = np.bitwise_or.reduceat(full, bounds)[0::2]
+        new[pair] = full[m1[pair]] | full[m2[pair]]
+        if np.array_equal(new, extra):
+            return full[:-1]
+        extra = new

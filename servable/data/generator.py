@@ -11,14 +11,12 @@ with the same number of workers gives bit-identical arrays.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import queue as queue_module
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from servable.data import events
+from servable.data import events, pool
 from servable.data.detector import ResolutionModel
 from servable.data.jetbuild import jet_batch, select_jets
 from servable.data.jets import Jets
@@ -84,31 +82,8 @@ PILEUP = 2
 def pythia_seed(seed: int, worker: int, label: int, pileup: bool = False) -> int:
     """Independent Pythia seed per (seed, worker, class), within Pythia's range; the pileup
     generator of a (worker, class) gets its own."""
-    return (seed * 7919 + worker * 2 + label + (450_000_000 if pileup else 0)) % 900_000_000 + 1
-
-
-class _Timer:
-    """CPU seconds per stage: Pythia (with event tables), FastJet, own feature code."""
-
-    def __init__(self):
-        self.seconds = {"pythia": 0.0, "fastjet": 0.0, "features": 0.0}
-
-    def add(self, key, t0):
-        self.seconds[key] += time.perf_counter() - t0
-        return time.perf_counter()
-
-
-def _charge_lookup(pythia):
-    cache: dict = {}
-
-    def charge_of(ids: np.ndarray) -> np.ndarray:
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        for pid in uniq:
-            if int(pid) not in cache:
-                cache[int(pid)] = pythia.particleData.charge(int(pid))
-        return np.array([cache[int(u)] for u in uniq])[inverse] if len(ids) else np.zeros(0)
-
-    return charge_of
+    return pool.pythia_seed(seed, worker, label, streams=2,
+                            offset=450_000_000 if pileup else 0)
 
 
 def _events(pythia, pileup, settings: GeneratorSettings, rng, charge_of, timer):
@@ -124,36 +99,26 @@ def _events(pythia, pileup, settings: GeneratorSettings, rng, charge_of, timer):
     if total == 0:
         timer.add("pythia", t0)
         return (*events.no_pileup(hard), n)
-    pool = min(total, settings.pileup_pool) if settings.pileup_pool > 0 else total
-    soft = events.table(pileup.nextBatch(pool), charge_of)
-    soft = events.pick_events(soft, rng.permutation(total) % pool)
+    size = min(total, settings.pileup_pool) if settings.pileup_pool > 0 else total
+    soft = events.table(pileup.nextBatch(size), charge_of)
+    soft = events.pick_events(soft, rng.permutation(total) % size)
     timer.add("pythia", t0)
     merged, npv = events.overlay(hard, soft, n_pu, rng, settings.resolution)
     return merged, npv, n
 
 
-def _pythia(settings, label, seed):
-    import pythia8mc
-
-    pythia = pythia8mc.Pythia("", False)
-    for line in settings.pythia_settings(label, seed):
-        pythia.readString(line)
-    if not pythia.init():
-        raise RuntimeError("Pythia failed to initialise with the generator settings")
-    return pythia
-
-
 def generate_class(label: int, n_jets: int, seed: int, worker: int,
                    settings: GeneratorSettings, progress=None) -> tuple[Jets, dict]:
     """Generate `n_jets` jets of one class in this process; returns jets and timing."""
-    timer = _Timer()
+    timer = pool.Timer()
     t0 = time.perf_counter()
-    pythia = _pythia(settings, label, pythia_seed(seed, worker, label))
-    pileup = (_pythia(settings, PILEUP, pythia_seed(seed, worker, label, pileup=True))
+    pythia = pool.make_pythia(settings.pythia_settings(label, pythia_seed(seed, worker, label)))
+    pileup = (pool.make_pythia(settings.pythia_settings(
+        PILEUP, pythia_seed(seed, worker, label, pileup=True)))
               if settings.pileup_mu > 0 else None)
     timer.add("pythia", t0)
     rng = np.random.default_rng([seed, worker, label])
-    charge_of = _charge_lookup(pythia)
+    charge_of = pool.charge_lookup(pythia)
     parts, have, n_events = [], 0, 0
     while have < n_jets:
         t, npv, n = _events(pythia, pileup, settings, rng, charge_of, timer)
@@ -174,40 +139,6 @@ def generate_class(label: int, n_jets: int, seed: int, worker: int,
     onehot[:, label] = 1
     jets.labels = onehot
     return jets, {"seconds": timer.seconds, "events": n_events, "jets": n_jets}
-
-
-def _task(args):
-    label, n, seed, worker, settings, queue = args
-    return generate_class(label, n, seed, worker, settings, queue)
-
-
-class _Bar:
-    """Progress sink for in-process generation (the pool uses a queue instead)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def put(self, n: int) -> None:
-        self.bar.update(n)
-
-
-def _run_pool(tasks, seed, workers, settings, bar):
-    # fork on Linux: no __main__ guard needed in user scripts; each child builds its own Pythia
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
-    with ctx.Manager() as manager, ctx.Pool(min(workers, len(tasks))) as pool:
-        queue = manager.Queue()
-        pending = pool.map_async(_task, [(lb, n, seed, w, settings, queue) for lb, n, w in tasks])
-        while not pending.ready() or not queue.empty():
-            try:
-                bar.update(queue.get(timeout=0.2))
-            except queue_module.Empty:
-                pass
-        return pending.get()
-
-
-def _quota(total: int, workers: int) -> list[int]:
-    return [total // workers + (1 if w < total % workers else 0) for w in range(workers)]
 
 
 def pt_weights(pt: np.ndarray, is_signal: np.ndarray, bins: int) -> np.ndarray:
@@ -241,14 +172,12 @@ def generate(n_signal: int, n_background: int, seed: int = 1, workers: int = 1,
     if workers < 1:
         raise ValueError("--workers must be at least 1")
     tasks = [(label, n, worker) for label, total in ((SIGNAL, n_signal), (BACKGROUND, n_background))
-             for worker, n in enumerate(_quota(total, workers)) if n > 0]
+             for worker, n in enumerate(pool.quota(total, workers)) if n > 0]
     t_start = time.perf_counter()
     with tqdm(total=n_signal + n_background, unit="jet", desc="generating",
               disable=not progress, mininterval=0.5) as bar:
-        if workers == 1:
-            results = [generate_class(lb, n, seed, w, settings, _Bar(bar)) for lb, n, w in tasks]
-        else:
-            results = _run_pool(tasks, seed, workers, settings, bar)
+        results = pool.run_jobs(generate_class, [(lb, n, seed, w, settings) for lb, n, w in tasks],
+                                workers, bar)
     wall = time.perf_counter() - t_start
     jets = Jets.concatenate([r[0] for r in results])
     order = np.random.default_rng(seed).permutation(len(jets))
@@ -256,7 +185,7 @@ def generate(n_signal: int, n_background: int, seed: int = 1, workers: int = 1,
     if settings.reweight_pt:
         jets.extras["weight"] = pt_weights(jets.spectator("fj_pt"), jets.is_signal,
                                            settings.reweight_bins)
-    seconds = {k: sum(r[1]["seconds"][k] for r in results) for k in results[0][1]["seconds"]}
+    seconds = pool.total_seconds([r[1]["seconds"] for r in results])
     provenance = {
         "generator": "Pythia 8 (pythia8mc) + FastJet, servable.data.generator",
         "seed": seed,

@@ -12,7 +12,13 @@ import warnings
 import numpy as np
 
 from servable.data import events, schema
-from servable.data.features import ParticleBatch, delta_r, eta_phi, track_and_vertex_features
+from servable.data.features import (
+    ParticleBatch,
+    delta_phi,
+    delta_r,
+    eta_phi,
+    track_and_vertex_features,
+)
 from servable.data.jetfeatures import jet_features
 from servable.data.jets import Jets
 
@@ -34,30 +40,60 @@ def _np(array, fill=0.0) -> np.ndarray:
     return np.ma.filled(ak.to_numpy(ak.fill_none(array, fill)), fill)
 
 
+def cluster(p4: dict[str, np.ndarray], counts: np.ndarray, radius: float, min_pt: float):
+    """Anti-kT jets above `min_pt` of flat particles (`px`, `py`, `pz`, `E`, grouped by event,
+    `counts` per event), by decreasing pT in each event: the jets, their constituents' local
+    indices, pT, eta and phi (awkward arrays, one list per event)."""
+    import awkward as ak
+    import fastjet
+
+    particles = ak.zip({k: _jagged(v, counts) for k, v in p4.items()})
+    jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
+    cs = fastjet.ClusterSequence(particles, jetdef)
+    jets = cs.inclusive_jets(min_pt=min_pt)
+    index = cs.constituent_index(min_pt=min_pt)
+    jpt = np.hypot(jets.px, jets.py)
+    jeta, jphi = eta_phi(jets.px, jets.py, jets.pz)
+    order = ak.argsort(jpt, ascending=False)
+    return tuple(x[order] for x in (jets, index, jpt, jeta, jphi))
+
+
+def selected_jets(jets, index, ok, rows: np.ndarray, counts: np.ndarray) -> dict:
+    """The jets where `ok` (awkward, per event and jet) as flat arrays: event, momentum,
+    energy, constituents (`rows[local index]`, jet after jet) and their number per jet."""
+    import awkward as ak
+
+    n_events = len(counts)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    jet_event = np.repeat(np.arange(n_events), _np(ak.sum(ok, axis=1), 0).astype(int))
+    per_jet = ak.flatten(index[ok], axis=1)
+    n_cons = _np(ak.num(per_jet), 0).astype(int)
+    local = _np(ak.flatten(per_jet), 0).astype(int)
+    return {
+        "event": jet_event,
+        "p": np.stack([_np(ak.flatten(jets[k][ok])) for k in ("px", "py", "pz")], -1),
+        "e": _np(ak.flatten(jets.E[ok])),
+        "cons": rows[local + np.repeat(offsets[jet_event], n_cons)],
+        "n_cons": n_cons,
+    }
+
+
 def select_jets(t, n_events, signal: bool, settings, timer):
     """Cluster the visible particles of each event; pick signal/background jets.
 
     Returns per selected jet: its event, four-momentum and constituents (global indices)."""
     import awkward as ak
-    import fastjet
 
     t0 = time.perf_counter()
     absid = np.abs(t["id"])
     visible = (t["status"] > 0) & ~np.isin(absid, _NEUTRINOS) & ~t["chs_removed"]
     vis = np.flatnonzero(visible)
     counts = np.bincount(t["event"][vis], minlength=n_events)
-    particles = ak.zip({k: _jagged(t[c][vis], counts) for k, c in
-                        (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))})
-    jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius)
-    cs = fastjet.ClusterSequence(particles, jetdef)
-    jets = cs.inclusive_jets(min_pt=settings.jet_pt_min)
-    index = cs.constituent_index(min_pt=settings.jet_pt_min)
+    jets, index, jpt, jeta, jphi = cluster(
+        {k: t[c][vis] for k, c in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))},
+        counts, settings.jet_radius, settings.jet_pt_min)
     t0 = timer.add("fastjet", t0)
 
-    jpt = np.hypot(jets.px, jets.py)
-    jeta, jphi = eta_phi(jets.px, jets.py, jets.pz)
-    order = ak.argsort(jpt, ascending=False)
-    jets, index, jpt, jeta, jphi = (x[order] for x in (jets, index, jpt, jeta, jphi))
     ok = (abs(jeta) < settings.jet_abs_eta_max) & (jpt < settings.jet_pt_max)
     if signal:
         bq = np.flatnonzero((absid == 5) & (t["mother"] >= 0)
@@ -73,21 +109,7 @@ def select_jets(t, n_events, signal: bool, settings, timer):
                                                                  keepdims=True))
     else:
         ok = ok & (ak.local_index(jpt, axis=1) < settings.background_jets_per_event)
-
-    vis_offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    selected = index[ok]
-    jet_event = np.repeat(np.arange(n_events), _np(ak.sum(ok, axis=1), 0).astype(int))
-    per_jet = ak.flatten(selected, axis=1)
-    n_cons = _np(ak.num(per_jet), 0).astype(int)
-    local = _np(ak.flatten(per_jet), 0).astype(int)
-    cons = vis[local + np.repeat(vis_offsets[jet_event], n_cons)]
-    flat = {
-        "event": jet_event,
-        "p": np.stack([_np(ak.flatten(jets[k][ok])) for k in ("px", "py", "pz")], -1),
-        "e": _np(ak.flatten(jets.E[ok])),
-        "cons": cons,
-        "n_cons": n_cons,
-    }
+    flat = selected_jets(jets, index, ok, vis, counts)
     timer.add("features", t0)
     return flat
 
@@ -97,6 +119,35 @@ def n_subjettiness(pt, eta, phi, mask, axes_eta, axes_phi, radius: float) -> np.
     dr = delta_r(eta[..., None], phi[..., None], axes_eta[:, None, :], axes_phi[:, None, :])
     num = np.where(mask, pt * dr.min(-1), 0).sum(1)
     return num / (np.where(mask, pt, 0).sum(1) * radius)
+
+
+def onepass_axes(pt, eta, phi, mask, axes_eta, axes_phi, max_iterations: int = 100,
+                 precision: float = 1e-4):
+    """N-subjettiness axes minimised from starting axes (n, N) for beta = 1, as fastjet-contrib's
+    OnePass_KT_Axes started from exclusive-kT axes: each particle (n, C) goes to its nearest
+    axis, each axis moves to the pT/dR-weighted mean (eta, phi) of its particles (a Weiszfeld
+    step of the tau_N minimisation), until no axis of the jet moves by more than `precision`
+    (jets that have converged stop moving)."""
+    a_eta, a_phi = np.array(axes_eta, float), np.array(axes_phi, float)
+    active = np.arange(len(a_eta))
+    for _ in range(max_iterations):
+        if not len(active):
+            break
+        e, f = a_eta[active], a_phi[active]
+        deta = eta[active, :, None] - e[:, None, :]
+        dphi = delta_phi(phi[active, :, None], f[:, None, :])
+        dr = np.hypot(deta, dphi)
+        nearest = dr.argmin(-1)[..., None] == np.arange(e.shape[1])
+        w = np.where(nearest & mask[active, :, None],
+                     pt[active, :, None] / np.maximum(dr, 1e-6), 0.0)
+        total = w.sum(1)
+        safe = np.where(total > 0, total, 1.0)
+        step_eta = np.where(total > 0, (w * deta).sum(1) / safe, 0.0)
+        step_phi = np.where(total > 0, (w * dphi).sum(1) / safe, 0.0)
+        a_eta[active] = e + step_eta
+        a_phi[active] = delta_phi(f + step_phi, 0.0)
+        active = active[np.hypot(step_eta, step_phi).max(1) >= precision]
+    return a_eta, a_phi
 
 
 def _pad_rows(values, counts, width, fill=0.0):
@@ -148,27 +199,38 @@ def _b_hadrons(t, flat, radius):
     return idx, inside.sum(1)
 
 
-def jet_batch(t, flat, npv, settings, rng, timer) -> Jets:
-    """Features, spectators and truth of the selected jets (soft-drop window applied)."""
+def substructure(t, flat: dict, radius: float, beta: float, zcut: float, n_axes: int):
+    """Soft drop (C/A reclustering, `beta`, `zcut`, R0 = `radius`) and the exclusive-kT axes
+    for N = 1..`n_axes` of the jets `flat` (`selected_jets`) whose constituents are rows of the
+    flat table `t`. Every jet needs at least `n_axes` constituents."""
     import awkward as ak
     import fastjet
 
-    res = settings.resolution
-    t0 = time.perf_counter()
     cons = flat["cons"]
     c4 = ak.zip({k: ak.unflatten(t[c][cons], flat["n_cons"]) for k, c in
                  (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ca = fastjet.ClusterSequence(c4, fastjet.JetDefinition(fastjet.cambridge_algorithm,
-                                                               settings.jet_radius))
-        sd = ca.exclusive_jets_softdrop_grooming(
-            njets=1, beta=settings.softdrop_beta, symmetry_cut=settings.softdrop_zcut,
-            R0=settings.jet_radius)
+                                                               radius))
+        sd = ca.exclusive_jets_softdrop_grooming(njets=1, beta=beta, symmetry_cut=zcut,
+                                                 R0=radius)
+        kt = fastjet.ClusterSequence(c4, fastjet.JetDefinition(fastjet.kt_algorithm, radius))
+        kt_axes = [kt.exclusive_jets(n_jets=k) for k in range(1, n_axes + 1)]
+    return sd, kt_axes
+
+
+def jet_batch(t, flat, npv, settings, rng, timer) -> Jets:
+    """Features, spectators and truth of the selected jets (soft-drop window applied)."""
+
+    res = settings.resolution
+    t0 = time.perf_counter()
+    cons = flat["cons"]
+    sd, kt_axes = substructure(t, flat, settings.jet_radius, settings.softdrop_beta,
+                               settings.softdrop_zcut, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         subjets = _softdrop_subjets(sd, settings.jet_radius)
-        kt = fastjet.ClusterSequence(c4, fastjet.JetDefinition(fastjet.kt_algorithm,
-                                                               settings.jet_radius))
-        kt_axes = [kt.exclusive_jets(n_jets=k) for k in (1, 2, 3)]
     t0 = timer.add("fastjet", t0)
 
     width = int(flat["n_cons"].max(initial=1))

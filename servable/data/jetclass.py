@@ -1,26 +1,38 @@
-"""JetClass ROOT files read with uproot into the `Jets` container, particle-level.
+"""JetClass ROOT files read and written with uproot, to and from the `Jets` container.
 
 Particles fill the `tracks` array (n, 16 + 7, max_particles), channels-first, zero-padded in
 the file's order (JetClass stores them by decreasing pT): the raw branches, then the derived
 features of `servable.data.particles`; the jet observables of `servable.data.jetobservables`
 follow the jet branches. JetClass has no secondary-vertex collection, so `vertices` has no
 features and no slots. Labels are the ten one-hot JetClass classes.
+
+Generator truth travels as extra branches (`schema.JETCLASS_TRUTH_PARTICLE`, `part_truth_*`,
+one value per particle; `schema.JETCLASS_TRUTH_JET`, `aux_*`, per jet: the names of JetClass's
+own `aux_genpart_*`) and is read into `Jets.extras`; the provenance of a generated file is a
+JSON string (a TObjString named `provenance`) beside the tree, read by `read_provenance`.
+`write_jetclass` writes what `read_jetclass` reads back without loss.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from servable.data import schema
-from servable.data.jets import Jets
+from servable.data.jets import InvalidJetsError, Jets, filled_mask
 from servable.data.particles import complete
 from servable.errors import ServableError
-from servable.files import regular_file
+from servable.files import atomic_output, json_text, regular_file
 
 PARTICLE_BRANCHES = schema.names(schema.JETCLASS_PARTICLE_FEATURES)
 JET_BRANCHES = schema.names(schema.JETCLASS_JET_FEATURES)
 CLASS_NAMES = schema.JETCLASS_CLASSES
 LABEL_BRANCHES = tuple(f"label_{c}" for c in CLASS_NAMES)
+PROVENANCE = "provenance"
+_PARTICLE_EXTRA, _JET_EXTRA = "part_truth_", "aux_"
+
 
 def _open_tree(path, tree: str):
     import uproot
@@ -60,7 +72,8 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
                    if b not in t.keys()]
         if missing:
             raise ServableError(f"{path}: missing JetClass branches {', '.join(missing)}")
-        arrays = t.arrays([*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES],
+        extra = [b for b in t.keys() if b.startswith((_PARTICLE_EXTRA, _JET_EXTRA))]
+        arrays = t.arrays([*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES, *extra],
                           entry_start=entry_start, entry_stop=entry_stop)
     n = len(arrays)
     particles = np.zeros((n, len(PARTICLE_BRANCHES), max_particles), np.float32)
@@ -69,9 +82,124 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
         particles[:, i, :] = ak.to_numpy(padded)
     jet = np.stack([ak.to_numpy(arrays[b]) for b in JET_BRANCHES], axis=1).astype(np.float32)
     labels = np.stack([ak.to_numpy(arrays[b]) for b in LABEL_BRANCHES], 1).astype(np.float32)
+    extras = {b: _extra(arrays[b], b, max_particles) for b in extra}
     jets = Jets(
         tracks=particles, vertices=np.zeros((n, 0, 0), np.float32), jet_features=jet,
         labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
-        jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES,
+        jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES, extras=extras,
     )
     return complete(jets)
+
+
+def _padding(name: str) -> float:
+    try:
+        default = schema.lookup(name).default
+    except KeyError:
+        return 0.0
+    return 0.0 if default is None else default
+
+
+def _extra(array, name: str, max_particles: int) -> np.ndarray:
+    """A truth branch as a numpy array: per-particle ones padded like the particles."""
+    import awkward as ak
+
+    if name.startswith(_PARTICLE_EXTRA):
+        dtype = ak.to_numpy(ak.flatten(array)).dtype
+        padded = ak.fill_none(ak.pad_none(array, max_particles, clip=True), _padding(name))
+        return ak.to_numpy(padded).astype(dtype)
+    return ak.to_numpy(array)
+
+
+def read_provenance(path) -> dict | None:
+    """The provenance of a generated JetClass-like file (None for files without one)."""
+    import uproot
+
+    path = regular_file(path)
+    try:
+        with uproot.open(path) as f:
+            if PROVENANCE not in f:
+                return None
+            text = str(f[PROVENANCE])
+    except (OSError, ValueError) as exc:
+        raise ServableError(f"{path}: not a readable ROOT file ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ServableError(f"{path}: the '{PROVENANCE}' string is not JSON") from None
+
+
+def _label_columns(jets: Jets) -> np.ndarray:
+    """The labels as the ten JetClass columns (classes the jets do not have are all 0)."""
+    unknown = [c for c in jets.class_names if c not in CLASS_NAMES]
+    if jets.labels is None or unknown:
+        raise InvalidJetsError(
+            "a JetClass file needs labels of JetClass classes "
+            f"({', '.join(CLASS_NAMES)}); these jets have "
+            f"{', '.join(unknown) if jets.labels is not None else 'no labels'}")
+    out = np.zeros((len(jets), len(CLASS_NAMES)), np.float32)
+    for i, name in enumerate(jets.class_names):
+        out[:, CLASS_NAMES.index(name)] = jets.labels[:, i]
+    return out
+
+
+class _KeepOpen:
+    """The atomic output file as uproot sees it: uproot closes what it writes to, but the file
+    must stay open until `atomic_output` has synced and renamed it."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def close(self) -> None:
+        self._f.flush()
+
+
+def _branch_type(value):
+    if isinstance(value, np.ndarray):
+        return value.dtype if value.ndim == 1 else np.dtype((value.dtype, value.shape[1:]))
+    return value.type.content
+
+
+def write_jetclass(path, jets: Jets, provenance: dict | None = None, *, force: bool = False,
+                   tree: str = "tree") -> Path:
+    """Write JetClass-layout jets as a JetClass ROOT file (uproot, TTree `tree`): the 16 raw
+    particle branches (each jet's filled slots, in slot order), the jet branches, `label_*`
+    for the ten classes, the generator truth in `jets.extras` (`part_truth_*` per particle,
+    `aux_*` per jet) and `provenance` as JSON. Through `servable.files.atomic_output`: never
+    over an existing file without `force`."""
+    import awkward as ak
+    import uproot
+
+    names = list(jets.track_names)
+    missing = [b for b in PARTICLE_BRANCHES if b not in names]
+    missing += [b for b in JET_BRANCHES if b not in jets.jet_feature_names]
+    if missing:
+        raise InvalidJetsError(f"not JetClass-layout jets: missing {', '.join(missing)}")
+    n = len(jets)
+    raw = jets.tracks[:, [names.index(b) for b in PARTICLE_BRANCHES], :]
+    filled = filled_mask(raw)
+    counts = filled.sum(1)
+    fields = {b[len("part_"):]: raw[:, i, :][filled] for i, b in enumerate(PARTICLE_BRANCHES)}
+    branches: dict = {}
+    for name, value in jets.extras.items():
+        value = np.asarray(value)
+        if len(value) != n or not name.startswith((_PARTICLE_EXTRA, _JET_EXTRA)):
+            raise InvalidJetsError(f"extras[{name!r}]: JetClass files keep truth arrays of one "
+                                   f"row per jet named {_PARTICLE_EXTRA}* or {_JET_EXTRA}*")
+        if name.startswith(_PARTICLE_EXTRA):
+            fields[name[len("part_"):]] = value[filled]
+        else:
+            branches[name] = value
+    branches["part"] = ak.zip({k: ak.unflatten(v, counts) for k, v in fields.items()})
+    for b in JET_BRANCHES:
+        branches[b] = jets.jet_features[:, jets.jet_feature_names.index(b)].astype(np.float32)
+    for b, column in zip(LABEL_BRANCHES, _label_columns(jets).T, strict=True):
+        branches[b] = column
+    with atomic_output(path, force=force) as f, uproot.recreate(_KeepOpen(f)) as out:
+        out.mktree(tree, {k: _branch_type(v) for k, v in branches.items()})
+        out[tree].extend(branches)
+        if provenance is not None:
+            out[PROVENANCE] = json_text(provenance, indent=None, default=str)
+    return Path(path)

@@ -234,9 +234,11 @@ JETCLASS_PARTICLE_FEATURES: tuple[Feature, ...] = (
     _f("part_py", "GeV", "particle py", source=_JC),
     _f("part_pz", "GeV", "particle pz", source=_JC),
     _f("part_energy", "GeV", "particle energy", source=_JC, lo=0),
-    _f("part_deta", "", "eta_particle - eta_jet (no sign flip)", source=_JC),
+    _f("part_deta", "", "etasign * (eta_particle - eta_jet), etasign = +1 for jets with eta > 0, "
+       "-1 otherwise (makeNtuples.C)", source=_JC),
     _f("part_dphi", "rad", "deltaPhi(particle, jet) in (-pi, pi]", source=_JC),
-    _f("part_d0val", "mm", "transverse impact parameter (0 for neutral particles)", source=_JC),
+    _f("part_d0val", "mm", "transverse impact parameter, Delphes sign (x py - y px) / pT at the "
+       "point of closest approach (minus CMS's dxy); 0 for neutral particles", source=_JC),
     _f("part_d0err", "mm", "uncertainty of d0 (0 for neutral particles)", source=_JC, lo=0),
     _f("part_dzval", "mm", "longitudinal impact parameter (0 for neutral particles)", source=_JC),
     _f("part_dzerr", "mm", "uncertainty of dz (0 for neutral particles)", source=_JC, lo=0),
@@ -308,6 +310,42 @@ JETCLASS_CLASSES: tuple[str, ...] = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", 
                                      "Tbqq", "Tbl")
 JETCLASS_SLOTS = 128
 
+# generator truth of JetClass-like files (servable.data.jetclass_generator): extra branches of
+# the tree, read into `Jets.extras`; `default` is the value of padded particle slots
+_GEN = "servable.data.jetclass_generator (Pythia 8 record)"
+JETCLASS_DECAY_SLOTS = 4  # at most four decay products (H -> WW* -> 4q)
+JETCLASS_TRUTH_PARTICLE: tuple[Feature, ...] = (
+    _f("part_truth_pdgid", "", "PDG id of the generator particle behind the candidate (a "
+       "calorimeter cell: its most energetic deposit)", default=0.0, integer=True,
+       source=_GEN),
+    _f("part_truth_origin", "", "how that particle was produced, index into TRUTH_ORIGINS: 0 "
+       "primary (at the primary vertex), 1 b-hadron decay (b -> c cascades included), 2 "
+       "c-hadron decay, 3 other secondary (another displaced decay)", default=-1.0,
+       integer=True, values=(0.0, 1.0, 2.0, 3.0), source=_GEN),
+    _f("part_truth_decay_product", "", "the decay product of the jet's resonance (index into "
+       "aux_decay_*) the particle descends from; of several (a string spans both quarks of "
+       "H -> bb), the nearest in dR; -1: none (QCD jets, initial-state radiation, underlying "
+       "event, the other resonance of the event)", default=-1.0, integer=True, source=_GEN),
+)
+JETCLASS_TRUTH_JET: tuple[Feature, ...] = (
+    _f("aux_genpart_pt", "GeV", "pT of the jet's resonance (H, Z, W, t; last copy before its "
+       "decay); 0 for QCD", source=_GEN, lo=0),
+    _f("aux_genpart_eta", "", "its pseudorapidity; 0 for QCD", source=_GEN),
+    _f("aux_genpart_phi", "rad", "its azimuth; 0 for QCD", source=_GEN),
+    _f("aux_genpart_mass", "GeV", "its mass (the resonance's line shape); 0 for QCD",
+       source=_GEN, lo=0),
+    _f("aux_genpart_pid", "", "its PDG id; 0 for QCD", integer=True, source=_GEN),
+    _f("aux_n_decay_products", "", "number of decay products of the resonance the jet "
+       "contains (all of them: the matching requires it); 0 for QCD", integer=True,
+       source=_GEN, lo=0, hi=JETCLASS_DECAY_SLOTS),
+    _f("aux_decay_pt", "GeV", f"pT of each decay product ({JETCLASS_DECAY_SLOTS} slots: quarks "
+       "or gluons as the resonance (or its W) emitted them, then the charged lepton after QED "
+       "radiation; the neutrino is not one); 0: empty slot", source=_GEN, lo=0),
+    _f("aux_decay_eta", "", "their pseudorapidity; 0: empty slot", source=_GEN),
+    _f("aux_decay_phi", "rad", "their azimuth; 0: empty slot", source=_GEN),
+    _f("aux_decay_pdgid", "", "their PDG id; 0: empty slot", integer=True, source=_GEN),
+)
+
 # generator truth (datasets under generator_truth/ in generated files)
 TRUTH_ORIGINS: tuple[str, ...] = ("primary", "b_hadron_decay", "c_hadron_decay",
                                   "other_secondary", "pileup")
@@ -340,7 +378,7 @@ def lookup(name: str) -> Feature:
     """The schema entry of a feature, by name, across every group."""
     for group in (TRACK_FEATURES, VERTEX_FEATURES, JET_FEATURES, PFCAND_FEATURES, SPECTATORS,
                   JETCLASS_PARTICLE_FEATURES, JETCLASS_DERIVED_FEATURES, JETCLASS_JET_FEATURES,
-                  JETCLASS_JET_OBSERVABLES):
+                  JETCLASS_JET_OBSERVABLES, JETCLASS_TRUTH_PARTICLE, JETCLASS_TRUTH_JET):
         for feature in group:
             if feature.name == name:
                 return feature
