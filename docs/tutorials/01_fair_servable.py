@@ -18,8 +18,8 @@
 # your paper would: downloaded, checked against Zenodo's MD5 and the bundle's own SHA-256s,
 # cached. It ends with checks that fail when a step went wrong.
 #
-# **Run time.** About a minute on 2 CPU cores (measured in the documentation build: see
-# [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)). The samples are small
+# **Run time.** 102 s on a shared, loaded 2-core machine (measured in the documentation build:
+# see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)). The samples are small
 # (300 + 300 jets to train on, 150 + 150 to test on) so the build stays fast; the model is
 # still a good tagger.
 #

@@ -21,8 +21,8 @@
 # tasks a real endpoint receives. The last section says what changes for a real endpoint.
 # It ends with checks that fail when a result differs from the local one.
 #
-# **Run time.** About 40 s on 2 CPU cores (measured in the documentation build: see
-# [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)); 200 jets.
+# **Run time.** 49 s on a shared, loaded 2-core machine (measured in the documentation build:
+# see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)); 200 jets.
 #
 # Background: [Remote execution](../remote.md).
 

@@ -26,8 +26,8 @@
 # sets. `make container-test` builds the x86_64 image (podman) and runs that `%runscript`
 # and `%test` inside it; see [Containers](../containers.md).
 #
-# **Run time.** About 30 s on 2 CPU cores (measured in the documentation build: see
-# [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)); 100 jets.
+# **Run time.** 31 s on a shared, loaded 2-core machine (measured in the documentation build:
+# see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)); 100 jets.
 
 # %%
 import os
