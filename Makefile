@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-output
 
-.PHONY: demo test lint bench clean metadata-check container-test fuzz
+.PHONY: demo test lint bench clean metadata-check container-test fuzz docs
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q -e '.[all,dev,docs]'
 	# the Globus Compute engines: a second step (pyproject.toml's `remote` extra says why)
 	$(BIN)/pip install -q -e '.[remote]' 2>&1 | grep -v "cffconvert\|dependency resolver"; true
 	$(BIN)/python -c "import globus_compute_endpoint.engines, parsl"
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# the documentation site in site/ (open site/index.html); --strict: a broken link, a missing
+# API object or a failing tutorial (they are executed) fails the build
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --clean -d site
 
 # fails when CITATION.cff, codemeta.json or metadata/generated/* differ from metadata/*.yaml
 metadata-check: $(STAMP)
@@ -55,7 +60,7 @@ fuzz: $(STAMP)
 	done; if [ -n "$$failed" ]; then echo "contract broken in:$$failed"; exit 1; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check servable tests fuzz
+	$(BIN)/ruff check servable tests fuzz docs/tutorials
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -228,10 +228,12 @@ class Bundle:
 
     @property
     def name(self) -> str:
+        """The bundle's name (`name` in `servable.yaml`)."""
         return self.manifest["name"]
 
     @property
     def kind(self) -> str:
+        """The model kind: in, mlp, bdt, part or particlenet."""
         return self.manifest["model"]["kind"]
 
     @property

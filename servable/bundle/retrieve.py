@@ -86,6 +86,7 @@ def identifier(ref: str) -> Identifier | None:
 
 # -- the cache -------------------------------------------------------------------------
 def cache_root() -> Path:
+    """The cache folder: `$SERVABLE_CACHE`, else the platform's user cache directory."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     import platformdirs

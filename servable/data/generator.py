@@ -26,6 +26,12 @@ SIGNAL, BACKGROUND = 1, 0
 
 @dataclass(frozen=True)
 class GeneratorSettings:
+    """What the generator simulates and selects: collision energy, pTHat thresholds, the jet
+    definition and selection, pileup, pT reweighting, soft drop and the detector model.
+    Written into every generated file as provenance; `cms()` gives the published IN's
+    selection.
+    """
+
     ecm_gev: float = 13000.0
     signal_pthat_min: float = 300.0
     background_pthat_min: float = 250.0  # below the jet cut: no turn-on edge in QCD
@@ -55,6 +61,7 @@ class GeneratorSettings:
         return cls(**{**base, **kw})
 
     def pythia_settings(self, label: int, seed: int) -> list[str]:
+        """The Pythia 8 configuration strings for one class (`label`: 1 signal, 0 QCD) and seed."""
         common = [
             f"Beams:eCM = {self.ecm_gev}",
             "Random:setSeed = on",

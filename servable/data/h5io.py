@@ -221,6 +221,7 @@ class JetFile:
 
     @property
     def attrs(self) -> dict:
+        """The file's root attributes (JSON-encoded ones decoded), e.g. its `provenance`."""
         try:
             return {k: _attr(v) for k, v in self._f.attrs.items()}
         except H5_ERRORS as exc:
@@ -252,6 +253,7 @@ class JetFile:
             raise _damaged(self.path, f"jets {start}-{stop}", exc) from None
 
     def close(self) -> None:
+        """Close the underlying HDF5 file."""
         self._f.close()
 
     def __enter__(self) -> JetFile:

@@ -255,10 +255,12 @@ class Jets:
 
     @property
     def n_tracks(self) -> np.ndarray:
+        """Filled track slots per jet."""
         return filled_slots(self.tracks)
 
     @property
     def n_vertices(self) -> np.ndarray:
+        """Filled secondary-vertex slots per jet."""
         return filled_slots(self.vertices)
 
     def group(self, name: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
@@ -269,12 +271,14 @@ class Jets:
         return getattr(self, name), getattr(self, GROUPS[name])
 
     def spectator(self, name: str) -> np.ndarray:
+        """One spectator (e.g. `fj_sdmass`) per jet."""
         if self.spectators is None:
             raise ValueError("these jets carry no spectators")
         return self.spectators[:, schema.SPECTATOR_NAMES.index(name)]
 
     @staticmethod
     def concatenate(parts: Sequence[Jets]) -> Jets:
+        """Jets of several batches as one (same feature and class names required)."""
         if not parts:
             raise ValueError("nothing to concatenate")
         first = parts[0]

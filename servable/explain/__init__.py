@@ -40,6 +40,7 @@ class _Methods(Mapping):
 
 
 METHODS: Mapping[str, type[Method]] = _Methods()
+"""Method name -> its `Method` class; a method's module is imported when first asked for."""
 
 
 def method_class(name: str) -> type[Method]:
@@ -72,6 +73,30 @@ class Servable(Bundle):
 
     def explain(self, jets: Jets, method: str = "lrp", target: int | str = 1,
                 **params) -> Explanation:
+        """Explain the model's output for `target` with `method`.
+
+        Parameters
+        ----------
+        jets : Jets
+            The jets to explain.
+        method : str
+            A name of `METHODS` (masking, lrp, rna, shap, lime, ig, saliency, attention, probes).
+        target : int or str
+            The class to explain, by index or by name (1 or "Hbb" for H->bb).
+        **params
+            The method's parameters (`Method.parameters()`), e.g. `rule="gamma"` for LRP.
+
+        Returns
+        -------
+        Explanation
+            Relevance per feature (and per track and SV slot where the method has it).
+
+        Raises
+        ------
+        ServableError
+            An unknown method, one that does not apply to this model, a target out of range,
+            unknown parameters or no jets.
+        """
         return explain_bundle(self, jets, method, target, **params)
 
 

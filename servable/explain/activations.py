@@ -39,6 +39,10 @@ def hidden_activations(tagger, jets: Jets, batch_size: int = 128) -> dict[str, n
 
 
 class RelativeNeuralActivity(Method):
+    """Relative neural activity per hidden node and class (paper Eq. 7), NAP diagrams and
+    sparsity (the share of nodes with RNA < 0.2). IN and MLP.
+    """
+
     name = "rna"
     applies_to = ("in", "mlp")
     splittable = False  # normalised over the whole set

@@ -21,6 +21,10 @@ from servable.explain.base import Explanation, Method
 
 
 class Attention(Method):
+    """ParT attention maps per layer and head, averaged per class, and the class token's
+    attention per track slot.
+    """
+
     name = "attention"
     applies_to = ("part",)
     splittable = False  # maps averaged over the whole set

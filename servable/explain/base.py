@@ -31,6 +31,27 @@ class MethodNotApplicable(ServableError):
 
 @dataclass
 class Explanation:
+    """The result of every explanation method.
+
+    Attributes
+    ----------
+    method, target, model : str, int, str
+        Which method explained which class of which model kind.
+    feature_names : dict
+        Feature names per field (`tracks`, `vertices`, `jet`).
+    feature_relevance : dict
+        One number per feature, aggregated as the method documents (default: mean over jets
+        of the summed absolute relevance over slots; masking: the AUC lost).
+    tracks, vertices, jet : numpy.ndarray or None
+        Per-jet relevance in the layout of the model's inputs; padded slots are exactly 0.
+    output : numpy.ndarray or None
+        The explained output per jet.
+    base_value : numpy.ndarray or float or None
+        The reference value of additive methods (SHAP, IG).
+    extras : dict
+        Method-specific statistics (completeness, AUCs, excluded categorical features).
+    """
+
     method: str
     target: int
     model: str
@@ -44,10 +65,12 @@ class Explanation:
     extras: dict = field(default_factory=dict)
 
     def top(self, k: int = 5) -> list[str]:
+        """The `k` most relevant feature names, most relevant first."""
         ranked = sorted(self.feature_relevance.items(), key=lambda kv: -kv[1])
         return [name for name, _ in ranked[:k]]
 
     def to_dict(self, per_jet: bool = False) -> dict:
+        """A JSON-ready summary; `per_jet` adds the per-jet arrays as lists."""
         out = {"method": self.method, "target": self.target, "model": self.model,
                "feature_names": self.feature_names,
                "feature_relevance": self.feature_relevance,
@@ -161,6 +184,7 @@ class Method(ABC):
 
     # helpers shared by methods ----------------------------------------------------------
     def feature_names(self) -> dict[str, list[str]]:
+        """The model's feature names per Explanation field (tracks, vertices, jet)."""
         return self.spec.feature_names()
 
     def features(self) -> list[tuple[str, int]]:

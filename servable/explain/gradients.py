@@ -53,6 +53,10 @@ class _GradientMethod(Method):
 
 
 class IntegratedGradients(_GradientMethod):
+    """Integrated gradients (Captum) with a `zero` (training median) or `mean` baseline;
+    the per-jet completeness error is in `extras`.
+    """
+
     name = "ig"
 
     def attribute(self, jets: Jets, target: int = 1, baseline: str = "zero", n_steps: int = 64,
@@ -114,6 +118,8 @@ class IntegratedGradients(_GradientMethod):
 
 
 class Saliency(_GradientMethod):
+    """Saliency: the mean absolute gradient of the target logit, in the standardised space."""
+
     name = "saliency"
 
     def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:

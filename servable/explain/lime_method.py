@@ -16,6 +16,10 @@ from servable.explain.masking import masked, replacement_values
 
 
 class Lime(Method):
+    """LIME: a weighted linear model of the prediction with whole features switched on and off
+    (masked as in masking), per jet.
+    """
+
     name = "lime"
 
     def attribute(self, jets: Jets, target: int = 1, num_samples: int = 200,

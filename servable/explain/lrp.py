@@ -106,6 +106,10 @@ def lrp_rule(net: nn.Module, rule: LRPRule):
 
 
 class LRP(Method):
+    """Layer-wise relevance propagation (epsilon or gamma rule) through the IN's interaction
+    structure (paper Eqs. 2-6) or the MLP, in the standardised input space.
+    """
+
     name = "lrp"
     applies_to = ("in", "mlp")
 

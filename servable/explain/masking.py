@@ -60,6 +60,11 @@ def masked(inputs: dict[str, np.ndarray], features: list[tuple[str, int]],
 
 
 class Masking(Method):
+    """Feature masking: the one-vs-rest AUC of the target lost when a feature is replaced
+    (`mode`: zero or population mean), and cumulative masking by threshold with fidelity
+    (paper Fig. 5, Table 9). All models; scored on the whole set (never split remotely).
+    """
+
     name = "masking"
     splittable = False  # AUCs over the whole set
 

@@ -16,6 +16,10 @@ from servable.explain.base import Explanation, Method, mask_padding_and_categori
 
 
 class Shap(Method):
+    """SHAP values: exact TreeSHAP in log-odds for the BDT, expected gradients
+    (`shap.GradientExplainer`) for the neural models.
+    """
+
     name = "shap"
 
     def attribute(self, jets: Jets, target: int = 1, background: int = 50,

@@ -44,10 +44,12 @@ class InputGroup:
 
     @property
     def shape(self) -> list:
+        """The shape with a free jet axis: [None, features] or [None, features, slots]."""
         return [None, len(self.features)] + ([self.slots] if self.slots is not None else [])
 
     @property
     def field(self) -> str:
+        """The Explanation field this group's relevance goes to (tracks, vertices, jet)."""
         return EXPLANATION_FIELDS.get(self.name, self.name)
 
     def categorical(self) -> list[int]:
@@ -103,6 +105,7 @@ class InputGroup:
         return a
 
     def to_manifest(self) -> dict:
+        """The manifest entry: name, shape, dtype, features with units, layout and padding."""
         entry = {"name": self.name, "shape": self.shape, "dtype": "float32",
                  "features": [_feature_entry(n) for n in self.features]}
         if self.slots is not None:
@@ -112,6 +115,7 @@ class InputGroup:
 
     @classmethod
     def from_manifest(cls, entry: dict) -> InputGroup:
+        """The group a manifest entry describes."""
         shape = entry["shape"]
         return cls(entry["name"], tuple(f["name"] for f in entry["features"]),
                    shape[2] if len(shape) == 3 else None)
@@ -125,6 +129,7 @@ class InputSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The group names, in input order."""
         return tuple(g.name for g in self.groups)
 
     def __getitem__(self, name: str) -> InputGroup:
@@ -153,12 +158,15 @@ class InputSpec:
         return {g.field: list(g.features) for g in self.groups}
 
     def example(self, n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random inputs of `n` jets with this spec's shapes (for exports and smoke tests)."""
         rng = np.random.default_rng(seed)
         return {g.name: g.example(n, rng) for g in self.groups}
 
     def to_manifest(self) -> list[dict]:
+        """The manifest's `inputs` entries."""
         return [g.to_manifest() for g in self.groups]
 
     @classmethod
     def from_manifest(cls, entries: list[dict]) -> InputSpec:
+        """The spec a manifest's `inputs` describe."""
         return cls(tuple(InputGroup.from_manifest(e) for e in entries))

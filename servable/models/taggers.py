@@ -74,6 +74,7 @@ class Tagger(ABC):
 
     @property
     def hyper(self) -> dict:
+        """The hyperparameters, defaults filled in."""
         return self.config["hyperparameters"]
 
     def input_spec(self) -> InputSpec:
@@ -86,6 +87,7 @@ class Tagger(ABC):
             for name in self.input_names))
 
     def inputs(self, jets: Jets) -> dict[str, np.ndarray]:
+        """The arrays the network consumes, picked by feature name from full-layout jets."""
         return self.input_spec().select(jets)
 
     def fit_preprocessing(self, inputs: dict[str, np.ndarray]) -> dict:
@@ -93,6 +95,7 @@ class Tagger(ABC):
         return {}
 
     def n_parameters(self) -> int | None:
+        """The number of trainable parameters (None where it is not defined, e.g. the BDT)."""
         return None
 
     @abstractmethod
@@ -104,6 +107,7 @@ class Tagger(ABC):
         """Load weights serialised by `weights_bytes`."""
 
     def logits(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
+        """Raw outputs (n, classes) for `jets` with the native model."""
         return self.logits_from_inputs(self.inputs(jets), batch_size)
 
     def predict(self, jets: Jets, batch_size: int | None = None) -> np.ndarray:
@@ -199,6 +203,7 @@ class TorchTagger(Tagger):
         return Standardize(g.preprocessing, slotted=g.slots is not None)
 
     def tensors(self, inputs: dict[str, np.ndarray]) -> list[torch.Tensor]:
+        """The input arrays as torch tensors, in the network's input order."""
         return [torch.from_numpy(np.ascontiguousarray(inputs[k], dtype=np.float32))
                 for k in self.input_names]
 
@@ -222,12 +227,15 @@ class TorchTagger(Tagger):
                 for g in self.input_spec()}
 
     def n_parameters(self) -> int:
+        """The number of trainable parameters of the network."""
         return int(sum(p.numel() for p in self.net.parameters()))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The network's parameters and buffers."""
         return {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load parameters into the network (strict: every name must match)."""
         self.net.load_state_dict(state)
         self.net.eval()
 
@@ -394,6 +402,7 @@ class BDTTagger(Tagger):
         self.booster = None
 
     def margin(self, jet_features: np.ndarray) -> np.ndarray:
+        """The booster's raw margin (log-odds of H->bb) per jet."""
         import xgboost as xgb
 
         if self.booster is None:
@@ -408,6 +417,7 @@ class BDTTagger(Tagger):
         return np.stack([np.zeros_like(m), m], axis=1)
 
     def native_importance(self, importance_type: str = "gain") -> dict[str, float]:
+        """XGBoost's own feature importance (`gain`, `weight`, `cover`, ...) per jet feature."""
         scores = self.booster.get_score(importance_type=importance_type)
         return {name: float(scores.get(name, 0.0)) for name in self.config["jet_features"]}
 
@@ -449,6 +459,23 @@ def feature_config(kind: str, sample: Jets, feature_set: str = "full",
 
 
 def build_tagger(config: dict) -> Tagger:
+    """The tagger a config describes (its `kind` picks the class).
+
+    Parameters
+    ----------
+    config : dict
+        The model configuration, as a bundle's `model.config` stores it.
+
+    Returns
+    -------
+    Tagger
+        An untrained tagger of that kind.
+
+    Raises
+    ------
+    ServableError
+        An unknown kind or a configuration that does not validate.
+    """
     kind = config.get("kind")
     if kind not in TAGGERS:
         raise ConfigError(f"kind must be one of {', '.join(sorted(TAGGERS))}, not {kind!r}")

@@ -44,6 +44,11 @@ SPLITS = ("random", "files", "kfold")
 
 @dataclass
 class TrainConfig:
+    """The options of one training run (the `servable train` options): model kind, epochs,
+    minibatch, learning rate, early-stopping patience, seed, split method and its folds,
+    hyperparameters and an optional subset of track features.
+    """
+
     model: str = "in"
     epochs: int = 30
     batch_size: int = 128

@@ -18,6 +18,8 @@ import yaml
 
 @dataclass
 class Check:
+    """One principle's result: its id (F1, ...), title, whether it is met and the evidence."""
+
     principle: str
     title: str
     ok: bool
@@ -49,6 +51,9 @@ def _retrieval(doi: str, digest: str) -> tuple[bool, str]:
 
 
 def fair_checks(bundle) -> list[Check]:
+    """One `Check` per FAIR principle (F1-F4, A1-A2, I1-I2, R1-R3) for a bundle (a path,
+    name, DOI or record URL), verified first; A1 is a retrieval by the bundle's DOI.
+    """
     from servable.bundle.bundle import ONNX_FILE, resolve
     from servable.bundle.citation import CARD, CITATION, CODEMETA, CRATE
     from servable.bundle.manifest import verify

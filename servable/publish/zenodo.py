@@ -65,6 +65,9 @@ class ZenodoClient:
 
     def request(self, method: str, url: str, *, json_body=None, file: Path | None = None,
                 expect=(200,)) -> dict:
+        """One API request with retries on server errors and rate limits; the JSON answer.
+        An unexpected status is a `ZenodoError` naming Zenodo's message (the token redacted).
+        """
         if self.dry_run:
             return self._dry(method, url, json_body, file)
         import requests
@@ -145,38 +148,47 @@ class ZenodoClient:
 
     # -- deposit API -------------------------------------------------------------------
     def depositions_url(self, dep_id=None) -> str:
+        """The depositions endpoint, or one deposition's."""
         url = f"{self.api}/deposit/depositions"
         return url if dep_id is None else f"{url}/{dep_id}"
 
     def create(self, metadata: dict) -> dict:
+        """Create a deposition (its DOI is reserved with it)."""
         return self.request("POST", self.depositions_url(), json_body={"metadata": metadata},
                             expect=(201,))
 
     def get(self, dep_id) -> dict:
+        """One deposition."""
         return self.request("GET", self.depositions_url(dep_id))
 
     def drafts(self) -> list:
+        """The account's unpublished depositions."""
         if self.dry_run:
             return []
         return self.request("GET", self.depositions_url() + "?status=draft&size=100")
 
     def new_version(self, dep_id) -> dict:
+        """A new version of a published deposition: its draft."""
         record = self.request("POST", self.depositions_url(dep_id) + "/actions/newversion",
                               expect=(201,))
         return self.request("GET", record["links"]["latest_draft"])
 
     def upload(self, bucket: str, name: str, path: Path) -> dict:
+        """Upload a file into a deposition's bucket."""
         return self.request("PUT", f"{bucket}/{name}", file=path, expect=(200, 201))
 
     def delete_file(self, dep_id, file_id) -> None:
+        """Delete a file from an unpublished deposition."""
         self.request("DELETE", f"{self.depositions_url(dep_id)}/files/{file_id}",
                      expect=(204,))
 
     def set_metadata(self, dep_id, metadata: dict) -> dict:
+        """Set a deposition's metadata (Zenodo validates it)."""
         return self.request("PUT", self.depositions_url(dep_id),
                             json_body={"metadata": metadata})
 
     def publish(self, dep_id) -> dict:
+        """Publish a deposition: the reserved DOI is minted."""
         return self.request("POST", self.depositions_url(dep_id) + "/actions/publish",
                             expect=(202,))
 

@@ -178,9 +178,11 @@ class Client:
         return self.predict(*args, **kwargs).result()["probabilities"]
 
     def explain_sync(self, *args, **kwargs) -> dict:
+        """Blocking convenience: the combined explanation result."""
         return self.explain(*args, **kwargs).result()
 
     def close(self) -> None:
+        """Wait for the submitted tasks and stop the endpoint's engine."""
         self._dispatch.shutdown(wait=True)
         self._endpoint.close()
 
