@@ -42,8 +42,16 @@ def train(
                                             "parsl:CONFIG.py or a Globus Compute endpoint "
                                             "UUID"),
     workers: int = typer.Option(None, min=1, help="parallel trainings with --executor local"),
+    drop_features: str = typer.Option(None, help="leave out these features, e.g. "
+                                                 "track_quality,sv_ptrel (ablation)"),
+    track_features: str = typer.Option(None, help="train on these track features only"),
+    vertex_features: str = typer.Option(None, help="train on these SV features only"),
+    hidden: str = typer.Option(None, help="hidden layer width (in: 60; mlp: widths 128,64)"),
+    De: str = typer.Option(None, "--De", help="IN: edge representation size (20)"),
+    Do: str = typer.Option(None, "--Do", help="IN: node representation size (24)"),
 ) -> None:
     """Train a tagger on CMS-layout files and write a servable directory."""
+    from servable.cli import features
     from servable.cli.common import fail
     from servable.models.taggers import TAGGERS
     from servable.models.training import TrainConfig
@@ -53,8 +61,15 @@ def train(
     if output.exists() and any(output.iterdir()) and not force:
         fail(f"{output} exists and is not empty; choose another directory or pass --force")
     seed_values = _seed_list(seeds, seed)
+    sizes = features.sizes(model, {"hidden": hidden, "De": De, "Do": Do})
+    keep = {"tracks": features.names(track_features, "track-features"),
+            "vertices": features.names(vertex_features, "vertex-features")}
+    drop = features.names(drop_features, "drop-features") or []
+    features.check_features(data[0], keep, drop)
     configs = [TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                           patience=patience, seed=s, split=split, fold=fold, folds=folds)
+                           patience=patience, seed=s, split=split, fold=fold, folds=folds,
+                           hyperparameters=sizes, track_features=keep["tracks"],
+                           vertex_features=keep["vertices"], drop_features=drop)
                for s in seed_values]
     targets = [output if len(seed_values) == 1 else output / f"seed-{s}" for s in seed_values]
     if executor:

@@ -26,6 +26,7 @@ from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
 from servable.files import sha256_file
 from servable.models.metrics import classification_metrics
+from servable.models.spec import chosen_features
 from servable.models.taggers import BDTTagger, Tagger, TorchTagger, build_tagger
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class TrainConfig:
     chunk_size: int = 8192
     hyperparameters: dict = field(default_factory=dict)
     track_features: list[str] | None = None  # train on a subset (ablation), by name
+    vertex_features: list[str] | None = None
+    drop_features: list[str] = field(default_factory=list)  # left out of every group
 
 
 @dataclass
@@ -137,10 +140,13 @@ def _collect(sources: list[Source], chunk_size: int, limit: int | None = None) -
 
 def make_tagger(cfg: TrainConfig, sample: Jets) -> Tagger:
     """A fresh tagger with preprocessing fitted on a training sample."""
-    track_features = cfg.track_features or list(sample.track_names)
+    chosen = chosen_features(
+        {"tracks": sample.track_names, "vertices": sample.vertex_names,
+         "jet_features": sample.jet_feature_names},
+        {"tracks": cfg.track_features, "vertices": cfg.vertex_features}, cfg.drop_features)
     config = {"kind": cfg.model, "hyperparameters": dict(cfg.hyperparameters),
-              "track_features": track_features, "vertex_features": list(sample.vertex_names),
-              "jet_features": list(sample.jet_feature_names)}
+              "track_features": chosen["tracks"], "vertex_features": chosen["vertices"],
+              "jet_features": chosen["jet_features"]}
     probe = build_tagger(config)
     config["preprocessing"] = probe.fit_preprocessing(probe.inputs(sample))
     return build_tagger(config)
