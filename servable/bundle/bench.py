@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from servable.bundle.bundle import Bundle
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
+from servable.models.metrics import fidelity
 from servable.runtimes import RuntimeUnavailable
 
 
@@ -38,7 +39,7 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
     rows = {}
     for name, p in probs.items():
         row = {"max_abs_dp": float(np.max(np.abs(p - ref))),
-               "fidelity": float(1 - np.mean(np.abs(p[:, 1] - ref[:, 1])))}
+               "fidelity": fidelity(p[:, 1], ref[:, 1])}
         if y is not None:
             row["accuracy"] = float(np.mean(p.argmax(1) == y))
             row["roc_auc"] = float(roc_auc_score(y, p[:, 1]))

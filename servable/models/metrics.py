@@ -17,6 +17,12 @@ def rejection_at(y_true: np.ndarray, score: np.ndarray, efficiency: float) -> fl
     return float("inf") if bkg <= 0 else 1.0 / bkg
 
 
+def fidelity(scores: np.ndarray, reference: np.ndarray) -> float:
+    """How faithfully one model's scores follow another's on the same jets (FAIR paper Eq. 1):
+    F = 1 - mean |y1 - y2|, with y the H->bb (target-class) score of each jet; 1 when equal."""
+    return float(1 - np.mean(np.abs(np.asarray(scores) - np.asarray(reference))))
+
+
 # signal efficiency of each class's working point in the JetClass table (default 50%)
 JETCLASS_WORKING_POINTS = {"Hqql": 0.99, "Tbl": 0.995}
 BACKGROUND = "QCD"
