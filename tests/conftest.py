@@ -98,6 +98,19 @@ def ablated_bundle(train_file, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quick_reproduction(train_file, test_file, tmp_path_factory):
+    """`servable reproduce --quick` on the shared samples (no generation): its output folder
+    and the command's result (the run's wall time is in results.json)."""
+    from tests.cli_helpers import run_cli
+
+    out = tmp_path_factory.mktemp("reproduction") / "quick"
+    r = run_cli("reproduce", "--quick", "--out", out, "--train-data", train_file,
+                "--test-data", test_file, "--quiet", timeout=900)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+@pytest.fixture(scope="session")
 def published_bundle(published_dir, tmp_path_factory) -> Path:
     """The published baseline IN imported into a bundle (no training needed)."""
     from servable.bundle.checkpoint import import_checkpoint

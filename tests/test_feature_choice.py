@@ -11,20 +11,10 @@ from servable.errors import ServableError
 from servable.models.spec import chosen_features
 from tests.cli_helpers import assert_user_error, run_cli
 from tests.conftest import ABLATED_DROP, ABLATED_SIZES
+from tests.in_architecture import in_parameters
 
 AVAILABLE = {"tracks": schema.TRACK_NAMES, "vertices": schema.VERTEX_NAMES,
              "jet_features": schema.JET_NAMES}
-
-
-def in_parameters(P: int, S: int, hidden: int, De: int, Do: int, classes: int = 2) -> int:
-    """Trainable parameters of the published IN (Moreno et al.; FAIR paper Table 3): three
-    3-layer MLPs, f_R on track pairs (2P inputs), f_R^pv on track-SV pairs (P + S), f_O on
-    nodes (P + 2 De), each hidden -> hidden -> out, then one linear layer Do -> classes;
-    every layer has weights and biases."""
-    def mlp(n_in, n_out):
-        return (n_in * hidden + hidden) + (hidden * hidden + hidden) + (hidden * n_out + n_out)
-
-    return mlp(2 * P, De) + mlp(P + S, De) + mlp(P + 2 * De, Do) + Do * classes + classes
 
 
 def test_the_formula_counts_the_published_baseline_and_ablated_checkpoints():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -129,7 +128,8 @@ def _trained_line(bundle, model: str, seed: int, summary: dict) -> str:
 
 def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float | None) -> dict:
     import numpy as np
-    from scipy import stats
+
+    from servable.models.metrics import reference_tail
 
     keys = ("accuracy", "roc_auc", "rejection_50", "rejection_30")
     values = {k: np.array([r["validation_metrics"][k] for r in summaries]) for k in keys}
@@ -137,15 +137,8 @@ def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float |
         k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
         for k, v in values.items()}}
     if reference_auc is not None:
-        auc = values["roc_auc"]
-        sd = auc.std(ddof=1)
-        # one-sided: how likely a seed of this training reaches the reference AUC or more,
-        # under a normal distribution with the seeds' mean and standard deviation
-        p = float(stats.norm.sf(reference_auc, loc=auc.mean(), scale=sd)) if sd > 0 else \
-            float(reference_auc <= auc.mean())
-        summary["reference_auc"] = {"value": reference_auc, "p_value_one_sided": p,
-                                    "z": (reference_auc - auc.mean()) / sd if sd > 0 else
-                                    math.copysign(math.inf, reference_auc - auc.mean())}
+        # one-sided: how likely a seed of this training reaches the reference AUC or more
+        summary["reference_auc"] = reference_tail(reference_auc, values["roc_auc"])
     return summary
 
 

@@ -23,6 +23,23 @@ def fidelity(scores: np.ndarray, reference: np.ndarray) -> float:
     return float(1 - np.mean(np.abs(np.asarray(scores) - np.asarray(reference))))
 
 
+def reference_tail(reference: float, values) -> dict:
+    """How a reference value sits in a distribution of repeated trainings (the seeds' AUCs):
+    z = (reference - mean) / sd and the one-sided p-value P(X >= reference) under a normal
+    distribution with the values' mean and sample standard deviation (FAIR paper Table 4)."""
+    import math
+
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean, sd = values.mean(), values.std(ddof=1)
+    if sd > 0:
+        return {"value": reference, "p_value_one_sided": float(stats.norm.sf(reference, mean, sd)),
+                "z": float((reference - mean) / sd)}
+    return {"value": reference, "p_value_one_sided": float(reference <= mean),
+            "z": math.copysign(math.inf, reference - mean)}
+
+
 # signal efficiency of each class's working point in the JetClass table (default 50%)
 JETCLASS_WORKING_POINTS = {"Hqql": 0.99, "Tbl": 0.995}
 BACKGROUND = "QCD"
