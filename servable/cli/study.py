@@ -95,10 +95,10 @@ def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="directory for the report"),
     quick: bool = typer.Option(False, "--quick", help="a small run: 3000 training jets, 2 "
                                "seeds, 2 epochs, 2 sizes (minutes)"),
-    jets: int = typer.Option(None, min=10, help="training jets (default 8000)"),
-    test_jets: int = typer.Option(None, min=10, help="test jets (default 4000)"),
+    jets: int = typer.Option(None, min=10, help="training jets (default 6000)"),
+    test_jets: int = typer.Option(None, min=10, help="test jets (default 3000)"),
     seeds: int = typer.Option(None, min=2, help="trainings with different seeds (default 10)"),
-    epochs: int = typer.Option(None, min=1, help="maximum epochs per training (default 20)"),
+    epochs: int = typer.Option(None, min=1, help="maximum epochs per training (default 15)"),
     sizes: str = typer.Option(None, help="hidden/De/Do of the retrained models (default "
                                          "60/20/24,32/16/16,32/8/8,16/8/8)"),
     thresholds: str = typer.Option(None, help="dAUC thresholds in percent (default "
