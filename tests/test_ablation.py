@@ -114,3 +114,17 @@ def test_ablate_of_a_bundle_without_training_files_asks_for_them(published_bundl
                 "16/8/8", "--quiet", "-o", tmp_path / "out")
     assert_user_error(r, "give the training data with --train-data")
     assert not (tmp_path / "out").exists()
+
+
+def test_retraining_an_ablated_bundle_keeps_its_dropped_features_out(ablated_bundle, test_file,
+                                                                     tmp_path):
+    from tests.conftest import ABLATED_DROP
+
+    r = run_cli("ablate", ablated_bundle, "--data", test_file, "--n-jets", 100, "--sizes",
+                "16/8/8", "--epochs", 1, "--quiet", "-o", tmp_path / "out", timeout=900)
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "out" / "ablation.json").read_text())
+    config = servable.load(result["models"][1]["bundle"]).tagger.config
+    features = set(config["track_features"]) | set(config["vertex_features"])
+    assert not features & set(ABLATED_DROP)
+    assert len(features) == 44 - len(ABLATED_DROP) - len(result["dropped"])

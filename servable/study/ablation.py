@@ -162,8 +162,8 @@ def training_files(bundle: Servable, train_data: Sequence[Path] | None) -> tuple
 def retrain(bundle: Servable, drop: Sequence[str], sizes: Sequence[Sequence[int]], out: Path,
             train_data: Sequence[Path] | None = None, epochs: int | None = None,
             force: bool = False, progress: bool = True) -> list[Path]:
-    """Train the bundle's model again without `drop`, once per size, with the bundle's
-    recorded training configuration (split, seed, learning rate, ...; `epochs` overrides)
+    """Train the bundle's model again on its features less `drop`, once per size, with the
+    bundle's recorded training configuration (split, seed, learning rate, ...; `epochs` overrides)
     on its recorded training files, or on `train_data`."""
     from servable.bundle.train import train_bundle
     from servable.models.training import TrainConfig
@@ -175,7 +175,8 @@ def retrain(bundle: Servable, drop: Sequence[str], sizes: Sequence[Sequence[int]
     for size in sizes:
         hyper = {**base.get("hyperparameters", {}), **dict(zip(SIZE_KEYS, size, strict=True))}
         cfg = TrainConfig(**{**base, "model": "in", "hyperparameters": hyper,
-                             "track_features": None, "vertex_features": None,
+                             "track_features": list(bundle.tagger.config["track_features"]),
+                             "vertex_features": list(bundle.tagger.config["vertex_features"]),
                              "drop_features": list(drop),
                              **({"epochs": epochs} if epochs else {})})
         target = out / "models" / size_label(size).replace("/", "-")
