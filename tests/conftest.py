@@ -98,6 +98,38 @@ def trained(train_file, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+# what the ablated bundle leaves out, and its sizes (the paper's smallest Table 10 model)
+ABLATED_DROP = ("track_quality", "sv_ptrel", "sv_erel", "sv_phirel")
+ABLATED_SIZES = {"hidden": 16, "De": 8, "Do": 8}
+
+
+@pytest.fixture(scope="session")
+def ablated_bundle(train_file, tmp_path_factory) -> Path:
+    """An IN trained for 1 epoch without ABLATED_DROP at ABLATED_SIZES, through
+    `servable train --drop-features ... --hidden 16 --De 8 --Do 8`."""
+    from tests.cli_helpers import run_cli
+
+    target = tmp_path_factory.mktemp("ablated") / "in-ablated"
+    sizes = [x for key, value in ABLATED_SIZES.items() for x in (f"--{key}", value)]
+    r = run_cli("train", "--model", "in", "--data", train_file, "--epochs", 1, "--quiet",
+                "--drop-features", ",".join(ABLATED_DROP), *sizes, "-o", target, timeout=900)
+    assert r.returncode == 0, r.stderr
+    return target
+
+
+@pytest.fixture(scope="session")
+def quick_reproduction(train_file, test_file, tmp_path_factory):
+    """`servable reproduce --quick` on the shared samples (no generation): its output folder
+    and the command's result (the run's wall time is in results.json)."""
+    from tests.cli_helpers import run_cli
+
+    out = tmp_path_factory.mktemp("reproduction") / "quick"
+    r = run_cli("reproduce", "--quick", "--out", out, "--train-data", train_file,
+                "--test-data", test_file, "--quiet", timeout=900)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
 @pytest.fixture(scope="session")
 def published_bundle(published_dir, tmp_path_factory) -> Path:
     """The published baseline IN imported into a bundle (no training needed)."""

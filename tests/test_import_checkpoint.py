@@ -141,3 +141,68 @@ def test_a_failed_save_leaves_an_existing_bundle_as_it_was(published_dir, tmp_pa
                           overwrite=True)
     assert verify(out)["digest"] == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+@pytest.fixture(scope="module")
+def upstream_sv_dropping(ablated_bundle, tmp_path_factory):
+    """An SV-dropping checkpoint in the upstream format (a plain GraphNet state dict saved
+    with torch.save, and model_metadata.json naming the dropped features by index, as
+    src/models/train_model.py writes them) built from our own trained weights."""
+    import json
+
+    import torch
+
+    from servable.data import schema
+
+    tagger = servable.load(ablated_bundle).tagger
+    state = {k.removeprefix("core."): v for k, v in tagger.state_dict().items()
+             if k.startswith("core.")}
+    dir = tmp_path_factory.mktemp("upstream")
+    torch.save(state, dir / "gnn_psvdropped_best.pth")
+    c = tagger.config
+    meta = {"vv_branch": "0", "hidden": c["hyperparameters"]["hidden"],
+            "De": c["hyperparameters"]["De"], "Do": c["hyperparameters"]["Do"],
+            "drop_pfeatures": ",".join(str(i) for i, n in enumerate(schema.TRACK_NAMES)
+                                       if n not in c["track_features"]),
+            "drop_svfeatures": ",".join(str(i) for i, n in enumerate(schema.VERTEX_NAMES)
+                                        if n not in c["vertex_features"]),
+            "label": "psvdropped", "epoch": 1, "batch_size": 128}
+    (dir / "gnn_psvdropped_model_metadata.json").write_text(json.dumps(meta, indent=3))
+    out = dir / "imported"
+    r = run_cli("bundle", "import-checkpoint", dir / "gnn_psvdropped_best.pth", "--metadata",
+                dir / "gnn_psvdropped_model_metadata.json", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out, tagger, meta
+
+
+def test_an_sv_dropping_checkpoint_imports_with_its_vertex_features(upstream_sv_dropping):
+    from servable.data import schema
+
+    out, _, meta = upstream_sv_dropping
+    manifest = servable.load(out).manifest
+    dropped = [schema.VERTEX_NAMES[int(i)] for i in meta["drop_svfeatures"].split(",")]
+    assert manifest["provenance"]["dropped_vertex_features"] == dropped
+    assert [f["name"] for f in manifest["inputs"][1]["features"]] == \
+        [n for n in schema.VERTEX_NAMES if n not in dropped]
+
+
+def test_an_sv_dropping_checkpoint_reproduces_the_dense_published_formulation(
+        upstream_sv_dropping, test_file):
+    """The imported bundle, given full-layout jets, equals the upstream formulation (dense
+    R_r/R_s matrices, padded slots as nodes) on the kept features, and a dropped SV column
+    does not change it."""
+    import torch
+
+    out, tagger, _ = upstream_sv_dropping
+    bundle = servable.load(out)
+    jets = servable.read_jets(test_file)[:256]
+    c = tagger.config
+    x = torch.from_numpy(jets.tracks[:, [jets.track_names.index(n) for n in c["track_features"]]])
+    y = torch.from_numpy(
+        jets.vertices[:, [jets.vertex_names.index(n) for n in c["vertex_features"]]])
+    with torch.inference_mode():
+        dense = tagger.net.core.dense_forward(x, y).numpy()
+    np.testing.assert_allclose(bundle.logits(jets), dense, atol=1e-4, rtol=1e-6)
+    dropped = [i for i, n in enumerate(jets.vertex_names) if n not in c["vertex_features"]]
+    jets.vertices[:, dropped] *= 2.0
+    np.testing.assert_allclose(bundle.logits(jets), dense, atol=1e-4, rtol=1e-6)

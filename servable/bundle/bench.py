@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from servable.bundle.bundle import Bundle
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
+from servable.models.metrics import fidelity
 from servable.runtimes import RuntimeUnavailable
 
 
@@ -41,7 +42,7 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
     rows = {}
     for name, p in probs.items():
         row = {"max_abs_dp": float(np.max(np.abs(p - ref))),
-               "fidelity": float(1 - np.mean(np.abs(p - ref)))}
+               "fidelity": fidelity(p, ref)}
         if y is not None:
             row["accuracy"] = float(np.mean(p.argmax(1) == y))
             row["roc_auc"] = _auc(y, p)

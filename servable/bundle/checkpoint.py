@@ -119,20 +119,22 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
     if str(meta.get("vv_branch", "0")) not in ("0", "False", "false", ""):
         raise BundleError(f"{metadata}: vv_branch models (SV-SV interactions) are not part of "
                           "the published baseline architecture and are not supported")
-    if _dropped(meta, "drop_svfeatures", len(schema.VERTEX_NAMES), metadata):
-        raise BundleError(f"{metadata}: models with dropped SV features are not supported")
     dropped = _dropped(meta, "drop_pfeatures", len(schema.TRACK_NAMES), metadata)
+    dropped_sv = _dropped(meta, "drop_svfeatures", len(schema.VERTEX_NAMES), metadata)
     hyper = {k: _size(meta, k, metadata) for k in ("hidden", "De", "Do")}
     state = _load_state(checkpoint)
     expected = {f"{k}.{p}" for k in KEYS for p in ("weight", "bias")}
     if set(state) != expected:
         raise BundleError(f"{checkpoint}: not a published GraphNet state dict (expected keys "
                           f"fr1..fc_fixed, found {sorted(state)[:4]})")
+    # upstream drops features by index from the full CMS lists (src/models/train_model.py)
     track_features = [n for i, n in enumerate(schema.TRACK_NAMES) if i not in dropped]
+    vertex_features = [n for i, n in enumerate(schema.VERTEX_NAMES) if i not in dropped_sv]
     config = {
         "kind": "in", "hyperparameters": hyper, "track_features": track_features,
+        "vertex_features": vertex_features,
         "preprocessing": {"tracks": identity(track_features),
-                          "vertices": identity(schema.VERTEX_NAMES)},
+                          "vertices": identity(vertex_features)},
     }
     tagger = INTagger(config)
     core_state = {f"core.{k}": v.float().contiguous() for k, v in state.items()}
@@ -152,6 +154,7 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
         "upstream_training_arguments": meta,
         "training_data_doi": UPSTREAM["dataset_doi"],
         "dropped_track_features": [schema.TRACK_NAMES[i] for i in dropped],
+        "dropped_vertex_features": [schema.VERTEX_NAMES[i] for i in dropped_sv],
     }
     return save_bundle(
         tagger, out_dir, name=name or f"hbb-interaction-network-{label}", version="1.0.0",

@@ -17,6 +17,7 @@ from servable.cli import inference as inference_cli
 from servable.cli import models as models_cli
 from servable.cli import publish as publish_cli
 from servable.cli import remote as remote_cli
+from servable.cli import study as study_cli
 from servable.cli.common import USER_ERRORS
 from servable.cli.demo import demo, selftest
 
@@ -37,6 +38,8 @@ app.command()(inference_cli.predict)
 bundle_cli.app.command("export")(inference_cli.export)
 app.add_typer(inference_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
+app.command()(study_cli.ablate)
+app.command()(study_cli.reproduce)
 app.command()(demo)
 app.command()(selftest)
 app.add_typer(remote_cli.app, name="remote")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -43,6 +42,13 @@ def train(
                                             "parsl:CONFIG.py or a Globus Compute endpoint "
                                             "UUID"),
     workers: int = typer.Option(None, min=1, help="parallel trainings with --executor local"),
+    drop_features: str = typer.Option(None, help="leave out these features, e.g. "
+                                                 "track_quality,sv_ptrel (ablation)"),
+    track_features: str = typer.Option(None, help="train on these track features only"),
+    vertex_features: str = typer.Option(None, help="train on these SV features only"),
+    hidden: str = typer.Option(None, help="hidden layer width (in: 60; mlp: widths 128,64)"),
+    De: str = typer.Option(None, "--De", help="IN: edge representation size (20)"),
+    Do: str = typer.Option(None, "--Do", help="IN: node representation size (24)"),
     feature_set: str = typer.Option("full", help="JetClass particle features: kin, kinpid or "
                                                  "full (ignored on CMS-layout data)"),
     param: list[str] = typer.Option(None, help="hyperparameter key=value (repeatable, JSON "
@@ -51,6 +57,7 @@ def train(
 ) -> None:
     """Train a tagger on labelled files of one task and write a servable directory; the
     classes come from the data (two for CMS H->bb, ten for JetClass)."""
+    from servable.cli import features
     from servable.cli.common import fail
     from servable.cli.explain import _params
     from servable.data.particles import FEATURE_SETS
@@ -69,9 +76,16 @@ def train(
     if output.exists() and any(output.iterdir()) and not force:
         fail(f"{output} exists and is not empty; choose another directory or pass --force")
     seed_values = _seed_list(seeds, seed)
+    sizes = features.sizes(model, {"hidden": hidden, "De": De, "Do": Do})
+    keep = {"tracks": features.names(track_features, "track-features"),
+            "vertices": features.names(vertex_features, "vertex-features")}
+    drop = features.names(drop_features, "drop-features") or []
+    features.check_features(data[0], model, feature_set, keep, drop)
     configs = [TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                            patience=patience, seed=s, split=split, fold=fold, folds=folds,
-                           hyperparameters=hyper, feature_set=feature_set)
+                           hyperparameters={**hyper, **sizes}, feature_set=feature_set,
+                           track_features=keep["tracks"], vertex_features=keep["vertices"],
+                           drop_features=drop)
                for s in seed_values]
     targets = [output if len(seed_values) == 1 else output / f"seed-{s}" for s in seed_values]
     if executor:
@@ -138,9 +152,8 @@ def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float |
     classes: accuracy, AUC, rejections at 50% and 30%; more: accuracy, macro AUC, rejection
     per class); `reference_auc` is compared with the AUC (the macro AUC for more classes)."""
     import numpy as np
-    from scipy import stats
 
-    from servable.models.metrics import auc_key, headline
+    from servable.models.metrics import auc_key, headline, reference_tail
 
     rows = [headline(r["validation_metrics"]) for r in summaries]
     values = {k: np.array([row[k] for row in rows], dtype=float) for k in rows[0]}
@@ -148,15 +161,9 @@ def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float |
         k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
         for k, v in values.items()}}
     if reference_auc is not None:
-        auc = values[auc_key(summaries[0]["validation_metrics"])]
-        sd = auc.std(ddof=1)
-        # one-sided: how likely a seed of this training reaches the reference AUC or more,
-        # under a normal distribution with the seeds' mean and standard deviation
-        p = float(stats.norm.sf(reference_auc, loc=auc.mean(), scale=sd)) if sd > 0 else \
-            float(reference_auc <= auc.mean())
-        summary["reference_auc"] = {"value": reference_auc, "p_value_one_sided": p,
-                                    "z": (reference_auc - auc.mean()) / sd if sd > 0 else
-                                    math.copysign(math.inf, reference_auc - auc.mean())}
+        # one-sided: how likely a seed of this training reaches the reference AUC or more
+        summary["reference_auc"] = reference_tail(
+            reference_auc, values[auc_key(summaries[0]["validation_metrics"])])
     return summary
 
 

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
 from servable.explain.base import Explanation, Method
+from servable.models.metrics import fidelity
 from servable.models.spec import InputSpec
 
 DEFAULT_THRESHOLDS = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
@@ -99,7 +100,7 @@ class Masking(Method):
                 if chosen else base
             cumulative.append({"threshold": t, "n_masked": len(chosen),
                                "auc": float(roc_auc_score(y, p)),
-                               "fidelity": float(1 - np.mean(np.abs(p - base)))})
+                               "fidelity": fidelity(p, base)})
         return Explanation(
             method=self.name, target=target, model=self.tagger.kind,
             feature_names=self.feature_names(), feature_relevance=delta, output=base,

@@ -17,6 +17,31 @@ def rejection_at(y_true: np.ndarray, score: np.ndarray, efficiency: float) -> fl
     return float("inf") if bkg <= 0 else 1.0 / bkg
 
 
+def fidelity(scores: np.ndarray, reference: np.ndarray) -> float:
+    """How faithfully one model's scores follow another's on the same jets (FAIR paper Eq. 1):
+    F = 1 - mean |y1 - y2|, with y the H->bb (target-class) score of each jet, or on (n, K)
+    probabilities the mean over every class's score (the same number for two classes); 1 when
+    equal."""
+    return float(1 - np.mean(np.abs(np.asarray(scores) - np.asarray(reference))))
+
+
+def reference_tail(reference: float, values) -> dict:
+    """How a reference value sits in a distribution of repeated trainings (the seeds' AUCs):
+    z = (reference - mean) / sd and the one-sided p-value P(X >= reference) under a normal
+    distribution with the values' mean and sample standard deviation (FAIR paper Table 4)."""
+    import math
+
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean, sd = values.mean(), values.std(ddof=1)
+    if sd > 0:
+        return {"value": reference, "p_value_one_sided": float(stats.norm.sf(reference, mean, sd)),
+                "z": float((reference - mean) / sd)}
+    return {"value": reference, "p_value_one_sided": float(reference <= mean),
+            "z": math.copysign(math.inf, reference - mean)}
+
+
 # signal efficiency of each class's working point in the JetClass table (default 50%)
 JETCLASS_WORKING_POINTS = {"Hqql": 0.99, "Tbl": 0.995}
 BACKGROUND = "QCD"

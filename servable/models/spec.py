@@ -10,6 +10,7 @@ runtime.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from servable.data import schema
 from servable.data.jets import InvalidJetsError, Jets, check_finite
 from servable.data.particles import VECTORS
+from servable.errors import ServableError
 
 # the field of an Explanation that holds each group's relevance
 EXPLANATION_FIELDS = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
@@ -170,3 +172,35 @@ class InputSpec:
     def from_manifest(cls, entries: list[dict]) -> InputSpec:
         """The spec a manifest's `inputs` describe."""
         return cls(tuple(InputGroup.from_manifest(e) for e in entries))
+
+
+def chosen_features(available: dict[str, Sequence[str]], keep: dict[str, Sequence[str] | None],
+                    drop: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Per input group, the features a model trains on: those in `keep` (all `available`
+    when None), in the data's order, less those named in `drop`.
+
+    Parameters
+    ----------
+    available : the data's feature names per group (tracks, vertices, jet_features)
+    keep : per group, the names to keep, or None for all
+    drop : names to leave out, from any group
+
+    Every name given must be one of the data's; every group keeps at least one feature.
+    """
+    known = {n for names in available.values() for n in names}
+    unknown = [n for n in [*drop, *(n for k in keep.values() if k for n in k)] if n not in known]
+    if unknown:
+        raise ServableError(f"unknown feature names {', '.join(unknown[:5])}: the data has "
+                            f"{', '.join(f'{len(v)} {g}' for g, v in available.items())} "
+                            "features (see `servable data inspect`)")
+    out = {}
+    for group, names in available.items():
+        wanted = keep.get(group)
+        misplaced = [n for n in wanted or () if n not in names]
+        if misplaced:
+            raise ServableError(f"{', '.join(misplaced[:3])}: not {group} features")
+        chosen = [n for n in names if (wanted is None or n in wanted) and n not in drop]
+        if names and not chosen:  # a group the data lacks (JetClass: vertices) stays empty
+            raise ServableError(f"no {group} features left: keep at least one")
+        out[group] = chosen
+    return out

@@ -435,16 +435,15 @@ TAGGERS: dict[str, type[Tagger]] = {t.kind: t for t in (INTagger, MLPTagger, Par
                                                           ParticleNetTagger, BDTTagger)}
 
 
-def feature_config(kind: str, sample: Jets, feature_set: str = "full",
-                   track_features: list[str] | None = None) -> dict:
+def feature_config(kind: str, sample: Jets, feature_set: str = "full") -> dict:
     """The feature lists of a fresh `kind` model for jets like `sample`: every feature of the
     CMS layout; on JetClass particles one public feature set (`particles.FEATURE_SETS`, with
     what the kind adds), no vertices, and the jet observables (`jetobservables.INPUTS`).
-    `track_features` replaces the tracks' list (ablation)."""
+    `training.make_tagger` leaves out of these what a training drops (ablation)."""
     if kind not in TAGGERS:
         raise ConfigError(f"kind must be one of {', '.join(sorted(TAGGERS))}, not {kind!r}")
     if sample.layout != JETCLASS:
-        return {"track_features": list(track_features or sample.track_names),
+        return {"track_features": list(sample.track_names),
                 "vertex_features": list(sample.vertex_names),
                 "jet_features": list(sample.jet_feature_names)}
     if kind == "in":
@@ -453,8 +452,8 @@ def feature_config(kind: str, sample: Jets, feature_set: str = "full",
     if feature_set not in particles.FEATURE_SETS:
         raise ConfigError(f"the feature set must be one of {', '.join(particles.FEATURE_SETS)}, "
                           f"not {feature_set!r}")
-    names = track_features or list(particles.FEATURE_SETS[feature_set])
-    return {"track_features": TAGGERS[kind].jetclass_tracks(list(names)),
+    names = list(particles.FEATURE_SETS[feature_set])
+    return {"track_features": TAGGERS[kind].jetclass_tracks(names),
             "vertex_features": [], "jet_features": list(jetobservables.INPUTS)}
 
 

@@ -29,6 +29,7 @@ from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
 from servable.files import sha256_file
 from servable.models.metrics import classification_metrics
+from servable.models.spec import chosen_features
 from servable.models.taggers import (
     TAGGERS,
     BDTTagger,
@@ -63,6 +64,8 @@ class TrainConfig:
     chunk_size: int = 8192
     hyperparameters: dict = field(default_factory=dict)
     track_features: list[str] | None = None  # train on a subset (ablation), by name
+    vertex_features: list[str] | None = None
+    drop_features: list[str] = field(default_factory=list)  # left out of every group
     feature_set: str = "full"  # on JetClass particles: kin, kinpid or full
 
 
@@ -154,10 +157,17 @@ def _collect(sources: list[Source], chunk_size: int, limit: int | None = None) -
 
 def make_tagger(cfg: TrainConfig, sample: Jets) -> Tagger:
     """A fresh tagger for the task of the training sample (its classes, its layout's
-    features: `feature_config`) with preprocessing fitted on the sample."""
+    features: `feature_config`, less what the config leaves out) with preprocessing fitted on
+    the sample."""
+    base = feature_config(cfg.model, sample, cfg.feature_set)
+    chosen = chosen_features(
+        {"tracks": base["track_features"], "vertices": base["vertex_features"],
+         "jet_features": base["jet_features"]},
+        {"tracks": cfg.track_features, "vertices": cfg.vertex_features}, cfg.drop_features)
     config = {"kind": cfg.model, "hyperparameters": dict(cfg.hyperparameters),
               "n_classes": len(sample.class_names), "class_names": list(sample.class_names),
-              **feature_config(cfg.model, sample, cfg.feature_set, cfg.track_features)}
+              "track_features": chosen["tracks"], "vertex_features": chosen["vertices"],
+              "jet_features": chosen["jet_features"]}
     if "n_tracks" in TAGGERS[cfg.model].defaults:  # the data's slot count
         config["hyperparameters"].setdefault("n_tracks", int(sample.tracks.shape[2]))
     probe = build_tagger(config)

@@ -1,0 +1,144 @@
+"""`servable ablate` and `servable reproduce`: ablation by masking and retraining, and the
+FAIR AI paper's IN study regenerated into one report."""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+
+def _new_output(out: Path, force: bool) -> None:
+    from servable.cli.common import fail
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        fail(f"{out} exists; choose another directory or pass --force")
+
+
+def _parsed(parse, text: str | None):
+    from servable.cli.common import fail
+    from servable.errors import ServableError
+
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ServableError as exc:
+        fail(str(exc))
+
+
+def ablate(
+    bundle: str = typer.Argument(..., help="IN bundle: directory, name, DOI or record URL"),
+    data: Path = typer.Option(..., "--data", help="labelled jets to measure on"),
+    output: Path = typer.Option(..., "-o", "--output", help="directory to write"),
+    thresholds: str = typer.Option("0.001,0.005,0.01,0.05,1",
+                                   help="dAUC thresholds in percent for cumulative masking"),
+    sizes: str = typer.Option("60/20/24,32/16/16,32/8/8,16/8/8",
+                              help="hidden/De/Do of each retrained IN"),
+    retrain_threshold: float = typer.Option(0.01, help="retrain without the features whose "
+                                                       "dAUC (percent) is below this"),
+    drop_features: str = typer.Option(None, help="leave these out of the retrained models "
+                                                 "too, e.g. track_quality,sv_ptrel"),
+    train_data: list[Path] = typer.Option(None, "--train-data", help="training file(s) "
+                                          "(default: those the bundle records)"),
+    epochs: int = typer.Option(None, min=1, help="epochs of each retraining (default: the "
+                                                 "bundle's)"),
+    compare: list[str] = typer.Option(None, "--compare", help="already trained bundles to "
+                                      "compare with the baseline as well (repeat)"),
+    no_retrain: bool = typer.Option(False, "--no-retrain", help="masking and --compare only"),
+    replacement: str = typer.Option("zero", help="masked value: zero (the paper) or mean"),
+    n_jets: int = typer.Option(None, min=1, help="use the first N jets of --data"),
+    force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Per-feature masking (Figure 5), cumulative masking by threshold (Table 9), retraining
+    without the features below a threshold at each size (Table 10) and NAP diagrams (Figure 9)."""
+    from servable.cli import features
+    from servable.cli.common import fail
+    from servable.study.ablation import parse_sizes, parse_thresholds
+
+    _new_output(output, force)
+    threshold_values = _parsed(parse_thresholds, thresholds)
+    size_values = [] if no_retrain else _parsed(parse_sizes, sizes)
+    if not (math.isfinite(retrain_threshold) and retrain_threshold > 0):
+        fail(f"--retrain-threshold must be a positive percentage, not {retrain_threshold}")
+    if replacement not in ("zero", "mean"):
+        fail(f"--replacement must be zero or mean, not {replacement!r}")
+    also = features.names(drop_features, "drop-features") or []
+    from servable import load
+    from servable.data.io import read_jets
+    from servable.study.ablation import ablation
+    from servable.study.report import write_ablation
+
+    b = load(bundle)
+    if b.kind != "in":
+        fail(f"ablation by retraining at hidden/De/Do sizes applies to the IN, not to a "
+             f"{b.kind} model")
+    jets = read_jets(data, 0, n_jets)
+    result = ablation(b, jets, output, thresholds=threshold_values, sizes=size_values,
+                      retrain_threshold=retrain_threshold, also_drop=also,
+                      train_data=train_data or None, epochs=epochs, compare=compare or (),
+                      retrain_models=not no_retrain, replacement=replacement, force=force,
+                      progress=not quiet)
+    written = write_ablation(result, output, force)
+    for row in result["models"]:
+        typer.echo(f"{row['model']:>10s} {row['size']:>9s}: {row['parameters']:6d} parameters, "
+                   f"AUC {row['roc_auc']:.4f}, fidelity {row['fidelity']:.4f}, sparsity "
+                   + ", ".join(f"{c} {v:.2f}" for c, v in row["sparsity"].items()))
+    typer.echo(f"{written[1]}: Tables 9 and 10, figures in {output / 'figures'}")
+
+
+def reproduce(
+    out: Path = typer.Option(..., "--out", "-o", help="directory for the report"),
+    quick: bool = typer.Option(False, "--quick", help="a small run: 3000 training jets, 2 "
+                               "seeds, 2 epochs, 2 sizes (minutes)"),
+    jets: int = typer.Option(None, min=10, help="training jets (default 6000)"),
+    test_jets: int = typer.Option(None, min=10, help="test jets (default 3000)"),
+    seeds: int = typer.Option(None, min=2, help="trainings with different seeds (default 10)"),
+    epochs: int = typer.Option(None, min=1, help="maximum epochs per training (default 15)"),
+    sizes: str = typer.Option(None, help="hidden/De/Do of the retrained models (default "
+                                         "60/20/24,32/16/16,32/8/8,16/8/8)"),
+    thresholds: str = typer.Option(None, help="dAUC thresholds in percent (default "
+                                              "0.001,0.005,0.01,0.05,1)"),
+    explain_jets: int = typer.Option(None, min=10, help="test jets explained (default 2000)"),
+    train_data: Path = typer.Option(None, help="reuse these training jets (no generation)"),
+    test_data: Path = typer.Option(None, help="reuse these test jets (no generation)"),
+    published: Path = typer.Option(None, help="folder of upstream IN checkpoints with their "
+                                              "metadata (default: the repository's fixtures)"),
+    reference_auc: float = typer.Option(None, help="Table 4's reference AUC (default: the "
+                                                   "published baseline's on the test jets)"),
+    workers: int = typer.Option(None, min=1, help="generator processes (default 2)"),
+    threads: int = typer.Option(None, min=1, help="torch threads (default: the cores the "
+                                                  "machine's load leaves free, at least 1)"),
+    force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Generate jets, train, explain and ablate the IN, and write report.md with the FAIR AI
+    paper's Tables 4, 5, 8, 9, 10 and Figures 4-9 beside ours, each finding with a verdict."""
+    import dataclasses
+
+    from servable.cli.common import fail
+    from servable.study.ablation import parse_sizes, parse_thresholds
+    from servable.study.reproduce import QUICK, Settings
+    from servable.study.reproduce import reproduce as run
+
+    _new_output(out, force)
+    for path in (train_data, test_data):
+        if path is not None and not path.is_file():
+            fail(f"{path}: no such file")
+    if published is not None and not published.is_dir():
+        fail(f"--published {published}: not a folder of checkpoints")
+    given = {"jets": jets, "test_jets": test_jets, "seeds": seeds, "epochs": epochs,
+             "explain_jets": explain_jets, "workers": workers, "threads": threads,
+             "train_data": train_data, "test_data": test_data, "published": published,
+             "reference_auc": reference_auc,
+             "sizes": _parsed(lambda t: tuple(parse_sizes(t)), sizes),
+             "thresholds": _parsed(lambda t: tuple(parse_thresholds(t)), thresholds)}
+    settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
+                                   **{k: v for k, v in given.items() if v is not None})
+    command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results = run(out, settings, force=force, progress=not quiet, command=command)
+    typer.echo(f"{out / 'report.md'}: written in {results['seconds']['total'] / 60:.1f} min")

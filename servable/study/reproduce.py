@@ -1,0 +1,278 @@
+"""`servable reproduce`: the FAIR AI paper's study of the IN, regenerated end to end on jets made
+here, and on the imported published checkpoints where no training is needed.
+
+Stages: generate the jets (or reuse given files; the training jets are written as several
+files so that the split by files and by k-fold apply), train the IN once per seed (Table 4) and
+with the two other splits (Table 5), compare runtimes (Table 8) and throughput (Figure 4),
+explain (masking: Figure 5, Table 9; LRP per class and slot: Figure 6; input correlations:
+Figure 7; NAP: Figure 8) and ablate by retraining at each size (Table 10, Figure 9). Every
+stage prints its time; training and generation show progress bars. The results go to
+results.json and report.md (servable.study.report) with the figures as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from servable.bundle.bundle import open_bundle
+from servable.data.jets import Jets
+from servable.errors import ServableError
+from servable.explain import Servable
+from servable.files import output_dir, write_json
+from servable.study import paper
+from servable.study.ablation import DEFAULT_SIZES, DEFAULT_THRESHOLDS, ablation
+
+PUBLISHED_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "published-in"
+TIMED_BATCHES = (1, 128)  # Table 8's time per batch
+
+
+@dataclass
+class Settings:
+    """What `servable reproduce` runs; the defaults are the committed full run's."""
+
+    jets: int = 6000  # training jets (half H->bb), written as `files` files
+    test_jets: int = 3000
+    seeds: int = 10
+    epochs: int = 15
+    sizes: tuple = DEFAULT_SIZES
+    thresholds: tuple = DEFAULT_THRESHOLDS
+    explain_jets: int = 2000
+    files: int = 5
+    batch_sizes: tuple = (1, 16, 128, 1024)
+    repeats: int = 10
+    workers: int = 2
+    seed: int = 1
+    threads: int | None = None  # torch threads; None: the cores the machine's load leaves
+    train_data: Path | None = None  # reuse these jets instead of generating them
+    test_data: Path | None = None
+    published: Path | None = None  # folder of upstream checkpoints with their metadata
+    reference_auc: float | None = None
+
+
+QUICK = {"jets": 3000, "test_jets": 1000, "seeds": 2, "epochs": 2,
+         "sizes": (DEFAULT_SIZES[0], DEFAULT_SIZES[-1]), "explain_jets": 400, "files": 3,
+         "batch_sizes": (1, 128), "repeats": 3}
+
+
+class Stages:
+    """Times each stage and prints it as it starts and ends (also without progress bars)."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - t0
+        print(f"   {name}: {self.seconds[name]:.1f} s", flush=True)
+
+
+def free_threads(cores: int | None = None) -> int:
+    """The cores not taken by the machine's running load (1-minute average), at least 1: a
+    torch thread pool larger than the free cores spins against the other processes (an IN
+    epoch took 30.9 s with 2 threads and 3.1 s with 1 at load 5.5 on 2 cores)."""
+    cores = cores or os.cpu_count() or 1
+    return int(min(cores, max(1, cores - round(os.getloadavg()[0]))))
+
+
+def prepare_data(s: Settings, out: Path, force: bool, progress: bool) -> tuple[list[Path], Path]:
+    """The training jets as `s.files` files and the test file (generated, or from the given
+    files: the first `s.jets` / `s.test_jets` jets, generated files being shuffled)."""
+    from servable.data.generator import generate
+    from servable.data.h5io import write_jets
+    from servable.data.io import read_jets
+
+    data = output_dir(out / "data")
+    if s.train_data is not None:
+        jets = read_jets(s.train_data, 0, s.jets)
+        origin = {"source": str(s.train_data)}
+    else:
+        jets, origin = generate(s.jets // 2, s.jets - s.jets // 2, seed=s.seed,
+                                workers=s.workers, progress=progress)
+    if len(jets) < 2 * s.files:
+        raise ServableError(f"{len(jets)} training jets cannot fill {s.files} files")
+    files = []
+    for i, part in enumerate(np.array_split(np.arange(len(jets)), s.files)):
+        files.append(write_jets(data / f"train_{i}.h5", jets[part], split="training",
+                                attrs={"provenance": origin}, overwrite=force))
+    if s.test_data is not None:
+        test = read_jets(s.test_data, 0, s.test_jets)
+        origin = {"source": str(s.test_data)}
+    else:
+        test, origin = generate(s.test_jets // 2, s.test_jets - s.test_jets // 2,
+                                seed=s.seed + 1000, workers=s.workers, progress=progress)
+    test_file = write_jets(data / "test.h5", test, split="testing",
+                           attrs={"provenance": origin}, overwrite=force)
+    return files, test_file
+
+
+def _train(files, cfg, target: Path, test: Path, force: bool, progress: bool) -> dict:
+    from servable.bundle.train import train_bundle
+    from servable.models.training import evaluate
+
+    path, summary = train_bundle(files, cfg, target, force=force, progress=progress)
+    metrics, _, _ = evaluate(open_bundle(path, cls=Servable).tagger, [test])
+    return {"bundle": str(path), "seed": cfg.seed, "split": cfg.split,
+            "accuracy": metrics["accuracy"], "roc_auc": metrics["roc_auc"],
+            "epochs": len(summary["history"]["train_loss"]),
+            "seconds_per_epoch": float(np.mean(summary["history"]["epoch_seconds"]))}
+
+
+def train_seeds_and_splits(s: Settings, files, test, out: Path, force, progress) -> dict:
+    """Table 4: one training per seed (random split of jets); Table 5: seed 1 with the split
+    by random files and by k-fold of files (the random split is the seeds' first run)."""
+    from tqdm import tqdm
+
+    from servable.models.training import TrainConfig
+
+    runs = []
+    for seed in tqdm(range(s.seed, s.seed + s.seeds), desc="seeds", disable=not progress):
+        cfg = TrainConfig(model="in", epochs=s.epochs, seed=seed, split="random")
+        runs.append(_train(files, cfg, out / "models" / f"seed-{seed}", test, force, progress))
+    splits = {"random": runs[0]}
+    for split in ("files", "kfold"):
+        cfg = TrainConfig(model="in", epochs=s.epochs, seed=s.seed, split=split,
+                          folds=len(files))
+        splits[split] = _train(files, cfg, out / "models" / f"split-{split}", test, force,
+                               progress)
+    return {"seeds": runs, "splits": splits}
+
+
+def seed_table(runs: list[dict], reference: tuple[float, str] | None) -> dict:
+    """Table 4: mean and sample standard deviation over the seeds, and the reference value's
+    one-sided p-value under the seeds' distribution."""
+    from servable.models.metrics import reference_tail
+
+    table = {k: {"mean": float(np.mean([r[k] for r in runs])),
+                 "std": float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
+                 "values": [r[k] for r in runs]} for k in ("accuracy", "roc_auc")}
+    if reference is not None and len(runs) > 1:
+        table["reference"] = {**reference_tail(reference[0], table["roc_auc"]["values"]),
+                              "source": reference[1]}
+    return table
+
+
+def portability(bundle: Servable, jets: Jets, s: Settings) -> dict:
+    """Table 8 (accuracy, AUC, max |dp|, fidelity per runtime; time per batch at 1 and 128)
+    and Figure 4 (throughput per batch size, repeated)."""
+    from servable.bundle.bench import parity, throughput
+
+    report = parity(bundle, jets)
+    sizes = sorted(set(s.batch_sizes) | set(TIMED_BATCHES))
+    scan = throughput(bundle, jets, sizes, s.repeats, list(report["runtimes"]))
+    for name, row in report["runtimes"].items():
+        for bs in TIMED_BATCHES:
+            row[f"ms_per_batch_{bs}"] = 1000 * bs / float(np.median(scan["runtimes"][name][bs]))
+    return {"table8": report, "figure4": scan}
+
+
+def explain_part(bundle: Servable, jets: Jets, out: Path, s: Settings, *, train_data=None,
+                 compare=(), retrain: bool, force: bool, progress: bool) -> dict:
+    """Figures 5, 6, 8, 9 and Tables 9, 10 for one baseline bundle."""
+    from servable.study.relevance import lrp_by_class
+
+    result = ablation(bundle, jets, out, thresholds=s.thresholds, sizes=s.sizes,
+                      retrain_threshold=paper.TABLE10_THRESHOLD,
+                      also_drop=paper.TABLE10_ALSO_DROPPED, train_data=train_data,
+                      epochs=s.epochs, compare=compare, retrain_models=retrain, force=force,
+                      progress=progress)
+    result["lrp"] = lrp_by_class(bundle, jets)
+    return result
+
+
+def import_published(folder: Path, out: Path, force: bool) -> tuple[Path, list[Path]]:
+    """Every upstream checkpoint in `folder` (NAME_best.pth beside NAME_model_metadata.json)
+    as a bundle; the baseline first, then the others."""
+    from servable.bundle.checkpoint import import_checkpoint
+
+    bundles = {}
+    for meta in sorted(Path(folder).glob("*_model_metadata.json")):
+        name = meta.name.removesuffix("_model_metadata.json")
+        checkpoint = meta.with_name(f"{name}_best.pth")
+        if checkpoint.is_file():
+            bundles[name] = import_checkpoint(checkpoint, meta, out / "published" / name,
+                                              overwrite=force)
+    if "gnn_baseline" not in bundles:
+        raise ServableError(f"{folder}: no gnn_baseline_best.pth with its "
+                            "gnn_baseline_model_metadata.json (the reference of the study)")
+    baseline = bundles.pop("gnn_baseline")
+    return baseline, list(bundles.values())
+
+
+def reproduce(out: Path, s: Settings, force: bool = False, progress: bool = True,
+              command: str = "servable reproduce") -> dict:
+    """Run the study into `out` (results.json, report.md, figures/); returns the results.
+    `command` is how it was started, for the report."""
+    import torch
+
+    from servable.data.io import read_jets
+    from servable.study.correlations import input_correlations
+    from servable.study.report import write_report
+
+    out = output_dir(out)
+    torch.set_num_threads(s.threads or free_threads())
+    stages = Stages()
+    t_start = time.perf_counter()
+    settings = {k: (str(v) if isinstance(v, Path) else v)
+                for k, v in dataclasses.asdict(s).items()}
+    results: dict = {"command": command, "settings": settings,
+                     "load_average_start": list(os.getloadavg()),
+                     "torch_threads": torch.get_num_threads(), "trained": {},
+                     "published": None}
+    published_dir = s.published or (PUBLISHED_FIXTURES if PUBLISHED_FIXTURES.is_dir() else None)
+    with stages.stage("data"):
+        files, test_file = prepare_data(s, out, force, progress)
+        test = read_jets(test_file)
+        explain_jets = test[: s.explain_jets]
+    published = None
+    if published_dir is not None:
+        with stages.stage("published checkpoints: import"):
+            baseline, others = import_published(published_dir, out, force)
+            published = open_bundle(baseline, cls=Servable)
+            results["published"] = {"baseline": str(baseline), "others": list(map(str, others))}
+    reference = (s.reference_auc, "--reference-auc") if s.reference_auc is not None else None
+    if reference is None and published is not None:
+        from servable.models.metrics import classification_metrics
+
+        auc = classification_metrics(test.labels.argmax(1), published.predict(test))["roc_auc"]
+        reference = (auc, "the published baseline checkpoint on the same test jets")
+    with stages.stage(f"training: {s.seeds} seeds and 2 more splits"):
+        runs = train_seeds_and_splits(s, files, test_file, out, force, progress)
+    trained = results["trained"]
+    trained["table4"] = seed_table(runs["seeds"], reference)
+    trained["table4"]["runs"] = runs["seeds"]
+    trained["table5"] = runs["splits"]
+    baseline_trained = open_bundle(runs["seeds"][0]["bundle"], cls=Servable)
+    with stages.stage("portability: runtimes and throughput"):
+        trained.update(portability(baseline_trained, test, s))
+        if published is not None:
+            results["published"].update(portability(published, test, s))
+    with stages.stage("explanations and ablation (trained)"):
+        trained["explain"] = explain_part(baseline_trained, explain_jets, out / "ablation", s,
+                                          train_data=files, retrain=True, force=force,
+                                          progress=progress)
+    if published is not None:
+        with stages.stage("explanations (published checkpoints)"):
+            results["published"]["explain"] = explain_part(
+                published, explain_jets, out / "published-ablation", s, compare=others,
+                retrain=False, force=force, progress=progress)
+    with stages.stage("input correlations"):
+        results["figure7"] = input_correlations(test)
+    results["seconds"] = dict(stages.seconds)
+    results["seconds"]["total"] = time.perf_counter() - t_start
+    results["load_average_end"] = list(os.getloadavg())
+    with stages.stage("report"):
+        write_json(out / "results.json", json.loads(json.dumps(results, default=str)),
+                   force=force)
+        write_report(results, out, force=force)
+    return results
