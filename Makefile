@@ -50,7 +50,7 @@ fuzz: $(STAMP)
 	  d=fuzz/findings/$$t; mkdir -p $$d/corpus; echo "== $$t: $(SECONDS) s"; \
 	  PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH=. SERVABLE_FUZZ_CACHE=$$d fuzz/$$t.py \
 	    $$d/corpus fuzz/corpus/$$t -fork=1 -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 \
-	    -rss_limit_mb=4096 -max_total_time=$(SECONDS) -artifact_prefix=$$d/ > $$d/log 2>&1; \
+	    -rss_limit_mb=12288 -malloc_limit_mb=4096 -max_total_time=$(SECONDS) -artifact_prefix=$$d/ > $$d/log 2>&1; \
 	  rc=$$?; grep -E "^#[0-9]+: cov" $$d/log | tail -1; \
 	  for f in $$(ls $$d | grep -E "^(timeout|oom)-"); do echo "   hang or memory: $$d/$$f"; done; \
 	  if ls $$d | grep -qE "^crash-" || { [ $$rc -ne 0 ] && ! ls $$d | grep -qE "^(timeout|oom)-"; }; \

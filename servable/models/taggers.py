@@ -277,6 +277,8 @@ class MLPTagger(TorchTagger):
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The input groups in the order the network takes them: those with configured
+        features (a JetClass MLP reads no vertices)."""
         return tuple(g for g in ("tracks", "vertices", "jet_features")
                      if self.config[FEATURE_KEYS[g]])
 
