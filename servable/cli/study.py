@@ -142,3 +142,91 @@ def reproduce(
     command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run(out, settings, force=force, progress=not quiet, command=command)
     typer.echo(f"{out / 'report.md'}: written in {results['seconds']['total'] / 60:.1f} min")
+
+
+def xai_benchmark(
+    bundles: list[str] = typer.Option(..., "--bundles", help="bundles to measure (repeat, or "
+                                      "several after one --bundles): directory, name or DOI; "
+                                      "bundles of one kind with the same inputs are training "
+                                      "seeds of one model"),
+    data: Path = typer.Option(..., "--data", help="labelled jets (HDF5 or JetClass ROOT)"),
+    output: Path = typer.Option(..., "-o", "--output", help="report directory to write"),
+    methods: str = typer.Option(None, help="comma-separated methods (default: those of each "
+                                           "model kind, see docs/xai-benchmark.md)"),
+    seeds: list[Path] = typer.Option(None, "--seeds", help="folder of more bundles trained "
+                                     "with other seeds (each subfolder a bundle; repeat)"),
+    train_seeds: int = typer.Option(None, min=2, help="train each model again until it has K "
+                                    "seeds (its recorded training configuration and files)"),
+    train_epochs: int = typer.Option(None, min=1, help="epochs of those trainings (default: "
+                                     "the bundle's)"),
+    bootstraps: int = typer.Option(None, min=2, help="bootstrap resamples of the jets "
+                                                     "(default 20)"),
+    n_jets: int = typer.Option(None, min=20, help="jets measured (default 2000)"),
+    target: str = typer.Option("1", help="class explained: index or name (default 1: Hbb)"),
+    quick: bool = typer.Option(False, "--quick", help="300 jets, 5 bootstraps, cheaper methods "
+                               "and curves (minutes)"),
+    force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Do the explanation methods agree, are they stable, faithful, and do they mean physics?
+    Writes report.md, report.html, results.json and figures/ (see docs/xai-benchmark.md)."""
+    import dataclasses
+    import time
+
+    from servable import load
+    from servable.cli.common import fail
+    from servable.data.io import read_jets
+    from servable.explain import METHODS
+    from servable.study.xai_benchmark import QUICK, Settings, benchmark, check_models
+    from servable.study.xai_report import write_benchmark
+
+    _new_output(output, force)
+    if not data.is_file():
+        fail(f"{data}: no such file")
+    chosen = None
+    if methods:
+        chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+        unknown = [m for m in chosen if m not in METHODS]
+        if unknown:
+            fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    for folder in seeds or ():
+        if not folder.is_dir():
+            fail(f"--seeds {folder}: not a folder of bundles")
+    refs = [r for ref in bundles for r in ref.split()]
+    loaded = [load(r) for r in refs]
+    for folder in seeds or ():
+        loaded += [load(str(p)) for p in sorted(folder.iterdir())
+                   if (p / "servable.yaml").is_file()]
+    models = check_models(loaded)
+    given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen}
+    settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
+                                   **{k: v for k, v in given.items() if v is not None})
+    jets = read_jets(data, 0, settings.n_jets)
+    classes = list(jets.class_names)
+    if target.isdigit():
+        index = int(target)
+    elif target in classes:
+        index = classes.index(target)
+    else:
+        fail(f"--target {target!r}: give a class index or name of "
+             f"{', '.join(f'{i} = {c}' for i, c in enumerate(classes))}")
+    settings = dataclasses.replace(settings, target=index)
+    t0 = time.perf_counter()
+    if train_seeds:
+        from servable.study.xai_benchmark import train_more_seeds
+
+        models = {label: train_more_seeds(bs, train_seeds, output / "seeds" / label,
+                                          train_epochs, force, not quiet)
+                  for label, bs in models.items()}
+    training = time.perf_counter() - t0
+    results = benchmark(models, jets, settings, progress=not quiet)
+    if train_seeds:
+        results["seconds"]["training seeds"] = training
+        results["seconds"]["total"] += training
+    results["command"] = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    write_benchmark(results, output, force)
+    for label, model in results["models"].items():
+        use = model["verdicts"]["use"]
+        typer.echo(f"{label}: " + "; ".join(f"{q} -> {m or 'none qualifies'}"
+                                            for q, m in use.items()))
+    typer.echo(f"{output / 'report.md'}: written in {results['seconds']['total']:.0f} s")

@@ -1,0 +1,800 @@
+"""The explainability benchmark: do the methods agree, are they stable, are they faithful, do
+they mean physics? (`servable xai-benchmark`.)
+
+`benchmark(models, jets, settings)` runs every method of each model (a model: one bundle per
+training seed, the first is the reference) and measures, with `servable.explain.metrics`:
+
+1. agreement between every pair of methods (global rankings, top-k, signs, per jet), across
+   models on their shared features, and TreeSHAP against XGBoost's native importances;
+2. stability over bootstrap resamples of the jets (intervals, Kendall tau, top-5 sets) and
+   over training seeds (a top-5 that changes between seeds is flagged);
+3. faithfulness: deletion and insertion curves of features (against random orders and the
+   greedy "oracle" order) and of each jet's most relevant slots, captum's infidelity and
+   max-sensitivity for the gradient methods, and the cascading layer randomisation of
+   Adebayo et al. (2018);
+4. physics: per-jet relevance shares against observables, the AUC with which per-track
+   relevance picks the tracks from b/c-hadron (or resonance) decays, linear probes;
+5. correlated feature groups (|rho| > 0.8) with group-level importance, categorical features;
+6. verdicts per method and the table "question -> method to use" per model.
+
+The result is plain data (JSON-ready, see `servable/study/xai_benchmark.schema.json`);
+`write_benchmark` writes report.md, report.html, results.json and the figures.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from servable.data.jets import Jets, filled_mask
+from servable.errors import ServableError
+from servable.explain import Servable, method_class
+from servable.explain import metrics as M
+from servable.explain.masking import masked, replacement_values
+
+SCHEMA = Path(__file__).with_name("xai_benchmark.schema.json")
+
+# the methods each model kind runs by default, and the cheaper set of --quick
+METHODS = {
+    "bdt": ("shap", "masking", "lime"),
+    "mlp": ("masking", "saliency", "ig", "shap", "lrp", "lime"),
+    "in": ("masking", "saliency", "ig", "shap", "lrp", "lime"),
+    "part": ("masking", "saliency", "ig", "shap", "attention"),
+    "particlenet": ("masking", "saliency", "ig", "shap"),
+}
+QUICK_METHODS = {
+    "bdt": ("shap", "masking"), "mlp": ("masking", "saliency", "ig", "lrp"),
+    "in": ("masking", "saliency", "ig", "lrp"), "part": ("masking", "saliency", "attention"),
+    "particlenet": ("masking", "saliency"),
+}
+# the benchmark's parameters of each method (cheaper than the defaults of a single run)
+PARAMS = {"shap": {"nsamples": 20, "background": 30}, "ig": {"n_steps": 32},
+          "lime": {"num_samples": 150}}
+SIGNED = {"ig", "shap", "lrp", "lime"}  # methods whose attributions carry a sign
+GRADIENT = ("saliency", "ig")  # captum's infidelity and max-sensitivity apply to these
+RANDOMISED = ("saliency", "ig", "lrp", "shap", "masking")  # checked by layer randomisation
+NATIVE = ("gain", "weight", "cover", "total_gain")  # XGBoost's own importances
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the benchmark measures, and on how much."""
+
+    n_jets: int = 2000
+    bootstraps: int = 20
+    methods: tuple[str, ...] | None = None  # default: METHODS (QUICK_METHODS with quick)
+    target: int = 1
+    quick: bool = False
+    faithfulness_jets: int = 1000
+    curve_points: int = 11
+    random_orders: int = 3
+    slot_steps: int = 10
+    captum_jets: int = 64
+    randomisation_jets: int = 200
+    correlation_threshold: float = 0.8
+    seed: int = 0
+
+
+QUICK = {"n_jets": 300, "bootstraps": 5, "quick": True, "faithfulness_jets": 300,
+         "curve_points": 6, "random_orders": 2, "slot_steps": 5,
+         "captum_jets": 16, "randomisation_jets": 60}
+
+
+@dataclass
+class MethodRun:
+    """One method on one bundle: global importances, and per-jet arrays where it has them."""
+
+    name: str
+    importance: np.ndarray  # (features,) as the method aggregates
+    per_jet: np.ndarray | None = None  # (jets, features) |attribution| summed over slots
+    signed: np.ndarray | None = None  # (features,) mean signed attribution
+    slot: np.ndarray | None = None  # (jets, slots) |attribution| of each slot
+    statistic: object = None  # importance(indices), for the bootstrap
+    seconds: float = 0.0
+
+
+@dataclass
+class Context:
+    """The model, its jets and inputs, and the masking machinery shared by the stages."""
+
+    bundle: Servable
+    jets: Jets
+    target: int
+    names: list[str] = field(init=False)
+    features: list[tuple[str, int]] = field(init=False)
+    inputs: dict = field(init=False)
+    values: dict = field(init=False)
+    y: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        spec = self.bundle.tagger.input_spec()
+        self.features = [(g.name, i) for g in spec for i in range(len(g.features))]
+        self.names = [spec[k].features[i] for k, i in self.features]
+        self.inputs = self.bundle.tagger.inputs(self.jets)
+        self.values = replacement_values(self.inputs, spec, "mean")
+        self.y = self.jets.labels.argmax(1) == self.target
+
+    def prob(self, inputs=None) -> np.ndarray:
+        return self.bundle.tagger.predict_from_inputs(inputs or self.inputs)[:, self.target]
+
+    def masked_prob(self, removed: Sequence[int], subset: np.ndarray | None = None
+                    ) -> np.ndarray:
+        inputs = self.inputs if subset is None else {k: v[subset] for k, v in
+                                                     self.inputs.items()}
+        if not removed:
+            return self.prob(inputs)
+        return self.prob(masked(inputs, [self.features[i] for i in removed], self.values))
+
+
+# methods ----------------------------------------------------------------------------------
+def _columns(expl, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-jet (|.| and signed) attribution of each feature, summed over slots; None for a
+    method without per-jet values."""
+    cols, signed = {}, {}
+    for fld, fnames in expl.feature_names.items():
+        arr = getattr(expl, fld, None)
+        if arr is None:
+            continue
+        a = np.asarray(arr, np.float64)
+        absolute = np.abs(a).sum(2) if a.ndim == 3 else np.abs(a)
+        total = a.sum(2) if a.ndim == 3 else a
+        for j, n in enumerate(fnames):
+            cols[n], signed[n] = absolute[:, j], total[:, j]
+    if not all(n in cols for n in names):
+        return None
+    return (np.stack([cols[n] for n in names], 1), np.stack([signed[n] for n in names], 1))
+
+
+def run_method(ctx: Context, name: str, bundle: Servable | None = None) -> MethodRun:
+    """Run one method (on `bundle`, default the context's) with the benchmark's parameters."""
+    t0 = time.perf_counter()
+    if name == "masking":
+        return _masking(ctx, bundle or ctx.bundle, t0)
+    b = bundle or ctx.bundle
+    expl = method_class(name)(b).attribute(ctx.jets, target=ctx.target, **PARAMS.get(name, {}))
+    cols = _columns(expl, ctx.names)
+    slot = None
+    if expl.tracks is not None and np.ndim(expl.tracks) == 3:
+        slot = np.abs(np.asarray(expl.tracks, np.float64)).sum(1)
+    if name == "attention":
+        slot = np.asarray(expl.extras["slot_relevance"], np.float64)
+        return MethodRun(name, np.zeros(len(ctx.names)), slot=slot,
+                         seconds=time.perf_counter() - t0)
+    importance = np.array([expl.feature_relevance.get(n, 0.0) for n in ctx.names])
+    run = MethodRun(name, importance, slot=slot, seconds=0.0)
+    if cols is not None:
+        run.per_jet = cols[0]
+        run.signed = cols[1].mean(0) if name in SIGNED else None
+        run.statistic = M.mean_over_jets(cols[0])
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def _masking(ctx: Context, bundle: Servable, t0: float) -> MethodRun:
+    """Masking (population mean) with its masked scores kept, so that the AUC loss can be
+    recomputed on bootstrap resamples without predicting again."""
+    other = Context(bundle, ctx.jets, ctx.target) if bundle is not ctx.bundle else ctx
+    base = other.prob()
+    scores = np.stack([other.masked_prob([i]) for i in range(len(other.features))])
+    y = other.y
+
+    def statistic(idx):
+        yy = y[idx]
+        if yy.all() or not yy.any():
+            return np.zeros(len(scores))
+        auc0 = roc_auc_score(yy, base[idx])
+        return np.array([auc0 - roc_auc_score(yy, s[idx]) for s in scores])
+
+    return MethodRun("masking", statistic(np.arange(len(y))), statistic=statistic,
+                     seconds=time.perf_counter() - t0)
+
+
+def native_importances(bundle: Servable, names: list[str]) -> dict[str, np.ndarray]:
+    """XGBoost's gain, weight, cover and total_gain importances of a BDT."""
+    return {k: np.array([bundle.tagger.native_importance(k).get(n, 0.0) for n in names])
+            for k in NATIVE}
+
+
+# 1. agreement -----------------------------------------------------------------------------
+def agreement(runs: dict[str, MethodRun], native: dict[str, np.ndarray] | None = None) -> dict:
+    """Every pair of methods with a feature ranking: rank agreement, and per-jet agreement
+    where both have per-jet values; a BDT's TreeSHAP also against its native importances."""
+    ranked = {k: r for k, r in runs.items() if np.any(r.importance)}
+    pairs = []
+    for a, b in itertools.combinations(ranked, 2):
+        ra, rb = ranked[a], ranked[b]
+        signed = ra.signed is not None and rb.signed is not None
+        row = {"a": a, "b": b, **M.rank_agreement(ra.importance, rb.importance)}
+        if signed:
+            row["sign_agreement"] = M.rank_agreement(ra.signed, rb.signed,
+                                                     signed=True)["sign_agreement"]
+        if ra.per_jet is not None and rb.per_jet is not None:
+            row["per_jet"] = M.per_jet_agreement(ra.per_jet, rb.per_jet)
+        pairs.append(row)
+    out = {"methods": list(ranked), "pairs": pairs}
+    if native and "shap" in runs:
+        out["tree_shap_vs_native"] = {k: M.rank_agreement(runs["shap"].importance, v)
+                                      for k, v in native.items()}
+    return out
+
+
+def cross_model(results: dict) -> list[dict]:
+    """The same method on two models, on the features both read."""
+    rows = []
+    for (ma, ra), (mb, rb) in itertools.combinations(results.items(), 2):
+        shared = [n for n in ra["features"] if n in set(rb["features"])]
+        if len(shared) < 3:
+            continue
+        for method in sorted(set(ra["importance"]) & set(rb["importance"])):
+            ia = dict(zip(ra["features"], ra["importance"][method], strict=True))
+            ib = dict(zip(rb["features"], rb["importance"][method], strict=True))
+            va, vb = [ia[n] for n in shared], [ib[n] for n in shared]
+            if np.ptp(va) == 0 or np.ptp(vb) == 0:
+                continue
+            rows.append({"a": ma, "b": mb, "method": method, "n_shared": len(shared),
+                         **M.rank_agreement(va, vb)})
+    return rows
+
+
+# 2. stability -----------------------------------------------------------------------------
+def bootstrap_stability(runs: dict[str, MethodRun], n_jets: int, s: Settings) -> dict:
+    out = {}
+    for name, r in runs.items():
+        if r.statistic is None:
+            continue
+        b = M.bootstrap_importance(r.statistic, n_jets, s.bootstraps, seed=s.seed)
+        out[name] = {k: b[k] for k in ("value", "std", "low", "high")}
+        out[name].update(M.ranking_stability(b["resamples"]))
+    return out
+
+
+def seed_stability(per_seed: list[dict[str, MethodRun]]) -> dict:
+    out = {}
+    for name in per_seed[0]:
+        imps = [runs[name].importance for runs in per_seed if name in runs]
+        if len(imps) < 2 or not np.any(imps[0]):
+            continue
+        st = M.ranking_stability(np.stack(imps))
+        st["flagged"] = st.pop("top5_changed")
+        out[name] = st
+    return out
+
+
+# 3. faithfulness --------------------------------------------------------------------------
+def _order(importance: np.ndarray) -> list[int]:
+    return np.argsort(-importance, kind="stable").tolist()
+
+
+def feature_curves(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
+    """Deletion and insertion curves over the features for each method's ranking, random
+    orders and the greedy oracle (`metrics.greedy_order` at the curve's steps); the
+    normalised scores (0: the random orders' mean area, 1: the best area of any order)."""
+    sub = np.arange(min(s.faithfulness_jets, len(ctx.jets)))
+    y = ctx.y[sub]
+    if y.all() or not y.any():
+        raise ServableError("the faithfulness curves need jets of the target class and of "
+                            "others among the first jets: shuffle the data or use more jets")
+
+    def score(removed):
+        return ctx.masked_prob(removed, sub)
+
+    n = len(ctx.features)
+    steps = M.curve_steps(n, s.curve_points)
+    rng = np.random.default_rng(s.seed)
+    orders = {"oracle": M.greedy_order(score, n, y, steps)}
+    orders.update({k: _order(r.importance) for k, r in runs.items() if np.any(r.importance)})
+    curves = {k: {"deletion": M.deletion_curve(score, o, y, steps),
+                  "insertion": M.insertion_curve(score, o, y, steps)} for k, o in orders.items()}
+    randoms = [rng.permutation(n).tolist() for _ in range(s.random_orders)]
+    rand = [{"deletion": M.deletion_curve(score, o, y, steps),
+             "insertion": M.insertion_curve(score, o, y, steps)} for o in randoms]
+    curves["random"] = {kind: {key: np.mean([r[kind][key] for r in rand], 0).tolist()
+                               for key in ("fraction", "auc", "prob")} for kind in
+                        ("deletion", "insertion")}
+    for kind in ("deletion", "insertion"):
+        c = curves["random"][kind]
+        c["auc_area"] = M.curve_area(c["auc"], c["fraction"])
+        c["prob_area"] = M.curve_area(c["prob"], c["fraction"])
+    # the reference of the scores: the best area any order reached (the greedy oracle, or a
+    # method's order where it beats the greedy search)
+    best_del = min(c["deletion"]["auc_area"] for c in curves.values())
+    best_ins = max(c["insertion"]["auc_area"] for c in curves.values())
+    scores = {k: {"deletion": _normalised(curves[k]["deletion"]["auc_area"],
+                                          curves["random"]["deletion"]["auc_area"], best_del),
+                  "insertion": _normalised(curves[k]["insertion"]["auc_area"],
+                                           curves["random"]["insertion"]["auc_area"], best_ins)}
+              for k in orders if k != "oracle"}
+    return {"n_jets": len(sub), "steps": steps, "curves": curves, "scores": scores}
+
+
+def _normalised(area: float, random: float, best: float) -> float:
+    """0 for the random order's area, 1 for the best order's (deletion: lower is better;
+    insertion: higher is better, both handled by the sign of best - random); NaN when no
+    order does better than random."""
+    if abs(best - random) < 1e-9:
+        return float("nan")
+    return float((area - random) / (best - random))
+
+
+def slot_curves(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
+    """Per jet, its most relevant slots (tracks, particles) removed in each method's order,
+    against a random order."""
+    key = next((g.name for g in ctx.bundle.tagger.input_spec() if g.slots is not None
+                and g.field == "tracks"), None)
+    with_slots = {k: r for k, r in runs.items() if r.slot is not None}
+    if key is None or not with_slots:
+        return {}
+    sub = np.arange(min(s.faithfulness_jets, len(ctx.jets)))
+    inputs = {k: v[sub] for k, v in ctx.inputs.items()}
+    y = ctx.y[sub]
+
+    def predict(x):
+        return ctx.prob({**inputs, key: x})
+
+    x = inputs[key]
+    out = {k: M.slot_deletion_curve(predict, x, r.slot[sub], y, s.slot_steps)
+           for k, r in with_slots.items()}
+    out["random"] = M.slot_deletion_curve(predict, x, np.zeros(x.shape[::2]), y, s.slot_steps,
+                                          seed=s.seed)
+    for k in with_slots:
+        out[k]["auc_drop_vs_random"] = out["random"]["auc_area"] - out[k]["auc_area"]
+    return {"input": key, "steps": s.slot_steps, "curves": out}
+
+
+def captum_scores(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
+    """captum.metrics.infidelity (Gaussian perturbations of 0.1 standard deviations of the
+    filled slots) and sensitivity_max (uniform noise of radius 0.02 on the filled slots) of
+    the gradient methods, on the target's logit in the model's standardised input space."""
+    import torch
+    from captum.attr import IntegratedGradients, Saliency
+    from captum.metrics import infidelity, sensitivity_max
+
+    tagger = ctx.bundle.tagger
+    net = tagger.net
+    net.eval()
+    sub = slice(0, min(s.captum_jets, len(ctx.jets)))
+    names = tagger.input_spec().names
+    with torch.no_grad():
+        std, extra = net.standardize(*(torch.from_numpy(ctx.inputs[k][sub]) for k in names))
+    std = tuple(t.detach() for t in std)
+    gen = torch.Generator().manual_seed(s.seed)
+
+    def forward(*xs):
+        return net.core_forward(*xs, *extra)
+
+    def perturb(*xs):
+        xs = xs[0] if len(xs) == 1 and isinstance(xs[0], tuple) else xs  # captum's calls vary
+        noise = tuple(0.1 * torch.randn(x.shape, generator=gen)
+                      * ((x != 0).any(1, keepdim=True) if x.ndim == 3 else 1.0) for x in xs)
+        return noise, tuple(x - n for x, n in zip(xs, noise, strict=True))
+
+    def nudge(xs, perturb_radius=0.02):
+        """Uniform noise within the radius on the filled slots (padding stays padding)."""
+        xs = xs if isinstance(xs, tuple) else (xs,)
+        return tuple(x + (2 * torch.rand(x.shape, generator=gen) - 1) * perturb_radius
+                     * ((x != 0).any(1, keepdim=True) if x.ndim == 3 else 1.0) for x in xs)
+
+    out = {}
+    for name in methods:
+        if name not in GRADIENT:
+            continue
+        warnings.filterwarnings("ignore", "Input Tensor .* did not already require gradients")
+        explainer = Saliency(forward) if name == "saliency" else IntegratedGradients(forward)
+        kw = {"abs": False} if name == "saliency" else {"n_steps": 16}
+
+        def explain(*xs, explainer=explainer, kw=kw):
+            xs = xs[0] if len(xs) == 1 and isinstance(xs[0], tuple) else xs
+            return explainer.attribute(tuple(xs), target=ctx.target, **kw)
+
+        attributions = explain(*std)
+        inf = infidelity(forward, perturb, std, attributions, target=ctx.target,
+                         n_perturb_samples=4)
+        sens = sensitivity_max(explain, std, perturb_func=nudge, perturb_radius=0.02,
+                               n_perturb_samples=3)
+        out[name] = {"infidelity": float(inf.mean()), "max_sensitivity": float(sens.mean()),
+                     "n_jets": int(std[0].shape[0])}
+    return out
+
+
+def torch_layers(net) -> list:
+    """The modules with their own parameters, output side first (registration reversed)."""
+    return [m for m in net.modules() if any(True for _ in m.parameters(recurse=False))][::-1]
+
+
+def randomised(bundle: Servable, n_layers: int, seed: int = 0) -> Servable:
+    """A copy of the bundle whose top `n_layers` parameterised layers are re-drawn at random
+    (normal, the std of each weight tensor kept), the rest untouched."""
+    import torch
+
+    clone = copy.copy(bundle)
+    clone._tagger = copy.deepcopy(bundle.tagger)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in torch_layers(clone._tagger.net)[:n_layers]:
+            for p in module.parameters(recurse=False):
+                scale = float(p.std()) if p.numel() > 1 and float(p.std()) > 0 else 0.1
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return clone
+
+
+def explanation_array(run: MethodRun) -> np.ndarray:
+    """What the randomisation check compares: the per-jet attributions, else the global
+    importances."""
+    return run.per_jet if run.per_jet is not None else run.importance
+
+
+def randomisation_check(bundle: Servable, explain, n_jets_label: int = 0, steps=None,
+                        threshold: float = 0.5, seed: int = 0) -> dict:
+    """Cascading randomisation (Adebayo et al. 2018): re-draw the layers top down and measure
+    how similar the explanation stays (Spearman of the per-jet attributions).
+
+    Parameters
+    ----------
+    explain : callable
+        `explain(bundle) -> numpy.ndarray`, the explanation of fixed jets by that bundle.
+    steps : sequence of int, optional
+        How many top layers are randomised at each step (default: 1, half, all).
+
+    Returns
+    -------
+    dict
+        `layers_randomised`, `similarity` per step and `passed`: the similarity after every
+        layer is randomised is below `threshold` (an explanation that does not move fails).
+    """
+    n = len(torch_layers(bundle.tagger.net))
+    steps = list(steps) if steps is not None else sorted({1, max(1, n // 2), n})
+    original = explain(bundle)
+    sims = [M.explanation_similarity(original, explain(randomised(bundle, k, seed)))
+            for k in steps]
+    return {"layers": n, "layers_randomised": steps, "similarity": sims,
+            "passed": bool(sims[-1] < threshold), "threshold": threshold}
+
+
+# 4. physics -------------------------------------------------------------------------------
+def _jet_value(jets: Jets, *names: str) -> np.ndarray | None:
+    """The first of `names` that the jets carry, as a spectator or a jet feature."""
+    from servable.data.schema import SPECTATOR_NAMES
+
+    for n in names:
+        if jets.spectators is not None and n in SPECTATOR_NAMES:
+            return jets.spectator(n).astype(float)
+        if jets.jet_features is not None and n in jets.jet_feature_names:
+            return jets.jet_features[:, jets.jet_feature_names.index(n)].astype(float)
+    return None
+
+
+def observables(jets: Jets) -> dict[str, np.ndarray]:
+    """Per-jet physics observables the relevance is compared with (those the layout has)."""
+    out = {}
+    for label, names in {"soft-drop mass": ("fj_sdmass", "jet_sdmass"),
+                         "jet pT": ("fj_pt", "jet_pt"), "tau21": ("fj_tau21",),
+                         "tau32": ("fj_tau32",)}.items():
+        v = _jet_value(jets, *names)
+        if v is not None:
+            out[label] = v
+    taus = [_jet_value(jets, f"jet_tau{i}") for i in (1, 2, 3)]
+    if all(t is not None for t in taus):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["tau21"] = np.where(taus[0] > 0, taus[1] / taus[0], np.nan)
+            out["tau32"] = np.where(taus[1] > 0, taus[2] / taus[1], np.nan)
+    out["number of SVs"] = jets.n_vertices.astype(float)
+    if "trackBTag_Sip2dSig" in jets.track_names:
+        sig = jets.tracks[:, jets.track_names.index("trackBTag_Sip2dSig")]
+        out["leading IP significance"] = np.where(filled_mask(jets.tracks), sig,
+                                                  -np.inf).max(1)
+    if "n_b_hadrons" in jets.extras:
+        out["number of b hadrons"] = jets.extras["n_b_hadrons"].astype(float)
+    return out
+
+
+def _aggregates(ctx: Context, run: MethodRun) -> dict[str, np.ndarray]:
+    """Per-jet shares of a method's relevance: on SV features, on displaced tracks
+    (2D IP significance > 3), on the 3 leading slots."""
+    out = {}
+    total = run.per_jet.sum(1) if run.per_jet is not None else None
+    safe = np.where(total > 0, total, 1.0) if total is not None else None
+    if total is not None:
+        sv = [i for i, (k, _) in enumerate(ctx.features) if k == "vertices"]
+        if sv:
+            out["share on SV features"] = run.per_jet[:, sv].sum(1) / safe
+    if run.slot is not None:
+        slot_total = np.where(run.slot.sum(1) > 0, run.slot.sum(1), 1.0)
+        out["share on the 3 leading slots"] = run.slot[:, :3].sum(1) / slot_total
+        jets = ctx.jets
+        if "trackBTag_Sip2dSig" in jets.track_names:
+            sig = jets.tracks[:, jets.track_names.index("trackBTag_Sip2dSig")]
+            displaced = (np.abs(sig) > 3) & filled_mask(jets.tracks)
+            width = min(displaced.shape[1], run.slot.shape[1])
+            out["share on displaced tracks"] = (run.slot[:, :width] * displaced[:, :width]
+                                                ).sum(1) / slot_total
+    return out
+
+
+def truth_of_slots(jets: Jets) -> tuple[np.ndarray, str] | None:
+    """Per slot: from the decay we want to see (b/c-hadron decay for CMS tracks; the
+    resonance's decay products for JetClass particles)."""
+    if "track_origin" in jets.extras:
+        origin = np.asarray(jets.extras["track_origin"])
+        return np.isin(origin, (1, 2)), "track from a b- or c-hadron decay"
+    if "part_truth_decay_product" in jets.extras:
+        return np.asarray(jets.extras["part_truth_decay_product"]) >= 0, \
+            "particle from a decay product of the resonance"
+    return None
+
+
+def physics(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
+    obs = observables(ctx.jets)
+    truth = truth_of_slots(ctx.jets)
+    assoc, truth_aucs = [], {}
+    for name, run in runs.items():
+        for agg, values in _aggregates(ctx, run).items():
+            for o, ov in obs.items():
+                assoc.append({"method": name, "aggregate": agg, "observable": o,
+                              **M.physics_association(values, ov, seed=s.seed)})
+        if truth is not None and run.slot is not None:
+            t, _ = truth
+            width = min(t.shape[1], run.slot.shape[1])
+            target_jets = ctx.y
+            filled = filled_mask(ctx.jets.tracks)[:, :width] & target_jets[:, None]
+            truth_aucs[name] = M.truth_auc(run.slot[:, :width], t[:, :width], filled)
+    out = {"associations": assoc, "truth_auc": truth_aucs,
+           "truth": truth[1] if truth is not None else None}
+    if ctx.bundle.kind in method_class("probes").applies_to:
+        expl = method_class("probes")(ctx.bundle).attribute(ctx.jets, target=ctx.target)
+        out["probes_r2"] = expl.extras["r2"]
+    return out
+
+
+# 5. correlated features -------------------------------------------------------------------
+def correlated(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
+    """Correlated groups per input (over filled slots), their joint masking loss beside the
+    sum of the members', and the share of the group's importance on its top member per
+    method (a method that splits importance evenly vs one that skews it)."""
+    spec = ctx.bundle.tagger.input_spec()
+    groups = []
+    sub = np.arange(min(s.faithfulness_jets, len(ctx.jets)))
+    y = ctx.y[sub]
+    auc0 = roc_auc_score(y, ctx.masked_prob([], sub))
+    for g in spec:
+        x = ctx.inputs[g.name]
+        rows = x.transpose(0, 2, 1)[filled_mask(x)] if x.ndim == 3 else x
+        rng = np.random.default_rng(s.seed)
+        rows = rows[rng.permutation(len(rows))[:5000]]
+        for grp in M.correlated_groups(rows, list(g.features), s.correlation_threshold):
+            idx = [ctx.names.index(n) for n in grp["features"]]
+            joint = auc0 - roc_auc_score(y, ctx.masked_prob(idx, sub))
+            per_method = {}
+            for name, r in runs.items():
+                vals = r.importance[idx]
+                if np.sum(np.abs(vals)) > 0:
+                    per_method[name] = {
+                        "group_importance": float(np.sum(vals)),
+                        "top_member_share": float(np.max(np.abs(vals)) / np.sum(np.abs(vals)))}
+            single = runs["masking"].importance[idx].sum() if "masking" in runs else None
+            groups.append({**grp, "input": g.name, "joint_masking_auc_loss": float(joint),
+                           "sum_of_single_masking_losses": None if single is None else
+                           float(single), "methods": per_method})
+    categorical = [spec[k].features[i] for k, i in ctx.features if i in spec[k].categorical()]
+    return {"threshold": s.correlation_threshold, "groups": groups, "categorical": categorical}
+
+
+# 6. verdicts ------------------------------------------------------------------------------
+AGREE, STABLE, FAITHFUL, PHYSICS = 0.5, 0.6, 0.5, 0.6
+
+
+def verdicts(model: dict) -> dict:
+    """Per method: agrees (mean Spearman with the other methods >= 0.5), stable (bootstrap
+    top-5 unchanged in >= 60% of pairs of resamples and not flagged across seeds), faithful
+    (normalised deletion score >= 0.5: at least halfway from random to the oracle), passes
+    the randomisation check, maps to physics (truth AUC >= 0.6); and which method to use for
+    each question."""
+    methods = {m for m in model["importance"]} | set(model["physics"]["truth_auc"])
+    out = {}
+    for m in sorted(methods):
+        rho = [p["spearman"] for p in model["agreement"]["pairs"] if m in (p["a"], p["b"])
+               and np.isfinite(p["spearman"])]
+        boot = model["stability"]["bootstrap"].get(m)
+        seeds = model["stability"]["seeds"].get(m)
+        faith = model["faithfulness"]["features"]["scores"].get(m, {}).get("deletion")
+        rand = model["faithfulness"]["randomisation"].get(m)
+        truth = model["physics"]["truth_auc"].get(m)
+        out[m] = {
+            "mean_spearman_with_others": float(np.mean(rho)) if rho else None,
+            "agrees": bool(np.mean(rho) >= AGREE) if rho else None,
+            "stable": None if boot is None else bool(
+                boot["top5_unchanged"] >= STABLE and not (seeds or {}).get("flagged", False)),
+            "faithful": None if faith is None or not np.isfinite(faith) else
+            bool(faith >= FAITHFUL),
+            "passes_randomisation": None if rand is None else rand["passed"],
+            "maps_to_physics": None if truth is None or not np.isfinite(truth) else
+            bool(truth >= PHYSICS)}
+    return {"per_method": out, "use": _use(model, out)}
+
+
+def _best(candidates: dict[str, float]) -> str | None:
+    ok = {k: v for k, v in candidates.items() if v is not None and np.isfinite(v)}
+    return max(ok, key=ok.get) if ok else None
+
+
+def _use(model: dict, per_method: dict) -> dict:
+    scores = model["faithfulness"]["features"]["scores"]
+    boot = model["stability"]["bootstrap"]
+    slots = model["faithfulness"]["slots"].get("curves", {})
+    return {
+        "which features matter (global)": _best(
+            {m: scores[m]["deletion"] for m in scores if boot.get(m, {}).get("top5_unchanged",
+                                                                             0) >= STABLE}),
+        "which features matter for one jet": _best(
+            {m: scores[m]["deletion"] for m in scores if model["per_jet"].get(m)}),
+        "which tracks/particles matter": _best(
+            {m: c["auc_drop_vs_random"] for m, c in slots.items() if m != "random"}),
+        "which tracks are from the decay": _best(model["physics"]["truth_auc"]),
+        "a ranking robust to retraining": _best(
+            {m: v["mean_kendall"] for m, v in model["stability"]["seeds"].items()}),
+    }
+
+
+# the whole benchmark ----------------------------------------------------------------------
+class Stages:
+    """Wall time per stage, summed over models."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name, fn, *args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def methods_for(kind: str, s: Settings) -> list[str]:
+    default = (QUICK_METHODS if s.quick else METHODS)[kind]
+    if s.methods is None:
+        return list(default)
+    return [m for m in s.methods if kind in method_class(m).applies_to]
+
+
+def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
+              progress: bool = True) -> dict:
+    """Measure every model (label -> its bundles, one per training seed) on labelled jets."""
+    from tqdm import tqdm
+
+    if jets.labels is None:
+        raise ServableError("the benchmark measures AUCs: it needs labelled jets")
+    jets = jets[: s.n_jets]
+    classes = list(jets.class_names)
+    if not 0 <= s.target < len(classes):
+        raise ServableError(f"target {s.target} out of range: the data has classes "
+                            f"{', '.join(f'{i} = {c}' for i, c in enumerate(classes))}")
+    present = np.bincount(jets.labels.argmax(1), minlength=len(classes))
+    if present[s.target] == 0 or present[s.target] == len(jets):
+        raise ServableError(f"the benchmark needs jets of class {classes[s.target]} and of "
+                            "others in the first jets of the data")
+    stages = Stages()
+    t_start = time.perf_counter()
+    results = {}
+    total = sum(len(methods_for(b[0].kind, s)) * len(b) for b in models.values())
+    bar = tqdm(total=total + 5 * len(models), desc="xai-benchmark", disable=not progress,
+               unit="step")
+    for label, bundles in models.items():
+        ref = bundles[0]
+        methods = methods_for(ref.kind, s)
+        ctx = Context(ref, jets, s.target)
+        per_seed = []
+        for b in bundles:
+            runs = {}
+            for m in methods:
+                bar.set_postfix_str(f"{label}: {m}" + (f" (seed {len(per_seed)})"
+                                                        if per_seed else ""))
+                runs[m] = stages.run("methods", run_method, ctx, m, b)
+                bar.update()
+            per_seed.append(runs)
+        runs = per_seed[0]
+        native = native_importances(ref, ctx.names) if ref.kind == "bdt" else None
+        model = {"kind": ref.kind, "bundles": [b.name for b in bundles],
+                 "features": ctx.names,
+                 "importance": {m: r.importance.tolist() for m, r in runs.items()
+                                if np.any(r.importance)},
+                 "native_importance": {k: v.tolist() for k, v in (native or {}).items()},
+                 "per_jet": {m: r.per_jet is not None for m, r in runs.items()},
+                 "seconds_per_method": {m: r.seconds for m, r in runs.items()}}
+        bar.set_postfix_str(f"{label}: agreement, stability")
+        model["agreement"] = stages.run("agreement", agreement, runs, native)
+        model["stability"] = {
+            "bootstrap": stages.run("stability", bootstrap_stability, runs, len(jets), s),
+            "seeds": stages.run("stability", seed_stability, per_seed) if len(per_seed) > 1
+            else {}, "n_seeds": len(per_seed)}
+        bar.update()
+        bar.set_postfix_str(f"{label}: faithfulness")
+        faith = {"features": stages.run("faithfulness", feature_curves, ctx, runs, s),
+                 "slots": stages.run("faithfulness", slot_curves, ctx, runs, s)}
+        bar.update()
+        if ref.kind != "bdt":
+            faith["captum"] = stages.run("faithfulness", captum_scores, ctx, methods, s)
+            faith["randomisation"] = stages.run("randomisation", _randomise_all, ctx, methods,
+                                                s)
+        else:
+            faith["captum"], faith["randomisation"] = {}, {}
+        model["faithfulness"] = faith
+        bar.update()
+        bar.set_postfix_str(f"{label}: physics")
+        model["physics"] = stages.run("physics", physics, ctx, runs, s)
+        model["correlated"] = stages.run("correlated", correlated, ctx, runs, s)
+        bar.update()
+        model["verdicts"] = verdicts(model)
+        bar.update()
+        results[label] = model
+    bar.close()
+    return {"settings": asdict(s), "n_jets": len(jets), "classes": classes,
+            "target": classes[s.target], "models": results,
+            "cross_model": stages.run("agreement", cross_model, results),
+            "seconds": {**stages.seconds, "total": time.perf_counter() - t_start}}
+
+
+def _randomise_all(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
+    sub = ctx.jets[: s.randomisation_jets]
+    small = Context(ctx.bundle, sub, ctx.target)
+    if small.y.all() or not small.y.any():
+        small = ctx
+    out = {}
+    for m in methods:
+        if m not in RANDOMISED:
+            continue
+        out[m] = randomisation_check(
+            ctx.bundle, lambda b, m=m: explanation_array(run_method(small, m, b)), seed=s.seed)
+    return out
+
+
+def check_models(bundles: Sequence[Servable]) -> dict[str, list[Servable]]:
+    """Bundles grouped into models: bundles of one kind with the same inputs are seeds of
+    one model (labelled by kind, with a suffix when a kind has several input sets)."""
+    models: dict[str, list[Servable]] = {}
+    inputs: dict[str, object] = {}
+    for b in bundles:
+        key = b.kind
+        spec = b.manifest["inputs"]
+        n = 2
+        while key in inputs and inputs[key] != spec:
+            key = f"{b.kind}-{n}"
+            n += 1
+        inputs.setdefault(key, spec)
+        models.setdefault(key, []).append(b)
+    return models
+
+
+def train_more_seeds(bundles: list[Servable], k: int, out: Path, epochs: int | None = None,
+                     force: bool = False, progress: bool = True) -> list[Servable]:
+    """The model's bundles completed to `k` training seeds: the first bundle's recorded
+    training configuration on its recorded files, with seeds after the recorded one."""
+    import dataclasses as dc
+
+    from servable import load
+    from servable.bundle.train import train_bundle
+    from servable.models.training import TrainConfig
+    from servable.study.ablation import recorded_training
+
+    ref = bundles[0]
+    config, files = recorded_training(ref)
+    if not files:
+        raise ServableError(f"{ref.name} records no training files that are still there "
+                            "unchanged: train the seeds yourself and give them with --seeds")
+    known = {f.name for f in dc.fields(TrainConfig)}
+    base = {key: v for key, v in config.items() if key in known}
+    seed = int(base.get("seed", 0))
+    more = list(bundles)
+    while len(more) < k:
+        seed += 1
+        cfg = TrainConfig(**{**base, "seed": seed, **({"epochs": epochs} if epochs else {})})
+        path, _ = train_bundle(files, cfg, out / f"seed{seed}", force=force, progress=progress)
+        more.append(load(str(path)))
+    return more
