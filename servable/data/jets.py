@@ -78,17 +78,31 @@ def filled_slots(array: np.ndarray) -> np.ndarray:
     return filled_mask(array).sum(1)
 
 
-def _check_padding(name: str, array: np.ndarray) -> None:
+def leading_slots(counts: np.ndarray, slots: int) -> np.ndarray:
+    """The (n, slots) mask of the first `counts[i]` slots of each jet: where filled slots
+    stand when padding comes last."""
+    return np.arange(slots)[None, :] < np.asarray(counts)[:, None]
+
+
+def check_filled_first(name: str, array: np.ndarray) -> np.ndarray:
+    """Per jet, how many slots hold an object (channels-first array (n, features, slots)),
+    after checking that the filled slots come before the padding.
+
+    Raises
+    ------
+    InvalidJetsError
+        naming the first jet with an empty slot before a filled one.
+    """
     occupied = filled_mask(array)  # (n, slots)
     count = occupied.sum(axis=1)
-    leading = np.arange(array.shape[2])[None, :] < count[:, None]
-    broken = np.any(occupied != leading, axis=1)
+    broken = np.any(occupied != leading_slots(count, array.shape[2]), axis=1)
     if broken.any():
         jet = int(np.argmax(broken))
         raise InvalidJetsError(
             f"{name}: zero-padded slots must come after the filled ones; jet {jet} has an empty "
             "slot before a filled one (sort the slots, filled first)"
         )
+    return count
 
 
 def _check_channels(name: str, array: np.ndarray, names: Sequence[str], slots: int | None):
@@ -157,8 +171,8 @@ def validate_jets(
     if out["labels"] is not None:
         _check_one_hot(out["labels"])
     if check_padding:
-        _check_padding("tracks", t)
-        _check_padding("vertices", v)
+        check_filled_first("tracks", t)
+        check_filled_first("vertices", v)
     return out
 
 

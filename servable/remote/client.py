@@ -1,11 +1,12 @@
 """The client: the shipped functions run on an endpoint, jets split under the service's limits.
 
 `Client(endpoint="local")` runs tasks on this machine's endpoint engines, `Client(UUID)` on a
-Globus Compute endpoint (`servable.remote.endpoints`). Every task's serialized arguments stay
-under 10 MB (inputs are split into as many tasks as needed; results come back in input order,
-`servable.remote.combine`), and a result over the limit is split again. A worker that dies is
-retried with exponential backoff; an exception raised by the function on the worker becomes
-one `RemoteTaskError` carrying the remote message.
+Globus Compute endpoint (`servable.remote.endpoints`). Jets travel in compact form, only their
+filled slots (`servable.remote.encoding`). Every task's serialized arguments stay under 10 MB
+(inputs are split into as many tasks as needed; results come back in input order,
+`servable.remote.combine`), and a task or a result over the limit is split again. A worker
+that dies is retried with exponential backoff; an exception raised by the function on the
+worker becomes one `RemoteTaskError` carrying the remote message.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import numpy as np
 
 from servable.errors import ServableError, check_int
 from servable.remote import functions
-from servable.remote.combine import combine_explanations, combine_predictions, gather, take
+from servable.remote.combine import combine_explanations, combine_predictions, gather
+from servable.remote.encoding import (
+    MAX_EXPANDED_BYTES,
+    bytes_per_jet,
+    compact_arrays,
+    jet_count,
+    jets_to_arrays,
+    padded_bytes_per_jet,
+    take,
+)
 from servable.remote.endpoints import (
     PayloadTooLarge,
     RemoteTaskError,
@@ -102,36 +112,50 @@ class Client:
                 self._endpoint.restart(generation)
 
     # -- jets, split under the limit -----------------------------------------------------
-    def _jets_per_task(self, arrays: dict, fixed: tuple) -> int:
-        """How many jets fit one task: padded arrays make the size per jet constant."""
-        n = len(arrays["tracks"])
-        k = min(n, 32)
-        one = len(self.payload((*fixed[:1], take(arrays, 0, k), *fixed[1:]), {}))
-        two = len(self.payload((*fixed[:1], take(arrays, 0, 2 * k), *fixed[1:]), {}))
-        per_jet = max((two - one) / k, 1.0) if n > k else one / max(k, 1)
-        overhead = max(one - per_jet * k, 0)
-        return max(1, int((0.95 * self.payload_limit - overhead) / per_jet))
+    def _task_bounds(self, arrays: dict, fixed: tuple) -> list[tuple[int, int]]:
+        """Consecutive jet ranges whose tasks fit the limit. A compact jet's size depends on
+        its filled slots: the serialized size is measured for no jets and for the first
+        jets, and each task takes jets while their bytes, so scaled, fit 95% of the limit
+        (and while the worker may expand them, `MAX_EXPANDED_BYTES`)."""
+        n = jet_count(arrays)
+        sizes = np.cumsum(bytes_per_jet(arrays))
+        k = min(n, 64)
+        empty = len(self.payload((*fixed[:1], take(arrays, 0, 0), *fixed[1:]), {}))
+        some = len(self.payload((*fixed[:1], take(arrays, 0, k), *fixed[1:]), {}))
+        scale = max((some - empty) / max(int(sizes[k - 1]), 1), 1.0) if k else 1.0
+        budget = max((0.95 * self.payload_limit - empty) / scale, 1.0)
+        most = max(1, MAX_EXPANDED_BYTES // max(padded_bytes_per_jet(arrays), 1))
+        bounds, start = [], 0
+        while start < n:
+            before = int(sizes[start - 1]) if start else 0
+            stop = int(np.searchsorted(sizes, before + budget, side="right"))
+            stop = min(max(stop, start + 1), start + most)
+            bounds.append((start, stop))
+            start = stop
+        return bounds
 
-    def _run_jets(self, fn, bundle_ref, arrays: dict, rest: tuple, kwargs: dict, combine,
+    def _run_jets(self, fn, bundle_ref, arrays, rest: tuple, kwargs: dict, combine,
                   split: bool = True) -> Future:
-        from servable.remote.worker import jets_to_arrays
-
-        if not isinstance(arrays, dict):
-            arrays = jets_to_arrays(arrays)
-        n = len(arrays["tracks"])
-        per_task = self._jets_per_task(arrays, (bundle_ref, *rest)) if split else n
+        """`fn` on `arrays` (Jets, or a padded or compact dict), in as many tasks as the
+        limit needs when `split`; one future of the combined answer, in input order."""
+        arrays = compact_arrays(arrays if isinstance(arrays, dict) else jets_to_arrays(arrays))
+        bounds = (self._task_bounds(arrays, (bundle_ref, *rest)) if split
+                  else [(0, jet_count(arrays))])
         futures = [self._dispatch.submit(self._run_split, fn, bundle_ref,
-                                         take(arrays, start, start + per_task), rest, kwargs,
-                                         combine, split)
-                   for start in range(0, n, per_task)]
+                                         take(arrays, start, stop), rest, kwargs, combine,
+                                         split)
+                   for start, stop in bounds]
         return gather(futures, combine)
 
     def _run_split(self, fn, bundle_ref, arrays, rest, kwargs, combine, split):
+        """One task, split in two while its arguments or its result are over the limit."""
         try:
             return self._run(fn, (bundle_ref, arrays, *rest), kwargs)
-        except ResultTooLarge:
-            n = len(arrays["tracks"])
+        except (PayloadTooLarge, ResultTooLarge) as exc:
+            n = jet_count(arrays)
             if not split or n < 2:
+                if isinstance(exc, PayloadTooLarge):
+                    raise
                 raise PayloadTooLarge(f"{fn.__name__}: the result for {n} jets is over the "
                                       "service's 10 MB limit; send fewer jets") from None
             half = n // 2
@@ -146,8 +170,6 @@ class Client:
         for `jets` (Jets or a dict of arrays) with the bundle at `bundle_ref` on the endpoint;
         `workers` holds each task's worker report (process, threads, bundle loads).
         Labels and spectators stay here: a prediction needs the model inputs only."""
-        from servable.remote.worker import jets_to_arrays
-
         if batch_size is not None:
             check_int(batch_size, "batch_size")
         arrays = jets if isinstance(jets, dict) else jets_to_arrays(jets)
@@ -159,7 +181,7 @@ class Client:
         """Future of {"explanation", "tracks", "vertices", "jet", "output", "n_jets", ...}.
         The target's upper bound (the bundle's classes) is checked on the endpoint."""
         check_int(target, "target", minimum=0)
-        if len(jets if not isinstance(jets, dict) else jets["tracks"]) == 0:
+        if (jet_count(jets) if isinstance(jets, dict) else len(jets)) == 0:
             raise ServableError("no jets to explain: give at least one jet")
         return self._run_jets(functions.explain, str(bundle_ref), jets, (method, target),
                               params, combine_explanations,

@@ -15,11 +15,6 @@ import numpy as np
 from servable.errors import ServableError
 
 
-def take(arrays: dict, start: int, stop: int) -> dict:
-    """Jets start..stop of a dict of arrays (name lists pass unchanged)."""
-    return {k: (v[start:stop] if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}
-
-
 def _concat(parts: list[dict], key: str):
     values = [p[key] for p in parts]
     return None if any(v is None for v in values) else np.concatenate(values)

@@ -9,36 +9,7 @@ import socket
 import sys
 from collections import Counter
 
-import numpy as np
-
-JET_ARRAYS = ("tracks", "vertices", "jet_features", "labels", "spectators")
-NAME_LISTS = ("track_names", "vertex_names", "jet_feature_names")
-
-
-def jets_to_arrays(jets) -> dict:
-    """The plain dict a shipped function takes: arrays plus feature-name lists."""
-    out = {k: getattr(jets, k) for k in JET_ARRAYS if getattr(jets, k) is not None}
-    out.update({k: list(getattr(jets, k)) for k in NAME_LISTS})
-    return out
-
-
-def jets_from_arrays(arrays: dict):
-    """Validated `Jets` from the dict a caller sent (tracks and vertices required)."""
-    from servable.data.jets import InvalidJetsError, Jets
-
-    if not isinstance(arrays, dict):
-        raise InvalidJetsError(f"jets: expected a dict of arrays, got {type(arrays).__name__}")
-    unknown = set(arrays) - set(JET_ARRAYS) - set(NAME_LISTS)
-    if unknown:
-        raise InvalidJetsError(f"jets: unknown keys {sorted(unknown)}; allowed: "
-                               f"{', '.join(JET_ARRAYS + NAME_LISTS)}")
-    for key in ("tracks", "vertices"):
-        if key not in arrays:
-            raise InvalidJetsError(f"jets: the dict has no {key!r} array")
-    kwargs = {k: np.asarray(arrays[k]) for k in JET_ARRAYS if arrays.get(k) is not None}
-    kwargs.update({k: tuple(arrays[k]) for k in NAME_LISTS if arrays.get(k) is not None})
-    return Jets(**kwargs)
-
+from servable.remote.encoding import jets_from_arrays
 
 # loaded bundles of this worker process: (resolved path, manifest SHA-256) -> Bundle, and how
 # often each was loaded (a test counts them)
