@@ -230,7 +230,7 @@ def test_quick_benchmark_writes_a_valid_report_with_every_question_answered(quic
 @pytest.mark.parametrize("args, message", [
     (["--target", "Hcc"], "--target 'Hcc'"),
     (["--methods", "lrp,tarot"], "unknown methods tarot"),
-    (["--n-jets", "5"], "5"),
+    (["--n-jets", "5"], "greater than or equal to 20"),
 ])
 def test_bad_options_give_one_line_and_exit_2(trained, test_file, tmp_path, args, message):
     out = tmp_path / "out"

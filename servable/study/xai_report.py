@@ -1,6 +1,7 @@
-"""The explainability benchmark's outputs: results.json (validated against
+"""The explainability benchmark's outputs: results.json (documented by
 xai_benchmark.schema.json), report.md with its verdicts and tables, report.html (the same
-Markdown rendered) and the figures (PNG and PDF) in figures/."""
+Markdown rendered), summary.md (the tables the guidelines quote) and the figures (PNG and
+PDF) in figures/."""
 
 from __future__ import annotations
 
@@ -261,8 +262,40 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
     return "\n".join(lines)
 
 
+def summary(results: dict) -> str:
+    """The tables the guidelines quote: question x model -> method, and per model and method
+    the numbers behind the verdicts (summary.md, made from results.json only)."""
+    models = results["models"]
+    questions = list(next(iter(models.values()))["verdicts"]["use"])
+    lines = [f"Decision table (target {results['target']}, {results['n_jets']} jets; each "
+             "answer the best method by the number behind the question):", "",
+             table(["question", *models], [[q, *[m["verdicts"]["use"].get(q) or
+                                                 "none qualifies" for m in models.values()]]
+                                           for q in questions]), ""]
+    rows = []
+    for label, m in models.items():
+        boot, seeds = m["stability"]["bootstrap"], m["stability"]["seeds"]
+        scores = m["faithfulness"]["features"]["scores"]
+        rand, truth = m["faithfulness"]["randomisation"], m["physics"]["truth_auc"]
+        for method, v in m["verdicts"]["per_method"].items():
+            rows.append([label, method, fmt(v["mean_spearman_with_others"], 2),
+                         fmt(boot.get(method, {}).get("top5_unchanged"), 2),
+                         fmt(seeds.get(method, {}).get("mean_kendall"), 2),
+                         fmt(scores.get(method, {}).get("deletion"), 2),
+                         fmt(rand[method]["similarity"][-1], 2) if method in rand else "n/a",
+                         fmt(truth.get(method), 3),
+                         fmt(m["seconds_per_method"].get(method), 1)])
+    lines += ["Per model and method (mean Spearman with the other methods; bootstrap top-5 "
+              "unchanged; Kendall tau across seeds; deletion score, 0 random, 1 best; "
+              "similarity after every layer is randomised, pass < 0.5; truth AUC; seconds "
+              f"for {results['n_jets']} jets on the reference seed):", "",
+              table(["model", "method", "agreement", "boot. top-5", "seeds tau", "deletion",
+                     "randomised", "truth AUC", "s"], rows), ""]
+    return "\n".join(lines)
+
+
 def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]:
-    """results.json, report.md, report.html and figures/ in `out`."""
+    """results.json, report.md, report.html, summary.md and figures/ in `out`."""
     import markdown
 
     out = output_dir(out)
@@ -294,6 +327,7 @@ def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]
     text = "\n".join(head + sections + tail)
     paths = [write_json(out / "results.json", results, force=force),
              write_bytes(out / "report.md", text.encode(), force=force)]
+    paths.append(write_bytes(out / "summary.md", summary(results).encode(), force=force))
     html = markdown.markdown(text, extensions=["tables"])
     paths.append(write_bytes(out / "report.html", (
         "<!doctype html><html><head><meta charset='utf-8'><title>Explainability benchmark"
