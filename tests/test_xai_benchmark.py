@@ -98,7 +98,7 @@ def test_slot_removal_keeps_filled_slots_first():
     x = np.zeros((1, 2, 5), np.float32)
     x[0, :, :4] = [[1, 2, 3, 4], [1, 1, 1, 1]]
     keep = np.array([[True, False, True, False, False]])
-    out = M.compact_slots(x, keep)
+    out = M.remove_slots(x, keep)
     assert out[0, 0].tolist() == [1, 3, 0, 0, 0]
 
 

@@ -280,7 +280,7 @@ def greedy_order(score: Callable[[Sequence[int]], np.ndarray], n_features: int, 
     return chosen + remaining
 
 
-def compact_slots(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def remove_slots(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Channels-first slots (n, features, slots) with the slots where `keep` (n, slots) is
     False zeroed and moved behind the kept ones (filled slots first, order kept)."""
     order = np.argsort(~keep, axis=1, kind="stable")
@@ -317,7 +317,7 @@ def slot_deletion_curve(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarr
     rows = [_score(np.asarray(predict(x)), y)]
     for k in range(1, steps + 1):
         keep = filled & (rank >= k)
-        rows.append(_score(np.asarray(predict(compact_slots(x, keep))), y))
+        rows.append(_score(np.asarray(predict(remove_slots(x, keep))), y))
     return _curve(rows, [k / steps for k in range(steps + 1)])
 
 

@@ -249,7 +249,7 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
     c = model["correlated"]
     lines += ["### Correlated and categorical features", ""]
     if c["groups"]:
-        lines += [table(["group", "weakest link |rho|", "joint masking loss",
+        lines += [table(["group", "weakest link (abs. rho)", "joint masking loss",
                          "sum of single losses", "top member share per method"],
                         [[", ".join(g["features"]), g["min_link_rho"],
                           g["joint_masking_auc_loss"], g["sum_of_single_masking_losses"],
@@ -257,7 +257,7 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
                                     for m, v in g["methods"].items())]
                          for g in c["groups"]]), ""]
     else:
-        lines += [f"No group with |rho| > {c['threshold']}.", ""]
+        lines += [f"No group with abs(rho) > {c['threshold']}.", ""]
     lines += [f"Categorical: {', '.join(c['categorical']) or 'none'}.", ""]
     return "\n".join(lines)
 
