@@ -56,8 +56,8 @@ QUICK_METHODS = {
     "particlenet": ("masking", "saliency"),
 }
 # the benchmark's parameters of each method (cheaper than the defaults of a single run)
-PARAMS = {"shap": {"nsamples": 20, "background": 30}, "ig": {"n_steps": 32},
-          "lime": {"num_samples": 150}}
+PARAMS = {"shap": {"nsamples": 10, "background": 30}, "ig": {"n_steps": 16},
+          "lime": {"num_samples": 100}}
 SIGNED = {"ig", "shap", "lrp", "lime"}  # methods whose attributions carry a sign
 GRADIENT = ("saliency", "ig")  # captum's infidelity and max-sensitivity apply to these
 RANDOMISED = ("saliency", "ig", "lrp", "shap", "masking")  # checked by layer randomisation
@@ -73,7 +73,7 @@ class Settings:
     methods: tuple[str, ...] | None = None  # default: METHODS (QUICK_METHODS with quick)
     target: int = 1
     quick: bool = False
-    faithfulness_jets: int = 1000
+    faithfulness_jets: int = 500
     curve_points: int = 11
     random_orders: int = 3
     slot_steps: int = 10
