@@ -20,9 +20,11 @@
 # smaller ablated model (Figure 9), with the library functions `servable reproduce` uses
 # (`servable.study`). It ends with checks that fail when a result is wrong.
 #
-# **Run time.** 57 s on a shared, loaded 2-core machine, 300 + 300 jets
-# (the paper uses the CMS open-data test set; the figures' shapes already show at this
-# size). The full reproduction is `servable reproduce` ([Reproducing the paper](../reproduce.md)).
+# **Run time.** 57 s run as a script, 53 s in the documentation build, on a shared, loaded
+# 2-core machine (see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials));
+# 300 + 300 jets (the paper uses the CMS open-data test set; the figures' shapes already
+# show at this size). The full reproduction is `servable reproduce`
+# ([Reproducing the paper](../reproduce.md)).
 #
 # Every command runs as a subprocess, printed as you would type it.
 

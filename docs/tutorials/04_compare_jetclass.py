@@ -22,11 +22,13 @@
 # see [The explainability benchmark](../xai-benchmark.md). It ends with checks that fail when
 # a result is wrong.
 #
-# **Run time.** 166 s on a shared, loaded 2-core machine. Everything is
-# tiny so the build stays fast: 80 jets per class to train on, 40 per class to test on, two
-# epochs (60 boosting rounds for the BDT), small networks, and the explanations on 160 test
-# jets (all 40 `Tbqq` jets and 120 others). The ParT dominates the time: it attends over
-# 128 particle slots per jet. The models are weak at this size; the comparison is the point.
+# **Run time.** 166 s run as a script, 155 s in the documentation build, on a shared,
+# loaded 2-core machine (see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)).
+# Everything is tiny so the build stays fast: 80 jets per class to train on, 40 per class
+# to test on, two epochs (60 boosting rounds for the BDT), small networks, and the
+# explanations on 160 test jets (all 40 `Tbqq` jets and 120 others). The ParT dominates
+# the time: it attends over 128 particle slots per jet. The models are weak at this size;
+# the comparison is the point.
 #
 # Every command runs as a subprocess, printed as you would type it.
 
