@@ -37,10 +37,12 @@ def test_the_site_builds_strictly_with_every_tutorial_executed(tmp_path):
     site = tmp_path / "site"
     for page in ("index.html", "getting-started.html", "api/servable.html",
                  "tutorials/01_fair_servable.html", "tutorials/02_remote.html",
+                 "tutorials/03_explain_in.html", "tutorials/04_compare_jetclass.html",
                  "tutorials/05_hpc.html", "fair.html"):
         assert (site / page).is_file(), page
     # the tutorials ran: their last cell prints this only after its asserts passed
-    for name in ("01_fair_servable", "02_remote", "05_hpc"):
+    for name in ("01_fair_servable", "02_remote", "03_explain_in", "04_compare_jetclass",
+                 "05_hpc"):
         assert "all checks passed in" in (site / "tutorials" / f"{name}.html").read_text()
     assert "def load" not in (site / "api" / "servable.html").read_text()  # no source shown
     assert "servable.load" in (site / "api" / "servable.html").read_text()
