@@ -249,3 +249,13 @@ def test_an_existing_report_is_not_overwritten(trained, test_file, tmp_path):
                 "--quiet")
     assert r.returncode == 2 and "exists" in r.stderr
     assert (out / "report.md").read_text() == "mine"
+
+
+def test_captum_metrics_repeat_the_parts_mask_with_the_perturbed_inputs(trained, test_file):
+    """ParT's network takes a mask beside its inputs: infidelity and max-sensitivity perturb
+    several copies of each jet, and the mask must follow them (it once did not)."""
+    ctx = X.Context(load(str(trained["part"])), read_jets(test_file, 0, 40), 1)
+    out = X.captum_scores(ctx, ["saliency", "ig"], X.Settings(captum_jets=6))
+    for name in ("saliency", "ig"):
+        assert out[name]["n_jets"] == 6
+        assert np.isfinite(out[name]["infidelity"]) and out[name]["max_sensitivity"] > 0

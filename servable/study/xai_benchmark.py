@@ -367,8 +367,8 @@ def captum_scores(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
     std = tuple(t.detach() for t in std)
     gen = torch.Generator().manual_seed(s.seed)
 
-    def forward(*xs):
-        return net.core_forward(*xs, *extra)
+    def forward(*args):  # the standardised inputs, then the fixed extras (e.g. ParT's mask)
+        return net.core_forward(*args)
 
     def perturb(*xs):
         xs = xs[0] if len(xs) == 1 and isinstance(xs[0], tuple) else xs  # captum's calls vary
@@ -390,15 +390,18 @@ def captum_scores(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
         explainer = Saliency(forward) if name == "saliency" else IntegratedGradients(forward)
         kw = {"abs": False} if name == "saliency" else {"n_steps": 16}
 
-        def explain(*xs, explainer=explainer, kw=kw):
+        def explain(*xs, explainer=explainer, kw=kw, additional_forward_args=None):
             xs = xs[0] if len(xs) == 1 and isinstance(xs[0], tuple) else xs
-            return explainer.attribute(tuple(xs), target=ctx.target, **kw)
+            return explainer.attribute(tuple(xs), target=ctx.target,
+                                       additional_forward_args=additional_forward_args, **kw)
 
-        attributions = explain(*std)
-        inf = infidelity(forward, perturb, std, attributions, target=ctx.target,
-                         n_perturb_samples=4)
+        # captum repeats additional_forward_args with the inputs it perturbs
+        more = tuple(extra) or None
+        attributions = explain(*std, additional_forward_args=more)
+        inf = infidelity(forward, perturb, std, attributions, additional_forward_args=more,
+                         target=ctx.target, n_perturb_samples=4)
         sens = sensitivity_max(explain, std, perturb_func=nudge, perturb_radius=0.02,
-                               n_perturb_samples=3)
+                               n_perturb_samples=3, additional_forward_args=more)
         out[name] = {"infidelity": float(inf.mean()), "max_sensitivity": float(sens.mean()),
                      "n_jets": int(std[0].shape[0])}
     return out
