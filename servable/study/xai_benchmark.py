@@ -781,7 +781,7 @@ def train_more_seeds(bundles: list[Servable], k: int, out: Path, epochs: int | N
     training configuration on its recorded files, with seeds after the recorded one."""
     import dataclasses as dc
 
-    from servable import load
+    from servable.bundle.bundle import open_bundle
     from servable.bundle.train import train_bundle
     from servable.models.training import TrainConfig
     from servable.study.ablation import recorded_training
@@ -799,5 +799,5 @@ def train_more_seeds(bundles: list[Servable], k: int, out: Path, epochs: int | N
         seed += 1
         cfg = TrainConfig(**{**base, "seed": seed, **({"epochs": epochs} if epochs else {})})
         path, _ = train_bundle(files, cfg, out / f"seed{seed}", force=force, progress=progress)
-        more.append(load(str(path)))
+        more.append(open_bundle(path, cls=Servable))
     return more
