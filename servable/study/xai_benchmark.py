@@ -155,27 +155,24 @@ def _columns(expl, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
 
 def run_method(ctx: Context, name: str, bundle: Servable | None = None) -> MethodRun:
     """Run one method (on `bundle`, default the context's) with the benchmark's parameters."""
+    b = bundle or ctx.bundle
     t0 = time.perf_counter()
     if name == "masking":
-        return _masking(ctx, bundle or ctx.bundle, t0)
-    b = bundle or ctx.bundle
+        return _masking(ctx, b, t0)
     expl = method_class(name)(b).attribute(ctx.jets, target=ctx.target, **PARAMS.get(name, {}))
-    cols = _columns(expl, ctx.names)
-    slot = None
-    if expl.tracks is not None and np.ndim(expl.tracks) == 3:
-        slot = np.abs(np.asarray(expl.tracks, np.float64)).sum(1)
-    if name == "attention":
-        slot = np.asarray(expl.extras["slot_relevance"], np.float64)
-        return MethodRun(name, np.zeros(len(ctx.names)), slot=slot,
+    if name == "attention":  # per slot only: no feature ranking
+        return MethodRun(name, np.zeros(len(ctx.names)),
+                         slot=np.asarray(expl.extras["slot_relevance"], np.float64),
                          seconds=time.perf_counter() - t0)
-    importance = np.array([expl.feature_relevance.get(n, 0.0) for n in ctx.names])
-    run = MethodRun(name, importance, slot=slot, seconds=0.0)
-    if cols is not None:
-        run.per_jet = cols[0]
-        run.signed = cols[1].mean(0) if name in SIGNED else None
-        run.statistic = M.mean_over_jets(cols[0])
-    run.seconds = time.perf_counter() - t0
-    return run
+    slot = np.abs(np.asarray(expl.tracks, np.float64)).sum(1) \
+        if expl.tracks is not None and np.ndim(expl.tracks) == 3 else None
+    per_jet, signed = _columns(expl, ctx.names) or (None, None)
+    return MethodRun(
+        name, np.array([expl.feature_relevance.get(n, 0.0) for n in ctx.names]),
+        per_jet=per_jet, slot=slot,
+        signed=signed.mean(0) if signed is not None and name in SIGNED else None,
+        statistic=M.mean_over_jets(per_jet) if per_jet is not None else None,
+        seconds=time.perf_counter() - t0)
 
 
 def _masking(ctx: Context, bundle: Servable, t0: float) -> MethodRun:
@@ -434,7 +431,7 @@ def explanation_array(run: MethodRun) -> np.ndarray:
     return run.per_jet if run.per_jet is not None else run.importance
 
 
-def randomisation_check(bundle: Servable, explain, n_jets_label: int = 0, steps=None,
+def randomisation_check(bundle: Servable, explain, steps=None,
                         threshold: float = 0.5, seed: int = 0) -> dict:
     """Cascading randomisation (Adebayo et al. 2018): re-draw the layers top down and measure
     how similar the explanation stays (Spearman of the per-jet attributions).
@@ -501,23 +498,23 @@ def observables(jets: Jets) -> dict[str, np.ndarray]:
 def _aggregates(ctx: Context, run: MethodRun) -> dict[str, np.ndarray]:
     """Per-jet shares of a method's relevance: on SV features, on displaced tracks
     (2D IP significance > 3), on the 3 leading slots."""
+    def share(part, whole):
+        return part / np.where(whole > 0, whole, 1.0)
+
     out = {}
-    total = run.per_jet.sum(1) if run.per_jet is not None else None
-    safe = np.where(total > 0, total, 1.0) if total is not None else None
-    if total is not None:
-        sv = [i for i, (k, _) in enumerate(ctx.features) if k == "vertices"]
-        if sv:
-            out["share on SV features"] = run.per_jet[:, sv].sum(1) / safe
+    sv = [i for i, (k, _) in enumerate(ctx.features) if k == "vertices"]
+    if run.per_jet is not None and sv:
+        out["share on SV features"] = share(run.per_jet[:, sv].sum(1), run.per_jet.sum(1))
     if run.slot is not None:
-        slot_total = np.where(run.slot.sum(1) > 0, run.slot.sum(1), 1.0)
-        out["share on the 3 leading slots"] = run.slot[:, :3].sum(1) / slot_total
+        slot_total = run.slot.sum(1)
+        out["share on the 3 leading slots"] = share(run.slot[:, :3].sum(1), slot_total)
         jets = ctx.jets
         if "trackBTag_Sip2dSig" in jets.track_names:
             sig = jets.tracks[:, jets.track_names.index("trackBTag_Sip2dSig")]
             displaced = (np.abs(sig) > 3) & filled_mask(jets.tracks)
             width = min(displaced.shape[1], run.slot.shape[1])
-            out["share on displaced tracks"] = (run.slot[:, :width] * displaced[:, :width]
-                                                ).sum(1) / slot_total
+            out["share on displaced tracks"] = share(
+                (run.slot[:, :width] * displaced[:, :width]).sum(1), slot_total)
     return out
 
 
@@ -646,8 +643,8 @@ def _use(model: dict, per_method: dict) -> dict:
 
 
 # the whole benchmark ----------------------------------------------------------------------
-class Stages:
-    """Wall time per stage, summed over models."""
+class StageTimes:
+    """Wall time per stage, summed over models (reproduce.Stages prints each stage once)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
@@ -683,7 +680,7 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
     if present[s.target] == 0 or present[s.target] == len(jets):
         raise ServableError(f"the benchmark needs jets of class {classes[s.target]} and of "
                             "others in the first jets of the data")
-    stages = Stages()
+    stages = StageTimes()
     t_start = time.perf_counter()
     results = {}
     total = sum(len(methods_for(b[0].kind, s)) * len(b) for b in models.values())
