@@ -105,3 +105,43 @@ def test_a_model_refuses_input_without_its_features():
     partial = Jets(x.numpy()[:, :16], y.numpy(), track_names=schema.TRACK_NAMES[:16])
     with pytest.raises(ValueError, match="the model needs features"):
         tagger.logits(partial)
+
+
+def test_folded_weights_follow_every_change_of_the_parameters():
+    # the fast path keeps its folded weights between calls: an optimiser step, a loaded
+    # state dict or a dtype change must not leave it computing with the old ones
+    x, y = _adversarial([9, 1, 40, 22], [3, 0, 5, 2], seed=2)
+    torch.manual_seed(7)
+    net = InteractionNetwork().eval()
+    with torch.inference_mode():
+        before = net(x, y)
+    with torch.no_grad():
+        net.fr2.bias.add_(0.5)
+        net.fr3_pv.weight.mul_(-1.0)
+    with torch.inference_mode():
+        after, dense = net(x, y), net.dense_forward(x, y)
+    assert (after - before).abs().max().item() > 1e-3
+    np.testing.assert_allclose(after.numpy(), dense.numpy(), atol=1e-4)
+    net.load_state_dict(InteractionNetwork().state_dict())
+    with torch.inference_mode():
+        np.testing.assert_allclose(net(x, y).numpy(), net.dense_forward(x, y).numpy(), atol=1e-4)
+    net = net.double()
+    with torch.inference_mode():
+        diff = (net(x.double(), y.double()) - net.dense_forward(x.double(), y.double())).abs()
+    assert diff.max().item() < 1e-9
+
+
+def test_input_gradients_after_inference_with_frozen_weights():
+    # IG and saliency: weights frozen, gradients of the inputs only, after predictions made
+    # under inference_mode (the folded weights kept from then must still take part in autograd)
+    x, y = _adversarial([5, 33, 60], [1, 5, 0], seed=4)
+    torch.manual_seed(8)
+    net = InteractionNetwork().double().eval().requires_grad_(False)
+    with torch.inference_mode():
+        net(x.double(), y.double())
+    grads = []
+    for forward in (net.forward, net.dense_forward):
+        xi = x.double().requires_grad_()
+        forward(xi, y.double())[:, 0].sum().backward()
+        grads.append(xi.grad)
+    np.testing.assert_allclose(grads[0].numpy(), grads[1].numpy(), atol=1e-9)

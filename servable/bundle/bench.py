@@ -177,10 +177,11 @@ def inference_bench(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int],
             rate["onnx_over_fast"] = rate["onnx"] / rate["fast"]
             rows[int(bs)] = rate
     n_tracks = jets.n_tracks
-    core = net.core
+    flops = in_flops(net.core, n_tracks)
+    for rate in rows.values():  # the useful work per second (padding and folding excluded)
+        rate["fast_gflops"] = rate["fast"] * flops["fast_per_jet_mean"] / 1e9
     return {"bundle": bundle.name, "n_jets": len(jets), "threads": torch.get_num_threads(),
-            "mean_tracks": float(n_tracks.mean()), "flops": in_flops(core, n_tracks),
-            "batch_sizes": rows}
+            "mean_tracks": float(n_tracks.mean()), "flops": flops, "batch_sizes": rows}
 
 
 def in_flops(core, n_tracks: np.ndarray) -> dict:
@@ -201,8 +202,9 @@ def format_inference(report: dict) -> str:
              f"{report['threads']} threads); FLOPs/jet: dense {f['dense_per_jet'] / 1e6:.1f} M, "
              f"fast {f['fast_per_jet_mean'] / 1e6:.2f} M",
              f"  {'batch':>6s} {'dense':>10s} {'fast':>10s} {'onnx':>10s} {'fast/dense':>11s} "
-             f"{'onnx/fast':>10s}"]
+             f"{'onnx/fast':>10s} {'fast GFLOP/s':>13s}"]
     for bs, r in report["batch_sizes"].items():
         lines.append(f"  {bs:6d} {r['dense']:10.0f} {r['fast']:10.0f} {r['onnx']:10.0f} "
-                     f"{r['fast_over_dense']:10.1f}x {r['onnx_over_fast']:9.2f}x")
+                     f"{r['fast_over_dense']:10.1f}x {r['onnx_over_fast']:9.2f}x "
+                     f"{r['fast_gflops']:13.1f}")
     return "\n".join(lines)

@@ -11,12 +11,16 @@ its state dicts load unchanged. Two forwards compute the same function:
   remaining N - K zero-padded slots, which are all identical, are computed once in closed
   form and scaled. Jets are bucketed by multiplicity so that cost follows the real track
   count. Padded slots still send and receive messages and add to the sum, exactly as
-  published.
+  published. The edge MLPs run on folded weights (`fold_edge_mlp`): the biases ride on a
+  constant channel and the hidden width is padded to a multiple of 8, so that every pair
+  layer is one bias-free matrix product (no per-layer bias broadcast, aligned rows). LRP
+  rules act on the unfolded first layer (`_rule_halves`).
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -71,43 +75,81 @@ class InteractionNetwork(nn.Module):
         x = tracks[:, :, :k].transpose(1, 2)  # (B, K, P)
         y = vertices.transpose(1, 2)  # (B, Nv, S)
         m = self.N - k  # number of implicit pad nodes (all zero)
-        P = self.P
-
-        # track-track messages: first layer split into receiver and sender halves
-        w1, bias = self.fr1.weight, self.fr1.bias
-        recv = F.linear(x, w1[:, :P], bias)  # (B, K, H), includes the bias
-        send = F.linear(x, w1[:, P:])  # (B, K, H)
         rule = self.lrp_rule
-        if rule is not None:  # the rule acts on each pair's summed pre-activation
-            pair, to_pad, from_pad = self._rule_halves(rule, x, x, w1, bias, recv, send)
-        else:
-            pair = (recv.unsqueeze(2) + send.unsqueeze(1)).relu_()  # (B, K, K, H): r, s
-            to_pad, from_pad = F.relu(recv), F.relu(bias + send)
-        msg = self._edge(pair)  # (B, K, K, De)
+        if rule is not None:  # LRP: the rule acts on each pair's summed pre-activation
+            return self._forward_rule(rule, x, y, m)
+        tt, tv_w = self._folded()
+        # track-track messages: the folded first layer split into receiver and sender
+        # halves; channel H of the receiver half carries the constant 1 of the biases
+        recv = torch.matmul(x, tt.receiver) + tt.bias  # (B, K, W)
+        send = torch.matmul(x, tt.sender)  # (B, K, W)
+        pair = (recv.unsqueeze(2) + send.unsqueeze(1)).relu_()  # (B, K, K, W): r, s
+        msg = tt.edge(pair)  # (B, K, K, De)
         # sum over senders s != r: all senders minus the diagonal
         ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2)
         # pads in closed form, without branching (m may be 0, and a tensor inside ONNX):
         # explicit receivers get m identical pad messages; a pad receiver gets one message
         # from each explicit sender and m - 1 from the other pads (unused when m = 0)
-        ebar = ebar + m * self._edge(to_pad)
-        ebar_pad = self._edge(from_pad).sum(dim=1) + (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
+        ebar = ebar + m * tt.edge(F.relu(recv))
+        ebar_pad = tt.edge(F.relu(tt.bias + send)).sum(dim=1) \
+            + (m - 1) * tt.edge(F.relu(tt.bias)).unsqueeze(0)
 
         # track-vertex messages, summed over vertices for each track
+        trk_half = torch.matmul(x, tv_w.receiver) + tv_w.bias  # (B, K, W)
+        sv_half = torch.matmul(y, tv_w.sender)  # (B, Nv, W)
+        tv = (trk_half.unsqueeze(2) + sv_half.unsqueeze(1)).relu_()  # (B, K, Nv, W)
+        ebar_pv = tv_w.edge(tv).sum(dim=2)
+        pad_pv = tv_w.edge(F.relu(tv_w.bias + sv_half)).sum(dim=1)  # (B, De)
+        return self._readout(x, ebar, ebar_pv, ebar_pad, pad_pv, m)
+
+    def _forward_rule(self, rule, x, y, m) -> torch.Tensor:
+        """`_forward_explicit` with an LRP rule on the (unfolded) split first layers."""
+        P = self.P
+        w1, bias = self.fr1.weight, self.fr1.bias
+        recv = F.linear(x, w1[:, :P], bias)  # (B, K, H), includes the bias
+        send = F.linear(x, w1[:, P:])  # (B, K, H)
+        pair, to_pad, from_pad = self._rule_halves(rule, x, x, w1, bias, recv, send)
+        msg = self._edge(pair)
+        ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2)
+        ebar = ebar + m * self._edge(to_pad)
+        ebar_pad = self._edge(from_pad).sum(dim=1) + (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
         wv, bv = self.fr1_pv.weight, self.fr1_pv.bias
         trk_half = F.linear(x, wv[:, :P], bv)  # (B, K, H)
         sv_half = F.linear(y, wv[:, P:])  # (B, Nv, H)
-        if rule is not None:
-            tv, _, pad_tv = self._rule_halves(rule, x, y, wv, bv, trk_half, sv_half)
-        else:
-            tv = (trk_half.unsqueeze(2) + sv_half.unsqueeze(1)).relu_()  # (B, K, Nv, H)
-            pad_tv = F.relu(bv + sv_half)
+        tv, _, pad_tv = self._rule_halves(rule, x, y, wv, bv, trk_half, sv_half)
         ebar_pv = self._edge_pv(tv).sum(dim=2)
+        pad_pv = self._edge_pv(pad_tv).sum(dim=1)
+        return self._readout(x, ebar, ebar_pv, ebar_pad, pad_pv, m)
 
+    def _readout(self, x, ebar, ebar_pv, ebar_pad, pad_pv, m) -> torch.Tensor:
+        """Node MLP on the explicit tracks and, m times, on a pad node; summed; the head."""
         out = self._node(torch.cat([x, ebar, ebar_pv], dim=-1)).sum(dim=1)  # (B, Do)
-        pad_pv = self._edge_pv(pad_tv).sum(dim=1)  # (B, De)
-        zeros = x.new_zeros((x.shape[0], P))
+        zeros = x.new_zeros((x.shape[0], self.P))
         out = out + m * self._node(torch.cat([zeros, ebar_pad, pad_pv], dim=-1))
         return self.fc_fixed(out)
+
+    def _folded(self) -> tuple[FoldedEdgeMLP, FoldedEdgeMLP]:
+        """The two edge MLPs with folded weights. Rebuilt from the parameters on every call
+        while they take gradients (training) and while tracing (the export folds them as
+        constants); otherwise kept until a parameter changes (its version counter moves)."""
+        layers = (self.fr1, self.fr2, self.fr3, self.fr1_pv, self.fr2_pv, self.fr3_pv)
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        if torch.jit.is_tracing() or (torch.is_grad_enabled()
+                                      and any(p.requires_grad for p in params)):
+            return self._fold()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = getattr(self, "_folded_cache", None)
+        if cached is None or cached[0] != key:
+            # plain tensors even under inference_mode, so that input gradients (IG, saliency)
+            # can later be taken through them
+            with torch.inference_mode(False), torch.no_grad():
+                cached = (key, self._fold())
+            self._folded_cache = cached
+        return cached[1]
+
+    def _fold(self) -> tuple[FoldedEdgeMLP, FoldedEdgeMLP]:
+        return (fold_edge_mlp(self.fr1, self.fr2, self.fr3, self.P),
+                fold_edge_mlp(self.fr1_pv, self.fr2_pv, self.fr3_pv, self.P))
 
     def _rule_halves(self, rule, x, y, w, b, first, second):
         """LRP on a split first layer: the rule acts on each pair's summed pre-activation.
@@ -173,6 +215,47 @@ class InteractionNetwork(nn.Module):
                 rv[v, i] = 1
             self._incidence_cache = (key, (rr, rs, rk, rv))
         return self._incidence_cache[1]
+
+
+class FoldedEdgeMLP(NamedTuple):
+    """An edge MLP relu(L3 relu(L2 relu(L1 [a; b]))) with L1 split into the halves acting on
+    a (receiver) and b (sender), biases folded in: with W = the hidden width H + 1 rounded
+    up to a multiple of 8, `receiver` and `sender` are (features, W), `bias` (W,) holds L1's
+    bias and a 1 in channel H, `second` (W, W) carries that 1 through L2 (its row H is L2's
+    bias) and `third` (W, De) has L3's bias in row H. Channels above H are zero. Exact: each
+    product adds the bias once, as nn.Linear does."""
+
+    receiver: torch.Tensor
+    sender: torch.Tensor
+    bias: torch.Tensor
+    second: torch.Tensor
+    third: torch.Tensor
+
+    def edge(self, h: torch.Tensor) -> torch.Tensor:
+        """relu(L3 relu(L2 h)) for h = relu(first layer) in the folded layout (..., W)."""
+        flat = h.reshape(-1, h.shape[-1])
+        out = torch.mm(torch.mm(flat, self.second).relu_(), self.third).relu_()
+        return out.view(*h.shape[:-1], self.third.shape[1])
+
+
+def fold_edge_mlp(first: nn.Linear, second: nn.Linear, third: nn.Linear,
+                  n_receiver: int) -> FoldedEdgeMLP:
+    """`FoldedEdgeMLP` of three linear layers; the first `n_receiver` inputs of `first`
+    belong to the receiver. Differentiable in the layers' parameters."""
+    H = second.in_features
+    width = -(-(H + 1) // 8) * 8
+    pad = width - H
+    w1, b1 = first.weight, first.bias
+    unit = F.pad(b1.new_ones(1), (0, pad - 1))  # [1, 0, ...]: the constant channel H
+    receiver = F.pad(w1[:, :n_receiver].t(), (0, pad))
+    sender = F.pad(w1[:, n_receiver:].t(), (0, pad))
+    bias = torch.cat([b1, unit])
+    w2 = torch.cat([F.pad(second.weight.t(), (0, pad)),  # (H, W)
+                    torch.cat([second.bias, unit])[None],  # row H: L2's bias, keep the 1
+                    b1.new_zeros((pad - 1, width))])
+    w3 = torch.cat([third.weight.t(), third.bias[None],
+                    b1.new_zeros((pad - 1, third.out_features))])
+    return FoldedEdgeMLP(receiver, sender, bias, w2, w3)
 
 
 def _tmul(x, y):
