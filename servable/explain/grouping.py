@@ -15,9 +15,9 @@ from servable.data.jets import filled_slots
 from servable.models.batching import bucket_chunks
 
 # track pairs per group of points: large enough that the model's own batching is efficient,
-# small enough that a group's activations and gradients stay in the last-level cache's
-# neighbourhood (measured on the IN and ParT: 2^16 to 2^17 pairs are the fastest)
-GROUP_PAIRS = 1 << 17
+# small enough that a group's activations and gradients stay near the cache (measured on 2
+# cores: 2^16 is the fastest for ParT, within noise of 2^17 for the IN)
+GROUP_PAIRS = 1 << 16
 
 
 def similar_multiplicity_groups(inputs: dict, copies: int = 1,
