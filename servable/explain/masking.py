@@ -22,6 +22,8 @@ from servable.models.metrics import fidelity
 from servable.models.spec import InputSpec
 
 DEFAULT_THRESHOLDS = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
+# input bytes of the masked copies predicted in one call
+MASKED_BYTES = 1 << 28
 
 
 def replacement_values(inputs: dict[str, np.ndarray], spec: InputSpec, mode: str) -> dict:
@@ -85,20 +87,23 @@ class Masking(Method):
                                 f"target class {name} and of others")
         inputs = self.tagger.inputs(jets)
         values = replacement_values(inputs, self.spec, replacement)
-        base = self.tagger.predict_from_inputs(inputs)[:, target]
-        auc0 = roc_auc_score(y, base)
         features = self.features()
         names = [self.spec[k].features[i] for k, i in features]
-        delta = {}
-        for name, feat in zip(names, features, strict=True):
-            p = self.tagger.predict_from_inputs(masked(inputs, [feat], values))[:, target]
-            delta[name] = float(auc0 - roc_auc_score(y, p))
+        base = self.tagger.predict_from_inputs(inputs)[:, target]
+        singles = self._predict_masked(inputs, [[f] for f in features], values, target, base)
+        auc0 = roc_auc_score(y, base)
+        delta = {name: float(auc0 - roc_auc_score(y, p))
+                 for name, p in zip(names, singles, strict=True)}
+        chosen = [tuple(f for n, f in zip(names, features, strict=True) if delta[n] < t)
+                  for t in thresholds]
+        distinct = list(dict.fromkeys(c for c in chosen if c))  # each set predicted once
+        predicted = dict(zip(distinct, self._predict_masked(inputs, distinct, values, target,
+                                                                  base),
+                             strict=True))
         cumulative = []
-        for t in thresholds:
-            chosen = [f for n, f in zip(names, features, strict=True) if delta[n] < t]
-            p = self.tagger.predict_from_inputs(masked(inputs, chosen, values))[:, target] \
-                if chosen else base
-            cumulative.append({"threshold": t, "n_masked": len(chosen),
+        for t, c in zip(thresholds, chosen, strict=True):
+            p = predicted[c] if c else base
+            cumulative.append({"threshold": t, "n_masked": len(c),
                                "auc": float(roc_auc_score(y, p)),
                                "fidelity": fidelity(p, base)})
         return Explanation(
@@ -106,6 +111,43 @@ class Masking(Method):
             feature_names=self.feature_names(), feature_relevance=delta, output=base,
             extras={"replacement": replacement, "auc": float(auc0), "cumulative": cumulative,
                     "relevance_label": f"AUC lost when masked ({replacement})"})
+
+    def _predict_masked(self, inputs: dict[str, np.ndarray], feature_sets, values: dict,
+                        target: int, base: np.ndarray) -> list[np.ndarray]:
+        """The target's probability with each set of features masked. The masked copies are
+        predicted together, in as few calls as `MASKED_BYTES` allows (the models' batching,
+        sorted by multiplicity, is faster on many jets than on one set at a time); a jet the
+        mask leaves unchanged (an SV feature of a jet without SVs) keeps `base`."""
+        out = [base.copy() for _ in feature_sets]
+        pending, rows, size = [], [], 0
+
+        def flush():
+            if not pending:
+                return
+            stacked = {k: np.concatenate([c[k] for c in pending]) for k in inputs}
+            p = self.tagger.predict_from_inputs(stacked, batch_size=len(stacked[
+                self.spec.names[0]]))[:, target]
+            start = 0
+            for i, changed in rows:
+                out[i][changed] = p[start:start + changed.size]
+                start += changed.size
+            pending.clear()
+            rows.clear()
+
+        for i, features in enumerate(feature_sets):
+            copy = masked(inputs, list(features), values)
+            changed = np.flatnonzero(np.any([(copy[k] != x).reshape(len(x), -1).any(1)
+                                             for k, x in inputs.items()], axis=0))
+            if not changed.size:
+                continue
+            pending.append({k: v[changed] for k, v in copy.items()})
+            rows.append((i, changed))
+            size += sum(v.nbytes for v in pending[-1].values())
+            if size >= MASKED_BYTES:
+                flush()
+                size = 0
+        flush()
+        return out
 
 
 def _plot_cumulative(explanation: Explanation, path: Path, force: bool = False) -> Path:
