@@ -62,42 +62,36 @@ class IntegratedGradients(_GradientMethod):
 
     def attribute(self, jets: Jets, target: int = 1, baseline: str = "zero", n_steps: int = 64,
                   batch_size: int = 64) -> Explanation:
-        """Gauss-Legendre IG (Captum's points and weights) over jets grouped by multiplicity:
-        every path point of a group goes through the model in one pass (at most
-        `batch_size` jets, and `GROUP_PAIRS` track pairs, a group), and ParT trims each
-        group to its own widest jet."""
-        from captum.attr._utils.approximation_methods import approximation_parameters
+        """Captum's Gauss-Legendre IG over groups of jets of similar multiplicity (at most
+        `batch_size` jets, and `GROUP_PAIRS` track pairs over all path points, a group): the
+        IN's buckets fill and ParT trims each group to its own widest jet. A jet's
+        attribution does not depend on the jets it shares a group with."""
+        from captum.attr import IntegratedGradients as CaptumIG
 
         net, names = self.tagger.net, self.spec.names
         inputs, xs, _ = self._tensors(jets)
-        means = [self._baseline_mean(x, baseline) for x in xs]
-        step_sizes, alphas = (f(n_steps) for f in approximation_parameters("gausslegendre"))
-        weights = torch.tensor(step_sizes).float().view(n_steps, 1)
+        means = [self._baseline_mean(x, baseline) for x in xs]  # over every jet
         relevance = {k: np.zeros(inputs[k].shape) for k in names}
         out, base, deltas = (np.zeros(len(jets), np.float32) for _ in range(3))
+        ig = CaptumIG(self._forward)
         net.eval()
         with input_gradients_only(net):
             for idx in self._groups(inputs, n_steps, batch_size):
                 with torch.no_grad():
                     std, extra = net.standardize(*(torch.from_numpy(inputs[k][idx])
                                                    for k in names))
-                x = [s.detach() for s in std]
-                b = [self._hold_categorical(self._baseline(xi, baseline, mean), xi, key)
-                     for xi, mean, key in zip(x, means, names, strict=True)]
-                path = [torch.cat([bi + a * (xi - bi) for a in alphas]).requires_grad_()
-                        for xi, bi in zip(x, b, strict=True)]
-                steps = [torch.cat([e] * n_steps) for e in extra]
-                grads = torch.autograd.grad(self._forward(*path, *steps)[:, target].sum(), path)
-                attr = [(g.contiguous().view(n_steps, -1) * weights).view(n_steps, *xi.shape)
-                        .sum(0) * (xi - bi) for g, xi, bi in zip(grads, x, b, strict=True)]
+                x = tuple(s.detach() for s in std)
+                b = tuple(self._hold_categorical(self._baseline(xi, baseline, mean), xi, key)
+                          for xi, mean, key in zip(x, means, names, strict=True))
+                attr, delta = ig.attribute(
+                    x, baselines=b, target=target, additional_forward_args=tuple(extra),
+                    n_steps=n_steps, method="gausslegendre", return_convergence_delta=True)
+                deltas[idx] = delta.detach().numpy()
                 with torch.no_grad():
                     out[idx] = self._forward(*x, *extra)[:, target].numpy()
                     base[idx] = self._forward(*b, *extra)[:, target].numpy()
-                total = sum(a.reshape(len(idx), -1).sum(1) for a in attr)
-                deltas[idx] = (total - (torch.from_numpy(out[idx]) - torch.from_numpy(
-                    base[idx]))).numpy()
                 for k, a in zip(names, attr, strict=True):
-                    relevance[k][idx, ..., :a.shape[-1]] = a.numpy()
+                    relevance[k][idx, ..., :a.shape[-1]] = a.detach().numpy()
         total = sum(r.reshape(len(jets), -1).sum(1) for r in relevance.values())
         error = np.abs(total - (out - base)) / np.maximum(np.abs(out - base), 1e-12)
         return self._finish(inputs, [torch.from_numpy(relevance[k]) for k in names], target,

@@ -18,10 +18,6 @@ from servable.explain.base import (
     input_gradients_only,
     mask_padding_and_categorical,
 )
-from servable.explain.grouping import similar_multiplicity_groups
-
-# sample points (jets x nsamples) built and evaluated at a time
-SAMPLE_POINTS = 8192
 
 
 class Shap(Method):
@@ -66,40 +62,26 @@ class Shap(Method):
                                 output=sign * margin, base_value=sign * base, extras=extras)
 
     def _gradient(self, jets, target, background, nsamples, seed) -> Explanation:
-        """Expected gradients exactly as `shap.GradientExplainer(model, background)
-        .shap_values(jets, nsamples, rseed=seed)` computes them (its random background jets
-        and path positions, drawn in its order from a RandomState seeded with `seed`), with
-        the sample points of many jets evaluated together, grouped by multiplicity."""
+        import shap
+
         inputs = self.tagger.inputs(jets)
         names = self.spec.names
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(jets), size=min(background, len(jets)), replace=False)
-        draws = np.random.RandomState(seed)
-        rind = np.empty((len(jets), nsamples), np.int64)
-        t = np.empty((len(jets), nsamples))
-        for j in range(len(jets)):
-            for k in range(nsamples):
-                rind[j, k] = draws.choice(len(pick))
-                t[j, k] = draws.uniform()
-        relevance = {k: np.zeros(inputs[k].shape) for k in names}
-        logit = _Logit(self.tagger.net, target)
-        per_chunk = max(SAMPLE_POINTS // nsamples, 1)
+        bg = [torch.from_numpy(inputs[k][pick]) for k in names]
+        # the target's logit only: expected gradients of one output, not of every class; all
+        # samples of a jet in one pass (the batch size does not change shap's random draws),
+        # and no gradients of the weights
+        explainer = shap.GradientExplainer(_Logit(self.tagger.net, target), bg,
+                                           batch_size=max(nsamples, 1))
         with input_gradients_only(self.tagger.net):
-            for start in range(0, len(jets), per_chunk):
-                chunk = np.arange(start, min(start + per_chunk, len(jets)))
-                jet, sample = np.repeat(chunk, nsamples), np.tile(np.arange(nsamples), len(chunk))
-                bg, tt = pick[rind[jet, sample]], t[jet, sample]
-                points, deltas = {}, {}
-                for k in names:
-                    x, b = torch.from_numpy(inputs[k][jet]), torch.from_numpy(inputs[k][bg])
-                    shape = (-1,) + (1,) * (x.ndim - 1)
-                    points[k] = (torch.from_numpy(tt.astype(np.float32)).view(shape) * x
-                                 + torch.from_numpy((1 - tt).astype(np.float32)).view(shape) * b)
-                    deltas[k] = (x - b).numpy().astype(np.float64)
-                grads = _gradients(logit, points, names)
-                for k in names:
-                    samples = (grads[k] * deltas[k]).reshape(-1, nsamples, *inputs[k].shape[1:])
-                    relevance[k][chunk] = samples.mean(1)
+            values = explainer.shap_values([torch.from_numpy(inputs[k]) for k in names],
+                                           nsamples=nsamples, rseed=seed)
+        values = values if isinstance(values, list) and len(values) == len(names) else [values]
+        relevance = {}
+        for k, v in zip(names, values, strict=True):
+            v = np.asarray(v)
+            relevance[k] = (v[..., 0] if v.ndim == inputs[k].ndim + 1 else v).astype(np.float64)
         excluded = mask_padding_and_categorical(relevance, inputs, self.spec)
         with torch.no_grad():
             out = self.tagger.logits(jets)[:, target]
@@ -108,16 +90,6 @@ class Shap(Method):
             "background_jets": int(len(pick)), "nsamples": nsamples,
             "excluded_categorical": sorted(set(excluded)),
             "relevance_label": "mean |SHAP value| (logit) over slots"})
-
-
-def _gradients(logit, points: dict[str, torch.Tensor], names) -> dict[str, np.ndarray]:
-    """The gradient of `logit` at every point, evaluated over groups of similar multiplicity."""
-    grads = {k: np.empty(points[k].shape, np.float32) for k in names}
-    for idx in similar_multiplicity_groups({k: points[k].numpy() for k in names}):
-        xs = [points[k][idx].requires_grad_() for k in names]
-        for k, g in zip(names, torch.autograd.grad(logit(*xs).sum(), xs), strict=True):
-            grads[k][idx] = g.numpy()
-    return grads
 
 
 class _Logit(torch.nn.Module):
