@@ -146,27 +146,3 @@ def test_input_gradients_after_inference_with_frozen_weights():
         grads.append(xi.grad)
     np.testing.assert_allclose(grads[0].numpy(), grads[1].numpy(), atol=1e-9)
 
-
-def test_chunks_side_by_side_give_the_serial_result_and_restore_the_threads():
-    # with torch on 2 threads, inference runs the multiplicity chunks on 2 Python threads of
-    # one torch thread each: bit for bit what one thread computes chunk after chunk
-    counts = [int(c) for c in np.random.default_rng(0).integers(0, 61, 300)]
-    x, y = _adversarial(counts, [c % 6 for c in counts], seed=6)
-    torch.manual_seed(9)
-    net = InteractionNetwork().eval()
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        with torch.inference_mode():
-            serial = net(x, y)
-        torch.set_num_threads(2)
-        with torch.inference_mode():
-            side_by_side = net(x, y)
-        assert torch.get_num_threads() == 2
-        with torch.no_grad():  # no_grad alone (not inference_mode) takes the same path
-            no_grad = net(x, y)
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(serial, side_by_side) and torch.equal(serial, no_grad)
-    np.testing.assert_allclose(serial.numpy(), net.dense_forward(x, y).detach().numpy(),
-                               atol=1e-4)

@@ -20,8 +20,6 @@ its state dicts load unchanged. Two forwards compute the same function:
 from __future__ import annotations
 
 import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import torch
@@ -64,13 +62,9 @@ class InteractionNetwork(nn.Module):
             return self._forward_explicit(tracks, vertices, _filled_width(tracks))
         n_tracks = filled_mask(tracks).sum(1)
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
-
-        def run(chunk):
-            idx, k = chunk
+        for idx, k in bucket_chunks(n_tracks):
             idx = torch.from_numpy(idx)
             out[idx] = self._forward_explicit(tracks[idx], vertices[idx], k)
-
-        run_chunks(run, list(bucket_chunks(n_tracks)))
         return out
 
     def _forward_explicit(self, tracks, vertices, k) -> torch.Tensor:
@@ -221,38 +215,6 @@ class InteractionNetwork(nn.Module):
                 rv[v, i] = 1
             self._incidence_cache = (key, (rr, rs, rk, rv))
         return self._incidence_cache[1]
-
-
-_POOL: dict[int, tuple[int, ThreadPoolExecutor]] = {}  # process id -> (threads, pool)
-
-
-def run_chunks(fn, chunks: list) -> None:
-    """`fn(chunk)` for every chunk. Without gradients and with torch on several threads, the
-    chunks run side by side on that many Python threads, each on one torch thread (the
-    operators release the GIL), instead of one after the other with every small operator
-    split over the threads: a chunk's tensors stay in one core's cache, the threads do not
-    wait for each other after every operator, and a loaded machine (where torch's threads
-    spin-wait for each other) slows it down less. Chunks write disjoint rows, so the result
-    is the serial one. With gradients (training, IG, LRP) the chunks run in order."""
-    threads = torch.get_num_threads()
-    if threads < 2 or len(chunks) < 2 or torch.is_grad_enabled():
-        for chunk in chunks:
-            fn(chunk)
-        return
-    pid = os.getpid()  # a forked child must not use its parent's (dead) threads
-    if _POOL.get(pid, (0,))[0] != threads:
-        _POOL[pid] = (threads, ThreadPoolExecutor(threads, thread_name_prefix="in-chunks"))
-    inference = torch.is_inference_mode_enabled()
-
-    def task(chunk):  # grad and inference modes are per thread: carry them over
-        with torch.inference_mode(inference), torch.no_grad():
-            fn(chunk)
-
-    torch.set_num_threads(1)
-    try:
-        list(_POOL[pid][1].map(task, chunks))
-    finally:
-        torch.set_num_threads(threads)
 
 
 class FoldedEdgeMLP(NamedTuple):
