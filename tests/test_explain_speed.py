@@ -130,7 +130,8 @@ def test_integrated_gradients_equal_captums_on_input_order_batches(models, jets,
     old = baseline.integrated_gradients(method, sample, baseline=reference, n_steps=16)
     for key in method.spec.names:
         assert_relevance_equal(getattr(new, method.spec[key].field), old["relevance"][key])
-    np.testing.assert_allclose(new.output, old["output"], rtol=0, atol=1e-5)
+    # logits of up to ~90 in float32, bucketed with other jets: a few ulp (1e-6 relative)
+    np.testing.assert_allclose(new.output, old["output"], rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(new.extras["convergence_delta"], old["convergence_delta"],
                                rtol=0, atol=1e-4)
 
