@@ -13,7 +13,6 @@ from sklearn.metrics import roc_auc_score
 from servable.data.jets import filled_mask
 from servable.explain.base import input_gradients_only, mask_padding_and_categorical
 from servable.explain.gradients import IntegratedGradients
-from servable.explain.lrp import LRP, LRPRule, _RuleGradient, lrp_rule
 from servable.explain.masking import Masking, masked, replacement_values
 from servable.explain.shap_methods import Shap, _Logit
 from servable.models.batching import probabilities
@@ -137,44 +136,4 @@ def shap_gradient(method: Shap, jets, target=1, background=50, nsamples=100, see
     return {"relevance": relevance}
 
 
-class _Rule(LRPRule):
-    """LRPRule.combine before the speed-ups (a temporary more for the epsilon rule)."""
-
-    def combine(self, z, z_rule):
-        with torch.no_grad():
-            if z_rule is z:
-                a = z.abs()
-                scale = a / (a + self.epsilon)
-            else:
-                eps = self.epsilon if self.kind == "epsilon" else 1e-9
-                scale = z / (z_rule + torch.where(z_rule >= 0, eps, -eps))
-        return _RuleGradient.apply(z, z_rule, scale)
-
-
-def lrp(method: LRP, jets, target=1, rule="epsilon", epsilon=1e-6, gamma=0.25,
-        batch_size=1024):
-    """LRP.attribute: input-order batches of 1024 jets."""
-    net = method.tagger.net
-    inputs = method.tagger.inputs(jets)
-    names = method.spec.names
-    the_rule = _Rule(rule, epsilon, gamma)
-    relevance = {k: np.zeros(inputs[k].shape) for k in names}
-    outputs = []
-    net.eval()
-    with lrp_rule(net, the_rule), input_gradients_only(net):
-        for start in range(0, len(jets), batch_size):
-            sl = slice(start, start + batch_size)
-            with torch.no_grad():
-                std, _ = net.standardize(*(torch.from_numpy(inputs[k][sl]) for k in names))
-            std = [s.clone().requires_grad_() for s in std]
-            logits = net.core_forward(*std)
-            logits[:, target].sum().backward()
-            for k, s in zip(names, std, strict=True):
-                relevance[k][sl] = (s * s.grad).detach().numpy()
-            outputs.append(logits[:, target].detach().numpy())
-    mask_padding_and_categorical(relevance, inputs, method.spec)
-    return {"relevance": relevance, "output": np.concatenate(outputs)}
-
-
-BASELINES = {"masking": masking, "ig": integrated_gradients, "shap": shap_gradient,
-             "lrp": lrp}
+BASELINES = {"masking": masking, "ig": integrated_gradients, "shap": shap_gradient}

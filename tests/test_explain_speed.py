@@ -18,7 +18,6 @@ from servable.bundle.bundle import save_bundle
 from servable.data.jets import Jets, filled_slots
 from servable.explain.gradients import IntegratedGradients
 from servable.explain.grouping import similar_multiplicity_groups
-from servable.explain.lrp import LRP
 from servable.explain.masking import Masking, masked, replacement_values
 from servable.explain.shap_methods import Shap
 from servable.models.taggers import ParTTagger
@@ -144,13 +143,3 @@ def test_gradient_shap_equals_shaps_gradient_explainer(models, jets, kind):
     old = baseline.shap_gradient(method, sample, background=8, nsamples=20, seed=4)
     for key in method.spec.names:
         assert_relevance_equal(getattr(new, method.spec[key].field), old["relevance"][key])
-
-
-@pytest.mark.parametrize("rule", ["epsilon", "gamma"])
-def test_lrp_gives_the_relevance_it_gave_before(models, jets, rule):
-    method = LRP(models["in"])
-    new = method.attribute(jets, rule=rule, batch_size=20)
-    old = baseline.lrp(method, jets, rule=rule, batch_size=20)
-    for key in method.spec.names:
-        assert_relevance_equal(getattr(new, method.spec[key].field), old["relevance"][key])
-    np.testing.assert_allclose(new.output, old["output"], rtol=0, atol=1e-5)

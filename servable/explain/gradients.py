@@ -69,8 +69,8 @@ class IntegratedGradients(_GradientMethod):
         from captum.attr import IntegratedGradients as CaptumIG
 
         net, names = self.tagger.net, self.spec.names
-        inputs, xs, _ = self._tensors(jets)
-        means = [self._baseline_mean(x, baseline) for x in xs]  # over every jet
+        means = self._baseline_means(jets, baseline)  # over every jet; None: zero baseline
+        inputs = self.tagger.inputs(jets)
         relevance = {k: np.zeros(inputs[k].shape) for k in names}
         out, base, deltas = (np.zeros(len(jets), np.float32) for _ in range(3))
         ig = CaptumIG(self._forward)
@@ -81,7 +81,7 @@ class IntegratedGradients(_GradientMethod):
                     std, extra = net.standardize(*(torch.from_numpy(inputs[k][idx])
                                                    for k in names))
                 x = tuple(s.detach() for s in std)
-                b = tuple(self._hold_categorical(self._baseline(xi, baseline, mean), xi, key)
+                b = tuple(self._hold_categorical(self._baseline(xi, mean), xi, key)
                           for xi, mean, key in zip(x, means, names, strict=True))
                 attr, delta = ig.attribute(
                     x, baselines=b, target=target, additional_forward_args=tuple(extra),
@@ -118,25 +118,29 @@ class IntegratedGradients(_GradientMethod):
             baseline[:, columns] = x[:, columns]
         return baseline
 
-    @staticmethod
-    def _baseline_mean(x: torch.Tensor, kind: str) -> torch.Tensor | None:
-        """The per-feature mean of a `mean` baseline over every jet (filled slots only)."""
+    def _baseline_means(self, jets: Jets, kind: str) -> list:
+        """Per input, the per-feature mean over every jet (filled slots only) of a `mean`
+        baseline in the standardised space; Nones for the `zero` baseline."""
         if kind == "zero":
-            return None
+            return [None] * len(self.spec.names)
         if kind != "mean":
             from servable.errors import ServableError
 
             raise ServableError(f"baseline must be 'zero' or 'mean', not {kind!r}")
-        if x.ndim == 2:
-            return x.mean(0, keepdim=True)
-        mask = filled_mask(x, keepdims=True).to(x.dtype)
-        return (x * mask).sum(dim=(0, 2)) / mask.sum(dim=(0, 2)).clamp(min=1)
+        means = []
+        for x in self._tensors(jets)[1]:
+            if x.ndim == 2:
+                means.append(x.mean(0, keepdim=True))
+                continue
+            mask = filled_mask(x, keepdims=True).to(x.dtype)
+            means.append((x * mask).sum(dim=(0, 2)) / mask.sum(dim=(0, 2)).clamp(min=1))
+        return means
 
     @staticmethod
-    def _baseline(x: torch.Tensor, kind: str, mean: torch.Tensor | None) -> torch.Tensor:
-        """A baseline in the standardised space for jets `x`, from `_baseline_mean` over all
-        jets; padded slots stay zero."""
-        if kind == "zero":
+    def _baseline(x: torch.Tensor, mean: torch.Tensor | None) -> torch.Tensor:
+        """The baseline of jets `x` in the standardised space: zero, or `mean` (from
+        `_baseline_means`) in the jets' own filled slots; padded slots stay zero."""
+        if mean is None:
             return torch.zeros_like(x)
         if x.ndim == 2:
             return mean.expand_as(x).clone()

@@ -50,9 +50,9 @@ class LRPRule:
         the scale is |z| / (|z| + eps), computed without sign or branches.
         """
         with torch.no_grad():
-            if z_rule is z:  # in place: one temporary fewer on every layer
+            if z_rule is z:
                 a = z.abs()
-                scale = a.div_(a + self.epsilon)
+                scale = a / (a + self.epsilon)
             else:
                 eps = self.epsilon if self.kind == "epsilon" else 1e-9
                 scale = z / (z_rule + torch.where(z_rule >= 0, eps, -eps))

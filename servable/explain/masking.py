@@ -119,7 +119,7 @@ class Masking(Method):
         sorted by multiplicity, is faster on many jets than on one set at a time); a jet the
         mask leaves unchanged (an SV feature of a jet without SVs) keeps `base`."""
         out = [base.copy() for _ in feature_sets]
-        pending, rows, size = [], [], 0
+        pending, rows = [], []
 
         def flush():
             if not pending:
@@ -142,10 +142,8 @@ class Masking(Method):
                 continue
             pending.append({k: v[changed] for k, v in copy.items()})
             rows.append((i, changed))
-            size += sum(v.nbytes for v in pending[-1].values())
-            if size >= MASKED_BYTES:
+            if sum(v.nbytes for c in pending for v in c.values()) >= MASKED_BYTES:
                 flush()
-                size = 0
         flush()
         return out
 

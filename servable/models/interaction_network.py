@@ -84,15 +84,9 @@ class InteractionNetwork(nn.Module):
         recv = torch.matmul(x, tt.receiver) + tt.bias  # (B, K, W)
         send = torch.matmul(x, tt.sender)  # (B, K, W)
         pair = (recv.unsqueeze(2) + send.unsqueeze(1)).relu_()  # (B, K, K, W): r, s
-        msg = tt.edge(pair)  # (B, K, K, De)
-        # sum over senders s != r: all senders minus the diagonal
-        ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2)
-        # pads in closed form, without branching (m may be 0, and a tensor inside ONNX):
-        # explicit receivers get m identical pad messages; a pad receiver gets one message
-        # from each explicit sender and m - 1 from the other pads (unused when m = 0)
-        ebar = ebar + m * tt.edge(F.relu(recv))
-        ebar_pad = tt.edge(F.relu(tt.bias + send)).sum(dim=1) \
-            + (m - 1) * tt.edge(F.relu(tt.bias)).unsqueeze(0)
+        ebar, ebar_pad = _received(tt.edge(pair), tt.edge(F.relu(recv)),
+                                   tt.edge(F.relu(tt.bias + send)),
+                                   tt.edge(F.relu(tt.bias)), m)
 
         # track-vertex messages, summed over vertices for each track
         trk_half = torch.matmul(x, tv_w.receiver) + tv_w.bias  # (B, K, W)
@@ -109,10 +103,8 @@ class InteractionNetwork(nn.Module):
         recv = F.linear(x, w1[:, :P], bias)  # (B, K, H), includes the bias
         send = F.linear(x, w1[:, P:])  # (B, K, H)
         pair, to_pad, from_pad = self._rule_halves(rule, x, x, w1, bias, recv, send)
-        msg = self._edge(pair)
-        ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2)
-        ebar = ebar + m * self._edge(to_pad)
-        ebar_pad = self._edge(from_pad).sum(dim=1) + (m - 1) * self._edge(F.relu(bias)).unsqueeze(0)
+        ebar, ebar_pad = _received(self._edge(pair), self._edge(to_pad),
+                                   self._edge(from_pad), self._edge(F.relu(bias)), m)
         wv, bv = self.fr1_pv.weight, self.fr1_pv.bias
         trk_half = F.linear(x, wv[:, :P], bv)  # (B, K, H)
         sv_half = F.linear(y, wv[:, P:])  # (B, Nv, H)
@@ -256,6 +248,18 @@ def fold_edge_mlp(first: nn.Linear, second: nn.Linear, third: nn.Linear,
     w3 = torch.cat([third.weight.t(), third.bias[None],
                     b1.new_zeros((pad - 1, third.out_features))])
     return FoldedEdgeMLP(receiver, sender, bias, w2, w3)
+
+
+def _received(msg, to_pad, from_pad, pad_to_pad, m):
+    """Summed track-track messages of the explicit receivers (B, K, De) and of one pad
+    receiver (B, De), from the explicit pair messages `msg` (B, K, K, De), each explicit
+    node's message to a pad `to_pad` (B, K, De), each one's message from a pad `from_pad`
+    (B, K, De) and a pad's message to a pad `pad_to_pad` (De,). Senders s != r: all minus
+    the diagonal. The m pads in closed form, without branching (m may be 0, and a tensor
+    inside ONNX): explicit receivers get m identical pad messages; a pad receiver gets one
+    message from each explicit sender and m - 1 from the other pads (unused when m = 0)."""
+    ebar = msg.sum(dim=2) - torch.diagonal(msg, dim1=1, dim2=2).transpose(1, 2) + m * to_pad
+    return ebar, from_pad.sum(dim=1) + (m - 1) * pad_to_pad.unsqueeze(0)
 
 
 def _tmul(x, y):
