@@ -60,7 +60,8 @@ def _jets(n: int = 4) -> Jets:
     for i in range(n):
         tracks[i, :, :1 + 7 * i] = rng.normal(1, 0.3, (tracks.shape[1], 1 + 7 * i))
         vertices[i, :, :i % 3] = 1.0
-    return Jets(tracks, vertices, rng.normal(size=(n, len(schema.JET_NAMES))).astype(np.float32))
+    jet = rng.normal(size=(n, len(schema.JET_NAMES))).astype(np.float32)
+    return Jets.cms(tracks, vertices, jet)
 
 
 JETS = _jets()

@@ -63,7 +63,7 @@ def small_jets(n: int = 3, seed: int = 0, truth: bool = True) -> Jets:
     extras = {"n_b_hadrons": np.full(n, 2, np.int32),
               "track_origin": np.zeros((n, 60), np.int8),
               "b_hadron_pt_eta_phi": np.ones((n, 4, 3), np.float32)} if truth else {}
-    return Jets(tracks, vertices, rng.normal(size=(n, 27)).astype(np.float32), labels,
+    return Jets.cms(tracks, vertices, rng.normal(size=(n, 27)).astype(np.float32), labels,
                 rng.normal(size=(n, 11)).astype(np.float32), extras=extras)
 
 

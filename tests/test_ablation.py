@@ -90,8 +90,8 @@ def test_sizes_and_thresholds_parse_as_the_paper_writes_them():
 
 @pytest.mark.parametrize("args, message", [
     (["--drop-features", "track_qualty"], "unknown feature names track_qualty"),
-    (["--sizes", "16/8"], "--sizes takes hidden/De/Do triples"),
-    (["--thresholds", "1,0.5"], "--thresholds takes increasing positive percentages"),
+    (["--sizes", "16/8"], "--sizes: IN sizes are hidden/De/Do triples"),
+    (["--thresholds", "1,0.5"], "--thresholds: thresholds are increasing positive percentages"),
     (["--retrain-threshold", "-1"], "--retrain-threshold must be a positive percentage"),
     (["--replacement", "median"], "--replacement must be zero or mean"),
 ])

@@ -49,7 +49,7 @@ def synthetic_jets(n: int, seed: int) -> Jets:
     tracks[:, quality] = np.where(tracks[:, quality] != 0,
                                   rng.integers(1, 4, tracks[:, quality].shape), 0)
     labels = np.eye(2, dtype=np.float32)[np.arange(n) % 2]
-    return Jets(tracks, vertices, rng.normal(size=(n, 27)).astype(np.float32), labels)
+    return Jets.cms(tracks, vertices, rng.normal(size=(n, 27)).astype(np.float32), labels)
 
 
 @pytest.fixture(scope="module")

@@ -269,7 +269,7 @@ def test_manifests_with_wrong_types_and_missing_keys_are_loaded_or_refused(bundl
     (bundle_copy / MANIFEST).write_bytes(reseal(manifest) if sealed_anew else
                                          yaml.safe_dump(manifest, sort_keys=False).encode())
     x = FULL_SPEC.example(4)
-    jets = Jets(x["tracks"], x["vertices"], x["jet_features"])
+    jets = Jets.cms(x["tracks"], x["vertices"], x["jet_features"])
     try:
         with unchanged(bundle_copy):
             bundle = obey(lambda: open_bundle(bundle_copy))

@@ -89,7 +89,7 @@ def _small_jets(n=3, truth=True) -> Jets:
     t[:, :, :4], v[:, :, :1] = 1.0, 2.0
     extras = {"n_b_hadrons": np.full(n, 2, np.int32),
               "track_origin": np.zeros((n, 60), np.int8)} if truth else {}
-    return Jets(t, v, np.ones((n, 27), np.float32), np.eye(2, dtype=np.float32)[[0, 1, 0][:n]],
+    return Jets.cms(t, v, np.ones((n, 27), np.float32), np.eye(2, dtype=np.float32)[[0, 1, 0][:n]],
                 np.ones((n, 11), np.float32), extras=extras)
 
 
@@ -200,16 +200,18 @@ def test_jetclass_layout_round_trips_every_array_name_and_class(jetclass_jets, t
     out = write_jets(tmp_path / "jetclass.h5", jets, attrs={"provenance": {"seed": 3}})
     back = read_jets(out)
     assert back.layout == "jetclass"
-    for attr in ("tracks", "jet_features", "labels"):
-        np.testing.assert_array_equal(getattr(back, attr), getattr(jets, attr))
-    for attr in ("track_names", "vertex_names", "jet_feature_names", "class_names"):
-        assert getattr(back, attr) == getattr(jets, attr), attr
+    assert list(back.groups) == ["particles", "jet_features"]
+    for name in ("particles", "jet_features"):
+        np.testing.assert_array_equal(back.group(name).values, jets.group(name).values)
+        assert back.group(name).features == jets.group(name).features, name
+    np.testing.assert_array_equal(back.labels, jets.labels)
+    assert back.class_names == jets.class_names
     assert back.class_names == ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq",
                                 "Tbqq", "Tbl")
     np.testing.assert_array_equal(back.extras["particle_origin"],
                                   jets.extras["particle_origin"])
     assert back.extras["particle_origin"].dtype == np.int8
-    assert back.vertices.shape == (len(jets), 0, 0) and back.spectators is None
+    assert not back.has("vertices") and back.spectators is None
     with h5py.File(out) as f:
         assert f["training_subgroup/training_2"].shape == (256, 23, 128)
         assert "training_subgroup/training_3" not in f  # JetClass has no vertices
@@ -229,9 +231,11 @@ def test_cms_files_name_their_two_classes_as_the_open_data_target(train_file, tm
 
 
 def test_jetclass_jets_with_vertices_are_refused_not_dropped(jetclass_jets, tmp_path):
-    jets = jetclass_jets[:4]
-    jets.vertices = np.ones((4, 2, 3), np.float32)
-    with pytest.raises(InvalidJetsError, match="carry no secondary vertices"):
+    from servable.data.jets import Group
+
+    jets = jetclass_jets[:4].replace(Group("vertices", np.ones((4, 2, 3), np.float32),
+                                           ("a", "b")))
+    with pytest.raises(InvalidJetsError, match="vertices: jetclass-layout files have no place"):
         write_jets(tmp_path / "bad.h5", jets)
     assert not (tmp_path / "bad.h5").exists()
 

@@ -44,7 +44,7 @@ def jets_file(published_bundle, tmp_path_factory):
 
     bundle = servable.load(published_bundle)
     inputs = bundle.spec.example(64, seed=3)
-    jets = Jets(inputs["tracks"], inputs["vertices"])
+    jets = Jets.cms(inputs["tracks"], inputs["vertices"])
     score = bundle.predict(jets)[:, 1]
     signal = np.argsort(np.argsort(score)) >= 32
     labels = np.stack([~signal, signal], axis=1).astype(np.float32)
@@ -151,7 +151,7 @@ PREDICT = ("predict", "{bundle}", "{jets}", "-o", "{tmp}/s.h5")
     ((*EXPLAIN, "--n-jets", "-5"), "--n-jets"),  # once explained all jets but 5
     ((*EXPLAIN, "--target", "-1"), "--target"),  # once explained class 1
     ((*EXPLAIN, "--target", "2"),
-     "target (0 = QCD, 1 = Hbb) must be an integer from 0 to 1, not 2"),
+     "--target '2': give a class index or name of 0 = QCD, 1 = Hbb"),
     (("bench", "throughput", "{bundle}", "--data", "{jets}", "--repeats", "0", "-o",
       "{tmp}/tp"), "--repeats"),
     (("bench", "parity", "{bundle}", "--data", "{jets}", "--n-jets", "0"), "--n-jets"),

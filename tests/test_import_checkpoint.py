@@ -24,14 +24,15 @@ def test_imported_bundle_reproduces_the_reference_logits(imported):
     _, out, ref = imported
     bundle = servable.load(out)
     names = bundle.tagger.config["track_features"]
-    jets = Jets(ref["tracks"], ref["vertices"], track_names=names)
+    jets = Jets.cms(ref["tracks"], ref["vertices"], track_names=names)
     np.testing.assert_allclose(bundle.logits(jets), ref["logits"], atol=1e-4, rtol=1e-6)
 
 
 def test_imported_bundle_predicts_the_softmax_of_the_reference(imported):
     _, out, ref = imported
     bundle = servable.load(out)
-    jets = Jets(ref["tracks"], ref["vertices"], track_names=bundle.tagger.config["track_features"])
+    jets = Jets.cms(ref["tracks"], ref["vertices"],
+                    track_names=bundle.tagger.config["track_features"])
     z = ref["logits"] - ref["logits"].max(1, keepdims=True)
     softmax = np.exp(z) / np.exp(z).sum(1, keepdims=True)
     np.testing.assert_allclose(bundle.predict(jets), softmax, atol=1e-4)
@@ -63,7 +64,7 @@ def test_ablated_model_takes_full_layout_input(published_dir, tmp_path):
     full = np.zeros((256, 30, 60), np.float32)
     full[:, keep] = ref["tracks"]
     full[:, 2] = ref["tracks"][:, 0] * 0.5  # a dropped column: it must not matter
-    np.testing.assert_allclose(bundle.logits(Jets(full, ref["vertices"])), ref["logits"],
+    np.testing.assert_allclose(bundle.logits(Jets.cms(full, ref["vertices"])), ref["logits"],
                                atol=1e-4, rtol=1e-6)
 
 

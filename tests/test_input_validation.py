@@ -20,7 +20,8 @@ def bundle(published_bundle):
 def _jets(bundle, n=6) -> Jets:
     """Valid jets in the bundle's own layout (its spec's example inputs)."""
     x = bundle.spec.example(n)
-    return Jets(x["tracks"], x["vertices"], labels=np.eye(2, dtype=np.float32)[[0, 1] * (n // 2)])
+    labels = np.eye(2, dtype=np.float32)[[0, 1] * (n // 2)]
+    return Jets.cms(x["tracks"], x["vertices"], labels=labels)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -79,7 +80,7 @@ def test_the_xgboost_runtime_refuses_nan_instead_of_reading_it_as_missing():
                                                           feature_names=list(schema.JET_NAMES)),
                             num_boost_round=2)
     t = np.zeros((40, 30, 60), np.float32)
-    jets = Jets(t, np.zeros((40, 14, 5), np.float32), x)
+    jets = Jets.cms(t, np.zeros((40, 14, 5), np.float32), x)
     assert np.isfinite(bdt.predict(jets)).all()
     jets.jet_features[3, 5] = np.nan
     with pytest.raises(InvalidJetsError, match=r"jet_features: 1 NaN/Inf values \(first in "

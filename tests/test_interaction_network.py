@@ -93,8 +93,8 @@ def test_a_feature_subset_model_picks_its_features_by_name():
     tagger = INTagger({"kind": "in", "track_features": keep,
                        "hyperparameters": {"hidden": 8, "De": 4, "Do": 4}})
     x, y = _adversarial([5, 9], [1, 0])
-    full = Jets(x.numpy(), y.numpy())
-    exact = Jets(x.numpy()[:, ::2], y.numpy(), track_names=keep)
+    full = Jets.cms(x.numpy(), y.numpy())
+    exact = Jets.cms(x.numpy()[:, ::2], y.numpy(), track_names=keep)
     np.testing.assert_array_equal(tagger.logits(full), tagger.logits(exact))
     assert tagger.inputs(full)["tracks"].shape == (2, 15, 60)
 
@@ -102,7 +102,7 @@ def test_a_feature_subset_model_picks_its_features_by_name():
 def test_a_model_refuses_input_without_its_features():
     tagger = INTagger({"kind": "in", "hyperparameters": {"hidden": 8, "De": 4, "Do": 4}})
     x, y = _adversarial([5], [1])
-    partial = Jets(x.numpy()[:, :16], y.numpy(), track_names=schema.TRACK_NAMES[:16])
+    partial = Jets.cms(x.numpy()[:, :16], y.numpy(), track_names=schema.TRACK_NAMES[:16])
     with pytest.raises(ValueError, match="the model needs features"):
         tagger.logits(partial)
 

@@ -39,10 +39,12 @@ def handmade_file(tmp_path):
 def test_particles_are_padded_channels_first_in_file_order(handmade_file):
     path, branches, counts = handmade_file
     jets = read_jetclass(path, max_particles=4)
-    assert jets.tracks.shape == (3, len(PARTICLE_BRANCHES) + len(DERIVED), 4)
-    np.testing.assert_allclose(jets.tracks[0, 0, :3], ak.to_numpy(branches["part_px"][0]))
-    assert jets.n_tracks.tolist() == [3, 1, 4]  # the 5-particle jet is clipped to 4 slots
-    assert jets.track_names == (*PARTICLE_BRANCHES, *DERIVED)
+    part = jets.group("particles")
+    assert part.values.shape == (3, len(PARTICLE_BRANCHES) + len(DERIVED), 4)
+    np.testing.assert_allclose(part.values[0, 0, :3], ak.to_numpy(branches["part_px"][0]))
+    assert part.filled().tolist() == [3, 1, 4]  # the 5-particle jet is clipped to 4 slots
+    assert part.features == (*PARTICLE_BRANCHES, *DERIVED)
+    assert list(jets.groups) == ["particles", "jet_features"] and jets.layout == "jetclass"
 
 
 def test_labels_are_the_ten_jetclass_classes(handmade_file):
@@ -90,8 +92,9 @@ def test_writing_a_generated_file_again_keeps_every_branch(jetclass_file, genera
 
 def test_read_back_jets_equal_the_written_ones(generated, tmp_path):
     back = read_jetclass(write_jetclass(tmp_path / "j.root", generated))
-    for attr in ("tracks", "jet_features", "labels"):
-        np.testing.assert_array_equal(getattr(back, attr), getattr(generated, attr))
+    for name in ("particles", "jet_features"):
+        np.testing.assert_array_equal(back.group(name).values, generated.group(name).values)
+    np.testing.assert_array_equal(back.labels, generated.labels)
     assert back.extras.keys() == generated.extras.keys()
     for key, value in generated.extras.items():
         assert back.extras[key].dtype == value.dtype, key
@@ -102,7 +105,7 @@ def test_truth_per_particle_is_padded_like_the_particles(jetclass_file):
     clipped = read_jetclass(jetclass_file, max_particles=4)
     assert clipped.extras["part_truth_origin"].shape == (len(clipped), 4)
     jets = read_jetclass(jetclass_file)
-    padded = jets.tracks[:, PARTICLE_BRANCHES.index("part_energy")] == 0
+    padded = jets.group("particles").column("part_energy") == 0
     assert padded.any() and (~padded).any()
     assert np.all(jets.extras["part_truth_origin"][padded] == -1)
     assert np.all(jets.extras["part_truth_pdgid"][padded] == 0)
@@ -111,9 +114,8 @@ def test_truth_per_particle_is_padded_like_the_particles(jetclass_file):
 
 def test_labels_of_fewer_classes_become_the_ten_jetclass_columns(generated, tmp_path):
     sel = generated[np.flatnonzero(generated.is_class("QCD") | generated.is_class("Tbl"))[:6]]
-    two = type(sel)(sel.tracks, sel.vertices, sel.jet_features,
-                    sel.labels[:, [0, 9]], None, sel.track_names, sel.vertex_names,
-                    sel.jet_feature_names, validate=False, class_names=("QCD", "Tbl"))
+    two = type(sel)(sel.groups, sel.labels[:, [0, 9]], validate=False,
+                    class_names=("QCD", "Tbl"))
     back = read_jetclass(write_jetclass(tmp_path / "two.root", two))
     np.testing.assert_array_equal(back.labels, sel.labels)
 
@@ -129,7 +131,7 @@ def test_the_writer_refuses_an_existing_file_without_force(generated, tmp_path):
 
 
 def test_the_writer_refuses_cms_layout_jets(tmp_path):
-    cms = Jets(np.zeros((2, 30, 60), np.float32), np.zeros((2, 14, 5), np.float32))
+    cms = Jets.cms(np.zeros((2, 30, 60), np.float32), np.zeros((2, 14, 5), np.float32))
     with pytest.raises(InvalidJetsError, match="missing part_px"):
         write_jetclass(tmp_path / "cms.root", cms)
     assert not (tmp_path / "cms.root").exists()

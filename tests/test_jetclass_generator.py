@@ -23,7 +23,7 @@ def jet(jets, name, cls=None):
 
 
 def part(jets, name):
-    return jets.tracks[:, jets.track_names.index(name), :]
+    return jets.group("particles").column(name)
 
 
 def ratio(jets, num, den, cls):
@@ -38,9 +38,9 @@ def test_every_class_has_its_jets_and_the_ten_jetclass_labels(jets):
 def test_jets_follow_the_jetclass_selection(jets):
     pt, eta = jet(jets, "jet_pt"), jet(jets, "jet_eta")
     assert pt.min() > 500 and pt.max() < 1000 and np.abs(eta).max() < 2
-    n = jets.n_tracks
+    n = jets.group("particles").filled()
     assert np.all(n == np.minimum(jet(jets, "jet_nparticles"), 128))
-    assert jets.tracks.shape[2] == 128
+    assert jets.group("particles").slots == 128
     ppt = np.hypot(part(jets, "part_px"), part(jets, "part_py"))
     assert np.all(np.diff(ppt, axis=1) <= 0)  # by decreasing pT, padding (0) last
 
@@ -199,8 +199,9 @@ def test_same_seed_gives_identical_arrays_and_another_seed_differs():
     a, _ = generate(("Hbb", "QCD"), 6, seed=11, workers=2, progress=False)
     b, _ = generate(("Hbb", "QCD"), 6, seed=11, workers=2, progress=False)
     c, _ = generate(("Hbb", "QCD"), 6, seed=12, workers=2, progress=False)
-    for attr in ("tracks", "jet_features", "labels"):
-        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
+    for name in ("particles", "jet_features"):
+        np.testing.assert_array_equal(a.group(name).values, b.group(name).values)
+    np.testing.assert_array_equal(a.labels, b.labels)
     for key in a.extras:
         np.testing.assert_array_equal(a.extras[key], b.extras[key])
     assert not np.array_equal(a.jet_features, c.jet_features)

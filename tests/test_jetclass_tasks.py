@@ -129,10 +129,10 @@ def test_gradient_explanations_of_particlenet_follow_the_named_target(particlene
     ig = particlenet_kin.explain(oracle_jets, method="ig", target="H4q", n_steps=16)
     assert ig.target == 4
     np.testing.assert_allclose(ig.output, logits[:, 4], atol=1e-4)
-    assert np.isfinite(ig.tracks).all() and (np.abs(ig.tracks).sum(axis=(1, 2)) > 0).all()
+    assert np.isfinite(ig.particles).all() and (np.abs(ig.particles).sum(axis=(1, 2)) > 0).all()
     qcd = particlenet_kin.explain(oracle_jets, method="saliency", target="QCD")
     h4q = particlenet_kin.explain(oracle_jets, method="saliency", target=4)
-    assert not np.allclose(qcd.tracks, h4q.tracks)
+    assert not np.allclose(qcd.particles, h4q.particles)
 
 
 def test_masking_of_particlenet_scores_the_target_one_vs_rest(particlenet_kin, oracle_jets,
@@ -146,7 +146,7 @@ def test_masking_of_particlenet_scores_the_target_one_vs_rest(particlenet_kin, o
     assert e.extras["auc"] == pytest.approx(roc_auc_score(label == 5, p[:, 5]), abs=1e-6)
     with pytest.raises(ServableError, match="jets of the target class Tbl and of others"):
         particlenet_kin.explain(oracle_jets[label != 9], method="masking", target="Tbl")
-    assert set(e.feature_relevance) == set(particlenet_kin.tagger.config["track_features"])
+    assert set(e.feature_relevance) == set(particlenet_kin.tagger.config["particle_features"])
 
 
 def test_explain_cli_takes_a_class_name_and_a_jetclass_root_file(particlenet_kin,
@@ -158,4 +158,4 @@ def test_explain_cli_takes_a_class_name_and_a_jetclass_root_file(particlenet_kin
     assert json.loads((tmp_path / "out" / "explanation.json").read_text())["target"] == 8
     assert_user_error(run_cli("explain", particlenet_kin.path, path, "--method", "saliency",
                               "--target", "Hxx", "-o", tmp_path / "bad"),
-                      "target must be a class index or name (0 = QCD")
+                      "--target 'Hxx': give a class index or name of 0 = QCD")

@@ -73,12 +73,13 @@ def test_deriving_twice_changes_nothing():
 
 def test_jets_without_the_particle_channels_are_refused_naming_them():
     jets = _two_jets()
-    names = list(jets.track_names)
+    part, jet = jets.group("particles"), jets.group("jet_features")
+    names = list(part.features)
     keep = [i for i, n in enumerate(names) if n != "part_isMuon"]
     from servable.data.jets import Jets
 
-    cut = Jets(jets.tracks[:, keep], jets.vertices, jets.jet_features[:, :10], jets.labels,
-               track_names=[names[i] for i in keep], vertex_names=(),
-               jet_feature_names=jets.jet_feature_names[:10], class_names=jets.class_names)
+    cut = Jets({"particles": (part.values[:, keep], [names[i] for i in keep]),
+                "jet_features": (jet.values[:, :10], jet.features[:10])}, jets.labels,
+               class_names=jets.class_names)
     with pytest.raises(InvalidJetsError, match="missing part_isMuon"):
         jetobservables.derive(cut)

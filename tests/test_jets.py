@@ -60,7 +60,7 @@ def test_mismatched_jet_counts_are_refused():
 def test_jets_slice_len_and_counts():
     t, v = _arrays(n=5, filled=7)
     labels = np.eye(2, dtype=np.float32)[[0, 1, 1, 0, 1]]
-    jets = Jets(t, v, labels=labels)
+    jets = Jets.cms(t, v, labels=labels)
     assert len(jets) == 5 and len(jets[:2]) == 2
     assert jets[1:3].is_signal.tolist() == [True, True]
     assert jets.n_tracks.tolist() == [7] * 5 and jets.n_vertices.tolist() == [1] * 5
@@ -72,17 +72,17 @@ def test_labels_that_are_not_one_hot_are_refused_naming_the_row(row):
     t, v = _arrays(n=3)
     labels = np.array([[1, 0], row, [0, 1]], np.float32)
     with pytest.raises(InvalidJetsError, match=r"labels: expected one-hot rows .* for jet 1"):
-        Jets(t, v, labels=labels)
+        Jets.cms(t, v, labels=labels)
 
 
 def test_labels_need_one_column_per_class_and_may_have_more_than_two():
     t, v = _arrays(n=3)
     with pytest.raises(InvalidJetsError, match=r"at least 2\), received shape \(3, 1\)"):
-        Jets(t, v, labels=np.ones((3, 1), np.float32))
+        Jets.cms(t, v, labels=np.ones((3, 1), np.float32))
     ten = np.eye(10, dtype=np.float32)[[0, 4, 9]]  # JetClass: 10 classes
     with pytest.raises(InvalidJetsError, match="10 columns but 2 class names"):
-        Jets(t, v, labels=ten)
-    jets = Jets(t, v, labels=ten, class_names=CLASS_NAMES)
+        Jets.cms(t, v, labels=ten)
+    jets = Jets.cms(t, v, labels=ten, class_names=CLASS_NAMES)
     assert jets.class_index.tolist() == [0, 4, 9]
     assert jets.is_class("Tbl").tolist() == [False, False, True]
     assert jets[1:].class_names == CLASS_NAMES

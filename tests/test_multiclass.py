@@ -69,8 +69,8 @@ def test_the_roc_plot_and_loss_plot_join_the_bundle(ring_trained):
 
 def test_models_read_only_the_groups_jetclass_data_has(bundles):
     inputs = {kind: [g["name"] for g in b.manifest["inputs"]] for kind, b in bundles.items()}
-    assert inputs == {"bdt": ["jet_features"], "mlp": ["tracks", "jet_features"],
-                      "part": ["tracks"], "particlenet": ["tracks"]}
+    assert inputs == {"bdt": ["jet_features"], "mlp": ["particles", "jet_features"],
+                      "part": ["particles"], "particlenet": ["particles"]}
     mlp = bundles["mlp"].manifest["inputs"]
     assert [f["name"] for f in mlp[1]["features"]] == list(jetobservables.INPUTS)
     assert mlp[0]["shape"] == [None, 17, 128]  # the full feature set, 128 particles
@@ -155,7 +155,7 @@ def test_the_in_refuses_jetclass_data_naming_what_it_lacks(ring_files, tmp_path)
 
 
 def test_files_of_different_tasks_are_refused_together(ring_files, tmp_path):
-    cms = servable.Jets(np.zeros((4, 30, 60), np.float32), np.zeros((4, 14, 5), np.float32),
+    cms = servable.Jets.cms(np.zeros((4, 30, 60), np.float32), np.zeros((4, 14, 5), np.float32),
                         labels=np.eye(2, dtype=np.float32)[[0, 1, 0, 1]])
     servable.write_jets(tmp_path / "cms.h5", cms)
     r = run_cli("train", "--model", "bdt", "--data", ring_files["h5"], "--data",
@@ -175,7 +175,7 @@ def test_roc_curves_of_many_classes_are_each_class_against_qcd():
 
 
 def test_the_seed_summary_of_many_classes_averages_macro_auc_and_each_rejection():
-    from servable.cli.models import seed_summary
+    from servable.bundle.train import seed_summary
 
     runs = [{"validation_metrics": {"class_names": ["QCD", "Hbb", "Tbl"], "accuracy": a,
                                     "macro_auc": m, "auc": {}, "absent": [],

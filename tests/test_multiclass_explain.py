@@ -34,21 +34,21 @@ def test_a_named_target_is_explained_with_padded_slots_silent(bundles, jets, kin
     e = bundles[kind].explain(jets, method=method, target="Hcc", **CHEAP.get(method, {}))
     assert e.target == HCC
     assert all(np.isfinite(v) for v in e.feature_relevance.values())
-    empty = ~np.any(jets.tracks != 0, axis=1)  # (jets, slots): padding
+    empty = ~np.any(jets.group("particles").values != 0, axis=1)  # (jets, slots): padding
     assert empty.any()
     if method == "attention":
         slots = e.extras["slot_relevance"]
         assert np.all(slots[empty] == 0) and np.any(slots != 0)
     elif method != "masking":
-        assert np.all(e.tracks.transpose(0, 2, 1)[empty] == 0)
-        assert np.any(e.tracks != 0)
+        assert np.all(e.particles.transpose(0, 2, 1)[empty] == 0)
+        assert np.any(e.particles != 0)
 
 
 def test_gradients_follow_the_target_class(bundles, jets):
     part = bundles["part"]
     hcc = part.explain(jets, method="saliency", target=HCC)
     qcd = part.explain(jets, method="saliency", target="QCD")
-    assert not np.allclose(hcc.tracks, qcd.tracks)
+    assert not np.allclose(hcc.particles, qcd.particles)
     with torch.no_grad():
         logits = part.logits(jets)
     np.testing.assert_allclose(hcc.output, logits[:, HCC], atol=1e-5)
@@ -119,11 +119,11 @@ def part_attention(bundles, jets):
 def test_attention_maps_are_averaged_over_the_jets_of_each_class(part_attention, bundles,
                                                                  jets):
     net = bundles["part"].tagger.net
-    x = torch.from_numpy(bundles["part"].inputs(jets)["tracks"])
+    x = torch.from_numpy(bundles["part"].inputs(jets)["particles"])
     with torch.no_grad():
         _, details = net(x, return_details=True)
     last = details["attention"][-1].numpy()  # class attention: (jets, heads, 1, 1 + slots)
-    filled = np.any(jets.tracks != 0, axis=1)[:, : last.shape[3] - 1]
+    filled = np.any(jets.group("particles").values != 0, axis=1)[:, : last.shape[3] - 1]
     maps = part_attention.extras["maps"]
     assert len(maps) == 10 and part_attention.extras["jets_per_class"]["Wqq"] == \
         int((jets.class_index == 7).sum())

@@ -73,8 +73,8 @@ def upstream_state_dict_shapes(input_dim: int, n_classes: int = 10) -> dict[str,
 
 @pytest.mark.parametrize("feature_set", ["kin", "kinpid", "full"])
 def test_the_published_configuration_has_weaver_cores_state_dict(feature_set):
-    names = ParTTagger.jetclass_tracks(list(particles.FEATURE_SETS[feature_set]))
-    tagger = ParTTagger({"track_features": names, "n_classes": 10,
+    names = ParTTagger.jetclass_particles(list(particles.FEATURE_SETS[feature_set]))
+    tagger = ParTTagger({"particle_features": names, "n_classes": 10,
                          "class_names": [f"c{i}" for i in range(10)],
                          "hyperparameters": {**PUBLISHED_JETCLASS, "n_tracks": 128}})
     ours = {k: tuple(v.shape) for k, v in tagger.net.core.state_dict().items()}
@@ -171,6 +171,6 @@ def test_no_output_depends_on_padded_slots(oracle_vectors):
 
 def test_part_needs_four_vectors_or_track_kinematics():
     with pytest.raises(ConfigError, match="part_px, part_py, part_pz, part_energy"):
-        ParTTagger({"track_features": list(particles.FEATURE_SETS["kin"])})
+        ParTTagger({"particle_features": list(particles.FEATURE_SETS["kin"])})
     with pytest.raises(ConfigError, match="multiple of num_heads"):
         ParTTagger({"hyperparameters": {"embed_dims": [30], "num_heads": 4}})

@@ -130,7 +130,7 @@ def test_imported_bundle_standardises_raw_features_as_the_oracle(imported, raw_j
     """The preprocessing inside the bundle's network gives the oracle's features."""
     ref = reference("full")
     tagger = servable.load(imported["full"]).tagger
-    tracks = torch.from_numpy(tagger.inputs(raw_jets)["tracks"])
+    tracks = torch.from_numpy(tagger.inputs(raw_jets)["particles"])
     (features,), (points, mask) = tagger.net.standardize(tracks)
     np.testing.assert_allclose(features.numpy(), ref["features"], atol=1e-5, rtol=0)
     np.testing.assert_array_equal(points.numpy(), ref["points"])
@@ -149,7 +149,7 @@ def test_imported_bundle_records_upstream_provenance(imported):
     assert prov["feature_set"] == "kinpid"
     config = manifest["model"]["config"]
     assert config["class_names"] == list(schema.JETCLASS_CLASSES) and config["n_classes"] == 10
-    assert config["track_features"] == list(particles.FEATURE_SETS["kinpid"])
+    assert config["particle_features"] == list(particles.FEATURE_SETS["kinpid"])
     assert manifest["inputs"][0]["shape"] == [None, 13, 128]
     citation = (imported["kinpid"] / "CITATION.cff").read_text()
     assert "arxiv.org/abs/2202.03772" in citation and "10.5281/zenodo.6619768" in citation
@@ -212,26 +212,23 @@ def test_a_checkpoint_with_wrong_shapes_is_refused(tmp_path):
 
 def test_particlenet_needs_the_points_among_its_features():
     names = [n for n in particles.FEATURE_SETS["kin"] if n != "part_dphi"]
-    with pytest.raises(ConfigError, match="track_features must include part_dphi"):
-        ParticleNetTagger({"track_features": names})
+    with pytest.raises(ConfigError, match="particle_features must include part_dphi"):
+        ParticleNetTagger({"particle_features": names})
 
 
 def test_particlenet_trains_from_scratch_with_the_training_loop(raw_jets, monkeypatch):
     """A small ParticleNet learns a label that depends on the particles' spread in (deta,
     dphi), through the torch training loop (the chunks come from memory)."""
-    spread = raw_jets.tracks[:, raw_jets.track_names.index("part_deltaR")].sum(1) / \
-        np.maximum(raw_jets.n_tracks, 1)
+    part = raw_jets.group("particles")
+    spread = part.column("part_deltaR").sum(1) / np.maximum(part.filled(), 1)
     y = (spread > np.median(spread)).astype(int)
-    jets = Jets(raw_jets.tracks, raw_jets.vertices, raw_jets.jet_features,
-                np.eye(2, dtype=np.float32)[y], track_names=raw_jets.track_names,
-                vertex_names=(), jet_feature_names=raw_jets.jet_feature_names,
-                class_names=("narrow", "wide"))
+    jets = Jets(raw_jets.groups, np.eye(2, dtype=np.float32)[y], class_names=("narrow", "wide"))
     sources = [training.Source(Path("train"), np.arange(192)),
                training.Source(Path("val"), np.arange(192, 256))]
     monkeypatch.setattr(training, "iter_chunks",
                         lambda srcs, chunk, rng=None: (jets[s.rows] for s in srcs))
     names = list(particles.FEATURE_SETS["kin"])
-    config = {"track_features": names, "class_names": ["narrow", "wide"],
+    config = {"particle_features": names, "class_names": ["narrow", "wide"],
               "hyperparameters": {"k": 4, "channels": [16, 32], "layers_per_block": 2,
                                   "fc_width": 32}}
     probe = ParticleNetTagger(config)

@@ -32,20 +32,21 @@ def test_standardised_features_reproduce_weaver_core(raw, feature_set):
     jets = particles.jets_from_arrays(raw)
     names = particles.FEATURE_SETS[feature_set]
     assert len(names) == reference["features"].shape[1]
-    selected = jets.tracks[:, [jets.track_names.index(n) for n in names], :]
+    part = jets.group("particles")
+    selected = part.values[:, [part.features.index(n) for n in names], :]
     standardised = Standardize(particles.preprocessing(names), slotted=True)(
         torch.from_numpy(selected)).numpy()
     np.testing.assert_allclose(standardised, reference["features"], atol=1e-5, rtol=0)
     # the points are (deta, dphi), the mask the filled slots
-    points = jets.tracks[:, [jets.track_names.index(n) for n in particles.POINTS], :]
+    points = part.values[:, [part.features.index(n) for n in particles.POINTS], :]
     np.testing.assert_array_equal(points, reference["points"])
-    assert (jets.n_tracks == reference["n_particles"]).all()
-    np.testing.assert_array_equal(jets.n_tracks, reference["mask"][:, 0].sum(1))
+    assert (part.filled() == reference["n_particles"]).all()
+    np.testing.assert_array_equal(part.filled(), reference["mask"][:, 0].sum(1))
 
 
 def test_padding_stays_zero_and_clipping_applies(raw):
     jets = particles.jets_from_arrays(raw)
-    pad = ~(jets.tracks != 0).any(1)  # slots with every channel zero
+    pad = ~(jets.group("particles").values != 0).any(1)  # slots with every channel zero
     assert pad.sum() == (128 * len(raw["jet_pt"]) - raw["n_particles"].sum())
     spec = particles.preprocessing(("part_pt_log", "part_d0err", "part_deta"))
     x = torch.tensor([[[100.0], [3.0], [0.4]]])  # ln 100 = 4.6 -> (4.6 - 1.7) * 0.7 = 2.03

@@ -3,7 +3,6 @@ randomisation check, bootstrap intervals, and `servable xai-benchmark --quick` e
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -140,8 +139,11 @@ def _ground_truth(jets, seed):
     score = stats.rankdata(jf[:, cols[0]]) + stats.rankdata(jf[:, cols[1]])
     labels = np.eye(2, dtype=np.float32)[(score > np.median(score)).astype(int)]
     perm = rng.permutation(len(jets))
-    return dataclasses.replace(jets, tracks=jets.tracks[perm], vertices=jets.vertices[perm],
-                               jet_features=jf, labels=labels, extras={})
+    from servable.data.jets import Jets
+
+    return Jets.cms(jets.tracks[perm], jets.vertices[perm], jf, labels, jets.spectators,
+                    track_names=jets.track_names, vertex_names=jets.vertex_names,
+                    jet_feature_names=jets.jet_feature_names, validate=False)
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,8 @@ import h5py
 import numpy as np
 
 import servable
-from servable.explain import Explanation
 from servable.remote import Client, PayloadTooLarge
+from servable.remote.combine import as_explanation
 
 T0 = time.perf_counter()
 # the checkout the documentation is built from: it ships the published IN checkpoint
@@ -118,8 +118,7 @@ print("max |p(remote) - p(here)| =", float(np.abs(p_remote - p_here).max()))
 
 # %%
 answer = client.explain("hbb-in-baseline", jets, "lrp").result()
-arrays = {k: answer[k] for k in ("tracks", "vertices", "jet", "output")}
-lrp_remote = Explanation.from_dict({**answer["explanation"], **arrays})
+lrp_remote = as_explanation(answer)
 print(f"{answer['tasks']} tasks; top features remote: {lrp_remote.top(5)}")
 print(f"                  here:   {lrp_here.top(5)}")
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from servable.bundle.bundle import Bundle
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
-from servable.models.metrics import fidelity
+from servable.models.metrics import fidelity, summary_auc
 from servable.runtimes import RuntimeUnavailable
 
 
@@ -45,19 +45,10 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
                "fidelity": fidelity(p, ref)}
         if y is not None:
             row["accuracy"] = float(np.mean(p.argmax(1) == y))
-            row["roc_auc"] = _auc(y, p)
+            row["roc_auc"] = summary_auc(y, p)
         rows[name] = row
     return {"bundle": bundle.name, "n_jets": len(jets), "classes": ref.shape[1],
             "runtimes": rows, "skipped": skipped}
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    if p.shape[1] == 2:
-        return float(roc_auc_score(y, p[:, 1])) if len(np.unique(y)) == 2 else float("nan")
-    present = [c for c in range(p.shape[1]) if 0 < (y == c).sum() < len(y)]
-    if not present:
-        return float("nan")
-    return float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present]))
 
 
 def format_parity(report: dict) -> str:
@@ -138,13 +129,25 @@ def _throughput_axes(ax, result: dict) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
-def inference_bench(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int],
+def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int],
                     repeats: int = 3, dense_jets: int = 512) -> dict:
     """The IN: dense published formulation vs fast exact path (PyTorch) vs ONNX Runtime.
 
     The dense baseline runs on the first `dense_jets` jets (it is ~50x slower); rates are
-    jets per second, so they compare directly.
+    jets per second, so they compare directly. Without a bundle, the published architecture
+    with random weights (seed 0) is measured: cost does not depend on the weights.
     """
+    if bundle is None:
+        import tempfile
+
+        from servable.bundle.bundle import open_bundle, save_bundle
+        from servable.models.taggers import INTagger
+
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_bundle(INTagger({"kind": "in"}), Path(tmp) / "in",
+                               name="in-published-architecture")
+            return inference_bench(open_bundle(path), jets, batch_sizes, repeats, dense_jets)
     if bundle.kind != "in":
         raise ServableError("the inference bench compares IN implementations: give an IN "
                             "bundle")

@@ -74,7 +74,7 @@ def task_of(config: dict) -> tuple[str, str]:
     """The task a tagger configuration serves, from its classes and the layout its features
     belong to: a short name for bundle names (`hbb`, `jetclass`) and a description."""
     classes = list(config["class_names"])
-    jetclass = any(n.startswith("part_") for n in config["track_features"])
+    jetclass = bool(config.get("particle_features"))
     if not jetclass and classes == list(schema.LABELS):
         return "hbb", "jet classification: H->bb vs QCD (CMS H->bb open-data layout)"
     layout = "JetClass particle layout" if jetclass else "CMS H->bb open-data layout"

@@ -104,8 +104,8 @@ def import_checkpoint(checkpoint, metadata, out_dir, *, name: str | None = None,
         return import_particlenet(checkpoint, out_dir, name=name, overwrite=overwrite,
                                   feature_set=feature_set)
     if feature_set is not None:
-        raise BundleError("--feature-set applies to JetClass ParticleNet checkpoints, which "
-                          "take no --metadata")
+        raise BundleError("a feature set applies to JetClass ParticleNet checkpoints, which "
+                          "come without an IN metadata file")
     checkpoint, metadata = Path(checkpoint), Path(metadata)
     for p in (checkpoint, metadata):
         regular_file(p)  # one line for a missing file, a folder or a named pipe
@@ -175,7 +175,7 @@ def import_particlenet(checkpoint, out_dir, *, name: str | None = None, overwrit
     checkpoint = Path(checkpoint)
     regular_file(checkpoint)
     if feature_set is not None and feature_set not in particles.FEATURE_SETS:
-        raise BundleError(f"--feature-set must be one of {', '.join(particles.FEATURE_SETS)}, "
+        raise BundleError(f"the feature set must be one of {', '.join(particles.FEATURE_SETS)}, "
                           f"not {feature_set!r:.40}")
     state = _load_state(checkpoint)
     width_key = "mod.bn_fts.weight"
@@ -183,7 +183,7 @@ def import_particlenet(checkpoint, out_dir, *, name: str | None = None, overwrit
         raise BundleError(f"{checkpoint}: not an official JetClass ParticleNet state dict "
                           f"(expected keys mod.bn_fts..., mod.edge_convs..., found "
                           f"{sorted(state)[:3]}); an Interaction Network checkpoint needs "
-                          "--metadata")
+                          "its metadata JSON")
     width = int(state[width_key].shape[0])
     detected = PARTICLENET_WIDTHS.get(width)
     if detected is None or feature_set not in (None, detected):
@@ -192,9 +192,9 @@ def import_particlenet(checkpoint, out_dir, *, name: str | None = None, overwrit
         raise BundleError(f"{checkpoint}: the weights read {width} particle features; {wanted}")
     names = list(particles.FEATURE_SETS[detected])
     tagger = ParticleNetTagger({
-        "track_features": names, "n_classes": len(schema.JETCLASS_CLASSES),
+        "particle_features": names, "n_classes": len(schema.JETCLASS_CLASSES),
         "class_names": list(schema.JETCLASS_CLASSES),
-        "preprocessing": {"tracks": particles.preprocessing(names)}})
+        "preprocessing": {"particles": particles.preprocessing(names)}})
     ours = from_upstream(state)
     expected = set(tagger.net.core.state_dict())
     if set(ours) != expected:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mimetypes
+import re
 from pathlib import PurePosixPath
 
 import yaml
@@ -353,3 +354,47 @@ def dlhub_document(record: dict, inputs: list[dict], outputs: list[dict]) -> dic
                                    "method_name": "predict"}}},
         },
     }
+
+
+# the formats `servable cite` prints: CFF is the bundle's CITATION.cff itself
+CITATION_FORMATS = ("bibtex", "cff", "apa")
+
+
+def _year(record: dict) -> str:
+    return str(record.get("date_released") or "")[:4] or "n.d."
+
+
+def _people(record: dict) -> list[tuple[str, str]]:
+    """(family or organisation, given) per author."""
+    return [(a["family-names"], a["given-names"]) if "family-names" in a else (a["name"], "")
+            for a in record["authors"]]
+
+
+def bibtex(record: dict) -> str:
+    """A BibTeX @software entry for the record (DOI, URL and content digest when known)."""
+    first = re.sub(r"\W", "", _people(record)[0][0]) or "model"
+    key = f"{first}{_year(record)}{re.sub(r'[^A-Za-z0-9]', '', record['name'])}"
+    authors = " and ".join(f"{fam}, {given}" if given else f"{{{fam}}}"
+                           for fam, given in _people(record))
+    fields = {"author": authors, "title": record["title"], "year": _year(record),
+              "version": str(record["version"]), "publisher": "Zenodo"}
+    if record.get("doi"):
+        fields["doi"] = record["doi"]
+        fields["url"] = f"https://doi.org/{record['doi']}"
+    if record.get("digest"):
+        fields["note"] = f"content digest {record['digest']}"
+    lines = [f"@software{{{key},"] + [f"  {k} = {{{v}}}," for k, v in fields.items()] + ["}"]
+    return "\n".join(lines)
+
+
+def apa(record: dict) -> str:
+    """An APA reference for the record (software, Zenodo, the DOI when known)."""
+    names = []
+    for fam, given in _people(record):
+        initials = " ".join(f"{p[0]}." for p in given.split()) if given else ""
+        names.append(f"{fam}, {initials}" if initials else fam)
+    if len(names) > 1:
+        names = [", ".join(names[:-1]) + ", & " + names[-1]]
+    where = f" https://doi.org/{record['doi']}" if record.get("doi") else ""
+    return (f"{names[0]} ({_year(record)}). {record['title']} (Version {record['version']}) "
+            f"[Computer software]. Zenodo.{where}")

@@ -14,8 +14,8 @@ import numpy as np
 
 from servable.bundle.bundle import Bundle
 from servable.data.io import open_jets
-from servable.errors import check_int
-from servable.files import atomic_output
+from servable.errors import ServableError, check_int
+from servable.files import atomic_output, regular_file
 
 
 def predict_file(bundle: Bundle, input_path, output_path, *, runtime: str = "torch",
@@ -75,3 +75,12 @@ def stream_scores(score, input_path, output_path, *, chunk_size: int = 20_000,
                           "runtime": info.get("runtime", ""), "input": str(input_path),
                           "n_jets": n})
     return {"n_jets": n, "output": str(output_path), "runtime": info.get("runtime", "")}
+
+
+def read_scores(path) -> np.ndarray:
+    """The `scores` (n, classes) of a file that `predict_file` or `stream_scores` wrote."""
+    path = regular_file(path)
+    with h5py.File(path, "r") as f:
+        if "scores" not in f:
+            raise ServableError(f"{path}: no 'scores' dataset; not a file servable predict wrote")
+        return f["scores"][:]

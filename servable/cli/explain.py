@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import typer
@@ -22,18 +21,6 @@ def _params(items: list[str] | None) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
-
-
-def _target(text: str) -> int | str:
-    """--target as a class index (an integer, refused when negative) or a class name."""
-    from servable.cli.common import fail
-
-    text = text.strip()
-    if re.fullmatch(r"[+-]?\d+", text):
-        if int(text) < 0:
-            fail(f"--target must be a class index (0 or more) or a class name, not {text}")
-        return int(text)
-    return text
 
 
 def check_explanation_output(output: Path, force: bool, inputs: list) -> Path:
@@ -77,7 +64,7 @@ def explain(
 ) -> None:
     """Explain a model: writes DIR/explanation.json and PNG figures."""
     from servable import load
-    from servable.cli.common import fail
+    from servable.cli.common import fail, target_option
     from servable.data.io import read_jets
     from servable.explain import METHODS
 
@@ -87,8 +74,8 @@ def explain(
     check_explanation_output(output, force, inputs)  # before any work
     params = _params(param)
     METHODS[method].check_params(params)
-    target_class = _target(target)
     servable = load(bundle)
+    target_class = target_option(target, servable.manifest["outputs"][0]["classes"])
     inputs = [input_file, servable.path]  # the bundle found by name or DOI
     jets = read_jets(input_file, 0, n_jets)
     result = servable.explain(jets, method=method, target=target_class, **params)

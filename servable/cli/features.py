@@ -54,10 +54,9 @@ def check_features(data: Path, model: str, feature_set: str,
     line)."""
     from servable.data.io import read_jets
     from servable.models.spec import chosen_features
-    from servable.models.taggers import feature_config
+    from servable.models.taggers import FEATURE_KEYS, feature_config
 
     if not drop and not any(keep.values()):
         return
     base = feature_config(model, read_jets(data, 0, 1), feature_set)
-    chosen_features({"tracks": base["track_features"], "vertices": base["vertex_features"],
-                     "jet_features": base["jet_features"]}, keep, drop)
+    chosen_features({group: base[key] for group, key in FEATURE_KEYS.items()}, keep, drop)

@@ -116,21 +116,10 @@ def bench_inference(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Dense published IN vs fast exact path vs ONNX Runtime, side by side."""
-    import tempfile
-
     from servable import load
     from servable.bundle.bench import format_inference, inference_bench
-    from servable.bundle.bundle import save_bundle
     from servable.files import json_text
-    from servable.models.taggers import INTagger
 
     jets = _sample(data, n_jets)
-    with tempfile.TemporaryDirectory() as tmp:
-        if bundle is None:
-            import torch
-
-            torch.manual_seed(0)
-            bundle = save_bundle(INTagger({"kind": "in"}), Path(tmp) / "in",
-                                 name="in-published-architecture")
-        report = inference_bench(load(bundle), jets, _sizes(batch_sizes))
+    report = inference_bench(load(bundle) if bundle else None, jets, _sizes(batch_sizes))
     typer.echo(json_text(report) if as_json else format_inference(report))

@@ -57,10 +57,12 @@ def train(
 ) -> None:
     """Train a tagger on labelled files of one task and write a servable directory; the
     classes come from the data (two for CMS H->bb, ten for JetClass)."""
+    from servable.bundle.train import seed_summary, train_seeds
     from servable.cli import features
     from servable.cli.common import fail
     from servable.cli.explain import _params
     from servable.data.particles import FEATURE_SETS
+    from servable.files import write_json
     from servable.models.taggers import TAGGERS
     from servable.models.training import TrainConfig
 
@@ -81,93 +83,28 @@ def train(
             "vertices": features.names(vertex_features, "vertex-features")}
     drop = features.names(drop_features, "drop-features") or []
     features.check_features(data[0], model, feature_set, keep, drop)
-    configs = [TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                           patience=patience, seed=s, split=split, fold=fold, folds=folds,
-                           hyperparameters={**hyper, **sizes}, feature_set=feature_set,
-                           track_features=keep["tracks"], vertex_features=keep["vertices"],
-                           drop_features=drop)
-               for s in seed_values]
+    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                      patience=patience, seed=seed_values[0], split=split, fold=fold,
+                      folds=folds, hyperparameters={**hyper, **sizes}, feature_set=feature_set,
+                      track_features=keep["tracks"], vertex_features=keep["vertices"],
+                      drop_features=drop)
     targets = [output if len(seed_values) == 1 else output / f"seed-{s}" for s in seed_values]
     if executor:
-        results = train_fanned_out(executor, workers, data, configs, targets, force)
-    else:
-        results = [train_one(data, cfg, target, force, quiet)
-                   for cfg, target in zip(configs, targets, strict=True)]
-    if len(seed_values) > 1:
-        summary = seed_summary(results, seed_values, reference_auc)
-        from servable.files import write_json
+        from servable.remote.fanout import train_seeds_on
 
+        results = train_seeds_on(executor, data, cfg, seed_values, targets, force, workers,
+                                 report=typer.echo)
+    else:
+        results = train_seeds(data, cfg, seed_values, targets, force=force,
+                              progress=not quiet, report=typer.echo)
+    if len(seed_values) > 1:
+        summary = seed_summary([s for _, s in results], seed_values, reference_auc)
         write_json(output / "summary.json", summary, force=force)
         typer.echo(format_seed_summary(summary))
 
 
-def train_one(data, cfg, target: Path, force: bool, quiet: bool) -> dict:
-    from servable.bundle.train import train_bundle
-
-    bundle, summary = train_bundle(data, cfg, target, force=force, progress=not quiet)
-    typer.echo(_trained_line(bundle, cfg.model, cfg.seed, summary))
-    return summary
-
-
-def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) -> list[dict]:
-    """One task per seed on the chosen executor; bundles land where they would locally."""
-    import dataclasses
-    import os
-
-    from servable.remote import executor, train
-
-    parallel = min(len(configs), workers or os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // parallel)
-    runner = executor(spec, workers=parallel)
-    try:
-        futures = [runner.submit(train, {
-            "data": [str(Path(p).resolve()) for p in data], "config": dataclasses.asdict(cfg),
-            "out": str(Path(target).resolve()), "force": force, "threads": threads})
-            for cfg, target in zip(configs, targets, strict=True)]
-        summaries = []
-        for cfg, future in zip(configs, futures, strict=True):
-            result = future.result()
-            typer.echo(_trained_line(result["bundle"], cfg.model, cfg.seed, result["summary"]))
-            summaries.append(result["summary"])
-    finally:
-        runner.close()
-    return summaries
-
-
-def _trained_line(bundle, model: str, seed: int, summary: dict) -> str:
-    from servable.models.metrics import auc_key
-
-    m = summary["validation_metrics"]
-    seconds = summary["history"].get("epoch_seconds") or []
-    per_epoch = f", {sum(seconds) / len(seconds):.1f} s/epoch" if seconds else ""
-    auc = auc_key(m)
-    label = "AUC" if auc == "roc_auc" else f"macro AUC ({len(m['class_names'])} classes)"
-    return (f"{bundle}: {model} seed {seed}: validation {label} {m[auc]:.4f}, "
-            f"accuracy {m['accuracy']:.4f}, best epoch {summary['history']['best_epoch']}"
-            f"{per_epoch}")
-
-
-def seed_summary(summaries: list[dict], seeds: list[int], reference_auc: float | None) -> dict:
-    """Mean and sample standard deviation over the seeds of every headline metric (two
-    classes: accuracy, AUC, rejections at 50% and 30%; more: accuracy, macro AUC, rejection
-    per class); `reference_auc` is compared with the AUC (the macro AUC for more classes)."""
-    import numpy as np
-
-    from servable.models.metrics import auc_key, headline, reference_tail
-
-    rows = [headline(r["validation_metrics"]) for r in summaries]
-    values = {k: np.array([row[k] for row in rows], dtype=float) for k in rows[0]}
-    summary = {"seeds": seeds, "metrics": {
-        k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
-        for k, v in values.items()}}
-    if reference_auc is not None:
-        # one-sided: how likely a seed of this training reaches the reference AUC or more
-        summary["reference_auc"] = reference_tail(
-            reference_auc, values[auc_key(summaries[0]["validation_metrics"])])
-    return summary
-
-
 def format_seed_summary(summary: dict) -> str:
+    """The seeds' statistics as printed by `servable train --seeds`."""
     lines = [f"{len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))}):"]
     for k, v in summary["metrics"].items():
         lines.append(f"  {k:13s} {v['mean']:.4f} +- {v['std']:.4f}")

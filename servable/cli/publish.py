@@ -49,8 +49,12 @@ def cite(
     fmt: str = typer.Option("bibtex", "--format", help="bibtex, cff or apa"),
 ) -> None:
     """Print how to cite the exact model in this bundle."""
+    from servable.bundle.citation import CITATION_FORMATS
+    from servable.cli.common import fail
     from servable.publish.cite import citation
 
+    if fmt not in CITATION_FORMATS:
+        fail(f"--format must be one of {', '.join(CITATION_FORMATS)}, not {fmt!r}")
     text, warning = citation(bundle, fmt)
     if warning:
         typer.echo(f"note: {warning}", err=True)

@@ -62,8 +62,9 @@ def explain(
     from servable.cli.common import fail
     from servable.cli.explain import _params, check_explanation_output, write_explanation
     from servable.data.io import open_jets
-    from servable.explain import METHODS, Explanation
+    from servable.explain import METHODS
     from servable.remote import Client
+    from servable.remote.combine import as_explanation
 
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -73,8 +74,7 @@ def explain(
         jets = f.read(0, n_jets)
     with Client(endpoint, engine=engine, workers=workers) as client:
         result = client.explain(bundle, jets, method, target, **_params(param)).result()
-    arrays = {k: result[k] for k in ("tracks", "vertices", "jet", "output")}
-    explanation = Explanation.from_dict({**result["explanation"], **arrays})
+    explanation = as_explanation(result)
     written = write_explanation(explanation, output, result["n_jets"], per_jet, force, inputs)
     top = ", ".join(explanation.top(5)) or "(node-level method: see the figures)"
     worker = result["worker"]

@@ -18,7 +18,8 @@ def _new_output(out: Path, force: bool) -> None:
         fail(f"{out} exists; choose another directory or pass --force")
 
 
-def _parsed(parse, text: str | None):
+def _parsed(parse, text: str | None, flag: str):
+    """`parse(text)` (None when the option was not given), its error worded as `flag`."""
     from servable.cli.common import fail
     from servable.errors import ServableError
 
@@ -27,7 +28,7 @@ def _parsed(parse, text: str | None):
     try:
         return parse(text)
     except ServableError as exc:
-        fail(str(exc))
+        fail(f"{flag}: {exc}")
 
 
 def ablate(
@@ -61,8 +62,8 @@ def ablate(
     from servable.study.ablation import parse_sizes, parse_thresholds
 
     _new_output(output, force)
-    threshold_values = _parsed(parse_thresholds, thresholds)
-    size_values = [] if no_retrain else _parsed(parse_sizes, sizes)
+    threshold_values = _parsed(parse_thresholds, thresholds, "--thresholds")
+    size_values = [] if no_retrain else _parsed(parse_sizes, sizes, "--sizes")
     if not (math.isfinite(retrain_threshold) and retrain_threshold > 0):
         fail(f"--retrain-threshold must be a positive percentage, not {retrain_threshold}")
     if replacement not in ("zero", "mean"):
@@ -135,8 +136,9 @@ def reproduce(
              "explain_jets": explain_jets, "workers": workers, "threads": threads,
              "train_data": train_data, "test_data": test_data, "published": published,
              "reference_auc": reference_auc,
-             "sizes": _parsed(lambda t: tuple(parse_sizes(t)), sizes),
-             "thresholds": _parsed(lambda t: tuple(parse_thresholds(t)), thresholds)}
+             "sizes": _parsed(lambda t: tuple(parse_sizes(t)), sizes, "--sizes"),
+             "thresholds": _parsed(lambda t: tuple(parse_thresholds(t)), thresholds,
+                                   "--thresholds")}
     settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
                                    **{k: v for k, v in given.items() if v is not None})
     command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -174,7 +176,7 @@ def xai_benchmark(
     import time
 
     from servable import load
-    from servable.cli.common import fail
+    from servable.cli.common import fail, target_option
     from servable.data.io import read_jets
     from servable.explain import METHODS
     from servable.study.xai_benchmark import QUICK, Settings, benchmark, check_models
@@ -202,15 +204,7 @@ def xai_benchmark(
     settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
                                    **{k: v for k, v in given.items() if v is not None})
     jets = read_jets(data, 0, settings.n_jets)
-    classes = list(jets.class_names)
-    if target.isdigit():
-        index = int(target)
-    elif target in classes:
-        index = classes.index(target)
-    else:
-        fail(f"--target {target!r}: give a class index or name of "
-             f"{', '.join(f'{i} = {c}' for i, c in enumerate(classes))}")
-    settings = dataclasses.replace(settings, target=index)
+    settings = dataclasses.replace(settings, target=target_option(target, jets.class_names))
     t0 = time.perf_counter()
     if train_seeds:
         from servable.study.xai_benchmark import train_more_seeds

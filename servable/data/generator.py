@@ -62,15 +62,7 @@ class GeneratorSettings:
 
     def pythia_settings(self, label: int, seed: int) -> list[str]:
         """The Pythia 8 configuration strings for one class (`label`: 1 signal, 0 QCD) and seed."""
-        common = [
-            f"Beams:eCM = {self.ecm_gev}",
-            "Random:setSeed = on",
-            f"Random:seed = {seed}",
-            "ParticleDecays:limitTau0 = on",  # K0S, Lambda stable; b and c hadrons decay
-            "ParticleDecays:tau0Max = 10",
-            f"PartonLevel:MPI = {'on' if self.multiparton_interactions else 'off'}",
-            "Print:quiet = on",
-        ]
+        common = pool.common_settings(self.ecm_gev, seed, self.multiparton_interactions)
         if label == SIGNAL:
             return common + [
                 "HiggsSM:gg2Hg(l:t) = on", "HiggsSM:qg2Hq(l:t) = on",
@@ -177,7 +169,7 @@ def generate(n_signal: int, n_background: int, seed: int = 1, workers: int = 1,
     if n_signal < 0 or n_background < 0 or n_signal + n_background == 0:
         raise ValueError("ask for at least one jet (--signal/--background must be >= 0)")
     if workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise ValueError("workers must be at least 1")
     tasks = [(label, n, worker) for label, total in ((SIGNAL, n_signal), (BACKGROUND, n_background))
              for worker, n in enumerate(pool.quota(total, workers)) if n > 0]
     t_start = time.perf_counter()

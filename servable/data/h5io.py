@@ -26,12 +26,22 @@ import h5py
 import numpy as np
 
 from servable.data import schema
-from servable.data.jets import CMS, JETCLASS, JETCLASS_MARKER, InvalidJetsError, Jets
+from servable.data.jets import CMS, JETCLASS, InvalidJetsError, Jets
 from servable.errors import ServableError, check_int
 from servable.files import atomic_output, regular_file
 
 SPLITS = ("training", "testing")
 TRUTH_GROUP = "generator_truth"
+SLOTTED_DATASET = "_2"
+JETCLASS_MARKER = "part_energy"  # a particle channel: the `_2` dataset holds particles
+# each layout's input groups in the file: dataset suffix, default feature names, slot count
+FILE_GROUPS = {
+    CMS: {"tracks": (SLOTTED_DATASET, schema.TRACK_NAMES, schema.TRACK_SLOTS),
+          "vertices": ("_3", schema.VERTEX_NAMES, schema.VERTEX_SLOTS),
+          "jet_features": ("_0", schema.JET_NAMES, 1)},
+    JETCLASS: {"particles": (SLOTTED_DATASET, (), None),
+               "jet_features": ("_0", schema.names(schema.JETCLASS_JET_FEATURES), 1)},
+}
 
 
 class JetFileError(ServableError, ValueError):
@@ -152,26 +162,20 @@ class JetFile:
         f = self._f
         self.split = _split_of(f, path)
         g = f"{self.split}_subgroup/{self.split}"
-        tracks = _plain(f, f"{g}_2", path)
-        self.track_names = _names(tracks, schema.TRACK_NAMES, path)
-        self.layout = JETCLASS if JETCLASS_MARKER in self.track_names else CMS
-        jetclass = self.layout == JETCLASS
-        self.tracks = _checked(tracks, path, (len(self.track_names),
-                                              None if jetclass else schema.TRACK_SLOTS))
-        self.vertices, self.vertex_names = None, ()
-        if not jetclass:
-            vertices = _plain(f, f"{g}_3", path)
-            self.vertex_names = _names(vertices, schema.VERTEX_NAMES, path)
-            self.vertices = _checked(vertices, path, (len(self.vertex_names),
-                                                      schema.VERTEX_SLOTS))
-        default_jet = schema.names(schema.JETCLASS_JET_FEATURES) if jetclass else schema.JET_NAMES
-        self.jet_features, self.jet_feature_names = None, default_jet
-        if f"{g}_0" in f:
-            jet_features = _plain(f, f"{g}_0", path)
-            self.jet_feature_names = _names(jet_features, default_jet, path)
-            self.jet_features = _checked(jet_features, path, (len(self.jet_feature_names), 1))
+        slotted = _plain(f, f"{g}{SLOTTED_DATASET}", path)
+        names = _names(slotted, schema.TRACK_NAMES, path)
+        self.layout = JETCLASS if JETCLASS_MARKER in names else CMS
+        # group name -> (dataset, feature names); per-jet groups are stored (n, F, 1)
+        self.groups: dict[str, tuple[h5py.Dataset, tuple[str, ...]]] = {}
+        for name, (suffix, default, slots) in FILE_GROUPS[self.layout].items():
+            key = f"{g}{suffix}"
+            if key not in f and name == "jet_features":  # optional in both layouts
+                continue
+            ds = slotted if suffix == SLOTTED_DATASET else _plain(f, key, path)
+            group_names = names if suffix == SLOTTED_DATASET else _names(ds, default, path)
+            self.groups[name] = (_checked(ds, path, (len(group_names), slots)), group_names)
         self.labels = None
-        self.class_names = schema.JETCLASS_CLASSES if jetclass else schema.LABELS
+        self.class_names = schema.JETCLASS_CLASSES if self.layout == JETCLASS else schema.LABELS
         if "target_subgroup/target" in f:
             target = _plain(f, "target_subgroup/target", path)
             self.class_names = _names(target, self.class_names, path)
@@ -179,15 +183,14 @@ class JetFile:
         self.spectators = self._optional("spectator_subgroup/spectators",
                                          (1, len(schema.SPECTATOR_NAMES)))
         self.truth = self._truth(path)
-        n = len(self.tracks)
-        for ds in (self.vertices, self.jet_features, self.labels, self.spectators,
-                   *self.truth.values()):
+        datasets = [ds for ds, _ in self.groups.values()]
+        n = len(datasets[0])
+        for ds in (*datasets, self.labels, self.spectators, *self.truth.values()):
             if ds is not None and len(ds) != n:
                 raise JetFileError(f"{path}: dataset '{_key(ds)}' holds {len(ds)} jets but "
-                                   f"tracks hold {n}; the file is inconsistent")
+                                   f"'{_key(datasets[0])}' holds {n}; the file is inconsistent")
         # read one element from every dataset: a truncated file fails here, not mid-run
-        for ds in (self.tracks, self.vertices, self.jet_features, self.labels,
-                   self.spectators, *self.truth.values()):
+        for ds in (*datasets, self.labels, self.spectators, *self.truth.values()):
             if ds is not None and len(ds):
                 ds[len(ds) - 1]
 
@@ -217,7 +220,7 @@ class JetFile:
         return _checked(_plain(self._f, key, self.path), self.path, tail)
 
     def __len__(self) -> int:
-        return len(self.tracks)
+        return len(next(iter(self.groups.values()))[0])
 
     @property
     def attrs(self) -> dict:
@@ -233,17 +236,12 @@ class JetFile:
         stop = len(self) if stop is None else min(check_int(stop, "stop", minimum=0), len(self))
         sl = slice(start, stop)
         try:
-            jf = None if self.jet_features is None else self.jet_features[sl][..., 0]
+            groups = {name: (ds[sl][..., 0] if name == "jet_features" else ds[sl], names)
+                      for name, (ds, names) in self.groups.items()}
             spec = None if self.spectators is None else self.spectators[sl][:, 0, :]
             extras = {k: ds[sl] for k, ds in self.truth.items()}
-            tracks = self.tracks[sl]
-            vertices = self.vertices[sl] if self.vertices is not None else \
-                np.zeros((len(tracks), 0, 0), np.float32)
-            return Jets(
-                tracks, vertices, jf, None if self.labels is None else self.labels[sl], spec,
-                self.track_names, self.vertex_names, self.jet_feature_names, extras,
-                class_names=self.class_names,
-            )
+            labels = None if self.labels is None else self.labels[sl]
+            return Jets(groups, labels, spec, class_names=self.class_names, extras=extras)
         except InvalidJetsError as exc:
             raise JetFileError(f"{self.path}: jets {start}-{stop}: {exc}") from None
         except MemoryError:
@@ -317,22 +315,21 @@ def write_jets(
     path = Path(path)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    jetclass = jets.layout == JETCLASS
-    if jetclass and np.size(jets.vertices):
-        raise InvalidJetsError("vertices: JetClass-layout jets (particles in the tracks group) "
-                               "carry no secondary vertices; the file layout has no place for "
-                               "them")
+    stored = FILE_GROUPS[jets.layout]
+    unknown = [name for name in jets.groups if name not in stored]
+    if unknown:
+        raise InvalidJetsError(
+            f"{', '.join(unknown)}: {jets.layout}-layout files have no place for this group "
+            f"(they hold {', '.join(stored)})")
     g = f"{split}_subgroup/{split}"
     n = len(jets)
     with atomic_output(path, force=overwrite) as out:
         with h5py.File(out, "w") as f:
             for key, value in (attrs or {}).items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-            _write(f, f"{g}_2", jets.tracks, jets.track_names)
-            if not jetclass:
-                _write(f, f"{g}_3", jets.vertices, jets.vertex_names)
-            if jets.jet_features is not None:
-                _write(f, f"{g}_0", jets.jet_features[..., None], jets.jet_feature_names)
+            for name, group in jets.groups.items():
+                values = group.values if group.slotted else group.values[..., None]
+                _write(f, f"{g}{stored[name][0]}", values, group.features)
             if jets.labels is not None:
                 _write(f, "target_subgroup/target", jets.labels, jets.class_names)
             if jets.spectators is not None:

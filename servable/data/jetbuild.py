@@ -283,7 +283,7 @@ def jet_batch(t, flat, npv, settings, rng, timer) -> Jets:
         npv[flat["event"]], flat["n_cons"], feats.n_tracks, feats.n_sv,
     ], axis=1).astype(np.float32)
     timer.add("features", t0)
-    jets = Jets(feats.tracks, feats.vertices, jet, None, spectators, extras=extras,
+    jets = Jets.cms(feats.tracks, feats.vertices, jet, None, spectators, extras=extras,
                 validate=False)
     keep = (msd > settings.sdmass_min) & (msd < settings.sdmass_max)
     return jets if keep.all() else jets[np.flatnonzero(keep)]

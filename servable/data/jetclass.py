@@ -62,7 +62,8 @@ def iter_jetclass(path, chunk_size: int, tree: str = "tree", max_particles: int 
 
 def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
                   entry_start: int = 0, entry_stop: int | None = None) -> Jets:
-    """Read a JetClass ROOT file into `Jets` (particles as the track collection)."""
+    """Read a JetClass ROOT file into JetClass-layout `Jets` (groups `particles` and
+    `jet_features`, derived channels and observables included)."""
     import awkward as ak
 
     path = regular_file(path)
@@ -83,11 +84,8 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
     jet = np.stack([ak.to_numpy(arrays[b]) for b in JET_BRANCHES], axis=1).astype(np.float32)
     labels = np.stack([ak.to_numpy(arrays[b]) for b in LABEL_BRANCHES], 1).astype(np.float32)
     extras = {b: _extra(arrays[b], b, max_particles) for b in extra}
-    jets = Jets(
-        tracks=particles, vertices=np.zeros((n, 0, 0), np.float32), jet_features=jet,
-        labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
-        jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES, extras=extras,
-    )
+    jets = Jets({"particles": (particles, PARTICLE_BRANCHES), "jet_features": (jet, JET_BRANCHES)},
+                labels, class_names=CLASS_NAMES, extras=extras)
     return complete(jets)
 
 
@@ -172,13 +170,17 @@ def write_jetclass(path, jets: Jets, provenance: dict | None = None, *, force: b
     import awkward as ak
     import uproot
 
-    names = list(jets.track_names)
+    if not jets.has("particles"):
+        raise InvalidJetsError(f"not JetClass-layout jets: no 'particles' group (they hold "
+                               f"{', '.join(jets.groups)})")
+    part = jets.group("particles")
+    names = list(part.features)
     missing = [b for b in PARTICLE_BRANCHES if b not in names]
     missing += [b for b in JET_BRANCHES if b not in jets.jet_feature_names]
     if missing:
         raise InvalidJetsError(f"not JetClass-layout jets: missing {', '.join(missing)}")
     n = len(jets)
-    raw = jets.tracks[:, [names.index(b) for b in PARTICLE_BRANCHES], :]
+    raw = part.values[:, [names.index(b) for b in PARTICLE_BRANCHES], :]
     filled = filled_mask(raw)
     counts = filled.sum(1)
     fields = {b[len("part_"):]: raw[:, i, :][filled] for i, b in enumerate(PARTICLE_BRANCHES)}

@@ -106,13 +106,7 @@ class JetClassSettings:
         """Pythia's configuration for class `name` (its conjugate configuration if asked)."""
         process = PROCESSES[name]
         return [
-            f"Beams:eCM = {self.ecm_gev}",
-            "Random:setSeed = on",
-            f"Random:seed = {seed}",
-            "ParticleDecays:limitTau0 = on",  # K0S, Lambda stable; b and c hadrons decay
-            "ParticleDecays:tau0Max = 10",
-            f"PartonLevel:MPI = {'on' if self.multiparton_interactions else 'off'}",
-            "Print:quiet = on",
+            *pool.common_settings(self.ecm_gev, seed, self.multiparton_interactions),
             "PhaseSpace:pTHatMin = "
             f"{self.pthat_min_with_neutrino if process.neutrino else self.pthat_min}",
             f"PhaseSpace:pTHatMax = {self.pthat_max}",
@@ -301,9 +295,9 @@ def generate(classes=CLASSES, jets_per_class: int = 400, seed: int = 1, workers:
         raise ValueError(f"classes must be distinct JetClass classes ({', '.join(CLASSES)}); "
                          f"received {', '.join(classes) or 'none'}")
     if jets_per_class < 1:
-        raise ValueError("--jets-per-class must be at least 1")
+        raise ValueError("jets_per_class must be at least 1")
     if workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise ValueError("workers must be at least 1")
     jobs = [(c, n, seed, w, settings) for c in classes
             for w, n in enumerate(pool.quota(jets_per_class, workers)) if n > 0]
     t_start = time.perf_counter()

@@ -78,19 +78,16 @@ def derive(jets: Jets) -> Jets:
     names = list(jets.jet_feature_names)
     if all(o in names for o in OBSERVABLES):
         return jets
-    missing = [n for n in _PARTICLES if n not in jets.track_names]
+    have = jets.group("particles").features if jets.has("particles") else ()
+    missing = [n for n in _PARTICLES if n not in have]
     missing += [n for n in _JET if n not in names]
-    if missing or jets.jet_features is None:
+    if missing or not jets.has("jet_features"):
         raise InvalidJetsError(
             "cannot compute the JetClass jet observables: missing "
             f"{', '.join(missing) or 'jet features'} (read the file with "
             "servable.data.jetclass.read_jetclass)")
-    particles = {n: jets.tracks[:, jets.track_names.index(n), :] for n in _PARTICLES}
-    tau = {n: jets.jet_features[:, names.index(n)] for n in _JET}
-    new = observables(particles, tau)
+    part, jet = jets.group("particles"), jets.group("jet_features")
+    new = observables({n: part.column(n) for n in _PARTICLES}, {n: jet.column(n) for n in _JET})
     add = [o for o in OBSERVABLES if o not in names]
-    jet = np.concatenate([jets.jet_features,
-                          np.stack([new[o] for o in add], axis=1).astype(np.float32)], axis=1)
-    return Jets(jets.tracks, jets.vertices, jet, jets.labels, jets.spectators,
-                jets.track_names, jets.vertex_names, (*names, *add), dict(jets.extras),
-                validate=False, class_names=jets.class_names)
+    return jets.replace(jet.with_features(add, np.stack([new[o] for o in add], axis=1)
+                                          .astype(np.float32)))

@@ -1,27 +1,32 @@
-"""Jets in memory: channels-first arrays as the CMS layout stores them, plus their validation.
+"""Jets in memory: named input groups (tracks, vertices, particles, jet features, ...), labels
+and truth, plus their validation.
 
-`validate_jets` is the one input check that every entry point (Python API, CLI, remote
-functions) goes through, in the spirit of scikit-learn's `check_array`.
+A layout is a set of groups: the CMS H->bb layout holds `tracks`, `vertices` and
+`jet_features`; the JetClass layout holds `particles` and `jet_features`. Each group carries
+its values, its feature names and (for slotted groups) its slot count, so a consumer asks for
+a group by name and a new layout is a new set of groups, not a special case.
+
+`validate_group` (and `validate_jets` for the CMS arrays) is the one input check that every
+entry point (Python API, CLI, remote functions) goes through, in the spirit of
+scikit-learn's `check_array`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from servable.data import schema
 from servable.errors import ServableError
 
-# the input groups jets carry, and the attribute holding each group's feature names
-GROUPS = {"tracks": "track_names", "vertices": "vertex_names",
-          "jet_features": "jet_feature_names"}
-
-
-# the two layouts one Jets container serves; JetClass particles carry part_energy
+# the two layouts one Jets container serves, each a set of input groups
 CMS, JETCLASS = "cms", "jetclass"
-JETCLASS_MARKER = "part_energy"
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    CMS: ("tracks", "vertices", "jet_features"),
+    JETCLASS: ("particles", "jet_features"),
+}
 
 
 class InvalidJetsError(ServableError, ValueError):
@@ -42,6 +47,7 @@ def _as_float32(name: str, array, ndim: int) -> np.ndarray:
 
 
 def check_finite(name: str, array: np.ndarray) -> None:
+    """Refuse NaN or infinite values in `array`, naming the first jet that has one."""
     bad = ~np.isfinite(array)
     if bad.any():
         jet = int(np.argwhere(bad)[0][0])
@@ -107,16 +113,43 @@ def check_filled_first(name: str, array: np.ndarray) -> np.ndarray:
 
 def _check_channels(name: str, array: np.ndarray, names: Sequence[str], slots: int | None):
     if array.shape[1] != len(names):
+        first = f" ({names[0]} ... {names[-1]})" if names else ""
         raise InvalidJetsError(
-            f"{name}: expected {len(names)} features on axis 1 ({names[0]} ... {names[-1]}), "
+            f"{name}: expected {len(names)} features on axis 1{first}, "
             f"received {array.shape[1]} (shape {array.shape}); arrays are channels-first "
             "(jets, features, slots)"
         )
-    if slots is not None and array.shape[2] != slots:
+    if slots is not None and array.ndim == 3 and array.shape[2] != slots:
         raise InvalidJetsError(
             f"{name}: expected {slots} slots on axis 2, received {array.shape[2]} "
             f"(shape {array.shape})"
         )
+
+
+def validate_group(name: str, values, features: Sequence[str], *, slotted: bool,
+                   slots: int | None = None, check_padding: bool = True) -> np.ndarray:
+    """One input group checked and returned as a contiguous float32 array.
+
+    Parameters
+    ----------
+    name : the group's name, used in messages
+    values : (n, features) per jet, or (n, features, slots) channels-first when `slotted`
+    features : the feature names, one per channel
+    slotted : whether the group has slots (tracks, vertices, particles)
+    slots : the required slot count, or None for any
+    check_padding : whether zero-padded slots must come after the filled ones
+
+    Raises
+    ------
+    InvalidJetsError
+        naming the group, what was expected and what was received.
+    """
+    array = _as_float32(name, values, 3 if slotted else 2)
+    _check_channels(name, array, features, slots)
+    check_finite(name, array)
+    if slotted and check_padding:
+        check_filled_first(name, array)
+    return array
 
 
 def validate_jets(
@@ -133,98 +166,202 @@ def validate_jets(
     vertex_slots: int | None = schema.VERTEX_SLOTS,
     check_padding: bool = True,
 ) -> dict[str, np.ndarray | None]:
-    """Check jets against the layout and return them as contiguous float32 arrays.
+    """Check jets in the CMS layout against it and return them as contiguous float32 arrays.
+
+    Returns
+    -------
+    dict
+        tracks, vertices, jet_features, labels, spectators (None where not given).
 
     Raises
     ------
     InvalidJetsError
         naming the array, what was expected and what was received.
     """
-    out: dict[str, np.ndarray | None] = {}
-    out["tracks"] = t = _as_float32("tracks", tracks, 3)
-    _check_channels("tracks", t, track_names, track_slots)
-    out["vertices"] = v = _as_float32("vertices", vertices, 3)
-    _check_channels("vertices", v, vertex_names, vertex_slots)
-    n = len(t)
-    if len(v) != n:
-        raise InvalidJetsError(f"vertices: expected {n} jets like tracks, received {len(v)}")
-    optional = {
-        "jet_features": (jet_features, 2, len(jet_feature_names)),
-        "labels": (labels, 2, None),
-        "spectators": (spectators, 2, len(schema.SPECTATOR_NAMES)),
+    out: dict[str, np.ndarray | None] = {
+        "tracks": validate_group("tracks", tracks, track_names, slotted=True, slots=track_slots,
+                                 check_padding=check_padding),
+        "vertices": validate_group("vertices", vertices, vertex_names, slotted=True,
+                                   slots=vertex_slots, check_padding=check_padding),
+        "jet_features": None if jet_features is None else validate_group(
+            "jet_features", jet_features, jet_feature_names, slotted=False),
     }
-    for key, (array, ndim, width) in optional.items():
-        if array is None:
-            out[key] = None
-            continue
-        a = _as_float32(key, array, ndim)
-        if len(a) != n:
-            raise InvalidJetsError(f"{key}: expected {n} jets like tracks, received {len(a)}")
-        if width is not None and a.shape[1] != width:
-            raise InvalidJetsError(
-                f"{key}: expected {width} columns, received {a.shape[1]} (shape {a.shape})"
-            )
-        out[key] = a
-    for key, array in out.items():
-        if array is not None:
-            check_finite(key, array)
-    if out["labels"] is not None:
-        _check_one_hot(out["labels"])
-    if check_padding:
-        check_filled_first("tracks", t)
-        check_filled_first("vertices", v)
+    n = len(out["tracks"])
+    for key, value in out.items():
+        if value is not None and len(value) != n:
+            raise InvalidJetsError(f"{key}: expected {n} jets like tracks, received {len(value)}")
+    out.update(_validate_per_jet(n, labels, spectators))
     return out
 
 
-@dataclass
+def _validate_per_jet(n: int, labels, spectators) -> dict[str, np.ndarray | None]:
+    out = {}
+    for key, array, width in (("labels", labels, None),
+                              ("spectators", spectators, len(schema.SPECTATOR_NAMES))):
+        if array is None:
+            out[key] = None
+            continue
+        a = _as_float32(key, array, 2)
+        if len(a) != n:
+            raise InvalidJetsError(f"{key}: expected {n} jets like the inputs, received {len(a)}")
+        if width is not None and a.shape[1] != width:
+            raise InvalidJetsError(
+                f"{key}: expected {width} columns, received {a.shape[1]} (shape {a.shape})")
+        check_finite(key, a)
+        out[key] = a
+    if out["labels"] is not None:
+        _check_one_hot(out["labels"])
+    return out
+
+
+def class_index(target, class_names: Sequence[str]) -> int:
+    """The index of a target class given as an index (int, or its digits as text) or a
+    name: the one parser for the API, the CLI and remote calls.
+
+    Raises
+    ------
+    InvalidJetsError
+        one line naming the classes with their indices.
+    """
+    names = list(class_names)
+    choices = ", ".join(f"{i} = {c}" for i, c in enumerate(names))
+    index = None
+    if isinstance(target, str):
+        text = target.strip()
+        if text in names:
+            return names.index(text)
+        if text.lstrip("+-").isdigit():
+            index = int(text)
+    elif isinstance(target, (int, np.integer)) and not isinstance(target, (bool, np.bool_)):
+        index = int(target)
+    if index is None or not 0 <= index < len(names):
+        raise InvalidJetsError(f"target {target!r}: give a class index or name of {choices}")
+    return index
+
+
+@dataclass(frozen=True)
+class Group:
+    """One named input group of a batch of jets.
+
+    Attributes
+    ----------
+    name : str
+        What the group holds (tracks, vertices, particles, jet_features, ...).
+    values : numpy.ndarray
+        (n, features) for a per-jet group; (n, features, slots) channels-first, zero-padded
+        after the filled slots, for a slotted one.
+    features : tuple of str
+        The feature names, one per channel.
+    """
+
+    name: str
+    values: np.ndarray
+    features: tuple[str, ...]
+
+    @property
+    def slotted(self) -> bool:
+        """Whether the group has slots (objects per jet) rather than one vector per jet."""
+        return np.ndim(self.values) == 3
+
+    @property
+    def slots(self) -> int | None:
+        """The slot count, None for a per-jet group."""
+        return int(np.shape(self.values)[2]) if self.slotted else None
+
+    def column(self, feature: str) -> np.ndarray:
+        """One feature's values: (n,) per jet or (n, slots)."""
+        if feature not in self.features:
+            raise InvalidJetsError(f"{self.name}: no feature {feature!r}; it has "
+                                   f"{', '.join(self.features[:5])}"
+                                   f"{' ...' if len(self.features) > 5 else ''}")
+        return self.values[:, self.features.index(feature)]
+
+    def filled(self) -> np.ndarray:
+        """Per jet, how many slots hold an object (slotted groups only)."""
+        if not self.slotted:
+            raise InvalidJetsError(f"{self.name}: a per-jet group has no slots")
+        return filled_slots(self.values)
+
+    def with_features(self, names: Sequence[str], values: np.ndarray) -> Group:
+        """This group with channels `names` (values (n, k[, slots])) appended."""
+        return Group(self.name, np.concatenate([self.values, values], axis=1),
+                     (*self.features, *names))
+
+
 class Jets:
-    """A batch of jets in the CMS H->bb layout or the JetClass particle layout (`layout`).
+    """A batch of jets: named input groups, labels, spectators and generator truth.
 
     Parameters
     ----------
-    tracks : (n, P, 60) float32, channels-first, zero-padded (JetClass: the particles, their
-        raw and derived channels, (n, 23, 128))
-    vertices : (n, S, 5) float32, channels-first, zero-padded (JetClass: none, (n, 0, 0))
-    jet_features : (n, F) float32 jet-level `fj_*` features, optional
+    groups : mapping of group name to `Group` or to a (values, feature names) pair; the CMS
+        layout's are `tracks` (n, 30, 60), `vertices` (n, 14, 5) and, optionally,
+        `jet_features` (n, 27); the JetClass layout's are `particles` (n, 23, 128) and
+        `jet_features` (see `LAYOUTS`)
     labels : (n, classes) one-hot, in the order of `class_names`, optional
-    spectators : (n, 11) float32, optional
+    spectators : (n, 11) float32 (CMS `spectator_subgroup`), optional
     class_names : the classes, one per label column ([QCD, Hbb] in the CMS layout; the ten
         JetClass classes for JetClass files): they come from the data and travel into bundles
+    extras : per-jet arrays the inputs do not hold (e.g. generator truth)
+    validate : check every array (shapes, dtypes, finite values, filled slots first)
+
+    `Jets.cms(tracks, vertices, ...)` builds CMS-layout jets from arrays (what
+    `Jets(tracks, vertices, ...)` did before groups were named).
     """
 
-    tracks: np.ndarray
-    vertices: np.ndarray
-    jet_features: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    spectators: np.ndarray | None = None
-    track_names: tuple[str, ...] = schema.TRACK_NAMES
-    vertex_names: tuple[str, ...] = schema.VERTEX_NAMES
-    jet_feature_names: tuple[str, ...] = schema.JET_NAMES
-    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. generator truth
-    validate: bool = field(default=True, repr=False)
-    class_names: tuple[str, ...] = schema.LABELS
+    def __init__(self, groups: Mapping[str, Group | tuple], labels=None, spectators=None, *,
+                 class_names: Sequence[str] | None = None,
+                 extras: Mapping[str, np.ndarray] | None = None, validate: bool = True):
+        if not isinstance(groups, Mapping):
+            raise TypeError("Jets(groups, ...) takes a mapping of group names to (values, "
+                            "feature names); for CMS arrays use Jets.cms(tracks, vertices, ...)")
+        self.groups: dict[str, Group] = {}
+        for name, g in groups.items():
+            values, features = (g.values, g.features) if isinstance(g, Group) else g
+            features = tuple(features)
+            if validate:
+                values = validate_group(name, values, features, slotted=np.ndim(values) == 3)
+            self.groups[name] = Group(name, values, features)
+        if not self.groups:
+            raise InvalidJetsError("jets need at least one input group")
+        counts = {name: len(g.values) for name, g in self.groups.items()}
+        if len(set(counts.values())) > 1:
+            raise InvalidJetsError(f"every input group needs the same number of jets, received "
+                                   f"{counts}")
+        n = next(iter(counts.values()))
+        if validate:
+            checked = _validate_per_jet(n, labels, spectators)
+            labels, spectators = checked["labels"], checked["spectators"]
+        self.labels, self.spectators = labels, spectators
+        default = schema.JETCLASS_CLASSES if self.layout == JETCLASS else schema.LABELS
+        self.class_names = tuple(class_names if class_names is not None else default)
+        self.extras: dict[str, np.ndarray] = dict(extras or {})
+        if validate and labels is not None and np.shape(labels)[1] != len(self.class_names):
+            raise InvalidJetsError(
+                f"labels: {np.shape(labels)[1]} columns but {len(self.class_names)} class "
+                f"names ({', '.join(self.class_names)}); give one name per label column")
 
-    def __post_init__(self) -> None:
-        self.track_names = tuple(self.track_names)
-        self.vertex_names = tuple(self.vertex_names)
-        self.jet_feature_names = tuple(self.jet_feature_names)
-        self.class_names = tuple(self.class_names)
-        if self.validate:
-            checked = validate_jets(
-                self.tracks, self.vertices, self.jet_features, self.labels, self.spectators,
-                track_names=self.track_names, vertex_names=self.vertex_names,
-                jet_feature_names=self.jet_feature_names, track_slots=None, vertex_slots=None,
-            )
-            for key, value in checked.items():
-                setattr(self, key, value)
-            if self.labels is not None and np.ndim(self.labels) == 2 and (
-                    np.shape(self.labels)[1] != len(self.class_names)):
-                raise InvalidJetsError(
-                    f"labels: {np.shape(self.labels)[1]} columns but {len(self.class_names)} class "
-                    f"names ({', '.join(self.class_names)}); give one name per label column")
+    @classmethod
+    def cms(cls, tracks, vertices, jet_features=None, labels=None, spectators=None, *,
+            track_names: Sequence[str] = schema.TRACK_NAMES,
+            vertex_names: Sequence[str] = schema.VERTEX_NAMES,
+            jet_feature_names: Sequence[str] = schema.JET_NAMES,
+            extras: Mapping[str, np.ndarray] | None = None, validate: bool = True,
+            class_names: Sequence[str] = schema.LABELS) -> Jets:
+        """CMS H->bb layout jets from arrays: tracks (n, P, slots), vertices (n, S, slots),
+        jet features (n, F) when given, each channels-first and zero-padded."""
+        groups = {"tracks": (tracks, track_names), "vertices": (vertices, vertex_names)}
+        if jet_features is not None:
+            groups["jet_features"] = (jet_features, jet_feature_names)
+        return cls(groups, labels, spectators, class_names=class_names, extras=extras,
+                   validate=validate)
 
     def __len__(self) -> int:
-        return len(self.tracks)
+        return len(next(iter(self.groups.values())).values)
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{g.name}{tuple(np.shape(g.values))}" for g in self.groups.values())
+        return f"Jets({len(self)} jets, {self.layout} layout: {groups}; classes " \
+               f"{', '.join(self.class_names)})"
 
     def __getitem__(self, index) -> Jets:
         if isinstance(index, (int, np.integer)):
@@ -233,12 +370,88 @@ class Jets:
         def take(a):
             return None if a is None else a[index]
 
-        return Jets(
-            take(self.tracks), take(self.vertices), take(self.jet_features), take(self.labels),
-            take(self.spectators), self.track_names, self.vertex_names, self.jet_feature_names,
-            {k: v[index] for k, v in self.extras.items()}, validate=False,
-            class_names=self.class_names,
-        )
+        return Jets({n: Group(n, g.values[index], g.features) for n, g in self.groups.items()},
+                    take(self.labels), take(self.spectators), class_names=self.class_names,
+                    extras={k: v[index] for k, v in self.extras.items()}, validate=False)
+
+    def replace(self, *groups: Group, labels=None, extras=None) -> Jets:
+        """These jets with `groups` added or replacing those of the same name (and new
+        labels or extras when given); nothing is copied or checked again."""
+        merged = dict(self.groups)
+        merged.update({g.name: g for g in groups})
+        return Jets(merged, self.labels if labels is None else labels, self.spectators,
+                    class_names=self.class_names,
+                    extras=dict(self.extras) if extras is None else extras, validate=False)
+
+    @property
+    def layout(self) -> str:
+        """`jetclass` for particle-level jets (a `particles` group), `cms` otherwise."""
+        return JETCLASS if "particles" in self.groups else CMS
+
+    def leading_slotted(self) -> Group | None:
+        """The first slotted group (CMS tracks, JetClass particles): the objects that
+        per-slot relevance and generator truth refer to; None when no group has slots."""
+        return next((g for g in self.groups.values() if g.slotted), None)
+
+    def has(self, name: str) -> bool:
+        """Whether these jets carry the input group `name`."""
+        return name in self.groups
+
+    def group(self, name: str) -> Group:
+        """The input group `name` (its values, feature names and slots).
+
+        Raises
+        ------
+        InvalidJetsError
+            naming the groups these jets do hold.
+        """
+        if name not in self.groups:
+            raise InvalidJetsError(
+                f"no input group {name!r} in these {self.layout}-layout jets; they hold "
+                f"{', '.join(self.groups)}")
+        return self.groups[name]
+
+    # shortcuts for the CMS layout's groups (a JetClass sample has none of these but
+    # jet_features: it is read through group("particles"))
+    @property
+    def tracks(self) -> np.ndarray:
+        """The CMS tracks, (n, P, slots)."""
+        return self.group("tracks").values
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """The CMS secondary vertices, (n, S, slots)."""
+        return self.group("vertices").values
+
+    @property
+    def jet_features(self) -> np.ndarray | None:
+        """The jet-level features (n, F), None when the jets carry none."""
+        return self.groups["jet_features"].values if "jet_features" in self.groups else None
+
+    @property
+    def track_names(self) -> tuple[str, ...]:
+        """The CMS track feature names."""
+        return self.group("tracks").features
+
+    @property
+    def vertex_names(self) -> tuple[str, ...]:
+        """The CMS secondary-vertex feature names."""
+        return self.group("vertices").features
+
+    @property
+    def jet_feature_names(self) -> tuple[str, ...]:
+        """The jet-level feature names (empty when the jets carry none)."""
+        return self.groups["jet_features"].features if "jet_features" in self.groups else ()
+
+    @property
+    def n_tracks(self) -> np.ndarray:
+        """Filled track slots per jet (CMS)."""
+        return self.group("tracks").filled()
+
+    @property
+    def n_vertices(self) -> np.ndarray:
+        """Filled secondary-vertex slots per jet (CMS)."""
+        return self.group("vertices").filled()
 
     @property
     def is_signal(self) -> np.ndarray:
@@ -261,29 +474,6 @@ class Jets:
             raise ValueError("these jets carry no labels")
         return self.labels.argmax(1)
 
-    @property
-    def layout(self) -> str:
-        """`jetclass` for particle-level JetClass jets (particles in the tracks group, no
-        vertices), `cms` for the CMS H->bb layout."""
-        return JETCLASS if JETCLASS_MARKER in self.track_names else CMS
-
-    @property
-    def n_tracks(self) -> np.ndarray:
-        """Filled track slots per jet."""
-        return filled_slots(self.tracks)
-
-    @property
-    def n_vertices(self) -> np.ndarray:
-        """Filled secondary-vertex slots per jet."""
-        return filled_slots(self.vertices)
-
-    def group(self, name: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
-        """An input group's array and its feature names (tracks, vertices, jet_features)."""
-        if name not in GROUPS:
-            raise InvalidJetsError(f"no input group {name!r} in these jets; they hold "
-                                   f"{', '.join(GROUPS)}")
-        return getattr(self, name), getattr(self, GROUPS[name])
-
     def spectator(self, name: str) -> np.ndarray:
         """One spectator (e.g. `fj_sdmass`) per jet."""
         if self.spectators is None:
@@ -292,23 +482,27 @@ class Jets:
 
     @staticmethod
     def concatenate(parts: Sequence[Jets]) -> Jets:
-        """Jets of several batches as one (same feature and class names required)."""
+        """Jets of several batches as one (same groups, feature and class names required)."""
         if not parts:
             raise ValueError("nothing to concatenate")
         first = parts[0]
         for p in parts[1:]:
-            for attr in ("track_names", "vertex_names", "jet_feature_names", "class_names"):
-                if getattr(p, attr) != getattr(first, attr):
-                    raise InvalidJetsError(f"cannot concatenate jets with different {attr}")
+            if list(p.groups) != list(first.groups):
+                raise InvalidJetsError("cannot concatenate jets with different input groups "
+                                       f"({', '.join(first.groups)} and {', '.join(p.groups)})")
+            for name, g in p.groups.items():
+                if g.features != first.groups[name].features:
+                    raise InvalidJetsError(f"cannot concatenate jets with different {name} "
+                                           "feature names")
+            if p.class_names != first.class_names:
+                raise InvalidJetsError("cannot concatenate jets with different class_names")
 
-        def cat(attr):
-            values = [getattr(p, attr) for p in parts]
+        def cat(values):
             return None if any(v is None for v in values) else np.concatenate(values)
 
+        groups = {name: Group(name, np.concatenate([p.groups[name].values for p in parts]),
+                              g.features) for name, g in first.groups.items()}
         extras = {k: np.concatenate([p.extras[k] for p in parts]) for k in first.extras
                   if all(k in p.extras for p in parts)}
-        return Jets(
-            cat("tracks"), cat("vertices"), cat("jet_features"), cat("labels"), cat("spectators"),
-            first.track_names, first.vertex_names, first.jet_feature_names, extras,
-            validate=False, class_names=first.class_names,
-        )
+        return Jets(groups, cat([p.labels for p in parts]), cat([p.spectators for p in parts]),
+                    class_names=first.class_names, extras=extras, validate=False)

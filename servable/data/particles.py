@@ -11,7 +11,7 @@ JetClass_{kin,kinpid,full}.yaml, as weaver-core evaluates them):
 
 and standardise them as (x - a) * b clipped to [-5, 5]; d0err and dzerr are clipped to [0, 1];
 deta, dphi, charge, the flags and tanh d0/dz pass unchanged. `derive` appends the derived
-channels to the particle group of `Jets` (so every model selects its inputs by name, as it does
+channels to the `particles` group of `Jets` (so every model selects its inputs by name, as it does
 on the CMS layout); `preprocessing` expresses the standardisation in the declared form that
 `servable.models.preprocessing.Standardize` applies inside the network (centre a, scale 1/b,
 clip 5), so ONNX exports carry it. Padded slots stay exactly zero throughout.
@@ -81,9 +81,15 @@ def derived_features(raw: Mapping[str, np.ndarray], jet_pt, jet_energy) -> dict[
 
 
 def derive(jets: Jets) -> Jets:
-    """JetClass-layout jets with the derived channels appended to the particle group (a no-op
-    when they are there already)."""
-    names = list(jets.track_names)
+    """JetClass-layout jets with the derived channels appended to the `particles` group (a
+    no-op when they are there already)."""
+    if not jets.has("particles"):
+        raise InvalidJetsError(
+            f"cannot compute the JetClass particle features: these jets have no 'particles' "
+            f"group (they hold {', '.join(jets.groups)}); read the file with "
+            "servable.data.jetclass.read_jetclass")
+    part = jets.group("particles")
+    names = list(part.features)
     if all(d in names for d in DERIVED):
         return jets
     missing = [n for n in (*VECTORS, "part_deta", "part_dphi", "part_d0val", "part_dzval")
@@ -93,15 +99,11 @@ def derive(jets: Jets) -> Jets:
         raise InvalidJetsError(
             f"cannot compute the JetClass particle features: missing {', '.join(missing)} "
             "(read the file with servable.data.jetclass.read_jetclass)")
-    raw = {n: jets.tracks[:, names.index(n), :] for n in names}
-    jet = {n: jets.jet_features[:, jets.jet_feature_names.index(n)]
-           for n in ("jet_pt", "jet_energy")}
-    new = derived_features(raw, jet["jet_pt"], jet["jet_energy"])
+    raw = {n: part.column(n) for n in names}
+    jet = jets.group("jet_features")
+    new = derived_features(raw, jet.column("jet_pt"), jet.column("jet_energy"))
     add = [d for d in DERIVED if d not in names]
-    tracks = np.concatenate([jets.tracks, np.stack([new[d] for d in add], axis=1)], axis=1)
-    return Jets(tracks, jets.vertices, jets.jet_features, jets.labels, jets.spectators,
-                (*names, *add), jets.vertex_names, jets.jet_feature_names, dict(jets.extras),
-                validate=False, class_names=jets.class_names)
+    return jets.replace(part.with_features(add, np.stack([new[d] for d in add], axis=1)))
 
 
 def preprocessing(names: Sequence[str]) -> dict:
@@ -130,9 +132,8 @@ def jets_from_arrays(arrays: Mapping[str, np.ndarray], labels=None,
     missing = [k for k in (*RAW, *JET) if k not in arrays]
     if missing:
         raise InvalidJetsError(f"missing JetClass arrays {', '.join(missing)}")
-    tracks = np.stack([np.asarray(arrays[k], np.float32) for k in RAW], axis=1)
+    particles = np.stack([np.asarray(arrays[k], np.float32) for k in RAW], axis=1)
     jet = np.stack([np.asarray(arrays[k], np.float32) for k in JET], axis=1)
-    n = len(tracks)
-    jets = Jets(tracks, np.zeros((n, 0, 0), np.float32), jet, labels, track_names=RAW,
-                vertex_names=(), jet_feature_names=JET, class_names=tuple(class_names))
+    jets = Jets({"particles": (particles, RAW), "jet_features": (jet, JET)}, labels,
+                class_names=tuple(class_names))
     return complete(jets)

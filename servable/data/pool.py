@@ -27,6 +27,21 @@ def pythia_seed(seed: int, worker: int, stream: int, streams: int = 2, offset: i
     return (seed * 7919 + worker * streams + stream + offset) % PYTHIA_SEED_RANGE + 1
 
 
+def common_settings(ecm_gev: float, seed: int, mpi: bool) -> list[str]:
+    """The Pythia 8 lines every generator's processes share: beam energy, the seed, long-lived
+    hadrons kept stable (K0S, Lambda; b and c hadrons decay), multiparton interactions, quiet
+    output. The seed is the third line."""
+    return [
+        f"Beams:eCM = {ecm_gev}",
+        "Random:setSeed = on",
+        f"Random:seed = {seed}",
+        "ParticleDecays:limitTau0 = on",
+        "ParticleDecays:tau0Max = 10",
+        f"PartonLevel:MPI = {'on' if mpi else 'off'}",
+        "Print:quiet = on",
+    ]
+
+
 def make_pythia(lines: Sequence[str]):
     """An initialised Pythia 8 instance (pythia8mc) configured with `lines`."""
     import pythia8mc

@@ -1,4 +1,5 @@
-"""Streamed summary of a jet file: counts per class, multiplicities, soft-drop mass quantiles."""
+"""Streamed summary of a jet file: counts per class, multiplicities, soft-drop mass quantiles,
+feature ranges against the documented ones."""
 
 from __future__ import annotations
 
@@ -6,41 +7,50 @@ import numpy as np
 
 from servable.data import schema
 from servable.data.h5io import JetFile
-from servable.data.jets import filled_mask, validate_jets
+from servable.data.jets import filled_mask
+
+# the schema features of each input group, where the schema documents them
+SCHEMA_FEATURES = {"tracks": schema.TRACK_FEATURES, "vertices": schema.VERTEX_FEATURES,
+                   "jet_features": schema.JET_FEATURES,
+                   "particles": (*schema.JETCLASS_PARTICLE_FEATURES,
+                                 *schema.JETCLASS_DERIVED_FEATURES)}
+# what a slotted group's objects are called in the summary line
+OBJECT_NAMES = {"tracks": "tracks", "vertices": "SVs", "particles": "particles"}
 
 
 def summarize(path, chunk_size: int = 20_000) -> dict:
-    """Validate every chunk of `path` against the layout and summarise it."""
-    counts = np.zeros(2, dtype=int)
-    sums = {"tracks": np.zeros(2), "vertices": np.zeros(2)}
-    sdmass: list[np.ndarray] = [[], []]
+    """Summarise `path` chunk by chunk (each chunk validated as it is read): jets per class,
+    the mean filled slots per jet of every slotted group, soft-drop mass quantiles.
+
+    Returns
+    -------
+    dict
+        path, split, n_jets, classes ({class: {jets, mean_<group>, sdmass_quantiles_gev}}),
+        provenance.
+    """
     with JetFile(path) as f:
-        attrs = f.attrs
-        n = len(f)
+        attrs, n, names = f.attrs, len(f), tuple(f.class_names)
+        counts = np.zeros(len(names), dtype=int)
+        sums: dict[str, np.ndarray] = {}
+        sdmass: list[list[np.ndarray]] = [[] for _ in names]
         for start in range(0, n, chunk_size):
             jets = f.read(start, start + chunk_size)
-            validate_jets(jets.tracks, jets.vertices, jets.jet_features, jets.labels,
-                          jets.spectators, track_names=jets.track_names,
-                          vertex_names=jets.vertex_names,
-                          jet_feature_names=jets.jet_feature_names)
-            cls = (jets.labels[:, 1] > 0.5).astype(int) if jets.labels is not None \
-                else np.zeros(len(jets), int)
-            for c in (0, 1):
+            cls = jets.class_index if jets.labels is not None else np.zeros(len(jets), int)
+            mass = _sdmass(jets)
+            for c in range(len(names)):
                 sel = cls == c
                 counts[c] += sel.sum()
-                sums["tracks"][c] += jets.n_tracks[sel].sum()
-                sums["vertices"][c] += jets.n_vertices[sel].sum()
-                if jets.spectators is not None:
-                    sdmass[c].append(jets.spectator("fj_sdmass")[sel])
+                for g in jets.groups.values():
+                    if g.slotted:
+                        sums.setdefault(g.name, np.zeros(len(names)))[c] += g.filled()[sel].sum()
+                if mass is not None:
+                    sdmass[c].append(mass[sel])
     out = {"path": str(path), "split": f.split, "n_jets": int(n), "classes": {}}
-    for c, label in enumerate(schema.LABELS):
+    for c, label in enumerate(names):
         if counts[c] == 0:
             continue
-        entry = {
-            "jets": int(counts[c]),
-            "mean_tracks": float(sums["tracks"][c] / counts[c]),
-            "mean_vertices": float(sums["vertices"][c] / counts[c]),
-        }
+        entry = {"jets": int(counts[c])}
+        entry.update({f"mean_{g}": float(s[c] / counts[c]) for g, s in sums.items()})
         if sdmass[c]:
             q = np.quantile(np.concatenate(sdmass[c]), [0.16, 0.5, 0.84])
             entry["sdmass_quantiles_gev"] = {"q16": float(q[0]), "median": float(q[1]),
@@ -50,11 +60,22 @@ def summarize(path, chunk_size: int = 20_000) -> dict:
     return out
 
 
+def _sdmass(jets) -> np.ndarray | None:
+    """The soft-drop mass per jet: a CMS spectator, or a JetClass jet feature."""
+    if jets.spectators is not None:
+        return jets.spectator("fj_sdmass")
+    if "jet_sdmass" in jets.jet_feature_names:
+        return jets.group("jet_features").column("jet_sdmass")
+    return None
+
+
 def format_summary(summary: dict) -> str:
+    """The summary as printed by `servable data inspect`: one line per class."""
     lines = [f"{summary['path']}: {summary['n_jets']} jets ({summary['split']} layout, valid)"]
     for label, c in summary["classes"].items():
-        line = (f"  {label:>4}: {c['jets']:7d} jets, {c['mean_tracks']:5.1f} tracks/jet, "
-                f"{c['mean_vertices']:4.2f} SVs/jet")
+        parts = [f"{c[f'mean_{g}']:5.1f} {OBJECT_NAMES.get(g, g)}/jet"
+                 for g in OBJECT_NAMES if f"mean_{g}" in c]
+        line = f"  {label:>4}: {c['jets']:7d} jets, " + ", ".join(parts)
         if "sdmass_quantiles_gev" in c:
             q = c["sdmass_quantiles_gev"]
             line += (f", soft-drop mass median {q['median']:6.1f} GeV "
@@ -64,16 +85,15 @@ def format_summary(summary: dict) -> str:
 
 
 def _groups(jets):
-    """(group name, schema features, values per feature over filled slots) of a chunk."""
-    track_filled = filled_mask(jets.tracks)
-    vertex_filled = filled_mask(jets.vertices)
-    yield "tracks", schema.TRACK_FEATURES, jets.track_names, \
-        [jets.tracks[:, i, :][track_filled] for i in range(jets.tracks.shape[1])]
-    yield "vertices", schema.VERTEX_FEATURES, jets.vertex_names, \
-        [jets.vertices[:, i, :][vertex_filled] for i in range(jets.vertices.shape[1])]
-    if jets.jet_features is not None:
-        yield "jet_features", schema.JET_FEATURES, jets.jet_feature_names, \
-            list(jets.jet_features.T)
+    """(group name, schema features, feature names, values per feature over filled slots) of
+    a chunk, for every input group and the spectators."""
+    for g in jets.groups.values():
+        if g.slotted:
+            filled = filled_mask(g.values)
+            values = [g.values[:, i, :][filled] for i in range(len(g.features))]
+        else:
+            values = list(g.values.T)
+        yield g.name, SCHEMA_FEATURES.get(g.name, ()), g.features, values
     if jets.spectators is not None:
         yield "spectators", schema.SPECTATORS, schema.SPECTATOR_NAMES, list(jets.spectators.T)
 

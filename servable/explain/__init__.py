@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from servable.bundle.bundle import Bundle
-from servable.data.jets import Jets
-from servable.errors import ServableError, check_int
+from servable.data.jets import Jets, class_index
+from servable.errors import ServableError
 from servable.explain.base import Explanation, Method, MethodNotApplicable
 
 _WHERE = {
@@ -55,14 +55,7 @@ def explain_bundle(bundle: Bundle, jets: Jets, method: str, target: int | str = 
     """Explain `target` (a class index or name) with `method`."""
     cls = method_class(method)
     cls.check_params(params)
-    classes = bundle.manifest["outputs"][0]["classes"]
-    named = ", ".join(f"{i} = {c}" for i, c in enumerate(classes))
-    if isinstance(target, str):
-        if target not in classes:
-            raise ServableError(f"target must be a class index or name ({named}), "
-                                f"not {target!r}")
-        target = classes.index(target)
-    check_int(target, f"target ({named})", minimum=0, maximum=len(classes) - 1)
+    target = class_index(target, bundle.manifest["outputs"][0]["classes"])
     if len(jets) == 0:
         raise ServableError("no jets to explain: give at least one jet")
     return cls(bundle).attribute(jets, target=target, **params)

@@ -17,6 +17,7 @@ from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
 from servable.explain.base import Explanation, Method
 from servable.models.nets import recorded
+from servable.models.spec import leading_slotted
 
 SPARSE_BELOW = 0.2
 
@@ -117,7 +118,7 @@ def observables(jets: Jets) -> dict[str, np.ndarray]:
     """What the probes regress to: CMS jets, the number of SVs, the soft-drop mass and the
     generator's number of b hadrons; JetClass jets, the soft-drop mass, tau21, tau32 and the
     multiplicity."""
-    out = {"n_vertices": jets.n_vertices.astype(float)}
+    out = {"n_vertices": jets.n_vertices.astype(float)} if jets.has("vertices") else {}
     if jets.spectators is not None:
         out["fj_sdmass"] = jets.spectator("fj_sdmass").astype(float)
     if "n_b_hadrons" in jets.extras:
@@ -165,9 +166,10 @@ class LinearProbes(Method):
                                   "representation to the observable"})
 
     def _representations(self, jets: Jets, batch_size: int = 128) -> dict[str, np.ndarray]:
-        """The mean filled track (inputs), then each stage the network declares."""
+        """The mean filled slot of the particle group (inputs), then each stage the network
+        declares."""
         inputs = self.tagger.inputs(jets)
-        t = inputs["tracks"]
+        t = leading_slotted(inputs)
         mask = filled_mask(t, keepdims=True)
         out = {"inputs": (t * mask).sum(2) / np.maximum(mask.sum(2), 1)}
         tensors = self.tagger.tensors(inputs)

@@ -35,7 +35,7 @@ class Attention(Method):
         return [Path(out) / "attention.png", *super().figures(explanation, out, force)]
 
     def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:
-        x = self.tagger.inputs(jets)["tracks"]
+        (x,) = self.tagger.inputs(jets).values()  # ParT reads one particle group
         n_slots = x.shape[2]
         names = list(self.tagger.config["class_names"])
         classes = range(len(names))

@@ -1,9 +1,11 @@
 """One result type and one call for every explanation method (captum's shape, zennit's hygiene).
 
 `Method(bundle).attribute(jets, target=1, **params) -> Explanation`. Relevance arrays keep the
-layout of the model's inputs: `tracks` (n, P, 60), `vertices` (n, S, 5), `jet` (n, F); padded
-slots get exactly zero relevance. `feature_relevance` aggregates per feature as documented by
-each method (default: mean over jets of the summed absolute relevance over slots).
+layout of the model's inputs, one per input group (`Explanation.relevance`, keyed like
+`feature_names`: CMS `tracks` (n, P, 60), `vertices` (n, S, 5), `jet` (n, F); JetClass
+`particles` (n, P, 128) and `jet`); padded slots get exactly zero relevance.
+`feature_relevance` aggregates per feature as documented by each method (default: mean over
+jets of the summed absolute relevance over slots).
 Categorical features (track_quality) have no meaningful gradient: gradient-based methods
 leave them out (zero, listed in `extras["excluded_categorical"]`); perturbation methods
 replace them by their most frequent value instead of a mean.
@@ -38,12 +40,14 @@ class Explanation:
     method, target, model : str, int, str
         Which method explained which class of which model kind.
     feature_names : dict
-        Feature names per field (`tracks`, `vertices`, `jet`).
+        Feature names per field (`tracks`, `vertices`, `particles`, `jet`: one per input group).
     feature_relevance : dict
         One number per feature, aggregated as the method documents (default: mean over jets
         of the summed absolute relevance over slots; masking: the AUC lost).
-    tracks, vertices, jet : numpy.ndarray or None
-        Per-jet relevance in the layout of the model's inputs; padded slots are exactly 0.
+    relevance : dict
+        Per-jet relevance per field, in the layout of the model's inputs; padded slots are
+        exactly 0 (empty for methods without per-jet relevance). `tracks`, `vertices`, `jet`
+        and `particles` read one field (None when absent).
     output : numpy.ndarray or None
         The explained output per jet.
     base_value : numpy.ndarray or float or None
@@ -57,12 +61,23 @@ class Explanation:
     model: str
     feature_names: dict[str, list[str]]
     feature_relevance: dict[str, float]
-    tracks: np.ndarray | None = None
-    vertices: np.ndarray | None = None
-    jet: np.ndarray | None = None
+    relevance: dict[str, np.ndarray] = field(default_factory=dict)
     output: np.ndarray | None = None
     base_value: np.ndarray | float | None = None
     extras: dict = field(default_factory=dict)
+
+    tracks = property(lambda self: self.relevance.get("tracks"),
+                      doc="Per-jet relevance of the CMS tracks (n, P, slots), or None.")
+    vertices = property(lambda self: self.relevance.get("vertices"),
+                        doc="Per-jet relevance of the CMS secondary vertices, or None.")
+    particles = property(lambda self: self.relevance.get("particles"),
+                         doc="Per-jet relevance of the JetClass particles, or None.")
+    jet = property(lambda self: self.relevance.get("jet"),
+                   doc="Per-jet relevance of the jet-level features (n, F), or None.")
+
+    def slotted(self) -> np.ndarray | None:
+        """The relevance of the first slotted group (tracks or particles), or None."""
+        return next((r for r in self.relevance.values() if np.ndim(r) == 3), None)
 
     def top(self, k: int = 5) -> list[str]:
         """The `k` most relevant feature names, most relevant first."""
@@ -81,10 +96,10 @@ class Explanation:
         if self.base_value is not None:
             out["base_value"] = _plain(self.base_value)
         if per_jet:
-            for name in ("tracks", "vertices", "jet", "output"):
-                value = getattr(self, name)
-                if value is not None:
-                    out[name] = value.tolist()
+            for name, value in self.relevance.items():
+                out[name] = np.asarray(value).tolist()
+            if self.output is not None:
+                out["output"] = np.asarray(self.output).tolist()
         return out
 
     @classmethod
@@ -92,12 +107,14 @@ class Explanation:
         """The Explanation that `to_dict(per_jet=True)` describes (per-jet values as lists or
         arrays); its `to_dict` gives `data` back. Derived keys (top_features, output_mean) are
         recomputed from what they derive from, so output_mean needs the per-jet output."""
-        arrays = {name: np.asarray(data[name]) for name in ("tracks", "vertices", "jet", "output")
-                  if data.get(name) is not None}
+        relevance = {name: np.asarray(data[name]) for name in data["feature_names"]
+                     if data.get(name) is not None}
+        output = None if data.get("output") is None else np.asarray(data["output"])
         return cls(method=data["method"], target=data["target"], model=data["model"],
                    feature_names=data["feature_names"],
-                   feature_relevance=data["feature_relevance"], base_value=data.get("base_value"),
-                   extras=data.get("extras") or {}, **arrays)
+                   feature_relevance=data["feature_relevance"], relevance=relevance,
+                   output=output, base_value=data.get("base_value"),
+                   extras=data.get("extras") or {})
 
     def to_json(self, path, per_jet: bool = False, force: bool = False) -> Path:
         """Write `to_dict(per_jet)` as strict JSON (see `servable.files`)."""
@@ -184,7 +201,8 @@ class Method(ABC):
 
     # helpers shared by methods ----------------------------------------------------------
     def feature_names(self) -> dict[str, list[str]]:
-        """The model's feature names per Explanation field (tracks, vertices, jet)."""
+        """The model's feature names per Explanation field (tracks, vertices, particles,
+        jet)."""
         return self.spec.feature_names()
 
     def features(self) -> list[tuple[str, int]]:
@@ -201,7 +219,8 @@ class Method(ABC):
             for name, value in zip(names[key], per_feature.mean(axis=0), strict=True):
                 aggregated[name] = float(value)
         return Explanation(method=self.name, target=target, model=self.tagger.kind,
-                           feature_names=names, feature_relevance=aggregated, **fields, **kw)
+                           feature_names=names, feature_relevance=aggregated,
+                           relevance=fields, **kw)
 
 
 @contextmanager

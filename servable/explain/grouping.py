@@ -13,6 +13,7 @@ import numpy as np
 
 from servable.data.jets import filled_slots
 from servable.models.batching import bucket_chunks
+from servable.models.spec import leading_slotted
 
 # track pairs per group of points: large enough that the model's own batching is efficient,
 # small enough that a group's activations and gradients stay near the cache (measured on 2
@@ -24,10 +25,9 @@ def similar_multiplicity_groups(inputs: dict, copies: int = 1,
                                 budget: int = GROUP_PAIRS) -> list[np.ndarray]:
     """Indices of the jets sorted by track multiplicity (filled slots come first, so it is
     the width ParT trims to), cut into groups of at most `budget` track pairs once every jet
-    is evaluated `copies` times (at least one jet per group). Without a slotted `tracks`
-    input every jet costs one pair."""
-    tracks = inputs.get("tracks")
+    is evaluated `copies` times (at least one jet per group). Without a slotted input
+    (tracks, particles) every jet costs one pair."""
+    slotted = leading_slotted(inputs)
     n = len(next(iter(inputs.values())))
-    counts = np.asarray(filled_slots(tracks)) if tracks is not None and np.ndim(tracks) == 3 \
-        else np.ones(n, np.int64)
+    counts = np.asarray(filled_slots(slotted)) if slotted is not None else np.ones(n, np.int64)
     return [idx for idx, _ in bucket_chunks(counts, max(budget // max(copies, 1), 1))]

@@ -60,6 +60,6 @@ class Lime(Method):
             method=self.name, target=target, model=self.tagger.kind,
             feature_names={"jet": names}, feature_relevance=dict(
                 zip(names, map(float, agg), strict=True)),
-            jet=relevance, output=preds[0], base_value=intercept,
+            relevance={"jet": relevance}, output=preds[0], base_value=intercept,
             extras={"num_samples": num_samples, "kernel_width": kernel_width,
                     "relevance_label": "mean |LIME weight| (probability per feature kept)"})

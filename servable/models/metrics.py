@@ -42,9 +42,35 @@ def reference_tail(reference: float, values) -> dict:
             "z": math.copysign(math.inf, reference - mean)}
 
 
+def seed_statistics(rows: list[dict[str, float]]) -> dict[str, dict]:
+    """Per metric over repeated trainings (one dict of metrics per run, e.g. per seed): the
+    mean, the sample standard deviation (0 for a single run) and the values in run order."""
+    out = {}
+    for key in rows[0]:
+        values = np.array([row[key] for row in rows], dtype=float)
+        out[key] = {"mean": float(values.mean()),
+                    "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    "values": values.tolist()}
+    return out
+
+
 # signal efficiency of each class's working point in the JetClass table (default 50%)
 JETCLASS_WORKING_POINTS = {"Hqql": 0.99, "Tbl": 0.995}
 BACKGROUND = "QCD"
+
+
+def summary_auc(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """The AUC a result is summarised by: class 1's ROC AUC for two classes, the macro
+    one-vs-rest AUC over the classes that have jets for more; NaN when fewer than two
+    classes have jets."""
+    y = np.asarray(y_true).astype(int)
+    k = probabilities.shape[1]
+    present = [c for c in range(k) if 0 < (y == c).sum() < len(y)]
+    if len(present) < 2:
+        return float("nan")
+    if k == 2:
+        return float(roc_auc_score(y, probabilities[:, 1]))
+    return float(np.mean([roc_auc_score(y == c, probabilities[:, c]) for c in present]))
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
@@ -60,7 +86,7 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
     return {
         "n_jets": int(len(y_true)),
         "accuracy": float(np.mean(probabilities.argmax(1) == y_true)),
-        "roc_auc": float(roc_auc_score(y_true, score)),
+        "roc_auc": summary_auc(y_true, probabilities),
         "rejection_50": rejection_at(y_true, score, 0.5),
         "rejection_30": rejection_at(y_true, score, 0.3),
     }

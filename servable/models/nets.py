@@ -116,7 +116,8 @@ class MLPNet(TaggerNet):
     """A dense network on the groups it reads (`groups`, in input order): the jet-level
     features, the `n_lead` leading track (particle) slots and every vertex slot, flattened."""
 
-    NORMS = {"tracks": "track_norm", "vertices": "vertex_norm", "jet_features": "jet_norm"}
+    NORMS = {"tracks": "track_norm", "particles": "particle_norm", "vertices": "vertex_norm",
+             "jet_features": "jet_norm"}
 
     def __init__(self, groups: Sequence[str], norms: dict[str, nn.Module], n_lead: int,
                  n_in: int, hidden: Sequence[int], n_classes: int):
@@ -139,8 +140,9 @@ class MLPNet(TaggerNet):
     def core_forward(self, *inputs):
         parts = dict(zip(self.groups, inputs, strict=True))
         flat = [parts["jet_features"]] if "jet_features" in parts else []
-        if "tracks" in parts:
-            flat.append(parts["tracks"][:, :, : self.n_lead].flatten(1))
+        for group in ("tracks", "particles"):  # the leading slots of the particle group
+            if group in parts:
+                flat.append(parts[group][:, :, : self.n_lead].flatten(1))
         if "vertices" in parts:
             flat.append(parts["vertices"].flatten(1))
         return self.mlp(torch.cat(flat, dim=1))

@@ -21,7 +21,8 @@ from servable.data.particles import VECTORS
 from servable.errors import ServableError
 
 # the field of an Explanation that holds each group's relevance
-EXPLANATION_FIELDS = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet"}
+EXPLANATION_FIELDS = {"tracks": "tracks", "vertices": "vertices", "jet_features": "jet",
+                      "particles": "particles"}
 LAYOUT = "channels-first (jets, features, slots)"
 PADDING = "zero-padded slots after the filled ones; filled slots sorted by decreasing pT"
 
@@ -36,8 +37,9 @@ def _feature_entry(name: str) -> dict:
 
 @dataclass(frozen=True)
 class InputGroup:
-    """One model input: `name` (tracks, vertices, jet_features), its features in order, its
-    slot count (None for a per-jet vector) and the preprocessing applied inside the model."""
+    """One model input: `name` (tracks, vertices, particles, jet_features), its features in
+    order, its slot count (None for a per-jet vector) and the preprocessing applied inside the
+    model."""
 
     name: str
     features: tuple[str, ...]
@@ -51,7 +53,8 @@ class InputGroup:
 
     @property
     def field(self) -> str:
-        """The Explanation field this group's relevance goes to (tracks, vertices, jet)."""
+        """The Explanation field this group's relevance goes to (tracks, vertices, jet,
+        particles)."""
         return EXPLANATION_FIELDS.get(self.name, self.name)
 
     def categorical(self) -> list[int]:
@@ -61,11 +64,12 @@ class InputGroup:
     def select(self, jets: Jets) -> np.ndarray:
         """This group's features, picked by name from `jets`; shape, dtype and slot count are
         checked here, at the point of use, so jets changed after construction are caught."""
-        array, have = jets.group(self.name)
-        if array is None:
-            raise InvalidJetsError(f"{self.name}: the model needs this input (jet-level fj_* "
-                                   "features), and the jets have none")
-        array = np.asarray(array)
+        if not jets.has(self.name):
+            raise InvalidJetsError(f"{self.name}: the model needs this input group, and these "
+                                   f"{jets.layout}-layout jets hold only "
+                                   f"{', '.join(jets.groups)}")
+        group = jets.group(self.name)
+        array, have = np.asarray(group.values), group.features
         expected = ("(jets, features)" if self.slots is None
                     else "(jets, features, slots)")
         if array.ndim != (2 if self.slots is None else 3) or array.shape[1] != len(have):
@@ -172,6 +176,12 @@ class InputSpec:
     def from_manifest(cls, entries: list[dict]) -> InputSpec:
         """The spec a manifest's `inputs` describe."""
         return cls(tuple(InputGroup.from_manifest(e) for e in entries))
+
+
+def leading_slotted(inputs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The first slotted input (tracks or particles: the group whose multiplicity sets a
+    model's cost), or None when every input is one vector per jet."""
+    return next((v for v in inputs.values() if np.ndim(v) == 3), None)
 
 
 def chosen_features(available: dict[str, Sequence[str]], keep: dict[str, Sequence[str] | None],

@@ -33,7 +33,9 @@ DEFAULT_BATCH = 4096
 PART_PAIR_BUDGET = 1 << 16
 # the config key holding each input group's feature names
 FEATURE_KEYS = {"tracks": "track_features", "vertices": "vertex_features",
-                "jet_features": "jet_features"}
+                "jet_features": "jet_features", "particles": "particle_features"}
+# the slotted groups a particle-level model (ParT, the MLP's leading slots) can read
+PARTICLE_GROUPS = ("tracks", "particles")
 
 
 class Tagger(ABC):
@@ -55,6 +57,12 @@ class Tagger(ABC):
         config.setdefault("track_features", list(schema.TRACK_NAMES))
         config.setdefault("vertex_features", list(schema.VERTEX_NAMES))
         config.setdefault("jet_features", list(schema.JET_NAMES))
+        config.setdefault("particle_features", [])
+        if any(str(n).startswith("part_") for n in config["track_features"] or ()):
+            raise ConfigError(
+                "track_features names JetClass particle features: JetClass particles are the "
+                "'particles' input group (particle_features); re-import or retrain a bundle "
+                "made when they were 'tracks'")
         if not isinstance(config.get("hyperparameters", {}), dict):
             raise ConfigError("hyperparameters must be a mapping")
         config["hyperparameters"] = {**self.defaults, **config.get("hyperparameters", {})}
@@ -70,7 +78,7 @@ class Tagger(ABC):
                                   f"{self.kind} reads {group}")
 
     @classmethod
-    def jetclass_tracks(cls, names: list[str]) -> list[str]:
+    def jetclass_particles(cls, names: list[str]) -> list[str]:
         """The particle features a model of this kind reads on JetClass data, given a feature
         set's names (ParT adds the four-vectors its pair features need)."""
         return list(names)
@@ -82,7 +90,8 @@ class Tagger(ABC):
 
     def input_spec(self) -> InputSpec:
         """What the model reads: per input group its features, slots and preprocessing."""
-        slots = {"tracks": self.hyper.get("n_tracks", schema.TRACK_SLOTS),
+        n_tracks = self.hyper.get("n_tracks", schema.TRACK_SLOTS)
+        slots = {"tracks": n_tracks, "particles": n_tracks,
                  "vertices": self.hyper.get("n_vertices", schema.VERTEX_SLOTS)}
         return InputSpec(tuple(
             InputGroup(name, tuple(self.config[FEATURE_KEYS[name]]), slots.get(name),
@@ -281,40 +290,44 @@ class MLPTagger(TorchTagger):
     @property
     def input_names(self) -> tuple[str, ...]:
         """The input groups in the order the network takes them: those with configured
-        features (a JetClass MLP reads no vertices)."""
-        return tuple(g for g in ("tracks", "vertices", "jet_features")
+        features (a JetClass MLP reads particles and jet features)."""
+        return tuple(g for g in ("tracks", "particles", "vertices", "jet_features")
                      if self.config[FEATURE_KEYS[g]])
 
     def build_net(self):
         h, c = self.hyper, self.config
         n_lead = min(h["n_lead_tracks"], h["n_tracks"])
-        n_in = sum({"jet_features": len(c["jet_features"]),
-                    "tracks": len(c["track_features"]) * n_lead,
-                    "vertices": len(c["vertex_features"]) * schema.VERTEX_SLOTS}[g]
-                   for g in self.input_names)
+        width = {"jet_features": 1, "tracks": n_lead, "particles": n_lead,
+                 "vertices": schema.VERTEX_SLOTS}
+        n_in = sum(len(c[FEATURE_KEYS[g]]) * width[g] for g in self.input_names)
         return MLPNet(self.input_names, {g: self._norm(g) for g in self.input_names},
                       n_lead, n_in, h["hidden"], c["n_classes"])
 
 
 class ParTTagger(TorchTagger):
     """ParticleTransformer on one particle group, in weaver-core's parameter layout. On
-    JetClass particles (the group holds part_px, part_py, part_pz, part_energy) the pair
-    features come from the four-vectors and the other features are embedded; on CMS tracks
+    JetClass `particles` (part_px, part_py, part_pz, part_energy among them) the pair
+    features come from the four-vectors and the other features are embedded; on CMS `tracks`
     from (track_ptrel, track_etarel, track_phirel), every feature embedded."""
 
     kind = "part"
-    input_names = ("tracks",)
     defaults = {"embed_dims": [64, 64, 64], "pair_embed_dims": [32, 32, 32], "num_heads": 4,
                 "num_layers": 3, "num_cls_layers": 2, "dropout": 0.1,
                 "n_tracks": schema.TRACK_SLOTS}
     CMS_KINEMATICS = ("track_ptrel", "track_etarel", "track_phirel")
 
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The one particle group: JetClass `particles` when configured, else CMS `tracks`."""
+        return ("particles",) if self.config["particle_features"] else ("tracks",)
+
     @classmethod
-    def jetclass_tracks(cls, names):
+    def jetclass_particles(cls, names):
         return [*names, *(v for v in particles.VECTORS if v not in names)]
 
     def build_net(self):
-        h, names = self.hyper, self.config["track_features"]
+        (group,) = self.input_names
+        h, names = self.hyper, self.config[FEATURE_KEYS[group]]
         four_vectors = all(v in names for v in particles.VECTORS)
         if four_vectors:
             kinematics = [names.index(v) for v in particles.VECTORS]
@@ -322,15 +335,15 @@ class ParTTagger(TorchTagger):
         else:
             missing = [n for n in self.CMS_KINEMATICS if n not in names]
             if missing:
-                raise ConfigError(f"track_features must include the four-vectors "
-                                  f"{', '.join(particles.VECTORS)} (JetClass) or the "
-                                  f"kinematics {', '.join(self.CMS_KINEMATICS)} (CMS) for "
-                                  "ParT's pair features")
+                raise ConfigError(f"{FEATURE_KEYS[group]} must include the four-vectors "
+                                  f"{', '.join(particles.VECTORS)} (JetClass particles) or "
+                                  f"the kinematics {', '.join(self.CMS_KINEMATICS)} (CMS "
+                                  "tracks) for ParT's pair features")
             kinematics = [names.index(n) for n in self.CMS_KINEMATICS]
             embedded = list(range(len(names)))
         if not embedded:
-            raise ConfigError("track_features must include particle features to embed "
-                              "besides the four-vectors")
+            raise ConfigError(f"{FEATURE_KEYS[group]} must include particle features to "
+                              "embed besides the four-vectors")
         if h["embed_dims"][-1] % h["num_heads"]:
             raise ConfigError(f"hyperparameters.embed_dims must end in a multiple of num_heads "
                               f"({h['num_heads']}), not {h['embed_dims'][-1]}")
@@ -338,15 +351,15 @@ class ParTTagger(TorchTagger):
             len(embedded), self.config["n_classes"], tuple(h["embed_dims"]),
             tuple(h["pair_embed_dims"]), h["num_heads"], h["num_layers"], h["num_cls_layers"],
             h["dropout"])
-        return ParTNet(self._norm("tracks"), core, embedded, kinematics, four_vectors)
+        return ParTNet(self._norm(group), core, embedded, kinematics, four_vectors)
 
     def logits_from_inputs(self, inputs, batch_size=None) -> np.ndarray:
         """Logits over batches of jets of similar multiplicity, in input order: a batch is
         trimmed to its widest jet and attention costs the square of that width, so each
         batch trims to its own width (exact: padded slots are masked)."""
-        n_tracks = filled_slots(inputs["tracks"])
-        out = np.zeros((len(n_tracks), self.config["n_classes"]), np.float32)
-        for idx, _ in bucket_chunks(n_tracks, PART_PAIR_BUDGET):
+        filled = filled_slots(inputs[self.input_names[0]])
+        out = np.zeros((len(filled), self.config["n_classes"]), np.float32)
+        for idx, _ in bucket_chunks(filled, PART_PAIR_BUDGET):
             out[idx] = super().logits_from_inputs({k: v[idx] for k, v in inputs.items()},
                                                   batch_size)
         return out
@@ -356,7 +369,7 @@ class ParTTagger(TorchTagger):
         configuration (declared, not fitted: the published models' own); on CMS tracks
         fitted on the filled slots."""
         if self.net.four_vectors:
-            return {"tracks": particles.preprocessing(self.config["track_features"])}
+            return {"particles": particles.preprocessing(self.config["particle_features"])}
         return super().fit_preprocessing(inputs)
 
 
@@ -367,22 +380,24 @@ class ParticleNetTagger(TorchTagger):
 
     kind = "particlenet"
     bucket_by_multiplicity = True
-    input_names = ("tracks",)
+    input_names = ("particles",)
     defaults = {"k": 16, "channels": [64, 128, 256], "layers_per_block": 3, "fc_width": 256,
                 "dropout": 0.1, "n_tracks": schema.JETCLASS_SLOTS}
 
     def __init__(self, config: dict):
         config = dict(config)
-        config.setdefault("track_features", list(particles.FEATURE_SETS["full"]))
+        config.setdefault("particle_features", list(particles.FEATURE_SETS["full"]))
+        config.setdefault("track_features", [])
+        config.setdefault("vertex_features", [])
         super().__init__(config)
 
     def build_net(self):
         from servable.models.particlenet import ParticleNet
 
-        h, names = self.hyper, self.config["track_features"]
+        h, names = self.hyper, self.config["particle_features"]
         missing = [n for n in particles.POINTS if n not in names]
         if missing:
-            raise ConfigError(f"track_features must include {', '.join(missing)}: ParticleNet "
+            raise ConfigError(f"particle_features must include {', '.join(missing)}: ParticleNet "
                               "finds its first neighbours in (deta, dphi)")
         if h["k"] >= h["n_tracks"]:
             raise ConfigError(f"hyperparameters.k ({h['k']}) must be smaller than n_tracks "
@@ -390,11 +405,11 @@ class ParticleNetTagger(TorchTagger):
         core = ParticleNet(len(names), self.config["n_classes"], k=h["k"],
                            channels=h["channels"], layers_per_block=h["layers_per_block"],
                            fc_width=h["fc_width"], dropout=h["dropout"])
-        return PNNet(self._norm("tracks"), core, [names.index(n) for n in particles.POINTS])
+        return PNNet(self._norm("particles"), core, [names.index(n) for n in particles.POINTS])
 
     def fit_preprocessing(self, inputs):
         """The JetClass standardisation (declared, not fitted: the published models' own)."""
-        return {"tracks": particles.preprocessing(self.config["track_features"])}
+        return {"particles": particles.preprocessing(self.config["particle_features"])}
 
 
 class BDTTagger(Tagger):
@@ -461,7 +476,7 @@ def feature_config(kind: str, sample: Jets, feature_set: str = "full") -> dict:
     if sample.layout != JETCLASS:
         return {"track_features": list(sample.track_names),
                 "vertex_features": list(sample.vertex_names),
-                "jet_features": list(sample.jet_feature_names)}
+                "jet_features": list(sample.jet_feature_names), "particle_features": []}
     if kind == "in":
         raise ConfigError("the IN reads secondary vertices, which JetClass data does not have; "
                           "train mlp, bdt, part or particlenet on it")
@@ -469,8 +484,9 @@ def feature_config(kind: str, sample: Jets, feature_set: str = "full") -> dict:
         raise ConfigError(f"the feature set must be one of {', '.join(particles.FEATURE_SETS)}, "
                           f"not {feature_set!r}")
     names = list(particles.FEATURE_SETS[feature_set])
-    return {"track_features": TAGGERS[kind].jetclass_tracks(names),
-            "vertex_features": [], "jet_features": list(jetobservables.INPUTS)}
+    return {"particle_features": TAGGERS[kind].jetclass_particles(names),
+            "track_features": [], "vertex_features": [],
+            "jet_features": list(jetobservables.INPUTS)}
 
 
 def build_tagger(config: dict) -> Tagger:

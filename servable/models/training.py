@@ -25,12 +25,13 @@ import torch
 from torch.nn import functional as F
 
 from servable.data.io import open_jets
-from servable.data.jets import Jets
+from servable.data.jets import JETCLASS, Jets
 from servable.errors import ServableError, check_int
 from servable.files import sha256_file
 from servable.models.metrics import classification_metrics
 from servable.models.spec import chosen_features
 from servable.models.taggers import (
+    FEATURE_KEYS,
     TAGGERS,
     BDTTagger,
     Tagger,
@@ -87,7 +88,7 @@ def plan_split(paths, method: str, fold: int = 0, folds: int = 5, val_fraction: 
                split_seed: int = 42) -> tuple[list[Source], list[Source]]:
     paths = sorted(Path(p) for p in paths)  # never glob order
     if method not in SPLITS:
-        raise ServableError(f"--split must be one of {', '.join(SPLITS)}, not {method!r}")
+        raise ServableError(f"the split must be one of {', '.join(SPLITS)}, not {method!r}")
     if method == "random":
         train, val = [], []
         for i, p in enumerate(paths):
@@ -98,17 +99,17 @@ def plan_split(paths, method: str, fold: int = 0, folds: int = 5, val_fraction: 
             val.append(Source(p, is_val))
         return train, val
     if len(paths) < 2:
-        raise ServableError(f"--split {method} needs at least 2 files (got {len(paths)}); "
-                            "use --split random for a single file")
+        raise ServableError(f"the {method} split needs at least 2 files (got {len(paths)}); "
+                            "split random jets of a single file")
     if method == "files":
         n_val = max(1, round(val_fraction * len(paths)))
         chosen = set(np.random.default_rng(split_seed).choice(len(paths), n_val, replace=False))
     else:
         if not 0 <= fold < folds:
-            raise ServableError(f"--fold must be in [0, {folds}), not {fold}")
+            raise ServableError(f"the validation fold must be in [0, {folds}), not {fold}")
         chosen = {i for i in range(len(paths)) if i % folds == fold}
         if not chosen or len(chosen) == len(paths):
-            raise ServableError(f"--split kfold with {folds} folds leaves fold {fold} empty or "
+            raise ServableError(f"a k-fold split with {folds} folds leaves fold {fold} empty or "
                                 f"without training files for {len(paths)} files")
     train = [Source(p) for i, p in enumerate(paths) if i not in chosen]
     val = [Source(p) for i, p in enumerate(paths) if i in chosen]
@@ -161,15 +162,14 @@ def make_tagger(cfg: TrainConfig, sample: Jets) -> Tagger:
     the sample."""
     base = feature_config(cfg.model, sample, cfg.feature_set)
     chosen = chosen_features(
-        {"tracks": base["track_features"], "vertices": base["vertex_features"],
-         "jet_features": base["jet_features"]},
+        {group: base[key] for group, key in FEATURE_KEYS.items()},
         {"tracks": cfg.track_features, "vertices": cfg.vertex_features}, cfg.drop_features)
     config = {"kind": cfg.model, "hyperparameters": dict(cfg.hyperparameters),
               "n_classes": len(sample.class_names), "class_names": list(sample.class_names),
-              "track_features": chosen["tracks"], "vertex_features": chosen["vertices"],
-              "jet_features": chosen["jet_features"]}
+              **{key: chosen[group] for group, key in FEATURE_KEYS.items()}}
+    particle_group = "particles" if sample.layout == JETCLASS else "tracks"
     if "n_tracks" in TAGGERS[cfg.model].defaults:  # the data's slot count
-        config["hyperparameters"].setdefault("n_tracks", int(sample.tracks.shape[2]))
+        config["hyperparameters"].setdefault("n_tracks", sample.group(particle_group).slots)
     probe = build_tagger(config)
     config["preprocessing"] = probe.fit_preprocessing(probe.inputs(sample))
     return build_tagger(config)
@@ -197,7 +197,7 @@ def train(paths, cfg: TrainConfig,
     the validation class indices and probabilities (n, classes), for plots.
     """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 1:
-        raise ServableError("--epochs, --batch-size and --patience must be >= 1 and --lr > 0")
+        raise ServableError("epochs, batch_size and patience must be >= 1 and lr > 0")
     paths = [Path(p) for p in paths]
     for p in paths:
         if not p.exists():

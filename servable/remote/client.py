@@ -178,7 +178,9 @@ class Client:
                               (runtime, batch_size), {}, combine_predictions)
 
     def explain(self, bundle_ref, jets, method: str, target: int = 1, **params) -> Future:
-        """Future of {"explanation", "tracks", "vertices", "jet", "output", "n_jets", ...}.
+        """Future of {"explanation", per-jet relevance per field ("tracks", "vertices", "jet"),
+        "output", "n_jets", ...} (`servable.remote.combine.as_explanation` makes it an
+        Explanation).
         The target's upper bound (the bundle's classes) is checked on the endpoint."""
         check_int(target, "target", minimum=0)
         if (jet_count(jets) if isinstance(jets, dict) else len(jets)) == 0:

@@ -16,7 +16,7 @@ from servable.errors import ServableError
 
 
 def _concat(parts: list[dict], key: str):
-    values = [p[key] for p in parts]
+    values = [p.get(key) for p in parts]
     return None if any(v is None for v in values) else np.concatenate(values)
 
 
@@ -54,9 +54,19 @@ def combine_explanations(parts: list[dict]) -> dict:
                                                   for p in parts]) / n.sum())
     out = {"explanation": summary, "n_jets": int(n.sum()), "worker": parts[0]["worker"],
            "tasks": _tasks(parts), "workers": _workers(parts)}
-    for key in ("tracks", "vertices", "jet", "output"):
+    for key in (*first["feature_names"], "output"):  # per-jet relevance per field, output
         out[key] = _concat(parts, key)
     return out
+
+
+def as_explanation(result: dict):
+    """The `Explanation` a remote explain result describes: its summary and per-jet arrays
+    (relevance per field, output)."""
+    from servable.explain import Explanation
+
+    keys = (*result["explanation"]["feature_names"], "output")
+    return Explanation.from_dict({**result["explanation"],
+                                  **{k: result[k] for k in keys if k in result}})
 
 
 def gather(futures: list[Future], combine) -> Future:

@@ -1,5 +1,7 @@
 """Jets as they travel to a worker: plain dicts of arrays, only the filled slots of each group.
 
+The wire format is the CMS layout's (tracks, vertices, jet features, their name lists).
+
 A padded group (tracks, vertices: channels-first (n, features, slots), zero padding last) is
 sent as {"slots": S, "counts": (n,) int32, "rows": (sum(counts), features)}: each jet's
 number of filled slots and their rows, jet after jet. Generated CMS jets fill ~22 of 60 track
@@ -28,6 +30,9 @@ MAX_EXPANDED_BYTES = 2 * 1000 ** 3
 
 def jets_to_arrays(jets) -> dict:
     """The plain dict a shipped function takes: arrays plus feature-name lists."""
+    if jets.layout != "cms":
+        raise InvalidJetsError(f"remote functions take CMS-layout jets (tracks, vertices); "
+                               f"these are {jets.layout}-layout jets")
     out = {k: getattr(jets, k) for k in JET_ARRAYS if getattr(jets, k) is not None}
     out.update({k: list(getattr(jets, k)) for k in NAME_LISTS})
     return out
@@ -161,4 +166,4 @@ def jets_from_arrays(arrays: dict):
     kwargs = {k: expand_slots(k, arrays[k]) if k in SLOT_GROUPS and isinstance(arrays[k], dict)
               else np.asarray(arrays[k]) for k in JET_ARRAYS if arrays.get(k) is not None}
     kwargs.update({k: tuple(arrays[k]) for k in NAME_LISTS if arrays.get(k) is not None})
-    return Jets(**kwargs)
+    return Jets.cms(**kwargs)

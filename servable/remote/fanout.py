@@ -54,3 +54,39 @@ def executor(spec: str, workers: int | None = None):
     if spec.startswith("parsl:"):
         return ParslRunner(spec.removeprefix("parsl:"))
     return Client(spec, workers=workers)
+
+
+def train_seeds_on(spec: str, data, cfg, seeds, targets, force: bool = False,
+                   workers: int | None = None, report=None) -> list[tuple[Path, dict]]:
+    """`servable.bundle.train.train_seeds` fanned out: one training task per seed on the
+    executor `spec` (bundles land where they would locally), the machine's cores shared
+    between the parallel trainings.
+
+    Returns
+    -------
+    list of (bundle path, training summary), in seed order.
+    """
+    import dataclasses
+    import os
+
+    from servable.bundle.train import trained_line
+    from servable.remote.functions import train
+
+    parallel = min(len(seeds), workers or os.cpu_count() or 1)
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    runner = executor(spec, workers=parallel)
+    try:
+        futures = [runner.submit(train, {
+            "data": [str(Path(p).resolve()) for p in data],
+            "config": dataclasses.asdict(dataclasses.replace(cfg, seed=seed)),
+            "out": str(Path(target).resolve()), "force": force, "threads": threads})
+            for seed, target in zip(seeds, targets, strict=True)]
+        out = []
+        for seed, future in zip(seeds, futures, strict=True):
+            result = future.result()
+            if report:
+                report(trained_line(result["bundle"], cfg.model, seed, result["summary"]))
+            out.append((Path(result["bundle"]), result["summary"]))
+    finally:
+        runner.close()
+    return out

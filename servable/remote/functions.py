@@ -24,8 +24,8 @@ def predict(bundle_ref, jets, runtime="auto", batch_size=None):
 def explain(bundle_ref, jets, method, target=1, **params):
     """An explanation of `method` for `jets` with the bundle at `bundle_ref`.
 
-    Returns {"explanation": summary dict, "tracks"/"vertices"/"jet"/"output": per-jet arrays
-    or None, "n_jets": int, "worker": {...}}.
+    Returns {"explanation": summary dict, per-jet relevance per field
+    ("tracks"/"vertices"/"jet") and "output" arrays or None, "n_jets": int, "worker": {...}}.
     """
     from servable.remote.worker import explain_arrays
 

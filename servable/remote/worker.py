@@ -92,10 +92,10 @@ def explain_arrays(bundle_ref, arrays: dict, method: str, target: int = 1,
     bundle, loads = cached_bundle(bundle_ref)
     limit_threads()
     explanation = explain_bundle(bundle, jets, method, target, **(params or {}))
-    out = {"explanation": explanation.to_dict(), "n_jets": len(jets.tracks),
+    out = {"explanation": explanation.to_dict(), "n_jets": len(jets),
            "worker": worker_info(loads)}
-    for name in ("tracks", "vertices", "jet", "output"):
-        out[name] = getattr(explanation, name)
+    out.update(explanation.relevance)
+    out["output"] = explanation.output
     return out
 
 

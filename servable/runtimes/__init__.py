@@ -36,7 +36,8 @@ def check_inputs(graph: dict[str, tuple | None], inputs: dict) -> None:
 
 
 def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
-    """`run(inputs, batch_size)`, optionally over jets grouped by track multiplicity.
+    """`run(inputs, batch_size)`, optionally over jets grouped by the multiplicity of the
+    first slotted input (tracks, particles).
 
     The IN's exported graph costs as much as the fullest jet of a batch, so runners feed it
     buckets of similar multiplicity (the same buckets as the PyTorch fast path) and put the
@@ -44,12 +45,15 @@ def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
     """
     import numpy as np
 
-    if not (bucket and "tracks" in inputs):
-        return run(inputs, batch_size)
     from servable.data.jets import filled_slots
     from servable.models.batching import bucket_chunks
+    from servable.models.spec import leading_slotted
 
-    n_tracks = filled_slots(inputs["tracks"])
+    slotted = leading_slotted(inputs)
+    if not bucket or slotted is None:
+        return run(inputs, batch_size)
+
+    n_tracks = filled_slots(slotted)  # the first slotted group: tracks or particles
     out = None
     for idx, _ in bucket_chunks(n_tracks):
         part = run({k: v[idx] for k, v in inputs.items()}, batch_size)

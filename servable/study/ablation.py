@@ -45,11 +45,11 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
         except ValueError:
             size = ()
         if len(size) != 3 or min(size) < 1:
-            raise ServableError(f"--sizes takes hidden/De/Do triples of positive integers "
+            raise ServableError(f"IN sizes are hidden/De/Do triples of positive integers "
                                 f"separated by commas (e.g. 60/20/24,16/8/8), not {text!r}")
         sizes.append(size)
     if len(set(sizes)) != len(sizes):
-        raise ServableError(f"--sizes lists a size twice: {text!r}")
+        raise ServableError(f"a size is listed twice: {text!r}")
     return sizes
 
 
@@ -61,7 +61,7 @@ def parse_thresholds(text: str) -> list[float]:
         values = []
     if not values or not all(math.isfinite(v) and v > 0 for v in values) or \
             values != sorted(set(values)):
-        raise ServableError(f"--thresholds takes increasing positive percentages separated by "
+        raise ServableError(f"thresholds are increasing positive percentages separated by "
                             f"commas (e.g. 0.001,0.01,1), not {text!r}")
     return values
 

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from servable.explain import Servable
 from servable.files import output_dir, write_json
 from servable.study import paper
 from servable.study.ablation import DEFAULT_SIZES, DEFAULT_THRESHOLDS, ablation
+from servable.timing import StageTimer
 
 PUBLISHED_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "published-in"
 TIMED_BATCHES = (1, 128)  # Table 8's time per batch
@@ -60,21 +60,6 @@ class Settings:
 QUICK = {"jets": 3000, "test_jets": 1000, "seeds": 2, "epochs": 2,
          "sizes": (DEFAULT_SIZES[0], DEFAULT_SIZES[-1]), "explain_jets": 400, "files": 3,
          "batch_sizes": (1, 128), "repeats": 3}
-
-
-class Stages:
-    """Times each stage and prints it as it starts and ends (also without progress bars)."""
-
-    def __init__(self):
-        self.seconds = {}
-
-    @contextmanager
-    def stage(self, name: str):
-        print(f"== {name}", flush=True)
-        t0 = time.perf_counter()
-        yield
-        self.seconds[name] = time.perf_counter() - t0
-        print(f"   {name}: {self.seconds[name]:.1f} s", flush=True)
 
 
 def free_threads(cores: int | None = None) -> int:
@@ -116,11 +101,10 @@ def prepare_data(s: Settings, out: Path, force: bool, progress: bool) -> tuple[l
     return files, test_file
 
 
-def _train(files, cfg, target: Path, test: Path, force: bool, progress: bool) -> dict:
-    from servable.bundle.train import train_bundle
+def _evaluated(path: Path, summary: dict, cfg, test: Path) -> dict:
+    """One trained bundle's row: its test accuracy and AUC, epochs and time per epoch."""
     from servable.models.training import evaluate
 
-    path, summary = train_bundle(files, cfg, target, force=force, progress=progress)
     metrics, _, _ = evaluate(open_bundle(path, cls=Servable).tagger, [test])
     return {"bundle": str(path), "seed": cfg.seed, "split": cfg.split,
             "accuracy": metrics["accuracy"], "roc_auc": metrics["roc_auc"],
@@ -133,29 +117,31 @@ def train_seeds_and_splits(s: Settings, files, test, out: Path, force, progress)
     by random files and by k-fold of files (the random split is the seeds' first run)."""
     from tqdm import tqdm
 
+    from servable.bundle.train import train_bundle, train_seeds
     from servable.models.training import TrainConfig
 
-    runs = []
-    for seed in tqdm(range(s.seed, s.seed + s.seeds), desc="seeds", disable=not progress):
-        cfg = TrainConfig(model="in", epochs=s.epochs, seed=seed, split="random")
-        runs.append(_train(files, cfg, out / "models" / f"seed-{seed}", test, force, progress))
+    seeds = list(range(s.seed, s.seed + s.seeds))
+    cfg = TrainConfig(model="in", epochs=s.epochs, seed=s.seed, split="random")
+    trained = train_seeds(files, cfg, seeds, [out / "models" / f"seed-{x}" for x in seeds],
+                          force=force, progress=progress)
+    runs = [_evaluated(path, summary, dataclasses.replace(cfg, seed=x), test)
+            for x, (path, summary) in zip(seeds, trained, strict=True)]
     splits = {"random": runs[0]}
-    for split in ("files", "kfold"):
+    for split in tqdm(("files", "kfold"), desc="splits", disable=not progress):
         cfg = TrainConfig(model="in", epochs=s.epochs, seed=s.seed, split=split,
                           folds=len(files))
-        splits[split] = _train(files, cfg, out / "models" / f"split-{split}", test, force,
-                               progress)
+        path, summary = train_bundle(files, cfg, out / "models" / f"split-{split}",
+                                     force=force, progress=progress)
+        splits[split] = _evaluated(path, summary, cfg, test)
     return {"seeds": runs, "splits": splits}
 
 
 def seed_table(runs: list[dict], reference: tuple[float, str] | None) -> dict:
     """Table 4: mean and sample standard deviation over the seeds, and the reference value's
     one-sided p-value under the seeds' distribution."""
-    from servable.models.metrics import reference_tail
+    from servable.models.metrics import reference_tail, seed_statistics
 
-    table = {k: {"mean": float(np.mean([r[k] for r in runs])),
-                 "std": float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
-                 "values": [r[k] for r in runs]} for k in ("accuracy", "roc_auc")}
+    table = seed_statistics([{k: r[k] for k in ("accuracy", "roc_auc")} for r in runs])
     if reference is not None and len(runs) > 1:
         table["reference"] = {**reference_tail(reference[0], table["roc_auc"]["values"]),
                               "source": reference[1]}
@@ -221,7 +207,7 @@ def reproduce(out: Path, s: Settings, force: bool = False, progress: bool = True
 
     out = output_dir(out)
     torch.set_num_threads(s.threads or free_threads())
-    stages = Stages()
+    stages = StageTimer(announce=lambda line: print(line, flush=True))
     t_start = time.perf_counter()
     settings = {k: (str(v) if isinstance(v, Path) else v)
                 for k, v in dataclasses.asdict(s).items()}
@@ -240,7 +226,8 @@ def reproduce(out: Path, s: Settings, force: bool = False, progress: bool = True
             baseline, others = import_published(published_dir, out, force)
             published = open_bundle(baseline, cls=Servable)
             results["published"] = {"baseline": str(baseline), "others": list(map(str, others))}
-    reference = (s.reference_auc, "--reference-auc") if s.reference_auc is not None else None
+    reference = ((s.reference_auc, "the given reference AUC")
+                 if s.reference_auc is not None else None)
     if reference is None and published is not None:
         from servable.models.metrics import classification_metrics
 

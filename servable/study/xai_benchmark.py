@@ -39,6 +39,7 @@ from servable.errors import ServableError
 from servable.explain import Servable, method_class
 from servable.explain import metrics as M
 from servable.explain.masking import masked, replacement_values
+from servable.timing import StageTimer
 
 SCHEMA = Path(__file__).with_name("xai_benchmark.schema.json")
 
@@ -164,8 +165,8 @@ def run_method(ctx: Context, name: str, bundle: Servable | None = None) -> Metho
         return MethodRun(name, np.zeros(len(ctx.names)),
                          slot=np.asarray(expl.extras["slot_relevance"], np.float64),
                          seconds=time.perf_counter() - t0)
-    slot = np.abs(np.asarray(expl.tracks, np.float64)).sum(1) \
-        if expl.tracks is not None and np.ndim(expl.tracks) == 3 else None
+    slotted = expl.slotted()
+    slot = np.abs(np.asarray(slotted, np.float64)).sum(1) if slotted is not None else None
     per_jet, signed = _columns(expl, ctx.names) or (None, None)
     return MethodRun(
         name, np.array([expl.feature_relevance.get(n, 0.0) for n in ctx.names]),
@@ -485,8 +486,9 @@ def observables(jets: Jets) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore"):
             out["tau21"] = np.where(taus[0] > 0, taus[1] / taus[0], np.nan)
             out["tau32"] = np.where(taus[1] > 0, taus[2] / taus[1], np.nan)
-    out["number of SVs"] = jets.n_vertices.astype(float)
-    if "trackBTag_Sip2dSig" in jets.track_names:
+    if jets.has("vertices"):
+        out["number of SVs"] = jets.n_vertices.astype(float)
+    if jets.has("tracks") and "trackBTag_Sip2dSig" in jets.track_names:
         sig = jets.tracks[:, jets.track_names.index("trackBTag_Sip2dSig")]
         out["leading IP significance"] = np.where(filled_mask(jets.tracks), sig,
                                                   -np.inf).max(1)
@@ -509,7 +511,7 @@ def _aggregates(ctx: Context, run: MethodRun) -> dict[str, np.ndarray]:
         slot_total = run.slot.sum(1)
         out["share on the 3 leading slots"] = share(run.slot[:, :3].sum(1), slot_total)
         jets = ctx.jets
-        if "trackBTag_Sip2dSig" in jets.track_names:
+        if jets.has("tracks") and "trackBTag_Sip2dSig" in jets.track_names:
             sig = jets.tracks[:, jets.track_names.index("trackBTag_Sip2dSig")]
             displaced = (np.abs(sig) > 3) & filled_mask(jets.tracks)
             width = min(displaced.shape[1], run.slot.shape[1])
@@ -543,7 +545,8 @@ def physics(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
             t, _ = truth
             width = min(t.shape[1], run.slot.shape[1])
             target_jets = ctx.y
-            filled = filled_mask(ctx.jets.tracks)[:, :width] & target_jets[:, None]
+            filled = filled_mask(ctx.jets.leading_slotted().values)[:, :width] & \
+                target_jets[:, None]
             truth_aucs[name] = M.truth_auc(run.slot[:, :width], t[:, :width], filled)
     out = {"associations": assoc, "truth_auc": truth_aucs,
            "truth": truth[1] if truth is not None else None}
@@ -643,20 +646,6 @@ def _use(model: dict, per_method: dict) -> dict:
 
 
 # the whole benchmark ----------------------------------------------------------------------
-class StageTimes:
-    """Wall time per stage, summed over models (reproduce.Stages prints each stage once)."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    def run(self, name, fn, *args):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
-
-
 def methods_for(kind: str, s: Settings) -> list[str]:
     default = (QUICK_METHODS if s.quick else METHODS)[kind]
     if s.methods is None:
@@ -680,7 +669,7 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
     if present[s.target] == 0 or present[s.target] == len(jets):
         raise ServableError(f"the benchmark needs jets of class {classes[s.target]} and of "
                             "others in the first jets of the data")
-    stages = StageTimes()
+    stages = StageTimer()
     t_start = time.perf_counter()
     results = {}
     total = sum(len(methods_for(b[0].kind, s)) * len(b) for b in models.values())
@@ -779,7 +768,7 @@ def train_more_seeds(bundles: list[Servable], k: int, out: Path, epochs: int | N
     import dataclasses as dc
 
     from servable.bundle.bundle import open_bundle
-    from servable.bundle.train import train_bundle
+    from servable.bundle.train import train_seeds
     from servable.models.training import TrainConfig
     from servable.study.ablation import recorded_training
 
@@ -790,11 +779,9 @@ def train_more_seeds(bundles: list[Servable], k: int, out: Path, epochs: int | N
                             "unchanged: train the seeds yourself and give them with --seeds")
     known = {f.name for f in dc.fields(TrainConfig)}
     base = {key: v for key, v in config.items() if key in known}
-    seed = int(base.get("seed", 0))
-    more = list(bundles)
-    while len(more) < k:
-        seed += 1
-        cfg = TrainConfig(**{**base, "seed": seed, **({"epochs": epochs} if epochs else {})})
-        path, _ = train_bundle(files, cfg, out / f"seed{seed}", force=force, progress=progress)
-        more.append(open_bundle(path, cls=Servable))
-    return more
+    first = int(base.get("seed", 0))
+    seeds = list(range(first + 1, first + 1 + max(k - len(bundles), 0)))
+    cfg = TrainConfig(**{**base, **({"epochs": epochs} if epochs else {})})
+    trained = train_seeds(files, cfg, seeds, [out / f"seed{s}" for s in seeds], force=force,
+                          progress=progress)
+    return [*bundles, *(open_bundle(path, cls=Servable) for path, _ in trained)]
