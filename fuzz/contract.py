@@ -68,14 +68,17 @@ def small_jets(n: int = 3, seed: int = 0, truth: bool = True) -> Jets:
 
 
 def check_jets(jets: Jets) -> None:
-    """What a valid result of the reader is: validated arrays, finite, one-hot labels."""
-    from servable.data.jets import validate_jets
+    """What a valid result of the reader is: validated groups of either layout, finite,
+    one-hot labels."""
+    from servable.data.jets import LAYOUTS, Jets, validate_group
 
-    validate_jets(jets.tracks, jets.vertices, jets.jet_features, jets.labels, jets.spectators,
-                  track_names=jets.track_names, vertex_names=jets.vertex_names,
-                  jet_feature_names=jets.jet_feature_names)
-    for array in (jets.tracks, jets.vertices, jets.jet_features, jets.spectators):
-        assert array is None or (array.dtype == np.float32 and np.isfinite(array).all())
+    assert set(jets.groups) <= set(LAYOUTS[jets.layout])
+    for g in jets.groups.values():
+        validate_group(g.name, g.values, g.features, slotted=g.slotted)
+        assert g.values.dtype == np.float32 and np.isfinite(g.values).all()
+    Jets(jets.groups, jets.labels, jets.spectators, class_names=jets.class_names)
+    assert jets.spectators is None or (jets.spectators.dtype == np.float32
+                                       and np.isfinite(jets.spectators).all())
 
 
 def blank_documents(bundle: Path) -> None:

@@ -103,7 +103,7 @@ def test_jet_arrays_around_the_valid_ones_are_validated_or_refused(data):
         else:
             arrays[name] = valid
     copies = {k: None if v is None else v.copy() for k, v in arrays.items()}
-    jets = obey(lambda: Jets(**arrays))
+    jets = obey(lambda: Jets.cms(**arrays))
     for k, v in arrays.items():  # the caller's arrays are never changed
         assert (v is None and copies[k] is None) or np.array_equal(v, copies[k], equal_nan=True)
     if jets is not None:

@@ -252,6 +252,9 @@ def test_a_root_file_and_its_hdf5_copy_read_the_same_jets_in_any_range(tmp_path)
         for start, stop in ((0, None), (5, 9), (28, 40)):
             x, y = a.read(start, stop), b.read(start, stop)
             assert len(x) == len(y) == len(range(30)[start:stop])
-            for attr in ("tracks", "jet_features", "labels"):
-                np.testing.assert_array_equal(getattr(x, attr), getattr(y, attr))
-            assert x.track_names == y.track_names and x.class_names == y.class_names
+            assert list(x.groups) == list(y.groups) == ["particles", "jet_features"]
+            for name in x.groups:
+                np.testing.assert_array_equal(x.group(name).values, y.group(name).values)
+                assert x.group(name).features == y.group(name).features
+            np.testing.assert_array_equal(x.labels, y.labels)
+            assert x.class_names == y.class_names
