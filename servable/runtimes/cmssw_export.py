@@ -24,7 +24,7 @@ from torch import nn
 
 from servable.data.jets import filled_mask
 from servable.errors import ServableError
-from servable.models.nets import PNNet, ParTNet
+from servable.models.nets import ParTNet, PNNet
 from servable.models.preprocessing import identity
 from servable.models.taggers import Tagger, TorchTagger
 from servable.runtimes.onnx_export import OPSET

@@ -104,21 +104,21 @@ def with_preprocessing(model, prep: Preprocess, groups: dict[str, tuple[tuple[st
         return out
 
     augmented, filled = {}, {}
-    for g, (features, slots) in groups.items():
+    for g, (_, slots) in groups.items():
         if slots is None:
-            augmented[g] = node("Unsqueeze", [g, const(f"pre/{g}/axis2", np.array([2]))],
-                                f"pre/{g}/3d")
+            augmented[g] = node("Unsqueeze", [g, const(f"pre/group/{g}/axis2", np.array([2]))],
+                                f"pre/group/{g}/3d")
             continue
-        absolute = node("Abs", [g], f"pre/{g}/abs")
+        absolute = node("Abs", [g], f"pre/group/{g}/abs")
         if opset >= 18:
-            peak = node("ReduceMax", [absolute, const(f"pre/{g}/axis1", np.array([1]))],
-                        f"pre/{g}/peak", keepdims=1)
+            peak = node("ReduceMax", [absolute, const(f"pre/group/{g}/axis1", np.array([1]))],
+                        f"pre/group/{g}/peak", keepdims=1)
         else:
-            peak = node("ReduceMax", [absolute], f"pre/{g}/peak", axes=[1], keepdims=1)
-        filled[g] = node("Greater", [peak, const(f"pre/{g}/zero", np.float32(0))],
-                         f"pre/{g}/filled")
-        ones = node("Cast", [filled[g]], f"pre/{g}/mask", to=TensorProto.FLOAT)
-        augmented[g] = node("Concat", [g, ones], f"pre/{g}/augmented", axis=1)
+            peak = node("ReduceMax", [absolute], f"pre/group/{g}/peak", axes=[1], keepdims=1)
+        filled[g] = node("Greater", [peak, const(f"pre/group/{g}/zero", np.float32(0))],
+                         f"pre/group/{g}/filled")
+        ones = node("Cast", [filled[g]], f"pre/group/{g}/mask", to=TensorProto.FLOAT)
+        augmented[g] = node("Concat", [g, ones], f"pre/group/{g}/augmented", axis=1)
     for block in prep.inputs:
         g = sources[block.name]
         features, slots = groups[g]
@@ -129,7 +129,7 @@ def with_preprocessing(model, prep: Preprocess, groups: dict[str, tuple[tuple[st
         def column(key, infos=infos):
             return np.array([[getattr(i, key)] for i in infos], np.float32)
 
-        b = f"pre/{block.name}"
+        b = f"pre/input/{block.name}"
         x = node("Gather", [augmented[g], const(f"{b}/columns", np.array(columns))],
                  f"{b}/x", axis=1)
         beyond = node("Greater", [node("Abs", [x], f"{b}/abs"),
