@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	# the Globus Compute engines: a second step (pyproject.toml's `remote` extra says why)
 	$(BIN)/pip install -q -e '.[remote]' 2>&1 | grep -v "cffconvert\|dependency resolver"; true
 	$(BIN)/python -c "import globus_compute_endpoint.engines, parsl"
+	# weaver-core's own exporter makes the CMSSW export of the official ParticleNet that
+	# tests/test_deploy.py imports; its export path needs none of its training dependencies
+	# (tensorboard, pyarrow, tables, ...), which would add ~300 MB and pin numpy, so no deps
+	$(BIN)/pip install -q --no-deps weaver-core==0.5.3
+	$(BIN)/python -c "import weaver.nn.model.ParticleNet"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from servable.models.taggers import Tagger
 
 ONNX_FILE = "model.onnx"
+ONNX_KIND = "onnx"  # an imported ONNX export: model.onnx is the model; no native weights
 
 
 def _package_versions() -> dict:
@@ -240,6 +241,9 @@ class Bundle:
     def tagger(self) -> Tagger:
         """The native model, built from the manifest and its verified weights."""
         if self._tagger is None:
+            if self.kind == ONNX_KIND:
+                raise ServableError(f"{self.path}: an imported ONNX model has no native "
+                                    "weights; it runs with runtime='onnx' (or tensorrt)")
             if not self.native:
                 raise ServableError(f"{self.path}: loaded without its native model; use "
                                     "runtime='onnx'")
@@ -252,9 +256,12 @@ class Bundle:
 
     def logits(self, jets: Jets, runtime: str = "torch",
                batch_size: int | None = None) -> np.ndarray:
-        """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt."""
+        """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt (an
+        imported ONNX model runs with onnx when asked for torch: it has no other)."""
         if batch_size is not None:
             check_int(batch_size, "batch_size")
+        if runtime in ("torch", "native", "xgboost") and self.kind == ONNX_KIND:
+            runtime = "onnx"  # its native runtime is ONNX Runtime
         if runtime in ("torch", "native", "xgboost"):
             return self.tagger.logits_from_inputs(self.inputs(jets), batch_size)
         bucket = bool(self.manifest["model"].get("bucket_by_multiplicity"))

@@ -12,6 +12,7 @@ import typer
 
 from servable.cli import bundle as bundle_cli
 from servable.cli import data as data_cli
+from servable.cli import deploy as deploy_cli
 from servable.cli import explain as explain_cli
 from servable.cli import inference as inference_cli
 from servable.cli import models as models_cli
@@ -36,6 +37,8 @@ app.command()(models_cli.train)
 app.command()(models_cli.evaluate)
 app.command()(inference_cli.predict)
 bundle_cli.app.command("export")(inference_cli.export)
+bundle_cli.app.command("import-onnx")(deploy_cli.import_onnx)
+app.add_typer(deploy_cli.export_app, name="export")
 app.add_typer(inference_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(study_cli.ablate)
