@@ -219,6 +219,8 @@ def _sync_directory(directory: Path) -> None:
 
 
 def write_bytes(path, data: bytes, *, force: bool = False, inputs: Iterable = ()) -> Path:
+    """Write `data` to `path` atomically (`atomic_output`): never over an existing file without
+    `force`, never inside a bundle or over one of `inputs`; returns the path."""
     with atomic_output(path, force=force, inputs=inputs) as f:
         f.write(data)
     return Path(path)
@@ -241,4 +243,6 @@ def json_text(obj, *, indent: int | None = 2, default=None) -> str:
 
 
 def write_json(path, obj, *, force: bool = False, inputs: Iterable = ()) -> Path:
+    """Write `obj` to `path` as strict JSON (`json_text`: NaN and infinities become null) with
+    a final newline, atomically and under the rules of `write_bytes`; returns the path."""
     return write_bytes(path, (json_text(obj) + "\n").encode(), force=force, inputs=inputs)

@@ -20,6 +20,8 @@ from servable.runtimes import RuntimeUnavailable
 
 
 def available_runtimes(bundle: Bundle) -> tuple[list[str], dict[str, str]]:
+    """The runtimes that load for this bundle (torch first, then onnx and tensorrt) and, for
+    each one that does not, why; loading creates and caches each runner in the bundle."""
     names, skipped = ["torch"], {}
     for name in ("onnx", "tensorrt"):
         try:
@@ -52,6 +54,8 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
 
 
 def format_parity(report: dict) -> str:
+    """The `parity` report as a text table: one row per runtime (max |dp|, fidelity, accuracy,
+    AUC or macro AUC; nan without labels), then each skipped runtime and why."""
     lines = [f"{report['bundle']} on {report['n_jets']} jets (reference: torch)",
              f"  {'runtime':9s} {'max|dp|':>10s} {'fidelity':>10s} {'accuracy':>9s} "
              f"{'AUC' if report.get('classes', 2) == 2 else 'macro AUC':>9s}"]
@@ -100,6 +104,8 @@ def throughput(bundle: Bundle, jets: Jets, batch_sizes: Sequence[int], repeats: 
 
 
 def plot_throughput(result: dict, path, force: bool = False) -> None:
+    """Box plots of a `throughput` scan, jets/s (log scale) per batch size and runtime, written
+    to `path` (PNG or PDF by its suffix; never over an existing file without `force`)."""
     from servable.figures import figure
 
     with figure(path, (6, 4), force=force) as (fig, ax):
@@ -200,6 +206,8 @@ def in_flops(core, n_tracks: np.ndarray) -> dict:
 
 
 def format_inference(report: dict) -> str:
+    """The `inference_bench` report as a text table: FLOPs per jet, then per batch size the
+    dense, fast and ONNX rates (jets/s), their ratios and the fast path's GFLOP/s."""
     f = report["flops"]
     lines = [f"IN inference on {report['n_jets']} jets ({report['mean_tracks']:.1f} tracks/jet, "
              f"{report['threads']} threads); FLOPs/jet: dense {f['dense_per_jet'] / 1e6:.1f} M, "

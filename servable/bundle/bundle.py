@@ -67,6 +67,8 @@ def _code_commit() -> str | None:
 
 
 def hardware() -> dict:
+    """The machine a bundle was made on, for its provenance: architecture, processor (None
+    where the platform does not say), CPU count and operating system."""
     return {"machine": platform.machine(), "processor": platform.processor() or None,
             "cpus": os.cpu_count(), "system": platform.system()}
 

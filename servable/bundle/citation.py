@@ -83,6 +83,8 @@ def citation_cff(record: dict) -> str:
 
 
 def validate_cff(text: str) -> None:
+    """Check CITATION.cff text against the Citation File Format schema (cffconvert); raises
+    ServableError with the validator's first line when it does not conform."""
     from cffconvert import Citation
 
     try:
@@ -191,6 +193,8 @@ def _format(name: str) -> str:
 
 
 def model_card(manifest: dict) -> str:
+    """MODEL_CARD.md of a bundle from its manifest (Markdown): model, inputs, outputs, the
+    validation metrics it carries, provenance, intended use and limits, and how to load it."""
     m = manifest["model"]
     metrics = manifest.get("metrics") or {}
     prov = manifest.get("provenance", {})

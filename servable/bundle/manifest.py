@@ -41,6 +41,7 @@ class BundleError(ServableError):
 
 
 def sha256_bytes(data: bytes) -> str:
+    """The SHA-256 of `data` (hex)."""
     return hashlib.sha256(data).hexdigest()
 
 

@@ -97,6 +97,8 @@ def validate_record(record: dict, where: str = "record") -> dict:
 
 
 def load_record(path) -> dict:
+    """Read and check a metadata record (YAML) from `path`; every failure, a missing file or
+    text that is not UTF-8 included, is a RecordError that names the file."""
     path = Path(path)
     try:
         record = safe_yaml.load(read_text(path), str(path))

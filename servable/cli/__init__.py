@@ -53,6 +53,9 @@ app.command("fair-report")(publish_cli.fair_report)
 app.add_typer(publish_cli.metadata_app, name="metadata")
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `servable` command line on `argv` (None: sys.argv) and return its exit code:
+    0 on success, 2 for a user mistake or a usage error (one line on stderr, no traceback),
+    1 when aborted; anything else propagates."""
     try:
         code = app(args=argv, standalone_mode=False)  # click returns an Exit's code here
     except USER_ERRORS as exc:
@@ -78,4 +81,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    """The `servable` console script: `main` on sys.argv, exiting with its code."""
     sys.exit(main())

@@ -88,6 +88,8 @@ def compare(a, b, out_dir, labels: tuple[str, str] | None = None,
 
 
 def format_comparison(rows: list[dict]) -> str:
+    """The `compare` rows as a text table: per feature, the Wasserstein distance and the
+    Kolmogorov-Smirnov statistic (nan where either file has no values)."""
     lines = [f"  {'feature':32s} {'Wasserstein':>12s} {'KS':>7s}"]
     for r in rows:
         lines.append(f"  {r['feature']:32s} {r['wasserstein']:12.4g} {r['ks']:7.3f}")

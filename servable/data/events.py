@@ -124,6 +124,8 @@ def overlay(hard: dict, pileup: dict, n_pu: np.ndarray, rng, res: ResolutionMode
 
 
 def no_pileup(hard: dict) -> tuple[dict, np.ndarray]:
+    """The hard events without pileup, in the form `overlay` returns: every particle from the
+    primary vertex (dz_vertex 0 mm), none removed by CHS, and npv = 1 for every event."""
     n_events = int(hard["event"].max()) + 1 if len(hard["event"]) else 0
     hard = dict(hard, dz_vertex=np.zeros(len(hard["event"])),
                 chs_removed=np.zeros(len(hard["event"]), bool))

@@ -32,19 +32,24 @@ def eta_phi(px, py, pz):
 
 
 def delta_phi(a, b):
+    """Azimuthal difference a - b wrapped into [-pi, pi)."""
     return (a - b + np.pi) % (2 * np.pi) - np.pi
 
 
 def delta_r(eta1, phi1, eta2, phi2):
+    """Angular distance sqrt(deta^2 + dphi^2) in the (eta, phi) plane, dphi wrapped."""
     return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
 
 
 def unit(v):
+    """Unit vectors along the last axis; zero vectors stay zero."""
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
     return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
 
 
 def mass(e, p):
+    """Invariant mass sqrt(E^2 - |p|^2) from energies `e` and momenta `p` (3-vectors on the
+    last axis); clipped at 0 where rounding makes m^2 negative."""
     return np.sqrt(np.clip(e * e - np.sum(p * p, axis=-1), 0, None))
 
 

@@ -14,6 +14,7 @@ from servable.data.jets import JETCLASS, Jets
 
 
 def is_root(path) -> bool:
+    """Whether `path` names a JetClass ROOT file (by its `.root` suffix; the file is not opened)."""
     return Path(path).suffix == ".root"
 
 

@@ -61,6 +61,8 @@ class Timer:
         self.seconds = {k: 0.0 for k in stages}
 
     def add(self, key: str, t0: float) -> float:
+        """Add the time.perf_counter seconds since `t0` to stage `key`; returns a new reading, the
+        start of the next stage."""
         self.seconds[key] += time.perf_counter() - t0
         return time.perf_counter()
 

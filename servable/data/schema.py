@@ -364,6 +364,7 @@ LABELS: tuple[str, ...] = ("QCD", "Hbb")
 
 
 def names(features: tuple[Feature, ...]) -> tuple[str, ...]:
+    """The names of `features`, in order."""
     return tuple(f.name for f in features)
 
 
@@ -414,4 +415,5 @@ def schema_dict() -> dict:
 
 
 def schema_json(indent: int = 2) -> str:
+    """The whole schema (`schema_dict`) as JSON text."""
     return json.dumps(schema_dict(), indent=indent)

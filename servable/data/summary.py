@@ -145,6 +145,9 @@ def _documented(feature) -> str:
 
 
 def format_ranges(rows: list[dict]) -> str:
+    """The `feature_ranges` rows as a text table: per feature, min and max over filled slots
+    ("(empty)" without any), the documented range and how many values lie outside it; then
+    the number of features with values outside."""
     lines = [f"  {'feature':32s} {'min':>11s} {'max':>11s}  documented CMS range"]
     for r in rows:
         flag = f"  <-- {r['outside']} values outside" if r["outside"] else ""

@@ -44,6 +44,8 @@ METHODS: Mapping[str, type[Method]] = _Methods()
 
 
 def method_class(name: str) -> type[Method]:
+    """The `Method` class of an explanation method, by name (its module imported on first use);
+    an unknown name raises MethodNotApplicable listing the known ones."""
     if name not in METHODS:
         raise MethodNotApplicable(f"unknown method {name!r}; choose one of "
                                   f"{', '.join(METHODS)}")

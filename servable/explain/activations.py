@@ -184,6 +184,8 @@ class LinearProbes(Method):
 
 
 def plot_probes(explanation: Explanation, path, force: bool = False) -> None:
+    """Cross-validated R^2 of the linear probes per network stage, one line per observable,
+    written to `path` (PNG or PDF by its suffix; never over an existing file without `force`)."""
     from servable.figures import figure
 
     r2 = explanation.extras["r2"]

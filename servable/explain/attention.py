@@ -95,6 +95,9 @@ class Attention(Method):
 
 def plot_attention(explanation: Explanation, path, max_slots: int = 30,
                    force: bool = False) -> None:
+    """The particle-attention maps (heads averaged, cut to the first `max_slots` slots), one row
+    per class and one column per particle layer, written to `path` (PNG or PDF by its suffix;
+    never over an existing file without `force`); class-attention layers are not drawn."""
     from servable.figures import figure
 
     maps = explanation.extras["maps"]

@@ -39,6 +39,8 @@ class LRPRule:
         self.kind, self.epsilon, self.gamma = kind, epsilon, gamma
 
     def weights(self, w, b):
+        """The weights and bias the rule propagates through: w + gamma w+ and b + gamma b+ for
+        gamma, unchanged for epsilon."""
         if self.kind == "gamma":
             return w + self.gamma * w.clamp(min=0), b + self.gamma * b.clamp(min=0)
         return w, b
@@ -59,6 +61,8 @@ class LRPRule:
         return _RuleGradient.apply(z, z_rule, scale)
 
     def linear(self, x, w, b):
+        """A linear layer under the rule: forward value F.linear(x, w, b), gradient through the
+        rule's weights scaled as `combine` says."""
         z = F.linear(x, w, b)
         if self.kind == "epsilon":  # same weights: one matrix product serves both
             return self.combine(z, z)

@@ -72,6 +72,9 @@ class TaggerNet(nn.Module, ABC):
         return {}
 
     def hidden_forward(self, *std) -> torch.Tensor:
+        """The forward through which RNA records the activations of `hidden_layers`, from the
+        standardised inputs; by default `core_forward`, enough where every node already passes
+        through those layers there (the MLP)."""
         return self.core_forward(*std)
 
     def stages(self, *inputs) -> dict[str, torch.Tensor]:

@@ -54,6 +54,8 @@ def fit_standardization(values: np.ndarray, names: Sequence[str], slotted: bool)
 
 
 def identity(names: Sequence[str]) -> dict:
+    """The preprocessing of features `names` that changes nothing: centre 0, scale 1 and clip
+    0 (no clip) for each."""
     n = len(names)
     return {"features": list(names), "centre": [0.0] * n, "scale": [1.0] * n, "clip": [0.0] * n}
 

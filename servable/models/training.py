@@ -86,6 +86,29 @@ class Source:
 
 def plan_split(paths, method: str, fold: int = 0, folds: int = 5, val_fraction: float = 0.2,
                split_seed: int = 42) -> tuple[list[Source], list[Source]]:
+    """Training and validation sources of jets files, split one of the `SPLITS` ways.
+
+    Parameters
+    ----------
+    paths
+        The jets files; sorted by path first, so glob order never matters.
+    method
+        ``random``: every file on both sides, each jet in validation with probability
+        `val_fraction` (seeded by `split_seed` and the file's index); ``files``: whole files,
+        round(`val_fraction` x files) of them (at least one) drawn with `split_seed` for
+        validation; ``kfold``: the files whose sorted index i has i % `folds` == `fold`.
+
+    Returns
+    -------
+    (train, val)
+        Lists of `Source`; rows None takes every jet of the file.
+
+    Raises
+    ------
+    ServableError
+        An unknown method; fewer than 2 files for ``files`` or ``kfold``; a fold outside
+        [0, folds) or one that leaves either side without files.
+    """
     paths = sorted(Path(p) for p in paths)  # never glob order
     if method not in SPLITS:
         raise ServableError(f"the split must be one of {', '.join(SPLITS)}, not {method!r}")
@@ -335,6 +358,8 @@ TRAINING_LOOPS = {"torch": _train_torch, "xgboost": _train_bdt}
 
 
 def plot_history(history: dict, path, title: str = "") -> None:
+    """Training and validation loss per epoch (boosting round for a BDT) with the best one
+    marked, written to `path` (PNG or PDF by its suffix; never over an existing file)."""
     from servable.figures import figure
 
     with figure(path, (5, 3.5)) as (fig, ax):

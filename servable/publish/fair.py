@@ -133,6 +133,8 @@ def fair_checks(bundle) -> list[Check]:
 
 
 def format_report(bundle, checks: list[Check]) -> str:
+    """The FAIR checks as text: how many principles are met, then one line per principle (PASS
+    or MISS, its title and the evidence)."""
     passed = sum(c.ok for c in checks)
     lines = [f"FAIR report for {bundle}: {passed}/{len(checks)} principles met"]
     for c in checks:

@@ -36,6 +36,7 @@ class ZenodoError(ServableError):
 
 
 def md5_path(path: Path) -> str:
+    """The MD5 (hex) of a file, read in 1 MiB blocks: the checksum Zenodo reports for an upload."""
     h = hashlib.md5()  # noqa: S324 - Zenodo's checksum, not a security measure
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -194,6 +195,8 @@ class ZenodoClient:
 
 
 def state_path(bundle: Path) -> Path:
+    """The publish state file beside the bundle, `<bundle>.zenodo.json`: the steps done per
+    server, bundle name and version, so that an interrupted publish resumes."""
     return bundle.parent / f"{bundle.name}.zenodo.json"
 
 

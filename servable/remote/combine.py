@@ -29,6 +29,9 @@ def _tasks(parts: list[dict]) -> int:
 
 
 def combine_predictions(parts: list[dict]) -> dict:
+    """The predictions of many tasks as one answer: probabilities concatenated in input order
+    (None if any task has none), the other fields of the first task, the task count and every
+    task's worker report (`workers`)."""
     return {**parts[0], "probabilities": _concat(parts, "probabilities"),
             "tasks": _tasks(parts), "workers": _workers(parts)}
 

@@ -230,6 +230,8 @@ class LocalEndpoint:
         raise WorkerLost(_remote_message(result.data))
 
     def close(self) -> None:
+        """Shut the engine down, waiting for its workers, and remove the run directory when
+        this endpoint made a temporary one."""
         try:
             self.engine.shutdown(block=True)
         finally:
@@ -282,6 +284,7 @@ class GlobusEndpoint:
         """Nothing to restart here: the service replaces lost workers."""
 
     def close(self) -> None:
+        """Shut the SDK's executor down without waiting; its pending futures are cancelled."""
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -39,11 +39,14 @@ class ParslRunner:
         self.dfk = parsl.load(config)
 
     def submit(self, fn, *args, **kwargs):
+        """Run `fn(*args, **kwargs)` as a Parsl python_app under this runner's DataFlowKernel;
+        returns its AppFuture (a concurrent.futures.Future)."""
         from parsl import python_app
 
         return python_app(fn, data_flow_kernel=self.dfk)(*args, **kwargs)
 
     def close(self) -> None:
+        """Clean up the DataFlowKernel: its executors shut down, no more tasks are taken."""
         self.dfk.cleanup()
 
 

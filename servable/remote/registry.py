@@ -27,10 +27,13 @@ def function_digest(fn) -> str:
 
 
 def registry_path() -> Path:
+    """The registry file: $SERVABLE_FUNCTION_REGISTRY, else ~/.servable/functions.json."""
     return Path(os.environ.get(REGISTRY_ENV) or Path.home() / ".servable" / "functions.json")
 
 
 def read_registry() -> dict:
+    """The registry (function name -> source digest, size, function id); empty when the file
+    does not exist, ServableError when it is not valid JSON."""
     path = registry_path()
     if not path.exists():
         return {}

@@ -86,6 +86,10 @@ def predict_arrays(bundle_ref, arrays: dict, runtime: str = "auto",
 
 def explain_arrays(bundle_ref, arrays: dict, method: str, target: int = 1,
                    params: dict | None = None) -> dict:
+    """One explanation task: explain the jets in `arrays` with `method` for class `target`
+    (`params` passed to it) with the bundle this worker caches; returns the explanation as
+    plain data, the jet count, the worker report, the per-jet relevance per field and the
+    explained output per jet."""
     from servable.explain import explain_bundle
 
     jets = jets_from_arrays(arrays)

@@ -11,6 +11,10 @@ from servable.runtimes import RuntimeUnavailable, check_inputs, run_bucketed
 
 
 class OnnxRuntime:
+    """A bundle's model.onnx in an ONNX Runtime session: the CUDA provider when present, else the
+    CPU one (or `providers`), `threads` intra-op threads (default $OMP_NUM_THREADS, else every
+    core), every graph optimisation; RuntimeUnavailable when the file is absent."""
+
     name = "onnx"
 
     def __init__(self, path, providers: list[str] | None = None, threads: int | None = None):

@@ -63,6 +63,10 @@ def _require():
 
 
 class TensorRTRuntime:
+    """A TensorRT engine of model.onnx, built once per GPU model, TensorRT version and
+    precision (`fp16`) and cached, for batches of up to `max_batch` jets; RuntimeUnavailable
+    without TensorRT or a CUDA GPU, or when the engine cannot be built."""
+
     name = "tensorrt"
 
     def __init__(self, onnx_path, cache_dir=None, max_batch: int = MAX_BATCH, fp16: bool = False):

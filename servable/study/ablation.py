@@ -33,6 +33,7 @@ SIZE_KEYS = ("hidden", "De", "Do")
 
 
 def size_label(size: Sequence[int]) -> str:
+    """An IN size as text, hidden/De/Do: (60, 20, 24) -> '60/20/24'."""
     return "/".join(str(s) for s in size)
 
 

@@ -18,6 +18,8 @@ PARTS = {"trained": "IN trained here", "published": "published checkpoints"}
 
 
 def fmt(value, digits: int = 4) -> str:
+    """A table cell: floats with `digits` decimals ("n/a" when NaN or infinite), None as "not
+    found", anything else as str."""
     if value is None:
         return "not found"
     if isinstance(value, float):
@@ -26,6 +28,7 @@ def fmt(value, digits: int = 4) -> str:
 
 
 def table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; cells that are not strings are written with `fmt`."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in r) + " |"
               for r in rows]
@@ -33,6 +36,8 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def finding_block(key: str, results: dict) -> str:
+    """The paper's finding `key` (claim, source, criterion) and its verdict on each part of
+    the study (trained here, published checkpoints), with the numbers behind it (Markdown)."""
     f = paper.FINDINGS[key]
     lines = [f"*Paper's finding*: {f.claim} (source: {f.source})", "",
              f"*Criterion*: {f.criterion}", ""]
@@ -49,6 +54,8 @@ def _figure_links(stems: list[str]) -> str:
 # -- the ablation's tables and figures (servable ablate writes these too) -------------------
 
 def table9_rows(explain: dict, with_paper: bool) -> list[list]:
+    """Table 9 rows from an ablation's cumulative masking: dAUC threshold (%), features masked
+    (tracks + SVs), AUC and fidelity; `with_paper` adds the paper's counts and fidelity."""
     paper_rows = {r["threshold"]: r for r in paper.TABLE9.value}
     rows = []
     for r in explain["masking"]["cumulative"]:
@@ -64,6 +71,8 @@ def table9_rows(explain: dict, with_paper: bool) -> list[list]:
 
 
 def table10_rows(explain: dict) -> list[list]:
+    """Table 10 rows from an ablation's retrained models: model, size, features kept (tracks +
+    SVs), parameters, accuracy, AUC, fidelity and RNA sparsity of QCD and H->bb."""
     return [[r["model"], r["size"], f"{r['tracks']} + {r['vertices']}", str(r["parameters"]),
              r["accuracy"], r["roc_auc"], r["fidelity"], r["sparsity"].get("QCD"),
              r["sparsity"].get("Hbb")] for r in explain["models"]]
@@ -351,4 +360,5 @@ def write_report(results: dict, out: Path, force: bool = False) -> Path:
 
 
 def load_results(path: Path) -> dict:
+    """The results of a reproduction run, read back from its JSON file."""
     return json.loads(Path(path).read_text())

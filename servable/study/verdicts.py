@@ -20,6 +20,7 @@ class Verdict:
 
     @property
     def word(self) -> str:
+        """The verdict as a word: holds, does not hold or not applicable."""
         return {True: "holds", False: "does not hold", None: "not applicable"}[self.holds]
 
 

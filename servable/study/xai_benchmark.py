@@ -124,10 +124,15 @@ class Context:
         self.y = self.jets.labels.argmax(1) == self.target
 
     def prob(self, inputs=None) -> np.ndarray:
+        """The model's probability of the target class per jet, on `inputs` (default: the
+        context's own)."""
         return self.bundle.tagger.predict_from_inputs(inputs or self.inputs)[:, self.target]
 
     def masked_prob(self, removed: Sequence[int], subset: np.ndarray | None = None
                     ) -> np.ndarray:
+        """The target-class probability per jet with the features at indices `removed` (into
+        `features`) set to their mean over the context's jets (filled slots only; padding stays
+        zero); `subset` selects jets."""
         inputs = self.inputs if subset is None else {k: v[subset] for k, v in
                                                      self.inputs.items()}
         if not removed:
@@ -244,6 +249,9 @@ def cross_model(results: dict) -> list[dict]:
 
 # 2. stability -----------------------------------------------------------------------------
 def bootstrap_stability(runs: dict[str, MethodRun], n_jets: int, s: Settings) -> dict:
+    """Per method with a bootstrap statistic: its importances with standard error and 95%
+    percentile interval over `s.bootstraps` resamples of the jets, and the stability of its
+    ranking over the resamples (`ranking_stability`: mean Kendall tau, top-5 agreement)."""
     out = {}
     for name, r in runs.items():
         if r.statistic is None:
@@ -255,6 +263,10 @@ def bootstrap_stability(runs: dict[str, MethodRun], n_jets: int, s: Settings) ->
 
 
 def seed_stability(per_seed: list[dict[str, MethodRun]]) -> dict:
+    """Per method, how its ranking of the features changes between training seeds: the mean
+    Kendall tau over pairs of seeds, the share of pairs with the same top 5 and `flagged` when
+    any pair differs; methods run on fewer than 2 seeds, or with all-zero importances on the
+    first (reference) seed, are left out."""
     out = {}
     for name in per_seed[0]:
         imps = [runs[name].importance for runs in per_seed if name in runs]
@@ -533,6 +545,18 @@ def truth_of_slots(jets: Jets) -> tuple[np.ndarray, str] | None:
 
 
 def physics(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
+    """Whether each method's relevance means physics.
+
+    Returns
+    -------
+    dict
+        `associations`: Spearman rho and mutual information between each per-jet relevance
+        share (on SV features, displaced tracks, the 3 leading slots) and each observable;
+        `truth_auc`: per method with per-slot relevance, the AUC with which it picks the slots
+        from the decay we want to see, among the filled slots of target-class jets; `truth`:
+        what that truth is (None for jets without truth); `probes_r2`: the linear probes'
+        R^2 per observable and stage, for models the probes apply to.
+    """
     obs = observables(ctx.jets)
     truth = truth_of_slots(ctx.jets)
     assoc, truth_aucs = [], {}
@@ -647,6 +671,8 @@ def _use(model: dict, per_method: dict) -> dict:
 
 # the whole benchmark ----------------------------------------------------------------------
 def methods_for(kind: str, s: Settings) -> list[str]:
+    """The methods the benchmark runs on a model kind: `s.methods` where given (those that apply
+    to the kind, in their order), else the kind's defaults (the cheaper set with `s.quick`)."""
     default = (QUICK_METHODS if s.quick else METHODS)[kind]
     if s.methods is None:
         return list(default)
