@@ -102,7 +102,7 @@ def test_fair_report_and_cite_on_published_bundle(bundle, tmp_path, monkeypatch)
     monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
     with ZenodoLike(token=TOKEN) as z:
         assert publish(bundle, z).returncode == 0
-        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", f"{z.url}/doi")
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", z.resolver)
         r = run_cli("fair-report", bundle, "--min", "1")  # A1: retrieved by its DOI
     assert r.returncode == 0, r.stdout
     lines = r.stdout.strip().splitlines()

@@ -30,7 +30,7 @@ def server(tmp_path, monkeypatch):
     monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SERVABLE_BUNDLE_PATH", raising=False)
     with ZenodoLike(token=TOKEN) as z:
-        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", f"{z.url}/doi")
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", z.resolver)
         yield z
 
 
