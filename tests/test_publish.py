@@ -216,17 +216,44 @@ def test_lost_state_finds_the_draft_instead_of_creating_another(bundle, lost_aft
         assert len(names) == len(set(names))  # the bucket's MD5s spared the re-upload
 
 
-def test_metadata_validation_error_names_the_field(bundle):
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r.update(access_right="public"), "access_right 'public' is not one of open"),
+    (lambda r: r["authors"][0].update({"given-names": "Your", "family-names": "Name"}),
+     "authors[0] 'Your Name' is a placeholder"),
+    (lambda r: r["authors"][1].update({"given-names": "Li, Billy"}),
+     "authors[1].given-names 'Li, Billy' holds a comma"),
+    (lambda r: r["authors"][2].update(orcid="https://orcid.org/0000-0002-0116-1013"),
+     "authors[2].orcid 'https://orcid.org/0000-0002-0116-1013' is not a valid ORCID iD"),
+    (lambda r: r.pop("license"), "missing license"),
+])
+def test_metadata_zenodo_would_refuse_is_refused_before_any_request(bundle, edit, message):
     from servable.bundle.manifest import read_manifest, seal
 
     manifest, _ = read_manifest(bundle)
-    manifest["record"]["access_right"] = "public"  # edited by hand, and sealed anew
+    edit(manifest["record"])  # edited by hand, and sealed anew
     seal(bundle, manifest)
     with ZenodoLike(token=TOKEN) as z:
         r = publish(bundle, z)
-        assert_user_error(r, "400", "Validation error", "metadata.access_right: Invalid")
-        (dep,) = z.depositions.values()
-        assert not dep["submitted"]
+        assert_user_error(r, message, "servable.yaml", "(metadata/hbb-in-baseline.yaml)",
+                          "nothing was sent")
+        assert z.log == [] and z.depositions == {}
+    assert verify(bundle)["doi"] is None
+    assert not (bundle.parent / f"{bundle.name}.zenodo.json").exists()
+
+
+def test_a_validation_error_from_the_server_names_the_field():
+    """What the local check does not know, the deposit API refuses: its field errors."""
+    from servable.publish.zenodo import ZenodoClient, ZenodoError
+
+    with ZenodoLike(token=TOKEN) as z:
+        client = ZenodoClient(z.url, TOKEN)
+        dep = client.create({})
+        metadata = {"upload_type": "software", "title": "t", "description": "d",
+                    "creators": [{"name": "Carberry, Josiah"}], "access_right": "open",
+                    "license": "mit", "publication_date": "2026-13-45"}
+        with pytest.raises(ZenodoError, match=r"answered 400 .*Validation error.*"
+                                              r"metadata\.publication_date: Not a valid date"):
+            client.set_metadata(dep["id"], metadata)
 
 
 def test_new_version_replaces_files_and_keeps_concept(bundle, tmp_path):
