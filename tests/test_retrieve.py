@@ -373,3 +373,36 @@ def test_every_hop_is_checked(server, kind, message):
     with pytest.raises(RetrievalError, match=message):
         servable.load(doi)
     assert len(server.log) <= 11  # bounded: never more requests than hops allowed
+
+
+def test_both_json_forms_of_the_records_api_read_alike():
+    from servable.bundle.doi import ArchivedFile, read_record
+
+    md5 = "md5:" + "0" * 32
+    zenodo = {"id": 12, "recid": "12", "doi": "10.5072/zenodo.12",
+              "conceptdoi": "10.5072/zenodo.11",
+              "metadata": {"version": "1.0", "relations": {"version": [{"index": 1}]}},
+              "files": [{"id": "f", "key": "b-1.0.zip", "size": 3, "checksum": md5, "links": {
+                  "self": "https://zenodo.org/api/records/12/files/b-1.0.zip/content"}}]}
+    rdm = {"id": "abcde-12345", "pids": {"doi": {"identifier": "10.1234/abcde-12345"}},
+           "parent": {"id": "fghjk-67890", "pids": {"doi": {"identifier": "10.1234/fghjk"}}},
+           "versions": {"index": 2, "is_latest": True}, "metadata": {"version": "1.0"},
+           "files": {"enabled": True, "entries": {"b-1.0.zip": {
+               "key": "b-1.0.zip", "size": 3, "checksum": md5, "links": {
+                   "self": "https://rdm.example/api/records/abcde-12345/files/b-1.0.zip",
+                   "content": "https://rdm.example/api/records/abcde-12345/files/b-1.0.zip/"
+                              "content"}}}}}
+    z = read_record("https://zenodo.org", zenodo, "z")
+    r = read_record("https://rdm.example", rdm, "r")
+    assert (z.id, z.doi, z.concept_doi, z.version, z.version_index) == (
+        "12", "10.5072/zenodo.12", "10.5072/zenodo.11", "1.0", 1)
+    assert (r.id, r.doi, r.concept_doi, r.version, r.version_index) == (
+        "abcde-12345", "10.1234/abcde-12345", "10.1234/fghjk", "1.0", 2)
+    assert z.files == [ArchivedFile("b-1.0.zip", 3, md5, zenodo["files"][0]["links"]["self"])]
+    assert r.files == [ArchivedFile("b-1.0.zip", 3, md5, "https://rdm.example/api/records/"
+                                    "abcde-12345/files/b-1.0.zip/content")]
+    odd = read_record("https://x.org", {"id": 5, "files": "x", "links": [], "metadata": [],
+                                        "parent": 3, "versions": None}, "odd")
+    assert odd.files == [] and odd.doi is None and odd.version_index is None
+    with pytest.raises(RetrievalError, match="without an id"):
+        read_record("https://x.org", {"id": "../x"}, "bad")

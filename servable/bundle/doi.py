@@ -231,6 +231,13 @@ def fetch_record(ident: Identifier) -> Record:
     return read_record(site, body, str(ident))
 
 
+def _dict(body: dict, key: str) -> dict:
+    """`body[key]` when it is a mapping, else {}: any field of a records API answer may be
+    missing or of another type."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _pid(value) -> str | None:
     """A DOI as the records API gives it: a string, or InvenioRDM's {identifier: ...}."""
     if isinstance(value, dict):
@@ -243,20 +250,18 @@ def read_record(site: str, body: dict, what: str) -> Record:
     rid = str(body.get("id") or body.get("recid") or "")
     if not re.fullmatch(RECORD_ID, rid):
         raise RetrievalError(f"{what}: the records API answered a record without an id")
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-    pids = body.get("pids") if isinstance(body.get("pids"), dict) else {}
-    parent = body.get("parent") if isinstance(body.get("parent"), dict) else {}
-    parent_pids = parent.get("pids") if isinstance(parent.get("pids"), dict) else {}
-    versions = body.get("versions") if isinstance(body.get("versions"), dict) else {}
-    relation = ((meta.get("relations") or {}).get("version") or [{}])[0]  # Zenodo's form
-    index = versions.get("index", relation.get("index") if isinstance(relation, dict)
-                         else None)
+    meta, pids, parent, versions, links = (_dict(body, k) for k in (
+        "metadata", "pids", "parent", "versions", "links"))
+    relations = _dict(meta, "relations").get("version")  # Zenodo's form: [{index, ...}]
+    relation = relations[0] if isinstance(relations, list) and relations and \
+        isinstance(relations[0], dict) else {}
+    index = versions.get("index", relation.get("index"))
     files = body.get("files")
     if isinstance(files, dict):  # InvenioRDM: {enabled, entries: {key: {...}}}
         entries = files.get("entries")
         if entries is None and files.get("enabled", True):
-            link = (body.get("links") or {}).get("files") or f"{site}/api/records/{rid}/files"
-            entries = (_json(link, what) or {}).get("entries")
+            link = links.get("files") or f"{site}/api/records/{rid}/files"
+            entries = _json(str(link), what).get("entries")
         if isinstance(entries, dict):
             entries = [{"key": k, **v} for k, v in entries.items() if isinstance(v, dict)]
         files = entries
@@ -264,12 +269,14 @@ def read_record(site: str, body: dict, what: str) -> Record:
     for f in files if isinstance(files, list) else []:
         if not isinstance(f, dict) or not isinstance(f.get("key"), str):
             continue
-        links = f.get("links") if isinstance(f.get("links"), dict) else {}
-        url = links.get("content") or (links.get("self") if str(links.get("self", ""))
-                                       .endswith("/content") else None) or \
-            f"{site}/api/records/{rid}/files/{urllib.parse.quote(f['key'])}/content"
+        content, own = _dict(f, "links").get("content"), str(_dict(f, "links").get("self"))
+        # InvenioRDM: links.content; Zenodo: links.self is the content; else the API's route
+        url = content if isinstance(content, str) and content else own if own.endswith(
+            "/content") else f"{site}/api/records/{rid}/files/{urllib.parse.quote(f['key'])}" \
+            "/content"
         out.append(ArchivedFile(f["key"], f.get("size"), str(f.get("checksum") or ""), url))
     return Record(site=site, id=rid, doi=_pid(body.get("doi")) or _pid(pids.get("doi")),
-                  concept_doi=_pid(body.get("conceptdoi")) or _pid(parent_pids.get("doi")),
+                  concept_doi=_pid(body.get("conceptdoi")) or _pid(_dict(parent, "pids")
+                                                                   .get("doi")),
                   version=str(meta.get("version") or ""),
                   version_index=index if isinstance(index, int) else None, files=out)
