@@ -224,7 +224,7 @@ def test_lost_state_finds_the_draft_instead_of_creating_another(bundle, lost_aft
      "authors[1].given-names 'Li, Billy' holds a comma"),
     (lambda r: r["authors"][2].update(orcid="https://orcid.org/0000-0002-0116-1013"),
      "authors[2].orcid 'https://orcid.org/0000-0002-0116-1013' is not a valid ORCID iD"),
-    (lambda r: r.pop("license"), "missing license"),
+    (lambda r: r.update(license="WTFPL"), "license 'WTFPL' is not one of"),
 ])
 def test_metadata_zenodo_would_refuse_is_refused_before_any_request(bundle, edit, message):
     from servable.bundle.manifest import read_manifest, seal
@@ -241,6 +241,30 @@ def test_metadata_zenodo_would_refuse_is_refused_before_any_request(bundle, edit
     assert not (bundle.parent / f"{bundle.name}.zenodo.json").exists()
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"license": None}, "missing license"),
+    ({"access_right": "embargoed", "license": ""}, "missing license"),
+    ({"authors": [{"name": "TODO: add authors"}]}, "authors[0].name 'TODO: add authors' is a "
+                                                   "placeholder"),
+    ({"authors": [{"given-names": "Josiah", "family-names": "Carberry\n"}]},
+     "authors[0].family-names 'Carberry\\n' has line breaks"),
+    ({"authors": [{"name": "---"}]}, "authors[0].name '---' is not a name"),
+    ({"authors": [{"given-names": "Josiah", "family-names": "Carberry",
+                   "orcid": "0000-0002-1825-0097"}]}, "authors[0].orcid '0000-0002-1825-0097'"),
+])
+def test_what_a_deposit_would_refuse_is_named_by_field(change, message):
+    from servable.bundle.record import RecordError, check_publishable
+
+    record = {"name": "x", "title": "t", "version": "1", "description": "d",
+              "keywords": ["k"], "license": "MIT", "access_right": "open",
+              "authors": [{"given-names": "Josiah", "family-names": "Carberry"}]}
+    assert check_publishable(dict(record), "rec") == record
+    record = {k: v for k, v in {**record, **change}.items() if v is not None}
+    with pytest.raises(RecordError) as err:
+        check_publishable(record, "metadata/x.yaml")
+    assert str(err.value).startswith("metadata/x.yaml: ") and message in str(err.value)
+
+
 def test_a_validation_error_from_the_server_names_the_field():
     """What the local check does not know, the deposit API refuses: its field errors."""
     from servable.publish.zenodo import ZenodoClient, ZenodoError
@@ -250,7 +274,7 @@ def test_a_validation_error_from_the_server_names_the_field():
         dep = client.create({})
         metadata = {"upload_type": "software", "title": "t", "description": "d",
                     "creators": [{"name": "Carberry, Josiah"}], "access_right": "open",
-                    "license": "mit", "publication_date": "2026-13-45"}
+                    "license": "mit", "publication_date": "13/45/2026"}
         with pytest.raises(ZenodoError, match=r"answered 400 .*Validation error.*"
                                               r"metadata\.publication_date: Not a valid date"):
             client.set_metadata(dep["id"], metadata)
