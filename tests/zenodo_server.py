@@ -13,7 +13,8 @@ records API in Zenodo's or InvenioRDM's JSON form (`flavour`), file content.
 
 Tests inject failures per step (`fail[step] = [status, ...]`, or a callable run when the
 step's request arrives, e.g. to kill the client), drop a download's connection after
-`drop_after` bytes (once), mark records `deleted`, and read `log`, `ranges` and `uploads`.
+`drop_after` bytes (once), mark records `deleted`, redirect anything (`registry` on the
+resolver, `redirects` on the site), and read `log`, `resolver_log`, `ranges` and `uploads`.
 """
 
 from __future__ import annotations
