@@ -102,7 +102,7 @@ def test_fair_report_and_cite_on_published_bundle(bundle, tmp_path, monkeypatch)
     monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
     with ZenodoLike(token=TOKEN) as z:
         assert publish(bundle, z).returncode == 0
-        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", f"{z.url}/doi")
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", z.resolver)
         r = run_cli("fair-report", bundle, "--min", "1")  # A1: retrieved by its DOI
     assert r.returncode == 0, r.stdout
     lines = r.stdout.strip().splitlines()
@@ -216,17 +216,68 @@ def test_lost_state_finds_the_draft_instead_of_creating_another(bundle, lost_aft
         assert len(names) == len(set(names))  # the bucket's MD5s spared the re-upload
 
 
-def test_metadata_validation_error_names_the_field(bundle):
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r.update(access_right="public"), "access_right 'public' is not one of open"),
+    (lambda r: r["authors"][0].update({"given-names": "Your", "family-names": "Name"}),
+     "authors[0] 'Your Name' is a placeholder"),
+    (lambda r: r["authors"][1].update({"given-names": "Li, Billy"}),
+     "authors[1].given-names 'Li, Billy' holds a comma"),
+    (lambda r: r["authors"][2].update(orcid="https://orcid.org/0000-0002-0116-1013"),
+     "authors[2].orcid 'https://orcid.org/0000-0002-0116-1013' is not a valid ORCID iD"),
+    (lambda r: r.update(license="WTFPL"), "license 'WTFPL' is not one of"),
+])
+def test_metadata_zenodo_would_refuse_is_refused_before_any_request(bundle, edit, message):
     from servable.bundle.manifest import read_manifest, seal
 
     manifest, _ = read_manifest(bundle)
-    manifest["record"]["access_right"] = "public"  # edited by hand, and sealed anew
+    edit(manifest["record"])  # edited by hand, and sealed anew
     seal(bundle, manifest)
     with ZenodoLike(token=TOKEN) as z:
         r = publish(bundle, z)
-        assert_user_error(r, "400", "Validation error", "metadata.access_right: Invalid")
-        (dep,) = z.depositions.values()
-        assert not dep["submitted"]
+        assert_user_error(r, message, "servable.yaml", "(metadata/hbb-in-baseline.yaml)",
+                          "nothing was sent")
+        assert z.log == [] and z.depositions == {}
+    assert verify(bundle)["doi"] is None
+    assert not (bundle.parent / f"{bundle.name}.zenodo.json").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"license": None}, "missing license"),
+    ({"access_right": "embargoed", "license": ""}, "missing license"),
+    ({"authors": [{"name": "TODO: add authors"}]}, "authors[0].name 'TODO: add authors' is a "
+                                                   "placeholder"),
+    ({"authors": [{"given-names": "Josiah", "family-names": "Carberry\n"}]},
+     "authors[0].family-names 'Carberry\\n' has line breaks"),
+    ({"authors": [{"name": "---"}]}, "authors[0].name '---' is not a name"),
+    ({"authors": [{"given-names": "Josiah", "family-names": "Carberry",
+                   "orcid": "0000-0002-1825-0097"}]}, "authors[0].orcid '0000-0002-1825-0097'"),
+])
+def test_what_a_deposit_would_refuse_is_named_by_field(change, message):
+    from servable.bundle.record import RecordError, check_publishable
+
+    record = {"name": "x", "title": "t", "version": "1", "description": "d",
+              "keywords": ["k"], "license": "MIT", "access_right": "open",
+              "authors": [{"given-names": "Josiah", "family-names": "Carberry"}]}
+    assert check_publishable(dict(record), "rec") == record
+    record = {k: v for k, v in {**record, **change}.items() if v is not None}
+    with pytest.raises(RecordError) as err:
+        check_publishable(record, "metadata/x.yaml")
+    assert str(err.value).startswith("metadata/x.yaml: ") and message in str(err.value)
+
+
+def test_a_validation_error_from_the_server_names_the_field():
+    """What the local check does not know, the deposit API refuses: its field errors."""
+    from servable.publish.zenodo import ZenodoClient, ZenodoError
+
+    with ZenodoLike(token=TOKEN) as z:
+        client = ZenodoClient(z.url, TOKEN)
+        dep = client.create({})
+        metadata = {"upload_type": "software", "title": "t", "description": "d",
+                    "creators": [{"name": "Carberry, Josiah"}], "access_right": "open",
+                    "license": "mit", "publication_date": "13/45/2026"}
+        with pytest.raises(ZenodoError, match=r"answered 400 .*Validation error.*"
+                                              r"metadata\.publication_date: Not a valid date"):
+            client.set_metadata(dep["id"], metadata)
 
 
 def test_new_version_replaces_files_and_keeps_concept(bundle, tmp_path):

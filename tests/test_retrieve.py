@@ -1,7 +1,8 @@
-"""Retrievable by its identifier: DOI -> resolver -> records API -> verified cache (FAIR A1).
+"""Retrievable by its identifier: DOI -> redirect chain -> records API -> verified cache (FAIR A1).
 
-Against the Zenodo-like test server (tests/zenodo_server.py), which answers as zenodo.org
-and doi.org do; `SERVABLE_DOI_RESOLVER` points the client at it.
+Against the Zenodo-like test server (tests/zenodo_server.py, tests/zenodo_records.py), which
+answers as doi.org and zenodo.org do: the resolver redirects to the site's `/doi/<doi>`, which
+redirects to `/records/<id>`; `SERVABLE_DOI_RESOLVER` points the client at its resolver.
 """
 
 import hashlib
@@ -16,13 +17,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import servable
+from servable.bundle.describe import describe
+from servable.bundle.doi import Identifier, identifier
 from servable.bundle.manifest import sha256_path, verify
-from servable.bundle.retrieve import RetrievalError, cache_entries, cache_root
+from servable.bundle.record import validate_record
+from servable.bundle.retrieve import RetrievalError, cache_entries, cache_root, clear_cache
 from servable.publish.zenodo import ZenodoClient, publish_bundle
 from tests.cli_helpers import assert_user_error, run_cli
 from tests.zenodo_server import ZenodoLike
 
 TOKEN = "retrieve-token"
+RECORD = {"name": "mlp-random", "title": "An MLP jet tagger with random weights",
+          "version": "0.1.0", "description": "Random weights (seed 0), for retrieval tests.",
+          "authors": [{"given-names": "Josiah", "family-names": "Carberry",  # ORCID's test
+                       "orcid": "https://orcid.org/0000-0002-1825-0097"}],  # identity
+          "keywords": ["jet tagging"], "license": "MIT"}
+
+
+def described(random_bundle: Path, dest: Path) -> Path:
+    """A copy of the random bundle described by RECORD (publishing refuses placeholders)."""
+    bundle = Path(shutil.copytree(random_bundle, dest))
+    describe(bundle, validate_record(dict(RECORD)))
+    return bundle
 
 
 @pytest.fixture()
@@ -30,13 +47,13 @@ def server(tmp_path, monkeypatch):
     monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SERVABLE_BUNDLE_PATH", raising=False)
     with ZenodoLike(token=TOKEN) as z:
-        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", f"{z.url}/doi")
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", z.resolver)
         yield z
 
 
 @pytest.fixture()
 def published(random_bundle, server, tmp_path) -> tuple[Path, dict]:
-    bundle = Path(shutil.copytree(random_bundle, tmp_path / "local" / "mlp"))
+    bundle = described(random_bundle, tmp_path / "local" / "mlp")
     state = publish_bundle(bundle, ZenodoClient(server.url, TOKEN), echo=lambda *_: None)
     return bundle, state
 
@@ -73,6 +90,7 @@ def test_load_by_doi_predicts_as_the_local_bundle_and_then_works_offline(
     published_at = len(server.log)
     remote = _scores(state["doi"], test_file, tmp_path / "remote.npy")
     np.testing.assert_array_equal(remote, local)
+    assert server.resolver_log == [f"/{state['doi']}"]  # doi.org -> site -> record
     assert [p for _, p in server.log[published_at:]][:2] == [
         f"/doi/{state['doi']}", f"/api/records/{state['record_id']}"]
     (entry,) = cache_entries()
@@ -88,10 +106,13 @@ def test_a_concept_doi_and_a_record_url_retrieve_the_newest_version(published, s
     bundle, state = published
     r = run_cli("pull", state["concept_doi"])
     assert r.returncode == 0, r.stderr
-    assert "/api/records/{}/versions/latest".format(state["concept_doi"].split(".")[-1]) in [
-        p for _, p in server.log]  # the records API serves no concept id: 404, then latest
-    r = run_cli("bundle", "verify", f"{server.url}/records/{state['record_id']}",
+    paths = [p for _, p in server.log]  # the site's resolver sends the newest version's id
+    assert paths[-3:-1] == [f"/doi/{state['concept_doi']}", f"/api/records/{state['record_id']}"]
+    concept_id = state["concept_doi"].split(".")[-1]
+    assert concept_id != str(state["record_id"])
+    r = run_cli("bundle", "verify", f"{server.url}/records/{concept_id}",
                 "--expect", verify(bundle)["digest"])
+    assert f"/api/records/{concept_id}/versions/latest" in [p for _, p in server.log]
     assert r.returncode == 0 and "(as expected)" in r.stdout, r.stderr
     r = run_cli("cite", state["doi"])
     assert r.returncode == 0 and f"doi = {{{state['doi']}}}" in r.stdout, r.stderr
@@ -212,3 +233,176 @@ def test_fair_report_a1_is_an_actual_retrieval(published, server):
     run_cli("cache", "clear")
     r = run_cli("fair-report", bundle)
     assert "A1  MISS" in r.stdout and "410" in r.stdout
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("10.5281/zenodo.7305173", Identifier(doi="10.5281/zenodo.7305173")),
+    ("doi:10.5281/zenodo.7305173", Identifier(doi="10.5281/zenodo.7305173")),
+    ("https://doi.org/10.5281/zenodo.7305173", Identifier(doi="10.5281/zenodo.7305173")),
+    ("https://dx.doi.org/10.5072/zenodo.42", Identifier(doi="10.5072/zenodo.42")),
+    ("https://zenodo.org/doi/10.5281/zenodo.7305173", Identifier(
+        doi="10.5281/zenodo.7305173", url="https://zenodo.org/doi/10.5281/zenodo.7305173")),
+    ("https://sandbox.zenodo.org/doi/10.5072/zenodo.42", Identifier(
+        doi="10.5072/zenodo.42", url="https://sandbox.zenodo.org/doi/10.5072/zenodo.42")),
+    ("https://zenodo.org/records/7305173", Identifier(site="https://zenodo.org",
+                                                      record_id="7305173")),
+    ("https://zenodo.org/record/7305173", Identifier(site="https://zenodo.org",
+                                                     record_id="7305173")),
+    ("https://sandbox.zenodo.org/records/42?preview=1", Identifier(
+        site="https://sandbox.zenodo.org", record_id="42")),
+    ("https://zenodo.org/api/records/7305173", Identifier(site="https://zenodo.org",
+                                                          record_id="7305173")),
+    ("https://data.example.org/records/cbc2k-q9x58", Identifier(
+        site="https://data.example.org", record_id="cbc2k-q9x58")),
+    ("https://zenodo.org/communities/hep", None),
+    ("mlp-random", None),
+])
+def test_the_identifier_forms_users_paste(ref, expected):
+    assert identifier(ref) == expected
+
+
+FORMS = ("{doi}", "doi:{doi}", "https://doi.org/{doi}", "{site}/doi/{doi}",
+         "{site}/records/{rid}", "{site}/record/{rid}", "{site}/api/records/{rid}")
+
+
+def test_each_identifier_form_loads_the_bundle_from_a_clean_cache(published, server,
+                                                                 test_file):
+    """Every form, from an empty cache: the archived bundle, same digest, same scores."""
+    bundle, state = published
+    jets = servable.read_jets(test_file)
+    local = servable.load(bundle).predict(jets, "onnx")
+    digest = verify(bundle)["digest"]
+    for form in FORMS:
+        clear_cache()
+        asked, seen = len(server.resolver_log), len(server.log)
+        ref = form.format(doi=state["doi"], site=server.url, rid=state["record_id"])
+        remote = servable.load(ref)
+        assert remote.manifest["digest"] == digest and remote.manifest["doi"] == state["doi"]
+        assert str(remote.path).startswith(str(cache_root())), ref
+        np.testing.assert_array_equal(remote.predict(jets, "onnx"), local)
+        by_doi_org = form.startswith(("{doi}", "doi:", "https://doi.org"))
+        assert len(server.resolver_log) == asked + by_doi_org, ref
+        via_site_resolver = "doi" in form
+        assert (server.log[seen][1] == f"/doi/{state['doi']}") == via_site_resolver, ref
+
+
+def test_a_concept_doi_gives_the_newest_version_once_a_second_is_published(published, server):
+    bundle, first = published
+    v1 = verify(bundle)["digest"]
+    assert servable.load(first["concept_doi"]).manifest["digest"] == v1  # cached by concept
+    describe(bundle, validate_record({**RECORD, "version": "0.2.0"}))
+    second = publish_bundle(bundle, ZenodoClient(server.url, TOKEN),
+                            new_version_of=first["record_id"], echo=lambda *_: None)
+    assert second["concept_doi"] == first["concept_doi"] and second["doi"] != first["doi"]
+    v2 = verify(bundle)["digest"]
+    r = run_cli("pull", first["concept_doi"])  # asks the network again: the newest version
+    assert r.returncode == 0 and v2 in r.stdout and "mlp-random 0.2.0" in r.stdout, r.stderr
+    assert servable.load(first["concept_doi"]).manifest["digest"] == v2  # newest held
+    for ref, digest in ((first["concept_doi"], v2), (first["doi"], v1), (second["doi"], v2)):
+        clear_cache()
+        seen = len(server.log)
+        assert servable.load(ref).manifest["digest"] == digest, ref
+        rid = second["record_id"] if digest == v2 else first["record_id"]
+        assert [p for _, p in server.log[seen:seen + 2]] == [f"/doi/{ref}",
+                                                             f"/api/records/{rid}"]
+
+
+def test_a_bundle_archived_on_an_inveniordm_site_loads(random_bundle, tmp_path, monkeypatch,
+                                                       test_file):
+    """InvenioRDM's JSON form: ids that are not numbers, pids.doi, parent.pids.doi,
+    files.entries as a mapping, or only through the files endpoint."""
+    monkeypatch.setenv("SERVABLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SERVABLE_BUNDLE_PATH", raising=False)
+    jets = servable.read_jets(test_file)
+    with ZenodoLike(token=TOKEN, flavour="invenio") as z:
+        monkeypatch.setenv("SERVABLE_DOI_RESOLVER", z.resolver)
+        bundle = described(random_bundle, tmp_path / "mlp")
+        state = publish_bundle(bundle, ZenodoClient(z.url, TOKEN), echo=lambda *_: None)
+        rid = z.public_id(state["record_id"])
+        assert not rid.isdigit()
+        local, digest = servable.load(bundle).predict(jets, "onnx"), verify(bundle)["digest"]
+        for ref in (state["doi"], state["concept_doi"], f"{z.url}/records/{rid}"):
+            clear_cache()
+            remote = servable.load(ref)
+            assert remote.manifest["digest"] == digest, ref
+            np.testing.assert_array_equal(remote.predict(jets, "onnx"), local)
+        (entry,) = cache_entries()
+        assert entry["record_id"] == rid and entry["concept_doi"] == state["concept_doi"]
+        assert f"/api/records/{rid}/files" not in [p for _, p in z.log]
+        z.inline_entries = False  # the record leaves its files to the files endpoint
+        clear_cache()
+        assert servable.load(state["doi"]).manifest["digest"] == digest
+        assert f"/api/records/{rid}/files" in [p for _, p in z.log]
+
+
+def _chain(server, kind: str) -> str:
+    """A DOI whose redirect chain on the test servers is broken in the way `kind` names."""
+    doi = "10.5072/zenodo.777777"
+    site_doi = f"/doi/{doi}"
+    if kind == "loop":  # resolver -> site -> resolver
+        server.registry[doi] = f"{server.url}{site_doi}"
+        server.redirects[site_doi] = f"{server.resolver}/{doi}"
+    elif kind == "outside":  # ends at a page that is not a record
+        server.registry[doi] = f"{server.url}{site_doi}"
+        server.redirects[site_doi] = f"{server.url}/"
+    elif kind == "endless":  # a new address at every hop
+        server.registry[doi] = f"{server.url}/doi/10.5072/hop.0"
+        for k in range(20):
+            server.redirects[f"/doi/10.5072/hop.{k}"] = f"{server.url}/doi/10.5072/hop.{k + 1}"
+    elif kind == "plain http":  # a hop off this machine without TLS
+        server.registry[doi] = "http://zenodo.example.org/records/1"
+    return doi
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("loop", "loop back to"), ("outside", "which is not a record of a Zenodo or InvenioRDM "
+                                          "site")])
+def test_a_redirect_loop_or_a_chain_ending_outside_a_record_is_one_line(server, kind,
+                                                                         message):
+    doi = _chain(server, kind)
+    for args in (("pull", doi), ("bundle", "verify", doi), ("pull", f"https://doi.org/{doi}")):
+        assert_user_error(run_cli(*args), doi, message)
+    assert cache_entries() == [] and not (cache_root() / "downloads").exists()
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("loop", "loop back to"), ("endless", "more than 10 redirects"),
+    ("plain http", "http://zenodo.example.org/records/1: refusing a non-HTTPS address")])
+def test_every_hop_is_checked(server, kind, message):
+    doi = _chain(server, kind)
+    with pytest.raises(RetrievalError, match=message):
+        servable.load(doi)
+    assert len(server.log) <= 11  # bounded: never more requests than hops allowed
+
+
+def test_both_json_forms_of_the_records_api_read_alike():
+    from servable.bundle.doi import ArchivedFile, read_record
+
+    md5 = "md5:" + "0" * 32
+    zenodo = {"id": 12, "recid": "12", "doi": "10.5072/zenodo.12",
+              "conceptdoi": "10.5072/zenodo.11",
+              "metadata": {"version": "1.0", "relations": {"version": [{"index": 1}]}},
+              "files": [{"id": "f", "key": "b-1.0.zip", "size": 3, "checksum": md5, "links": {
+                  "self": "https://zenodo.org/api/records/12/files/b-1.0.zip/content"}}]}
+    rdm = {"id": "abcde-12345", "pids": {"doi": {"identifier": "10.1234/abcde-12345"}},
+           "parent": {"id": "fghjk-67890", "pids": {"doi": {"identifier": "10.1234/fghjk"}}},
+           "versions": {"index": 2, "is_latest": True}, "metadata": {"version": "1.0"},
+           "files": {"enabled": True, "entries": {"b-1.0.zip": {
+               "key": "b-1.0.zip", "size": 3, "checksum": md5, "links": {
+                   "self": "https://rdm.example/api/records/abcde-12345/files/b-1.0.zip",
+                   "content": "https://rdm.example/api/records/abcde-12345/files/b-1.0.zip/"
+                              "content"}}}}}
+    z = read_record("https://zenodo.org", zenodo, "z")
+    r = read_record("https://rdm.example", rdm, "r")
+    assert (z.id, z.doi, z.concept_doi, z.version, z.version_index) == (
+        "12", "10.5072/zenodo.12", "10.5072/zenodo.11", "1.0", 1)
+    assert (r.id, r.doi, r.concept_doi, r.version, r.version_index) == (
+        "abcde-12345", "10.1234/abcde-12345", "10.1234/fghjk", "1.0", 2)
+    assert z.files == [ArchivedFile("b-1.0.zip", 3, md5, zenodo["files"][0]["links"]["self"])]
+    assert r.files == [ArchivedFile("b-1.0.zip", 3, md5, "https://rdm.example/api/records/"
+                                    "abcde-12345/files/b-1.0.zip/content")]
+    odd = read_record("https://x.org", {"id": 5, "files": "x", "links": [], "metadata": [],
+                                        "parent": 3, "versions": None}, "odd")
+    assert odd.files == [] and odd.doi is None and odd.version_index is None
+    with pytest.raises(RetrievalError, match="without an id"):
+        read_record("https://x.org", {"id": "../x"}, "bad")

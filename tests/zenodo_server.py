@@ -7,17 +7,14 @@ checksum), `PUT /api/deposit/depositions/{id}` with metadata validation (200, or
 `actions/newversion` (201, draft at `links.latest_draft`), file deletion (204), rate-limit
 headers and 429 past the limit. DOIs are sandbox-style (10.5072/zenodo.N).
 
-The public side a reader uses, without a token, as zenodo.org serves it: a DOI resolver
-(`GET /doi/{doi}`: 302 to the landing page `/records/{id}`, 404 for an unknown DOI), the
-records API (`GET /api/records/{id}`: `files[].key/size/checksum "md5:..."/links.self`;
-404 for a concept id, which it does not serve, and for unknown ids; 410 for a deleted
-record), `GET /api/records/{id}/versions/latest` (302 to the newest version of the
-record's concept) and file content (`.../files/{key}/content`) with `ETag`,
-`Accept-Ranges`, `Range` answered 206 with `Content-Range`, 416 past the end.
+The public side a reader uses, without a token, is in tests/zenodo_records.py: a doi.org-like
+resolver on its own port (`resolver`), the site's DOI resolver and landing pages, the
+records API in Zenodo's or InvenioRDM's JSON form (`flavour`), file content.
 
 Tests inject failures per step (`fail[step] = [status, ...]`, or a callable run when the
 step's request arrives, e.g. to kill the client), drop a download's connection after
-`drop_after` bytes (once), mark records `deleted`, and read `log`, `ranges` and `uploads`.
+`drop_after` bytes (once), mark records `deleted`, redirect anything (`registry` on the
+resolver, `redirects` on the site), and read `log`, `resolver_log`, `ranges` and `uploads`.
 """
 
 from __future__ import annotations
@@ -29,6 +26,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.zenodo_records import PREFIX, PublicSite, Resolver, rdm_id
+
 UPLOAD_TYPES = {"publication", "poster", "presentation", "dataset", "image", "video",
                 "software", "lesson", "physicalobject", "other"}
 ACCESS = {"open", "embargoed", "restricted", "closed"}
@@ -36,8 +35,13 @@ ACCESS = {"open", "embargoed", "restricted", "closed"}
 
 class ZenodoLike:
     def __init__(self, token: str = "good-token", rate_limit: int = 100,
-                 window: float = 60.0):
+                 window: float = 60.0, flavour: str = "zenodo"):
         self.token, self.rate_limit, self.window = token, rate_limit, window
+        self.flavour = flavour  # the records API's JSON form: "zenodo" or "invenio"
+        self.inline_entries = True  # invenio: the record lists its files itself
+        self.registry: dict[str, str] = {}  # resolver: DOI -> Location, overriding
+        self.redirects: dict[str, str] = {}  # site: path -> Location, overriding
+        self.resolver_log: list[str] = []
         self.throttled = 0
         self.depositions: dict[int, dict] = {}
         self.buckets: dict[str, int] = {}
@@ -54,12 +58,16 @@ class ZenodoLike:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._resolver = Resolver(self)
+        self.resolver = self._resolver.url  # what $SERVABLE_DOI_RESOLVER points at
 
     def __enter__(self):
         self._thread.start()
+        self._resolver.start()
         return self
 
     def __exit__(self, *exc):
+        self._resolver.stop()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -77,7 +85,7 @@ class ZenodoLike:
                  "newversion": f"{base}/api/deposit/depositions/{i}/actions/newversion",
                  "latest_draft": f"{base}/api/deposit/depositions/{dep['latest_draft']}"}
         if dep["submitted"]:
-            links["record_html"] = f"{base}/records/{i}"
+            links["record_html"] = f"{base}/records/{self.public_id(i)}"
             links["doi"] = f"https://doi.org/{dep['doi']}"
         out = {"id": i, "conceptrecid": str(dep["concept"]), "metadata": dep["metadata"],
                "state": "done" if dep["submitted"] else "unsubmitted",
@@ -86,7 +94,7 @@ class ZenodoLike:
                           "checksum": f["md5"]} for name, f in dep["files"].items()]}
         if dep["submitted"]:
             out["doi"] = dep["doi"]
-            out["conceptdoi"] = f"10.5072/zenodo.{dep['concept']}"
+            out["conceptdoi"] = f"{PREFIX}{dep['concept']}"
         return out
 
     def published(self, record_id: int) -> dict | None:
@@ -98,18 +106,33 @@ class ZenodoLike:
                     and d["submitted"] and d["id"] not in self.deleted]
         return max(versions, key=lambda d: d["id"]) if versions else None
 
-    def record(self, dep: dict) -> dict:
-        """The records API's view of a published deposition."""
-        base, i = self.url, dep["id"]
-        return {"id": i, "recid": str(i), "doi": dep["doi"], "conceptrecid": str(dep["concept"]),
-                "conceptdoi": f"10.5072/zenodo.{dep['concept']}", "status": "published",
-                "metadata": {k: v for k, v in dep["metadata"].items() if k != "prereserve_doi"},
-                "links": {"self": f"{base}/api/records/{i}", "self_html": f"{base}/records/{i}",
-                          "latest": f"{base}/api/records/{i}/versions/latest"},
-                "files": [{"id": f["id"], "key": name, "size": len(f["data"]),
-                           "checksum": f["md5"], "links": {
-                               "self": f"{base}/api/records/{i}/files/{name}/content"}}
-                          for name, f in dep["files"].items()]}
+    def public_id(self, i: int) -> str:
+        """A record's id as the public side shows it (InvenioRDM: not a number)."""
+        return str(i) if self.flavour == "zenodo" else rdm_id(i)
+
+    def internal_id(self, text: str) -> int | None:
+        """The deposition or concept id a public id names, or None."""
+        if self.flavour == "zenodo":
+            return int(text) if text.isdigit() else None
+        m = re.fullmatch(r"([0-9a-f]{5})-[0-9a-f]{5}", text)
+        return int(m.group(1), 16) if m and rdm_id(int(m.group(1), 16)) == text else None
+
+    def by_doi(self, doi: str) -> dict | None:
+        """The published version a DOI names (a concept DOI: its newest version)."""
+        m = re.fullmatch(re.escape(PREFIX) + r"(\d+)", doi)
+        if not m:
+            return None
+        i = int(m.group(1))
+        dep = self.depositions.get(i)
+        if dep is not None and dep["submitted"]:
+            return dep
+        return self.latest(i)
+
+    def registered(self, doi: str) -> bool:
+        """Whether the resolver knows a DOI (minted: a published version or its concept)."""
+        m = re.fullmatch(re.escape(PREFIX) + r"(\d+)", doi)
+        return bool(m) and any(d["submitted"] and int(m.group(1)) in (d["id"], d["concept"])
+                               for d in self.depositions.values())
 
     def add_record(self, files: dict[str, bytes], version: str = "1.0") -> str:
         """A published record holding `files` as they are (for hostile archives); its DOI."""
@@ -117,7 +140,7 @@ class ZenodoLike:
         dep["files"] = {name: {"id": f"{dep['id']}-{name}", "data": data,
                                "md5": "md5:" + hashlib.md5(data).hexdigest()}  # noqa: S324
                         for name, data in files.items()}
-        dep["submitted"], dep["doi"] = True, f"10.5072/zenodo.{dep['id']}"
+        dep["submitted"], dep["doi"] = True, f"{PREFIX}{dep['id']}"
         return dep["doi"]
 
     def new_deposition(self, metadata: dict, concept: int | None = None,
@@ -125,7 +148,7 @@ class ZenodoLike:
         i = self.new_id()
         bucket = hashlib.sha1(str(i).encode()).hexdigest()[:12]
         dep = {"id": i, "bucket": bucket, "metadata": {**metadata, "prereserve_doi": {
-            "doi": f"10.5072/zenodo.{i}", "recid": i}}, "files": dict(files or {}),
+            "doi": f"{PREFIX}{i}", "recid": i}}, "files": dict(files or {}),
             "submitted": False, "concept": concept or self.new_id(), "latest_draft": i}
         self.depositions[i] = dep
         self.buckets[bucket] = i
@@ -166,7 +189,7 @@ def validate_metadata(m: dict) -> list[dict]:
     return errors
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PublicSite, BaseHTTPRequestHandler):
     app: ZenodoLike
 
     def log_message(self, *args):  # quiet
@@ -224,7 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(429, {"status": 429, "message": "Too many requests."},
                                   {"Retry-After": "1"})
             app._window.append(now)
-            if method == "GET" and re.match(r"^/(doi|records|api/records)/", path):
+            if method == "GET" and (path == "/" or re.match(r"^/(doi|records?|api/records)/",
+                                                            path)):
                 return self._public(path)
             if self.headers.get("Authorization") != f"Bearer {app.token}":
                 return self._error(401, "The server could not verify that you are authorized "
@@ -297,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                             "provided."})
             if errors:
                 return self._error(400, "Validation error.", errors)
-            dep["submitted"], dep["doi"] = True, f"10.5072/zenodo.{dep['id']}"
+            dep["submitted"], dep["doi"] = True, f"{PREFIX}{dep['id']}"
             return self._send(202, app.view(dep))
         if rest == "/actions/newversion" and method == "POST":
             if not dep["submitted"]:
@@ -310,73 +334,6 @@ class _Handler(BaseHTTPRequestHandler):
                     d["latest_draft"] = draft["id"]
             return self._send(201, app.view(dep))
         return self._error(405, "Method not allowed.")
-
-    def _public(self, path: str):
-        """What anyone may read: the DOI resolver, landing pages, records, file content."""
-        app = self.app
-        m = re.fullmatch(r"/doi/(10\.5072/zenodo\.(\d+))", path)
-        if path.startswith("/doi/"):
-            i = int(m.group(2)) if m else -1
-            known = app.published(i) or app.latest(i)
-            if not known:
-                return self._error(404, "DOI not found.")
-            return self._send(302, None, {"Location": f"{app.url}/records/{i}"})
-        m = re.fullmatch(r"/records/(\d+)", path)
-        if m:  # the landing page; a concept id redirects to its newest version
-            i = int(m.group(1))
-            if app.latest(i) and not app.published(i):
-                return self._send(302, None, {"Location": f"{app.url}/records/"
-                                                          f"{app.latest(i)['id']}"})
-            return self._send(200 if app.published(i) else 404, {"html": f"record {i}"})
-        m = re.fullmatch(r"/api/records/(\d+)(/versions/latest|/files/(.+)/content)?", path)
-        if not m:
-            return self._error(404, "Not found.")
-        i, rest, key = int(m.group(1)), m.group(2) or "", m.group(3)
-        if i in app.deleted:
-            return self._error(410, "The record has been deleted.")
-        if rest == "/versions/latest":
-            concept = app.published(i)["concept"] if app.published(i) else i
-            latest = app.latest(concept)
-            if latest is None:
-                return self._error(404, "The persistent identifier does not exist.")
-            return self._send(302, None, {"Location": f"{app.url}/api/records/{latest['id']}"})
-        dep = app.published(i)
-        if dep is None:  # a draft, an unknown id, or a concept id: not a record here
-            return self._error(404, "The persistent identifier does not exist.")
-        if key is None:
-            return self._send(200, app.record(dep))
-        f = dep["files"].get(key)
-        if f is None:
-            return self._error(404, "The file does not exist.")
-        return self._content(f["data"], f["md5"])
-
-    def _content(self, data: bytes, md5: str):
-        app = self.app
-        asked = self.headers.get("Range")
-        app.ranges.append(asked)
-        start = 0
-        if asked:
-            m = re.fullmatch(r"bytes=(\d+)-", asked)
-            start = int(m.group(1)) if m else len(data)
-            if start >= len(data):
-                return self._send(416, None, {"Content-Range": f"bytes */{len(data)}"})
-        body = data[start:]
-        self.send_response(206 if asked else 200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", f'"{md5}"')
-        if asked:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
-        if app.drop_after is not None:  # the connection drops half-way, once
-            cut, app.drop_after = app.drop_after, None
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        self.wfile.write(body)
 
     def do_GET(self):
         self._handle("GET")

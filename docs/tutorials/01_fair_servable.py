@@ -183,12 +183,13 @@ bibtex = sh("servable cite in-bundle --format bibtex")
 # ## 7. Load it back by its DOI
 #
 # A reader needs only the DOI (and, to be sure it is your model, the digest). The resolver
-# answers with the record's landing page, the records API lists the archive, which is
+# redirects to the site's DOI resolver, which redirects to the record's landing page (each
+# hop checked); the records API lists the archive, which is
 # downloaded, checked against its MD5, unpacked safely, verified, and cached. Here
 # `$SERVABLE_DOI_RESOLVER` points at the test server's resolver instead of doi.org.
 
 # %%
-os.environ["SERVABLE_DOI_RESOLVER"] = f"{server.url}/doi"
+os.environ["SERVABLE_DOI_RESOLVER"] = server.resolver
 remote = servable.load(doi, digest=digest)
 print(remote, "\n  from", remote.path)
 jets = servable.read_jets("test.h5")

@@ -23,6 +23,14 @@ RELATIONS = ("isDerivedFrom", "isSupplementTo", "isDocumentedBy", "isCitedBy", "
              "isIdenticalTo", "references", "isReferencedBy", "requires", "isRequiredBy")
 SCHEMES = ("doi", "url", "arxiv")
 UPLOAD_TYPES = ("software", "dataset", "publication", "other")
+ACCESS_RIGHTS = ("open", "embargoed", "restricted", "closed")
+# creator names left from a template, or servable's own stand-in for a bundle without a record
+PLACEHOLDERS = {"your name", "name", "author", "authors", "first last", "firstname lastname",
+                "last, first", "lastname, firstname", "family, given", "given family",
+                "surname, name", "john doe", "jane doe", "doe, john", "doe, jane", "anonymous",
+                "unknown", "n/a", "none", "null", "test", "the servable developers"}
+PLACEHOLDER_MARK = re.compile(r"[<>{}\[\]]|\b(todo|fixme|tbd|xxx+|changeme|placeholder)\b",
+                              re.IGNORECASE)
 LICENSES = {"MIT": "MIT License", "Apache-2.0": "Apache License 2.0",
             "BSD-3-Clause": "BSD 3-Clause License", "CC-BY-4.0": "Creative Commons "
             "Attribution 4.0 International", "CC0-1.0": "Creative Commons Zero v1.0 Universal"}
@@ -93,6 +101,45 @@ def validate_record(record: dict, where: str = "record") -> dict:
     for key in ("doi", "concept_doi"):
         if record.get(key) and not DOI_RE.match(str(record[key])):
             raise RecordError(f"{where}: {key} {record[key]!r} is not a DOI (10.NNNN/...)")
+    return record
+
+
+def _check_name(value, field: str, where: str, part: bool) -> None:
+    """A creator name a DOI can carry: a real name, not a template's placeholder."""
+    text = value if isinstance(value, str) else ""
+    if not text.strip() or not any(ch.isalpha() for ch in text):
+        raise RecordError(f"{where}: {field} {value!r} is not a name (letters expected)")
+    if any(ord(ch) < 32 for ch in text) or text != text.strip():
+        raise RecordError(f"{where}: {field} {value!r} has line breaks, control characters "
+                          "or surrounding spaces; write the name on one line")
+    if part and "," in text:
+        raise RecordError(f"{where}: {field} {value!r} holds a comma; Zenodo writes a person "
+                          "as 'Family, Given', so give the family and given names separately")
+    if (not part and text.lower() in PLACEHOLDERS) or PLACEHOLDER_MARK.search(text):
+        raise RecordError(f"{where}: {field} {value!r} is a placeholder, not an author's "
+                          "name; a DOI makes it permanent")
+
+
+def check_publishable(record: dict, where: str = "record") -> dict:
+    """Check a record before it is deposited (before any request): what `validate_record`
+    checks (a licence, which open access needs; ORCID iDs with their check digit; types),
+    plus what Zenodo would refuse or a DOI would make permanent: an access right Zenodo does
+    not know, placeholder or malformed creator names. Returns it."""
+    validate_record(record, where)
+    access = record.get("access_right", "open")
+    if access not in ACCESS_RIGHTS:
+        raise RecordError(f"{where}: access_right {access!r} is not one of "
+                          f"{', '.join(ACCESS_RIGHTS)}")
+    for i, a in enumerate(record["authors"]):
+        for key in ("family-names", "given-names", "name"):
+            if key in a:
+                _check_name(a[key], f"authors[{i}].{key}", where, key != "name")
+        if a.get("family-names") and a.get("given-names"):
+            whole = (f"{a['family-names']}, {a['given-names']}",
+                     f"{a['given-names']} {a['family-names']}")
+            if any(w.lower() in PLACEHOLDERS for w in whole):
+                raise RecordError(f"{where}: authors[{i}] {whole[1]!r} is a placeholder, not "
+                                  "an author's name; a DOI makes it permanent")
     return record
 
 

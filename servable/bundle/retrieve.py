@@ -1,15 +1,13 @@
-"""Bundles retrieved by their identifier (FAIR A1): DOI -> resolver -> Zenodo record -> cache.
+"""Bundles retrieved by their identifier (FAIR A1): DOI -> record -> download -> verified cache.
 
-A DOI (`10.5281/zenodo.N`, `doi:...`, `https://doi.org/...`) is resolved the standard way:
-the DOI resolver answers a redirect to the record's landing page (`{site}/records/{id}`),
-and the record comes from the site's records API (`GET {site}/api/records/{id}`; a concept
-DOI, whose id the records API does not serve, through `/api/records/{id}/versions/latest`).
-A Zenodo record URL skips the resolver. The record's bundle archive (`NAME-VERSION.zip`) is
-downloaded with a progress bar, resumed with an HTTP Range request after an interruption,
-checked against the record's MD5, unpacked without letting any member out of its folder
-(no absolute paths, no `..`, no links, size limits), verified (every byte of the bundle,
-`servable.bundle.manifest`) and only then moved into the cache in one rename: a failure
-leaves no half-written entry, only the resumable partial download.
+The identifier is resolved to a record of a Zenodo or InvenioRDM site by
+`servable.bundle.doi` (the redirect chain hop by hop, then the records API in either JSON
+form). The record's bundle archive (`NAME-VERSION.zip`) is downloaded with a progress bar,
+resumed with an HTTP Range request after an interruption, checked against the record's MD5,
+unpacked without letting any member out of its folder (no absolute paths, no `..`, no links,
+size limits), verified (every byte of the bundle, `servable.bundle.manifest`) and only then
+moved into the cache in one rename: a failure leaves no half-written entry, only the
+resumable partial download.
 
 The cache is `$SERVABLE_CACHE` or the user cache directory (platformdirs); one entry per
 record, `{site}-{id}/` holding `entry.json` and the bundle folder. A second load of the same
@@ -29,59 +27,26 @@ import re
 import shutil
 import stat
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from servable.bundle.doi import (  # noqa: F401 - the retrieval API, re-exported
+    RESOLVER,
+    RESOLVER_ENV,
+    ArchivedFile,
+    Identifier,
+    Record,
+    RetrievalError,
+    fetch_record,
+    follow,
+    identifier,
+)
 from servable.bundle.manifest import MANIFEST, BundleError, verify
-from servable.bundle.record import DOI_RE
-from servable.errors import ServableError
-from servable.version import __version__
 
-CACHE_ENV, RESOLVER_ENV = "SERVABLE_CACHE", "SERVABLE_DOI_RESOLVER"
-RESOLVER = "https://doi.org"
+CACHE_ENV = "SERVABLE_CACHE"
 MAX_BUNDLE_BYTES = 4 << 30  # download and unpacked size
 MAX_MEMBERS = 10_000
-TIMEOUT = 60.0
-DOI_PREFIXES = ("doi:", "https://doi.org/", "http://doi.org/", "https://dx.doi.org/",
-                "http://dx.doi.org/")
-RECORD_URL = re.compile(r"^(https?://[^/?#]+)/(?:api/)?records?/(\d+)(?:[/?#].*)?$")
-
-
-class RetrievalError(ServableError):
-    """A bundle that could not be retrieved by its identifier."""
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """A DOI, or a record (site and id) on a Zenodo-like site."""
-
-    doi: str | None = None
-    site: str | None = None
-    record_id: str | None = None
-
-    def __str__(self) -> str:
-        return self.doi or f"{self.site}/records/{self.record_id}"
-
-
-def identifier(ref: str) -> Identifier | None:
-    """The identifier `ref` names, or None when it is neither a DOI nor a record URL."""
-    text = ref.strip()
-    for prefix in DOI_PREFIXES:
-        if text.lower().startswith(prefix):
-            doi = urllib.parse.unquote(text[len(prefix):])
-            if not DOI_RE.match(doi):
-                raise RetrievalError(f"{ref}: {doi!r} is not a DOI (10.NNNN/suffix)")
-            return Identifier(doi=doi)
-    if DOI_RE.match(text):
-        return Identifier(doi=text)
-    m = RECORD_URL.match(text)
-    if m:
-        return Identifier(site=m.group(1), record_id=m.group(2))
-    return None
 
 
 # -- the cache -------------------------------------------------------------------------
@@ -127,11 +92,17 @@ def _names(entry: dict, ident: Identifier) -> bool:
     return entry.get("key") == _entry_key(ident.site, ident.record_id)
 
 
+def _newness(entry: dict) -> tuple[int, int]:
+    """Order of a concept's versions: the record's version index, then a numeric id."""
+    index, rid = entry.get("version_index"), str(entry.get("record_id") or "")
+    return (index if isinstance(index, int) else -1, int(rid) if rid.isdigit() else -1)
+
+
 def _cached(ident: Identifier) -> Path | None:
     hits = [e for e in cache_entries() if _names(e, ident)]
     if not hits:
         return None
-    newest = max(hits, key=lambda e: int(e.get("record_id") or 0))  # a concept: newest held
+    newest = max(hits, key=_newness)  # a concept: the newest version held
     return Path(newest["path"]) if Path(newest["path"]).is_dir() else None
 
 
@@ -154,103 +125,21 @@ def clear_cache(ref: str | None = None) -> int:
     return len(entries)
 
 
-# -- HTTP --------------------------------------------------------------------------------
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _check_url(url: str) -> None:
-    parts = urllib.parse.urlsplit(url)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and local):
-        raise RetrievalError(f"{url}: refusing a non-HTTPS address (only the local machine "
-                             "may serve over plain HTTP)")
-
-
-def _open(url: str, headers: dict | None = None, follow: bool = True):
-    """The response to GET `url` (an HTTPError is returned too: callers read its status)."""
-    _check_url(url)
-    request = urllib.request.Request(url, headers={
-        "User-Agent": f"servable/{__version__}", **(headers or {})})
-    opener = urllib.request.build_opener(*([] if follow else [_NoRedirect]))
-    try:
-        response = opener.open(request, timeout=TIMEOUT)
-    except urllib.error.HTTPError as exc:
-        return exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RetrievalError(f"{url}: no answer ({reason}); check the network and run again")\
-            from None
-    _check_url(response.geturl())  # where redirects led
-    return response
-
-
-def _json(url: str, what: str, missing_ok: bool = False) -> dict | None:
-    """The record at `url`; None for a 404 when `missing_ok`."""
-    response = _open(url, {"Accept": "application/json"})
-    status = response.status
-    if status == 410:
-        raise RetrievalError(f"{what}: the record was deleted (410 Gone at {url})")
-    if status == 404:
-        if missing_ok:
-            return None
-        raise RetrievalError(f"{what}: no such record (404 at {url})")
-    if status != 200:
-        raise RetrievalError(f"{what}: the records API answered {status} at {url}; run "
-                             "again later")
-    try:
-        body = json.loads(response.read(16 << 20))
-    except ValueError:
-        raise RetrievalError(f"{what}: {url} did not answer JSON") from None
-    if not isinstance(body, dict):
-        raise RetrievalError(f"{what}: {url} answered JSON that is not a record")
-    return body
-
-
-def _landing(doi: str) -> tuple[str, str]:
-    """(site, record id) of the landing page a DOI resolves to."""
-    resolver = os.environ.get(RESOLVER_ENV, RESOLVER).rstrip("/")
-    url = f"{resolver}/{urllib.parse.quote(doi, safe='/')}"
-    response = _open(url, follow=False)
-    if response.status == 404:
-        raise RetrievalError(f"{doi}: the DOI resolver does not know this DOI (404); check it")
-    location = response.headers.get("Location")
-    if response.status not in (301, 302, 303, 307, 308) or not location:
-        raise RetrievalError(f"{doi}: the DOI resolver answered {response.status} without "
-                             "a redirect to a landing page")
-    m = RECORD_URL.match(urllib.parse.urljoin(url, location))
-    if not m:
-        raise RetrievalError(f"{doi}: resolves to {location}, which is not a Zenodo record; "
-                             "servable loads bundles archived on Zenodo or InvenioRDM sites")
-    return m.group(1), m.group(2)
-
-
-def fetch_record(ident: Identifier) -> tuple[str, dict]:
-    """(site, record JSON) of an identifier: a concept resolves to its newest version."""
-    site, rid = (ident.site, ident.record_id) if ident.record_id else _landing(ident.doi)
-    api = f"{site}/api/records/{rid}"
-    record = _json(api, str(ident), missing_ok=True)
-    if record is None:  # a concept id: the records API serves only versions
-        record = _json(f"{api}/versions/latest", str(ident))
-    return site, record
-
-
-def _bundle_file(record: dict, what: str) -> dict:
-    files = [f for f in record.get("files") or [] if isinstance(f, dict)
-             and str(f.get("key", "")).endswith(".zip")]
-    version = str((record.get("metadata") or {}).get("version", ""))
-    files.sort(key=lambda f: (not str(f["key"]).endswith(f"-{version}.zip"), f["key"]))
+def _bundle_file(record: Record, what: str) -> ArchivedFile:
+    """The record's bundle archive: a .zip, `NAME-VERSION.zip` first; size and MD5 checked."""
+    files = sorted((f for f in record.files if f.key.endswith(".zip")),
+                   key=lambda f: (not f.key.endswith(f"-{record.version}.zip"), f.key))
     if not files:
-        names = ", ".join(str(f.get("key")) for f in record.get("files") or []) or "none"
+        names = ", ".join(f.key for f in record.files) or "none"
         raise RetrievalError(f"{what}: the record holds no servable bundle (no .zip among "
                              f"its files: {names})")
     f = files[0]
-    if not isinstance(f.get("size"), int) or not 0 < f["size"] <= MAX_BUNDLE_BYTES:
-        raise RetrievalError(f"{what}: {f['key']} declares size {f.get('size')!r}; at most "
+    if isinstance(f.size, bool) or not isinstance(f.size, int) or \
+            not 0 < f.size <= MAX_BUNDLE_BYTES:
+        raise RetrievalError(f"{what}: {f.key} declares size {f.size!r}; at most "
                              f"{MAX_BUNDLE_BYTES >> 20} MiB is accepted")
-    if not str(f.get("checksum", "")).startswith("md5:"):
-        raise RetrievalError(f"{what}: {f['key']} has no md5 checksum in the record")
+    if not re.fullmatch(r"md5:[0-9a-f]{32}", f.checksum):
+        raise RetrievalError(f"{what}: {f.key} has no md5 checksum in the record")
     return f
 
 
@@ -262,7 +151,7 @@ def _download(url: str, part: Path, size: int, md5: str, label: str) -> None:
     if have >= size:
         part.unlink()
         have = 0
-    response = _open(url, {"Range": f"bytes={have}-"} if have else {})
+    url, response = follow(url, label, {"Range": f"bytes={have}-"} if have else {})
     if response.status == 206 and str(response.headers.get("Content-Range", "")).startswith(
             f"bytes {have}-"):
         flags = os.O_WRONLY | os.O_APPEND
@@ -357,38 +246,34 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
         cached = _cached(ident)
         if cached is not None:
             return cached
-    site, record = fetch_record(ident)
-    what = str(ident)
-    rid = str(record.get("id") or record.get("recid") or "")
-    if not rid.isdigit():
-        raise RetrievalError(f"{what}: the record has no numeric id")
+    record = fetch_record(ident)
+    what, site, rid = str(ident), record.site, record.id
     key = _entry_key(site, rid)
     root = _bundles()
     held = _cached(Identifier(site=site, record_id=rid))  # e.g. a concept's newest, held
     if held is not None:
         return held
     f = _bundle_file(record, what)
-    url = (f.get("links") or {}).get("self") or \
-        f"{site}/api/records/{rid}/files/{f['key']}/content"
     downloads = cache_root() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    part = downloads / f"{key}-{re.sub(r'[^A-Za-z0-9._-]', '_', f['key'])}.part"
-    _download(url, part, f["size"], f["checksum"].removeprefix("md5:"), f["key"])
+    part = downloads / f"{key}-{re.sub(r'[^A-Za-z0-9._-]', '_', f.key)}.part"
+    _download(f.url, part, f.size, f.checksum.removeprefix("md5:"), f.key)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))  # not an entry until renamed
     try:
-        folder = unpack(part, tmp / "bundle", f["key"])
+        folder = unpack(part, tmp / "bundle", f.key)
         try:
             manifest = verify(folder)
         except BundleError as exc:
             raise RetrievalError(f"{what}: the archived bundle does not verify: {exc}") \
                 from None
-        doi = record.get("doi")
+        doi = record.doi
         if manifest.get("doi") and doi and manifest["doi"].lower() != str(doi).lower():
             raise RetrievalError(f"{what}: the archived bundle names DOI {manifest['doi']} "
                                  f"but sits in the record of {doi}; refusing it")
-        entry = {"key": key, "doi": doi, "concept_doi": record.get("conceptdoi"),
-                 "record_id": rid, "site": site, "file": f["key"], "md5": f["checksum"],
+        entry = {"key": key, "doi": doi, "concept_doi": record.concept_doi,
+                 "record_id": rid, "version_index": record.version_index, "site": site,
+                 "file": f.key, "md5": f.checksum,
                  "bundle": f"bundle/{folder.name}", "name": manifest["name"],
                  "version": str(manifest["version"]), "digest": manifest["digest"]}
         (tmp / "entry.json").write_text(json.dumps(entry, indent=2))

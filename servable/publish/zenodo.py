@@ -300,6 +300,7 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
 
     bundle = Path(bundle)
     manifest = verify(bundle)
+    _check_metadata(bundle, manifest)  # before any request
     version = str(manifest["version"])
     spath = state_path(bundle)
     all_states = _load_state(spath)
@@ -368,6 +369,21 @@ def publish_bundle(bundle, client: ZenodoClient, *, new_version_of: int | str | 
          record_url=published.get("links", {}).get("record_html")
          or published.get("links", {}).get("html"), record_id=published.get("id"))
     return state
+
+
+def _check_metadata(bundle: Path, manifest: dict) -> None:
+    """Refuse, before anything is sent, a record Zenodo would reject or a DOI would make
+    permanent (`check_publishable`), naming the field and the record file to fix."""
+    from servable.bundle.record import RecordError, check_publishable, record_from_manifest
+
+    record = {k: v for k, v in record_from_manifest(manifest).items() if v is not None}
+    source = f"metadata/{manifest['name']}.yaml"
+    try:
+        check_publishable(record, f"{bundle}: the record in servable.yaml")
+    except RecordError as exc:
+        raise ZenodoError(f"{exc}; fix it in the bundle's record ({source}) and run `servable "
+                          f"bundle describe {bundle} --record {source}`; nothing was sent") \
+            from None
 
 
 def _reserved_draft(reserved: dict, client: ZenodoClient) -> dict | None:
