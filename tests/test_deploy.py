@@ -57,7 +57,8 @@ def bundles(samples, tmp_path_factory):
         torch.manual_seed(0)
         config = {"kind": kind, **feature_config(kind, sample, "kin"),
                   "n_classes": len(sample.class_names), "class_names": list(sample.class_names),
-                  "hyperparameters": {**SIZES[kind], "n_tracks": sample.tracks.shape[2]}}
+                  "hyperparameters": {**SIZES[kind],
+                                      "n_tracks": sample.leading_slotted().slots}}
         tagger = build_tagger(config)
         config["preprocessing"] = tagger.fit_preprocessing(tagger.inputs(sample))
         tagger = build_tagger(config)
@@ -84,10 +85,10 @@ def _producer(jets, var: str):
         return [array[i, idx, :n[i]] for i in range(len(array))]
 
     if var.endswith("_mask"):
-        return [np.ones_like(v) for v in lists(jets.tracks, 0)]
-    for names, array in ((jets.track_names, jets.tracks), (jets.vertex_names, jets.vertices)):
-        if var in names:
-            return lists(array, list(names).index(var))
+        return [np.ones_like(v) for v in lists(jets.leading_slotted().values, 0)]
+    for g in jets.groups.values():
+        if g.slotted and var in g.features:
+            return lists(g.values, list(g.features).index(var))
     idx = list(jets.jet_feature_names).index(var)
     return [jets.jet_features[i, idx:idx + 1] for i in range(len(jets.jet_features))]
 

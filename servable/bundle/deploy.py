@@ -60,7 +60,8 @@ def _check_round_trip(bundle: Bundle, graph: bytes, prep, atol: float) -> None:
     model = onnx.load_from_string(graph)
     prep = check_graph(model, prep, "the CMSSW export")
     groups = {g.name: (g.features, g.slots) for g in bundle.spec}
-    sources = {b.name: b.name if b.name in groups else "tracks" for b in prep.inputs}
+    particle_group = next(g.name for g in bundle.spec if g.slots is not None)
+    sources = {b.name: b.name if b.name in groups else particle_group for b in prep.inputs}
     wrapped = with_preprocessing(model, prep, groups, sources)
     inputs = bundle.spec.example(16)
     native = bundle.tagger.logits_from_inputs(inputs)

@@ -1,6 +1,6 @@
 """Import a weaver/CMSSW ONNX export (model.onnx + preprocess.json) as a sealed bundle.
 
-The bundle's inputs are servable's raw groups (tracks: particles or CMS tracks; vertices;
+The bundle's inputs are servable's raw groups (JetClass particles or CMS tracks; vertices;
 jet_features), gathered from the variables preprocess.json names; its model.onnx is the
 export with the preprocessing in front (`servable.runtimes.onnx_preprocess`), so that it
 predicts from raw jets like every bundle; its runtime is ONNX Runtime. The classes are the
@@ -40,8 +40,9 @@ from servable.runtimes.preprocess_json import (
 PREPROCESS_FILE = "preprocess.json"
 # which raw group a variable belongs to, by the schema's feature lists
 _GROUPS = {
-    "tracks": {*schema.TRACK_NAMES, *schema.names(schema.JETCLASS_PARTICLE_FEATURES),
-               *schema.names(schema.JETCLASS_DERIVED_FEATURES)},
+    "tracks": set(schema.TRACK_NAMES),
+    "particles": {*schema.names(schema.JETCLASS_PARTICLE_FEATURES),
+                  *schema.names(schema.JETCLASS_DERIVED_FEATURES)},
     "vertices": set(schema.VERTEX_NAMES),
     "jet_features": {*schema.JET_NAMES, *schema.names(schema.JETCLASS_JET_FEATURES),
                      *schema.names(schema.JETCLASS_JET_OBSERVABLES)},
@@ -63,13 +64,22 @@ def raw_groups(prep: Preprocess, where: str) -> tuple[dict, dict]:
     features: dict[str, list[str]] = {}
     slots: dict[str, int] = {}
     sources = {}
+    owned = {}
     for block in prep.inputs:
         owners = {_group_of(v, block.name, where) for v in block.var_names
                   if not v.endswith(MASK_SUFFIX)}
         if len(owners) > 1:
             raise PreprocessError(f"{where}: {block.name} mixes variables of "
                                   f"{' and '.join(sorted(owners))}; one input reads one group")
-        group = owners.pop() if owners else "tracks"  # a mask alone: the particles'
+        owned[block.name] = owners.pop() if owners else None
+    slotted = {g for g in owned.values() if g in ("tracks", "particles")}
+    for block in prep.inputs:
+        group = owned[block.name]
+        if group is None:  # a mask alone masks the slotted group the other inputs read
+            if len(slotted) != 1:
+                raise PreprocessError(f"{where}: {block.name} is a mask alone; it needs the "
+                                      "particle or track variables it masks in another input")
+            group = next(iter(slotted))
         if group == "jet_features":
             if block.max_length != 1 or any(v.endswith(MASK_SUFFIX) for v in block.var_names):
                 raise PreprocessError(f"{where}: length mismatch: {block.name} holds jet-level "

@@ -7,10 +7,10 @@ group of the tagger becomes an input of the same name whose variables carry the 
 declared centre, scale and clip (median = centre, norm_factor = 1 / scale, bounds = +-clip,
 pad 0: servable's padded slots are zero after standardisation). Networks that also read raw
 values get them as separate inputs, as weaver's models do: ParticleNet its neighbour
-coordinates (`tracks_points`: deta, dphi), ParT the kinematics of its pair features
-(`tracks_vectors`), and both a mask (`tracks_mask`, one variable `<prefix>_mask` that is 1 for
-every real particle). The outputs are `softmax` (the class probabilities, first, as CMSSW's
-producers read them) and `logits`; `output_names` lists the classes in the bundle's order.
+coordinates (`particles_points`: deta, dphi), ParT the kinematics of its pair features
+(`particles_vectors`; `tracks_vectors` on CMS tracks), and both a mask (`particles_mask`,
+one variable `<prefix>_mask` that is 1 for every real particle). The outputs are `softmax`
+(the class probabilities, first, as CMSSW's producers read them) and `logits`; `output_names` lists the classes in the bundle's order.
 """
 
 from __future__ import annotations
@@ -66,12 +66,13 @@ def cmssw_preprocess(tagger: TorchTagger) -> Preprocess:
     raw = _raw_columns(tagger)
     if raw is not None:
         suffix, columns = raw
-        g = tagger.input_spec()["tracks"]
+        (g,) = tagger.input_spec()  # ParT and ParticleNet read one particle group
         names = tuple(g.features[i] for i in columns)
-        blocks.append(InputBlock(f"tracks_{suffix}", names, {n: VarInfo() for n in names},
+        blocks.append(InputBlock(f"{g.name}_{suffix}", names, {n: VarInfo() for n in names},
                                  g.slots, g.slots))
         mask = _mask_variable(g.features)
-        blocks.append(InputBlock("tracks_mask", (mask,), {mask: VarInfo()}, g.slots, g.slots))
+        blocks.append(InputBlock(f"{g.name}_mask", (mask,), {mask: VarInfo()}, g.slots,
+                                 g.slots))
     return Preprocess(tuple(blocks), tuple(tagger.config["class_names"]))
 
 
@@ -124,9 +125,9 @@ def cmssw_example(tagger: TorchTagger, raw: dict[str, np.ndarray]) -> dict[str, 
         out[g.name] = x if g.slots is not None else x[:, :, None]
     spec = _raw_columns(tagger)
     if spec is not None:
-        tracks = raw["tracks"]
-        out[f"tracks_{spec[0]}"] = tracks[:, spec[1]]
-        out["tracks_mask"] = filled_mask(tracks, keepdims=True).astype(np.float32)
+        (group,) = tagger.input_names  # the one particle group (tracks or particles)
+        out[f"{group}_{spec[0]}"] = raw[group][:, spec[1]]
+        out[f"{group}_mask"] = filled_mask(raw[group], keepdims=True).astype(np.float32)
     return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
 
 
@@ -146,7 +147,7 @@ def export_cmssw_onnx(tagger: Tagger, path) -> Preprocess:
                             "does not describe")
     prep = cmssw_preprocess(tagger)
     wrapper = _OnStandardised(net, spec.names, [g.slots is not None for g in spec], raw,
-                              len(spec["tracks"].features) if raw else 0).eval()
+                              len(spec.groups[0].features) if raw else 0).eval()
     example = cmssw_example(tagger, probe)
     names = [b.name for b in prep.inputs]
     args = tuple(torch.from_numpy(example[n]) for n in names)
