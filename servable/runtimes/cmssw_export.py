@@ -10,7 +10,8 @@ values get them as separate inputs, as weaver's models do: ParticleNet its neigh
 coordinates (`particles_points`: deta, dphi), ParT the kinematics of its pair features
 (`particles_vectors`; `tracks_vectors` on CMS tracks), and both a mask (`particles_mask`,
 one variable `<prefix>_mask` that is 1 for every real particle). The outputs are `softmax`
-(the class probabilities, first, as CMSSW's producers read them) and `logits`; `output_names` lists the classes in the bundle's order.
+(the class probabilities, first, as CMSSW's producers read them) and `logits`;
+`output_names` lists the classes in the bundle's order.
 """
 
 from __future__ import annotations
