@@ -132,6 +132,6 @@ def test_the_writer_refuses_an_existing_file_without_force(generated, tmp_path):
 
 def test_the_writer_refuses_cms_layout_jets(tmp_path):
     cms = Jets.cms(np.zeros((2, 30, 60), np.float32), np.zeros((2, 14, 5), np.float32))
-    with pytest.raises(InvalidJetsError, match="missing part_px"):
+    with pytest.raises(InvalidJetsError, match="not JetClass-layout jets: no .particles. group"):
         write_jetclass(tmp_path / "cms.root", cms)
     assert not (tmp_path / "cms.root").exists()
