@@ -97,35 +97,6 @@ class ModelState:
                     t.requires_grad_(requires_grad)
                 t.grad = grad
 
-    def differences(self, other: ModelState) -> list[str]:
-        """What differs between two snapshots of one model (empty: the same state)."""
-        out = []
-        names = {id(m): n for n, m in self.modules[0][0].named_modules()}
-        for (m, a), (m2, b) in zip(self.modules, other.modules, strict=True):
-            where = names.get(id(m), type(m).__name__) or "the model"
-            if m is not m2:
-                out.append(f"{where}: another module object")
-                continue
-            if a.training != b.training:
-                out.append(f"{where}: training {a.training} -> {b.training}")
-            for k in set(a.hooks) | set(b.hooks):
-                if list(a.hooks.get(k, {})) != list(b.hooks.get(k, {})):
-                    out.append(f"{where}: {k} {len(a.hooks.get(k, {}))} -> "
-                               f"{len(b.hooks.get(k, {}))}")
-            for k in set(a.attributes) | set(b.attributes):
-                if a.attributes.get(k, _MISSING) is not b.attributes.get(k, _MISSING):
-                    out.append(f"{where}: attribute {k} changed")
-            for kind, x, y in (("parameter", a.parameters, b.parameters),
-                               ("buffer", a.buffers, b.buffers)):
-                if list(x) != list(y) or any(x[k] is not y[k] for k in x):
-                    out.append(f"{where}: {kind}s replaced")
-        for (t, rg, g, _, v), (t2, rg2, g2, _, v2) in zip(self.tensors, other.tensors,
-                                                          strict=True):
-            if t is not t2 or rg != rg2 or g is not g2 or not torch.equal(v, v2):
-                out.append(f"a parameter or buffer of shape {tuple(t.shape)} changed "
-                           "(object, requires_grad, grad or values)")
-        return out
-
 
 _MISSING = object()
 
