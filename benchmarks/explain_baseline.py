@@ -6,17 +6,33 @@ compares the fast paths with. Deliberately a copy: nothing here calls the new co
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
 from servable.data.jets import filled_mask
-from servable.explain.base import input_gradients_only, mask_padding_and_categorical
+from servable.explain.base import mask_padding_and_categorical
 from servable.explain.gradients import IntegratedGradients
 from servable.explain.masking import Masking, masked, replacement_values
 from servable.explain.shap_methods import Shap, _Logit
 from servable.models.batching import probabilities
 from servable.models.metrics import fidelity
+
+
+@contextmanager
+def input_gradients_only(net):
+    """Freeze the parameters (no weight gradients) and restore them afterwards (the helper
+    servable.explain.base had then; the library now uses explain.modelstate.explaining)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield net
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def _logits(tagger, inputs, batch_size=4096) -> np.ndarray:

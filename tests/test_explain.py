@@ -134,8 +134,8 @@ def test_lrp_through_the_fast_path_equals_lrp_through_the_dense_formulation(rule
     relevance = []
     for forward in (net.forward, net.dense_forward):
         xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
-        with lrp_rule(net, LRPRule(rule)):
-            forward(xs, ys)[:, 1].sum().backward()
+        with lrp_rule(net, LRPRule(rule), forward) as with_rule:
+            with_rule(xs, ys)[:, 1].sum().backward()
         relevance.append((xs * xs.grad).detach().numpy())
     np.testing.assert_allclose(relevance[0], relevance[1], atol=1e-9)
 
@@ -145,15 +145,18 @@ def test_an_lrp_rule_is_lifted_when_its_context_ends():
     net = InteractionNetwork().double()
     x, y = torch.randn(3, 30, 60, dtype=torch.float64), torch.randn(3, 14, 5, dtype=torch.float64)
 
-    def gradient():
+    def gradient(forward):
         xs = x.clone().requires_grad_()
-        net(xs, y)[:, 1].sum().backward()
+        forward(xs, y)[:, 1].sum().backward()
         return xs.grad
 
-    before = gradient()
-    with lrp_rule(net, LRPRule("gamma")):
-        assert not torch.allclose(gradient(), before)  # the rule changes the backward pass
-    torch.testing.assert_close(gradient(), before, rtol=0, atol=1e-12)
+    before = gradient(net)
+    with lrp_rule(net, LRPRule("gamma")) as with_rule:
+        assert not torch.allclose(gradient(with_rule), before)  # the rule changes the backward
+        # the rule is passed to the forward it yields, not stored on the network
+        assert not hasattr(net, "lrp_rule")
+    torch.testing.assert_close(gradient(net), before, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gradient(net.forward), before, rtol=0, atol=1e-12)
 
 
 def test_lrp_leaves_the_model_exactly_as_it_was(trained, jets):

@@ -14,7 +14,7 @@ from servable.data.io import read_jets
 from servable.errors import ServableError
 from servable.explain import metrics as M
 from servable.study import xai_benchmark as X
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import assert_user_error, run_cli
 
 # the two features the ground-truth labels depend on (every other feature is shuffled)
 CARRIERS = ("fj_jetNTracks", "fj_trackSipdSig_0")
@@ -196,7 +196,8 @@ def test_a_constant_explanation_fails_the_randomisation_check_and_saliency_passe
 @pytest.fixture(scope="module")
 def quick_benchmark(trained, test_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("xai") / "quick"
-    r = run_cli("xai-benchmark", "--bundles", trained["in"], "--bundles", trained["mlp"],
+    # both forms the help documents: several bundles after one --bundles, and --bundles again
+    r = run_cli("xai-benchmark", "--bundles", trained["in"], trained["mlp"],
                 "--bundles", trained["bdt"], "--data", test_file, "--quick",
                 "--train-seeds", 2, "--train-epochs", 1, "-o", out, "--quiet", timeout=900)
     assert r.returncode == 0, r.stderr
@@ -232,7 +233,7 @@ def test_quick_benchmark_writes_a_valid_report_with_every_question_answered(quic
 @pytest.mark.parametrize("args, message", [
     (["--target", "Hcc"], "--target 'Hcc'"),
     (["--methods", "lrp,tarot"], "unknown methods tarot"),
-    (["--n-jets", "5"], "greater than or equal to 20"),
+    (["--n-jets", "5"], "n_jets must be an integer >= 20, not 5"),
 ])
 def test_bad_options_give_one_line_and_exit_2(trained, test_file, tmp_path, args, message):
     out = tmp_path / "out"
@@ -241,6 +242,32 @@ def test_bad_options_give_one_line_and_exit_2(trained, test_file, tmp_path, args
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("form", ["after one flag", "flag repeated", "quoted, as older runs"])
+def test_every_form_of_bundles_names_each_bundle(trained, test_file, tmp_path, form):
+    """--bundles A B C, --bundles A --bundles B --bundles C and --bundles "A B C" all name
+    the three bundles: A and B load, and the missing C is the one refused (not "unexpected
+    extra argument")."""
+    a, b, c = str(trained["in"]), str(trained["mlp"]), str(tmp_path / "missing-bundle")
+    args = {"after one flag": ["--bundles", a, b, c],
+            "flag repeated": ["--bundles", a, "--bundles", b, "--bundles", c],
+            "quoted, as older runs": ["--bundles", f"{a} {b} {c}"]}[form]
+    out = tmp_path / "out"
+    r = run_cli("xai-benchmark", *args, "--data", test_file, "-o", out, "--quiet")
+    assert_user_error(r, f"{c}: no such bundle directory")
+    assert not out.exists()
+
+
+def test_a_bundle_folder_with_a_space_in_its_name_is_one_bundle(trained, test_file, tmp_path):
+    import shutil
+
+    spaced = tmp_path / "my in"
+    shutil.copytree(trained["in"], spaced)
+    out = tmp_path / "out"
+    r = run_cli("xai-benchmark", "--bundles", spaced, "--data", test_file, "--target", "Hcc",
+                "-o", out, "--quiet")
+    assert_user_error(r, "--target 'Hcc'")  # the bundle loaded: the next check is reached
 
 
 def test_an_existing_report_is_not_overwritten(trained, test_file, tmp_path):

@@ -43,7 +43,10 @@ app.add_typer(inference_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(study_cli.ablate)
 app.command()(study_cli.reproduce)
-app.command("xai-benchmark")(study_cli.xai_benchmark)
+# --bundles A B C: the bundles after the first come as extra arguments (click options take
+# one value each)
+app.command("xai-benchmark", context_settings={"allow_extra_args": True})(
+    study_cli.xai_benchmark)
 app.command()(demo)
 app.command()(selftest)
 app.add_typer(remote_cli.app, name="remote")

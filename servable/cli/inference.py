@@ -79,7 +79,8 @@ def bench_throughput(
     data: Path = typer.Option(..., "--data", help="jets to run"),
     batch_sizes: str = typer.Option("1,16,128,1024", help="comma-separated batch sizes"),
     repeats: int = typer.Option(10, min=1, help="repetitions per batch size"),
-    runtime: list[str] = typer.Option(None, help="runtimes (default: all available)"),
+    runtime: list[str] = typer.Option(None, help="a runtime to time; repeat --runtime for "
+                                                 "several (default: all available)"),
     output: Path = typer.Option(Path("throughput"), "-o", "--output",
                                 help="output stem: writes STEM.png, STEM.pdf and STEM.json"),
     force: bool = typer.Option(False, help="overwrite existing output files"),

@@ -96,24 +96,27 @@ def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="directory for the report"),
     quick: bool = typer.Option(False, "--quick", help="a small run: 3000 training jets, 2 "
                                "seeds, 2 epochs, 2 sizes (minutes)"),
-    jets: int = typer.Option(None, min=10, help="training jets (default 6000)"),
-    test_jets: int = typer.Option(None, min=10, help="test jets (default 3000)"),
-    seeds: int = typer.Option(None, min=2, help="trainings with different seeds (default 10)"),
-    epochs: int = typer.Option(None, min=1, help="maximum epochs per training (default 15)"),
+    jets: int = typer.Option(None, help="training jets, at least 10 (default 6000)"),
+    test_jets: int = typer.Option(None, help="test jets, at least 10 (default 3000)"),
+    seeds: int = typer.Option(None, help="trainings with different seeds, at least 2 "
+                                         "(default 10)"),
+    epochs: int = typer.Option(None, help="maximum epochs per training, at least 1 (default "
+                                          "15)"),
     sizes: str = typer.Option(None, help="hidden/De/Do of the retrained models (default "
                                          "60/20/24,32/16/16,32/8/8,16/8/8)"),
     thresholds: str = typer.Option(None, help="dAUC thresholds in percent (default "
                                               "0.001,0.005,0.01,0.05,1)"),
-    explain_jets: int = typer.Option(None, min=10, help="test jets explained (default 2000)"),
+    explain_jets: int = typer.Option(None, help="test jets explained, at least 10 (default "
+                                                "2000)"),
     train_data: Path = typer.Option(None, help="reuse these training jets (no generation)"),
     test_data: Path = typer.Option(None, help="reuse these test jets (no generation)"),
     published: Path = typer.Option(None, help="folder of upstream IN checkpoints with their "
                                               "metadata (default: the repository's fixtures)"),
     reference_auc: float = typer.Option(None, help="Table 4's reference AUC (default: the "
                                                    "published baseline's on the test jets)"),
-    workers: int = typer.Option(None, min=1, help="generator processes (default 2)"),
-    threads: int = typer.Option(None, min=1, help="torch threads (default: the cores the "
-                                                  "machine's load leaves free, at least 1)"),
+    workers: int = typer.Option(None, help="generator processes, at least 1 (default 2)"),
+    threads: int = typer.Option(None, help="torch threads, at least 1 (default: the cores "
+                                           "the machine's load leaves free)"),
     force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
@@ -121,17 +124,13 @@ def reproduce(
     paper's Tables 4, 5, 8, 9, 10 and Figures 4-9 beside ours, each finding with a verdict."""
     import dataclasses
 
-    from servable.cli.common import fail
     from servable.study.ablation import parse_sizes, parse_thresholds
     from servable.study.reproduce import QUICK, Settings
     from servable.study.reproduce import reproduce as run
 
     _new_output(out, force)
-    for path in (train_data, test_data):
-        if path is not None and not path.is_file():
-            fail(f"{path}: no such file")
-    if published is not None and not published.is_dir():
-        fail(f"--published {published}: not a folder of checkpoints")
+    # the counts, files and folders are checked by Settings (the API refuses what the CLI
+    # refuses, with the same message)
     given = {"jets": jets, "test_jets": test_jets, "seeds": seeds, "epochs": epochs,
              "explain_jets": explain_jets, "workers": workers, "threads": threads,
              "train_data": train_data, "test_data": test_data, "published": published,
@@ -146,11 +145,26 @@ def reproduce(
     typer.echo(f"{out / 'report.md'}: written in {results['seconds']['total'] / 60:.1f} min")
 
 
+def bundle_refs(given: list[str], more: list[str]) -> list[str]:
+    """The bundles of `xai-benchmark`: the values of each --bundles, the arguments after one
+    (`--bundles A B C`: click gives B and C as extra arguments), and, as older runs wrote them,
+    several in one quoted value separated by spaces (unless that value names a folder)."""
+    from servable.cli.common import fail
+
+    refs = []
+    for ref in [*given, *more]:
+        refs += [ref] if Path(ref).is_dir() else ref.split()
+    if not refs:
+        fail("--bundles names no bundle; give at least one (directory, name or DOI)")
+    return refs
+
+
 def xai_benchmark(
-    bundles: list[str] = typer.Option(..., "--bundles", help="bundles to measure (repeat, or "
-                                      "several after one --bundles): directory, name or DOI; "
-                                      "bundles of one kind with the same inputs are training "
-                                      "seeds of one model"),
+    ctx: typer.Context,
+    bundles: list[str] = typer.Option(..., "--bundles", help="bundles to measure: several "
+                                      "after one --bundles (--bundles A B C), or --bundles "
+                                      "repeated; directory, name or DOI; bundles of one kind "
+                                      "with the same inputs are training seeds of one model"),
     data: Path = typer.Option(..., "--data", help="labelled jets (HDF5 or JetClass ROOT)"),
     output: Path = typer.Option(..., "-o", "--output", help="report directory to write"),
     methods: str = typer.Option(None, help="comma-separated methods (default: those of each "
@@ -161,9 +175,9 @@ def xai_benchmark(
                                     "seeds (its recorded training configuration and files)"),
     train_epochs: int = typer.Option(None, min=1, help="epochs of those trainings (default: "
                                      "the bundle's)"),
-    bootstraps: int = typer.Option(None, min=2, help="bootstrap resamples of the jets "
-                                                     "(default 20)"),
-    n_jets: int = typer.Option(None, min=20, help="jets measured (default 2000)"),
+    bootstraps: int = typer.Option(None, help="bootstrap resamples of the jets, at least 2 "
+                                              "(default 20)"),
+    n_jets: int = typer.Option(None, help="jets measured, at least 20 (default 2000)"),
     target: str = typer.Option("1", help="class explained: index or name (default 1: Hbb)"),
     quick: bool = typer.Option(False, "--quick", help="300 jets, 5 bootstraps, cheaper methods "
                                "and curves (minutes)"),
@@ -178,7 +192,6 @@ def xai_benchmark(
     from servable import load
     from servable.cli.common import fail, target_option
     from servable.data.io import read_jets
-    from servable.explain import METHODS
     from servable.study.xai_benchmark import QUICK, Settings, benchmark, check_models
     from servable.study.xai_report import write_benchmark
 
@@ -188,21 +201,18 @@ def xai_benchmark(
     chosen = None
     if methods:
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-        unknown = [m for m in chosen if m not in METHODS]
-        if unknown:
-            fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    # the counts and methods are checked by Settings (the API refuses what the CLI refuses)
+    given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen}
+    settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
+                                   **{k: v for k, v in given.items() if v is not None})
     for folder in seeds or ():
         if not folder.is_dir():
             fail(f"--seeds {folder}: not a folder of bundles")
-    refs = [r for ref in bundles for r in ref.split()]
-    loaded = [load(r) for r in refs]
+    loaded = [load(r) for r in bundle_refs(bundles, ctx.args)]
     for folder in seeds or ():
         loaded += [load(str(p)) for p in sorted(folder.iterdir())
                    if (p / "servable.yaml").is_file()]
     models = check_models(loaded)
-    given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen}
-    settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
-                                   **{k: v for k, v in given.items() if v is not None})
     jets = read_jets(data, 0, settings.n_jets)
     settings = dataclasses.replace(settings, target=target_option(target, jets.class_names))
     t0 = time.perf_counter()

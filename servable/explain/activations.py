@@ -16,6 +16,7 @@ import torch
 from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
 from servable.explain.base import Explanation, Method
+from servable.explain.modelstate import explaining
 from servable.models.nets import recorded
 from servable.models.spec import leading_slotted
 
@@ -30,7 +31,7 @@ def hidden_activations(tagger, jets: Jets, batch_size: int = 128) -> dict[str, n
     if not modules:
         raise ServableError(f"the {tagger.kind} network declares no hidden layers")
     tensors = tagger.tensors(tagger.inputs(jets))
-    with recorded(modules) as store, torch.no_grad():
+    with explaining(net), recorded(modules) as store, torch.no_grad():
         for start in range(0, len(jets), batch_size):
             batch = [t[start:start + batch_size] for t in tensors]
             store["_batch"][0] = batch[0].shape[0]
@@ -174,7 +175,7 @@ class LinearProbes(Method):
         out = {"inputs": (t * mask).sum(2) / np.maximum(mask.sum(2), 1)}
         tensors = self.tagger.tensors(inputs)
         parts: dict[str, list] = {}
-        with torch.no_grad():
+        with explaining(self.tagger.net), torch.no_grad():
             for start in range(0, len(jets), batch_size):
                 stages = self.tagger.net.stages(*(x[start:start + batch_size] for x in tensors))
                 for name, value in stages.items():

@@ -18,6 +18,7 @@ import torch
 
 from servable.data.jets import Jets, filled_mask
 from servable.explain.base import Explanation, Method
+from servable.explain.modelstate import explaining
 
 
 class Attention(Method):
@@ -48,8 +49,7 @@ class Attention(Method):
         pairs = {k: filled[cls == k].astype(float).T @ filled[cls == k].astype(float)
                  for k in classes}
         cls_pairs = {k: keys[cls == k].sum(0).astype(float)[None, :] for k in classes}
-        self.tagger.net.eval()
-        with torch.no_grad():
+        with explaining(self.tagger.net), torch.no_grad():
             for start in range(0, len(jets), batch_size):
                 xb = torch.from_numpy(x[start:start + batch_size])
                 _, details = self.tagger.net(xb, return_details=True)

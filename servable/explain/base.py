@@ -13,9 +13,9 @@ replace them by their most frequent value instead of a mean.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,11 +157,20 @@ class Method(ABC):
     results for parts of the set (`splittable`: remote execution may then split the jets
     across tasks), which figures it draws (`figures`) and its parameters (the keyword
     arguments of `attribute`, checked by `check_params`).
+
+    Every subclass's `attribute` runs inside `modelstate.preserved(tagger.net)`: whatever it
+    does to the network (mode, hooks, attributes, gradients), the model is given back
+    exactly as it was, also when the method raises.
     """
 
     name: str = ""
     applies_to: tuple[str, ...] = ("in", "mlp", "bdt", "part", "particlenet")
     splittable: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "attribute" in vars(cls):
+            cls.attribute = _leaves_the_model_as_found(vars(cls)["attribute"])
 
     def __init__(self, bundle: Bundle):
         if bundle.kind not in self.applies_to:
@@ -223,17 +232,18 @@ class Method(ABC):
                            relevance=fields, **kw)
 
 
-@contextmanager
-def input_gradients_only(net):
-    """Freeze the parameters (no weight gradients) and restore them afterwards."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield net
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+def _leaves_the_model_as_found(attribute):
+    """`attribute` run inside `preserved` on the method's torch network (if it has one)."""
+    @functools.wraps(attribute)
+    def wrapper(self, *args, **kwargs):
+        net = getattr(self.tagger, "net", None)
+        if net is None:  # no torch network (the BDT): nothing to preserve, torch not imported
+            return attribute(self, *args, **kwargs)
+        from servable.explain.modelstate import preserved
+
+        with preserved(net):
+            return attribute(self, *args, **kwargs)
+    return wrapper
 
 
 def mask_padding_and_categorical(relevance: dict[str, np.ndarray], inputs,

@@ -17,13 +17,9 @@ import numpy as np
 import torch
 
 from servable.data.jets import Jets, filled_mask
-from servable.explain.base import (
-    Explanation,
-    Method,
-    input_gradients_only,
-    mask_padding_and_categorical,
-)
+from servable.explain.base import Explanation, Method, mask_padding_and_categorical
 from servable.explain.grouping import similar_multiplicity_groups
+from servable.explain.modelstate import explaining
 
 
 class _GradientMethod(Method):
@@ -69,13 +65,12 @@ class IntegratedGradients(_GradientMethod):
         from captum.attr import IntegratedGradients as CaptumIG
 
         net, names = self.tagger.net, self.spec.names
-        means = self._baseline_means(jets, baseline)  # over every jet; None: zero baseline
-        inputs = self.tagger.inputs(jets)
-        relevance = {k: np.zeros(inputs[k].shape) for k in names}
-        out, base, deltas = (np.zeros(len(jets), np.float32) for _ in range(3))
-        ig = CaptumIG(self._forward)
-        net.eval()
-        with input_gradients_only(net):
+        with explaining(net):
+            means = self._baseline_means(jets, baseline)  # every jet's; None: zero baseline
+            inputs = self.tagger.inputs(jets)
+            relevance = {k: np.zeros(inputs[k].shape) for k in names}
+            out, base, deltas = (np.zeros(len(jets), np.float32) for _ in range(3))
+            ig = CaptumIG(self._forward)
             for idx in self._groups(inputs, n_steps, batch_size):
                 with torch.no_grad():
                     std, extra = net.standardize(*(torch.from_numpy(inputs[k][idx])
@@ -155,18 +150,17 @@ class Saliency(_GradientMethod):
     def attribute(self, jets: Jets, target: int = 1, batch_size: int = 256) -> Explanation:
         from captum.attr import Saliency as CaptumSaliency
 
-        inputs, xs, extra = self._tensors(jets)
-        self.tagger.net.eval()
         method = CaptumSaliency(self._forward)
         parts = []
-        with input_gradients_only(self.tagger.net):
+        with explaining(self.tagger.net):
+            inputs, xs, extra = self._tensors(jets)
             for s in range(0, len(jets), batch_size):
                 batch = tuple(x[s:s + batch_size].clone().requires_grad_() for x in xs)
                 parts.append(method.attribute(batch, target=target, abs=True,
                                               additional_forward_args=tuple(
                                                   e[s:s + batch_size] for e in extra)))
+            with torch.no_grad():
+                out = self._forward(*xs, *extra)[:, target].numpy()
         attributions = [torch.cat([p[i] for p in parts]) for i in range(len(xs))]
-        with torch.no_grad():
-            out = self._forward(*xs, *extra)[:, target].numpy()
         return self._finish(inputs, attributions, target, output=out,
                             extras={"relevance_label": "mean |d logit / d input| over slots"})

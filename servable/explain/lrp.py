@@ -6,12 +6,15 @@ input is then input x gradient. Sums (over senders, vertices, nodes: the IN's in
 matrices, paper Eqs. 5-6) pass relevance in proportion to their terms, exactly what LRP
 prescribes for them. For the IN's split first layers the rule acts on each pair's summed
 pre-activation (see `InteractionNetwork._forward_explicit`), so the fast exact path gives the
-same relevance as the dense formulation. A context manager installs the rule and leaves the
-model exactly as it was. Relevance refers to the standardised inputs the network sees.
+same relevance as the dense formulation. A context manager installs the rule (hooks, and the
+rule passed to the IN's forward) and leaves the model exactly as it was. Relevance refers to
+the standardised inputs the network sees.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from contextlib import contextmanager
 
 import numpy as np
@@ -21,13 +24,8 @@ from torch.nn import functional as F
 
 from servable.data.jets import Jets
 from servable.errors import ServableError
-from servable.explain.base import (
-    Explanation,
-    Method,
-    input_gradients_only,
-    mask_padding_and_categorical,
-)
-from servable.models.interaction_network import InteractionNetwork
+from servable.explain.base import Explanation, Method, mask_padding_and_categorical
+from servable.explain.modelstate import explaining
 
 
 class LRPRule:
@@ -87,26 +85,27 @@ class _RuleGradient(torch.autograd.Function):
 
 
 @contextmanager
-def lrp_rule(net: nn.Module, rule: LRPRule):
-    """Install `rule` on every linear layer of `net` (hooks; the IN's split layers directly)."""
+def lrp_rule(net: nn.Module, rule: LRPRule, forward=None):
+    """Install `rule` on every linear layer of `net` (forward hooks, removed on exit) and yield
+    the forward to call: `forward` (default: a tagger network's `core_forward`, otherwise
+    `net.forward`), given the rule as its `lrp_rule` argument where it takes one (the IN's
+    split first layers, which no hook reaches). The network itself stores nothing."""
+    forward = forward or getattr(net, "core_forward", net.forward)
+    if "lrp_rule" in inspect.signature(forward).parameters:
+        forward = functools.partial(forward, lrp_rule=rule)
     handles = []
 
     def hook(module, args, output):
         return rule.linear(args[0], module.weight, module.bias)
 
-    cores = [m for m in net.modules() if isinstance(m, InteractionNetwork)]
     try:
         for module in net.modules():
             if isinstance(module, nn.Linear):
                 handles.append(module.register_forward_hook(hook))
-        for core in cores:
-            core.lrp_rule = rule
-        yield
+        yield forward
     finally:
         for h in handles:
             h.remove()
-        for core in cores:
-            core.lrp_rule = None
 
 
 class LRP(Method):
@@ -126,15 +125,14 @@ class LRP(Method):
         the_rule = LRPRule(rule, epsilon, gamma)
         relevance = {k: np.zeros(inputs[k].shape) for k in names}
         outputs = []
-        net.eval()
-        # relevance needs input gradients only: no weight gradients
-        with lrp_rule(net, the_rule), input_gradients_only(net):
+        # eval mode, input gradients only; the rule's hooks and the mode undone on exit
+        with explaining(net), lrp_rule(net, the_rule) as forward:
             for start in range(0, len(jets), batch_size):
                 sl = slice(start, start + batch_size)
                 with torch.no_grad():
                     std, _ = net.standardize(*(torch.from_numpy(inputs[k][sl]) for k in names))
                 std = [s.clone().requires_grad_() for s in std]
-                logits = net.core_forward(*std)
+                logits = forward(*std)
                 logits[:, target].sum().backward()
                 for k, s in zip(names, std, strict=True):
                     relevance[k][sl] = (s * s.grad).detach().numpy()

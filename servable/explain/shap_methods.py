@@ -12,12 +12,7 @@ import numpy as np
 import torch
 
 from servable.data.jets import Jets
-from servable.explain.base import (
-    Explanation,
-    Method,
-    input_gradients_only,
-    mask_padding_and_categorical,
-)
+from servable.explain.base import Explanation, Method, mask_padding_and_categorical
 
 
 class Shap(Method):
@@ -72,9 +67,11 @@ class Shap(Method):
         # the target's logit only: expected gradients of one output, not of every class; all
         # samples of a jet in one pass (the batch size does not change shap's random draws),
         # and no gradients of the weights
-        explainer = shap.GradientExplainer(_Logit(self.tagger.net, target), bg,
-                                           batch_size=max(nsamples, 1))
-        with input_gradients_only(self.tagger.net):
+        from servable.explain.modelstate import explaining
+
+        with explaining(self.tagger.net):
+            explainer = shap.GradientExplainer(_Logit(self.tagger.net, target), bg,
+                                               batch_size=max(nsamples, 1))
             values = explainer.shap_values([torch.from_numpy(inputs[k]) for k in names],
                                            nsamples=nsamples, rseed=seed)
         values = values if isinstance(values, list) and len(values) == len(names) else [values]

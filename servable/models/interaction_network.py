@@ -49,25 +49,27 @@ class InteractionNetwork(nn.Module):
         self.fo2 = nn.Linear(hidden, hidden)
         self.fo3 = nn.Linear(hidden, Do)
         self.fc_fixed = nn.Linear(Do, n_classes)
-        # an LRP rule set by servable.explain.lrp for the split first layers (None: plain)
-        self.lrp_rule = None
 
     # ------------------------------------------------------------------ fast exact path
     def forward(self, tracks: torch.Tensor, vertices: torch.Tensor,
-                bucket: bool = True) -> torch.Tensor:
-        """Logits. `bucket` sorts jets by multiplicity into chunks (off inside ONNX export)."""
+                bucket: bool = True, lrp_rule=None) -> torch.Tensor:
+        """Logits. `bucket` sorts jets by multiplicity into chunks (off inside ONNX export).
+
+        `lrp_rule` (a `servable.explain.lrp.LRPRule`; None: the plain forward) acts on the
+        split first layers, which no module hook reaches; `servable.explain.lrp.lrp_rule`
+        passes it, and hooks the other linear layers."""
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return self._forward_explicit(tracks, vertices, _filled_width_tensor(tracks))
         if not bucket:
-            return self._forward_explicit(tracks, vertices, _filled_width(tracks))
+            return self._forward_explicit(tracks, vertices, _filled_width(tracks), lrp_rule)
         n_tracks = filled_mask(tracks).sum(1)
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
         for idx, k in bucket_chunks(n_tracks):
             idx = torch.from_numpy(idx)
-            out[idx] = self._forward_explicit(tracks[idx], vertices[idx], k)
+            out[idx] = self._forward_explicit(tracks[idx], vertices[idx], k, lrp_rule)
         return out
 
-    def _forward_explicit(self, tracks, vertices, k) -> torch.Tensor:
+    def _forward_explicit(self, tracks, vertices, k, rule=None) -> torch.Tensor:
         """Exact forward: slots [0, k) explicit, the N - k trailing pads in closed form.
 
         `k` is an int, or a 0-d tensor when tracing for export (the graph stays dynamic).
@@ -75,7 +77,6 @@ class InteractionNetwork(nn.Module):
         x = tracks[:, :, :k].transpose(1, 2)  # (B, K, P)
         y = vertices.transpose(1, 2)  # (B, Nv, S)
         m = self.N - k  # number of implicit pad nodes (all zero)
-        rule = self.lrp_rule
         if rule is not None:  # LRP: the rule acts on each pair's summed pre-activation
             return self._forward_rule(rule, x, y, m)
         tt, tv_w = self._folded()

@@ -95,8 +95,9 @@ class INNet(TaggerNet):
     def standardize(self, tracks, vertices):
         return [self.track_norm(tracks), self.vertex_norm(vertices)], ()
 
-    def core_forward(self, tracks, vertices):
-        return self.core(tracks, vertices)
+    def core_forward(self, tracks, vertices, lrp_rule=None):
+        """Logits; `lrp_rule` is passed to the IN's split first layers (LRP)."""
+        return self.core(tracks, vertices, lrp_rule=lrp_rule)
 
     def hidden_layers(self):
         return {name: getattr(self.core, name) for name in IN_LAYERS}

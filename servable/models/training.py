@@ -69,6 +69,38 @@ class TrainConfig:
     drop_features: list[str] = field(default_factory=list)  # left out of every group
     feature_set: str = "full"  # on JetClass particles: kin, kinpid or full
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse counts, rates, seeds and names that no training takes, with one line naming
+        the value (run on construction, and again by `train`: a dataclass can be changed
+        after it was built)."""
+        from servable.data.particles import FEATURE_SETS
+
+        if self.model not in TAGGERS:
+            raise ServableError(f"model must be one of {', '.join(sorted(TAGGERS))}, not "
+                                f"{self.model!r}")
+        for name in ("epochs", "batch_size", "patience", "chunk_size"):
+            check_int(getattr(self, name), name)
+        for name in ("seed", "split_seed"):  # numpy takes seeds in [0, 2**32)
+            check_int(getattr(self, name), name, 0, 2**32 - 1)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or \
+                not (math.isfinite(self.lr) and self.lr > 0):
+            raise ServableError(f"lr must be a positive learning rate, not {self.lr!r}")
+        v = self.val_fraction
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            raise ServableError(f"val_fraction must be a fraction in (0, 1), not {v!r}")
+        if self.split not in SPLITS:
+            raise ServableError(f"split must be one of {', '.join(SPLITS)}, not "
+                                f"{self.split!r}")
+        if self.split == "kfold":
+            check_int(self.folds, "folds", 2)
+            check_int(self.fold, "fold", 0, self.folds - 1)
+        if self.feature_set not in FEATURE_SETS:
+            raise ServableError(f"feature_set must be one of {', '.join(FEATURE_SETS)}, not "
+                                f"{self.feature_set!r}")
+
 
 @dataclass
 class Source:
@@ -219,8 +251,7 @@ def train(paths, cfg: TrainConfig,
     Returns the tagger (best epoch), the training summary (plain data for the manifest) and
     the validation class indices and probabilities (n, classes), for plots.
     """
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 1:
-        raise ServableError("epochs, batch_size and patience must be >= 1 and lr > 0")
+    cfg.validate()
     paths = [Path(p) for p in paths]
     for p in paths:
         if not p.exists():

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +25,18 @@ import numpy as np
 
 from servable.bundle.bundle import open_bundle
 from servable.data.jets import Jets
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
 from servable.explain import Servable
 from servable.files import output_dir, write_json
 from servable.study import paper
-from servable.study.ablation import DEFAULT_SIZES, DEFAULT_THRESHOLDS, ablation
+from servable.study.ablation import (
+    DEFAULT_SIZES,
+    DEFAULT_THRESHOLDS,
+    ablation,
+    parse_sizes,
+    parse_thresholds,
+    size_label,
+)
 from servable.timing import StageTimer
 
 PUBLISHED_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "published-in"
@@ -56,6 +65,39 @@ class Settings:
     published: Path | None = None  # folder of upstream checkpoints with their metadata
     reference_auc: float | None = None
 
+    def __post_init__(self):
+        """Refuse what `servable reproduce` refuses, with the same one-line message (the CLI
+        builds this object and prints its error)."""
+        for name, minimum in COUNTS.items():
+            check_int(getattr(self, name), name, minimum)
+        if self.threads is not None:
+            check_int(self.threads, "threads")
+        if not self.batch_sizes or isinstance(self.batch_sizes, str):
+            raise ServableError(f"batch_sizes must list batch sizes, not {self.batch_sizes!r}")
+        self.batch_sizes = tuple(check_int(b, "each of batch_sizes") for b in self.batch_sizes)
+        # sizes and thresholds: the rules (and words) of the --sizes / --thresholds parsers
+        self.sizes = tuple(parse_sizes(",".join(size_label(x) if isinstance(x, Sequence)
+                                                else repr(x) for x in self.sizes)))
+        self.thresholds = tuple(parse_thresholds(",".join(str(t) for t in self.thresholds)))
+        for name in ("train_data", "test_data"):
+            path = getattr(self, name)
+            if path is not None:
+                setattr(self, name, Path(path))
+                if not Path(path).is_file():
+                    raise ServableError(f"{path}: no such file")
+        if self.published is not None:
+            self.published = Path(self.published)
+            if not self.published.is_dir():
+                raise ServableError(f"{self.published}: not a folder of published checkpoints")
+        auc = self.reference_auc
+        if auc is not None and (isinstance(auc, bool) or not isinstance(auc, numbers.Real)
+                                or not 0 < auc <= 1):
+            raise ServableError(f"reference_auc must be an AUC in (0, 1], not {auc!r}")
+
+
+# the smallest value of each count of the Settings (as the CLI declares them)
+COUNTS = {"jets": 10, "test_jets": 10, "seeds": 2, "epochs": 1, "explain_jets": 10,
+          "files": 1, "repeats": 1, "workers": 1, "seed": 0}
 
 QUICK = {"jets": 3000, "test_jets": 1000, "seeds": 2, "epochs": 2,
          "sizes": (DEFAULT_SIZES[0], DEFAULT_SIZES[-1]), "explain_jets": 400, "files": 3,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import numbers
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,7 +36,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from servable.data.jets import Jets, filled_mask
-from servable.errors import ServableError
+from servable.errors import ServableError, check_int
+from servable.explain import METHODS as METHOD_CLASSES
 from servable.explain import Servable, method_class
 from servable.explain import metrics as M
 from servable.explain.masking import masked, replacement_values
@@ -83,6 +85,30 @@ class Settings:
     correlation_threshold: float = 0.8
     seed: int = 0
 
+    def __post_init__(self):
+        """Refuse what `servable xai-benchmark` refuses, with the same one-line message (the
+        CLI builds this object and prints its error)."""
+        for name, minimum in COUNTS.items():
+            check_int(getattr(self, name), name, minimum)
+        check_int(self.target, "target", 0)
+        check_int(self.seed, "seed", 0)
+        if not isinstance(self.quick, bool):
+            raise ServableError(f"quick must be True or False, not {self.quick!r}")
+        c = self.correlation_threshold
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < c <= 1:
+            raise ServableError(f"correlation_threshold must be a number in (0, 1], not {c!r}")
+        if self.methods is not None:
+            chosen = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
+            unknown = [str(m) for m in chosen if m not in METHOD_CLASSES]
+            if unknown or not chosen:
+                raise ServableError(f"unknown methods {', '.join(unknown) or '(none given)'}; "
+                                    f"choose from {', '.join(METHOD_CLASSES)}")
+            object.__setattr__(self, "methods", chosen)
+
+
+# the smallest value of each count of the Settings (n_jets, bootstraps: as the CLI declares)
+COUNTS = {"n_jets": 20, "bootstraps": 2, "faithfulness_jets": 2, "curve_points": 2,
+          "random_orders": 1, "slot_steps": 1, "captum_jets": 1, "randomisation_jets": 2}
 
 QUICK = {"n_jets": 300, "bootstraps": 5, "quick": True, "faithfulness_jets": 300,
          "curve_points": 6, "random_orders": 2, "slot_steps": 5,
@@ -362,14 +388,21 @@ def slot_curves(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
 def captum_scores(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
     """captum.metrics.infidelity (Gaussian perturbations of 0.1 standard deviations of the
     filled slots) and sensitivity_max (uniform noise of radius 0.02 on the filled slots) of
-    the gradient methods, on the target's logit in the model's standardised input space."""
+    the gradient methods, on the target's logit in the model's standardised input space
+    (the model in eval mode with its parameters frozen, given back as it was)."""
+    from servable.explain.modelstate import explaining
+
+    with explaining(ctx.bundle.tagger.net):
+        return _captum_scores(ctx, methods, s)
+
+
+def _captum_scores(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
     import torch
     from captum.attr import IntegratedGradients, Saliency
     from captum.metrics import infidelity, sensitivity_max
 
     tagger = ctx.bundle.tagger
     net = tagger.net
-    net.eval()
     sub = slice(0, min(s.captum_jets, len(ctx.jets)))
     names = tagger.input_spec().names
     with torch.no_grad():
