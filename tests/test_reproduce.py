@@ -159,9 +159,9 @@ def test_the_report_gives_the_command_and_the_time_of_each_stage(run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--sizes", "60/20"], "--sizes: IN sizes are hidden/De/Do triples"),
-    (["--thresholds", "0.05,0.01"], "--thresholds: thresholds are increasing positive percentages"),
-    (["--thresholds", "nan"], "--thresholds: thresholds are increasing positive percentages"),
+    (["--sizes", "60/20"], "IN sizes are hidden/De/Do triples"),
+    (["--thresholds", "0.05,0.01"], "thresholds are increasing positive percentages"),
+    (["--thresholds", "nan"], "thresholds are increasing positive percentages"),
     (["--train-data", "missing.h5"], "missing.h5: no such file"),
 ])
 def test_bad_reproduce_options_exit_2(tmp_path, args, message):

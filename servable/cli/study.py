@@ -18,8 +18,9 @@ def _new_output(out: Path, force: bool) -> None:
         fail(f"{out} exists; choose another directory or pass --force")
 
 
-def _parsed(parse, text: str | None, flag: str):
-    """`parse(text)` (None when the option was not given), its error worded as `flag`."""
+def _parsed(parse, text: str | None, flag: str | None = None):
+    """`parse(text)` (None when the option was not given), its error prefixed by `flag` (none
+    where a settings object words the error, as `reproduce`'s does)."""
     from servable.cli.common import fail
     from servable.errors import ServableError
 
@@ -28,7 +29,7 @@ def _parsed(parse, text: str | None, flag: str):
     try:
         return parse(text)
     except ServableError as exc:
-        fail(f"{flag}: {exc}")
+        fail(f"{flag}: {exc}" if flag else str(exc))
 
 
 def ablate(
@@ -135,9 +136,8 @@ def reproduce(
              "explain_jets": explain_jets, "workers": workers, "threads": threads,
              "train_data": train_data, "test_data": test_data, "published": published,
              "reference_auc": reference_auc,
-             "sizes": _parsed(lambda t: tuple(parse_sizes(t)), sizes, "--sizes"),
-             "thresholds": _parsed(lambda t: tuple(parse_thresholds(t)), thresholds,
-                                   "--thresholds")}
+             "sizes": _parsed(lambda t: tuple(parse_sizes(t)), sizes),
+             "thresholds": _parsed(lambda t: tuple(parse_thresholds(t)), thresholds)}
     settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
                                    **{k: v for k, v in given.items() if v is not None})
     command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
