@@ -27,7 +27,7 @@ class DemoSettings:
         for name, minimum in (("signal", 30), ("background", 30), ("workers", 1),
                               ("epochs", 1)):
             check_int(getattr(self, name), name, minimum=minimum)
-        check_int(self.seed, "seed")
+        check_int(self.seed, "seed", minimum=0)
 
 
 @dataclass
