@@ -49,7 +49,7 @@ def jets_file(published_bundle, tmp_path_factory):
     signal = np.argsort(np.argsort(score)) >= 32
     labels = np.stack([~signal, signal], axis=1).astype(np.float32)
     path = tmp_path_factory.mktemp("hostile") / "jets.h5"
-    write_jets(path, Jets(inputs["tracks"], inputs["vertices"], labels=labels), split="testing")
+    write_jets(path, Jets.cms(inputs["tracks"], inputs["vertices"], labels=labels), split="testing")
     return path
 
 

@@ -42,7 +42,7 @@ def _small_file(path, n=200) -> Path:
     v[:, :, :1] = 1.0
     labels = np.eye(2, dtype=np.float32)[rng.integers(0, 2, n)]
     jet = rng.normal(size=(n, 27)).astype(np.float32) + labels[:, 1:]
-    return write_jets(path, Jets(t, v, jet, labels, np.ones((n, 11), np.float32)))
+    return write_jets(path, Jets.cms(t, v, jet, labels, np.ones((n, 11), np.float32)))
 
 
 def _options(data, out) -> dict:

@@ -323,11 +323,12 @@ class Jets:
             self.groups[name] = Group(name, values, features)
         if not self.groups:
             raise InvalidJetsError("jets need at least one input group")
-        counts = {name: len(g.values) for name, g in self.groups.items()}
-        if len(set(counts.values())) > 1:
-            raise InvalidJetsError(f"every input group needs the same number of jets, received "
-                                   f"{counts}")
-        n = next(iter(counts.values()))
+        first, *others = self.groups.values()
+        n = len(first.values)
+        for g in others:
+            if len(g.values) != n:
+                raise InvalidJetsError(f"{g.name}: expected {n} jets like {first.name}, "
+                                       f"received {len(g.values)}")
         if validate:
             checked = _validate_per_jet(n, labels, spectators)
             labels, spectators = checked["labels"], checked["spectators"]
@@ -427,6 +428,27 @@ class Jets:
     def jet_features(self) -> np.ndarray | None:
         """The jet-level features (n, F), None when the jets carry none."""
         return self.groups["jet_features"].values if "jet_features" in self.groups else None
+
+    @tracks.setter
+    def tracks(self, values) -> None:
+        self._set("tracks", values)
+
+    @vertices.setter
+    def vertices(self, values) -> None:
+        self._set("vertices", values)
+
+    @jet_features.setter
+    def jet_features(self, values) -> None:
+        self._set("jet_features", values)
+
+    def _set(self, name: str, values) -> None:
+        """Replace a group's values, keeping its feature names (unchecked here, as any
+        change after construction: the model's input spec checks them at the point of
+        use)."""
+        if values is None and name == "jet_features":  # the one optional CMS group
+            self.groups.pop(name, None)
+            return
+        self.groups[name] = Group(name, values, self.group(name).features)
 
     @property
     def track_names(self) -> tuple[str, ...]:
