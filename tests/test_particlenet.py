@@ -190,7 +190,8 @@ def test_a_checkpoint_with_foreign_keys_is_refused(tmp_path):
 def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     torch.save({"layer.weight": torch.ones(2, 2)}, tmp_path / "other.pt")
     r = run_cli("bundle", "import-checkpoint", tmp_path / "other.pt", "-o", tmp_path / "out")
-    assert_user_error(r, "not an official JetClass ParticleNet state dict", "needs its metadata JSON")
+    assert_user_error(r, "not an official JetClass ParticleNet state dict",
+                      "needs its metadata JSON")
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
