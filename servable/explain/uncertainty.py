@@ -192,3 +192,32 @@ def pair_stability(importances: np.ndarray, k: int = 5) -> dict:
         top_j = set(np.argsort(-x[j], kind="stable")[:kk].tolist())
         overlaps.append(len(top_i & top_j) / kk)
     return {"kendall": band(taus), f"top{k}_overlap": band(overlaps), "pairs": len(taus)}
+
+
+def per_jet_similarity(original: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per jet, the Spearman correlation of two explanations (jets, features) on the features
+    nonzero on either side (as `metrics.explanation_similarity` averages it); 1 for a jet
+    whose two explanations are identical, NaN where fewer than 3 features are used or one
+    side is constant."""
+    a, b = np.asarray(original, np.float64), np.asarray(other, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ServableError(f"per-jet explanations must both be (jets, features), received "
+                            f"{a.shape} and {b.shape}")
+    out = np.full(len(a), np.nan)
+    for i, (ra, rb) in enumerate(zip(a, b, strict=True)):
+        if np.array_equal(ra, rb):
+            out[i] = 1.0
+            continue
+        used = (ra != 0) | (rb != 0)
+        if used.sum() >= 3 and np.ptp(ra[used]) > 0 and np.ptp(rb[used]) > 0:
+            out[i] = stats.spearmanr(ra[used], rb[used])[0]
+    return out
+
+
+def mean_interval(values: np.ndarray, n_resamples: int = 20, seed: int = 0) -> dict:
+    """The mean of per-jet values (NaN left out) with its bootstrap interval over the jets."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return interval(float(v.mean()) if v.size else float("nan"), [])
+    return bootstrap_scalar(lambda idx: v[idx].mean(), v.size, n_resamples, seed=seed)
