@@ -83,7 +83,10 @@ def method_verdicts(model: dict, method: str) -> dict:
     stable = None
     if seeds is not None:
         k = seeds.get("group_kendall") or seeds.get("kendall")
-        stable = verdict(k["value"], k["low"], k["high"], STABLE)
+        # one pair of seeds gives one number, not an interval: inconclusive
+        spread = seeds.get("pairs", 0) >= 2
+        stable = verdict(k["value"], k["low"] if spread else None,
+                         k["high"] if spread else None, STABLE)
     faith = _interval_verdict(_get(model, "faithfulness", "features", "scores", method,
                                    "deletion"), FAITHFUL)
     rand = _get(model, "faithfulness", "randomisation", method)
@@ -143,7 +146,9 @@ def decide(model: dict, per_method: dict) -> dict:
 
         pick = max(passing, key=key) if passing else (max(seen, key=key) if seen else None)
         cell = {"method": pick if passing else None, "best_seen": pick, "criterion": rank_by,
-                "status": None, "value": None, "low": None, "high": None, "threshold": None}
+                "status": None, "value": None, "low": None, "high": None, "threshold": None,
+                "others": {c: (per_method[pick].get(c) or {}).get("status")
+                           for c in needed if c != rank_by} if pick is not None else {}}
         if pick is not None:
             v = seen[pick]
             cell.update({k: v.get(k) for k in ("status", "value", "low", "high", "threshold")})
@@ -170,8 +175,10 @@ def cell_text(cell: dict) -> str:
     iv = f"{num(cell['value'])} [{num(cell['low'])}, {num(cell['high'])}]"
     if cell["method"] is not None:
         return f"{cell['method']}: {iv}"
+    others = "".join(f"; {CRITERIA[c]}: {st or 'n/a'}"
+                     for c, st in (cell.get("others") or {}).items())
     return (f"none qualifies (best: {cell['best_seen']} {iv}, {cell['status']} against "
-            f"{num(cell['threshold'])})")
+            f"{num(cell['threshold'])}{others})")
 
 
 def verdict_text(v: dict | None) -> str:
