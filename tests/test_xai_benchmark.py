@@ -169,11 +169,18 @@ def test_faithful_methods_rank_the_label_carrying_features_first(ground_truth):
     # IG and LRP-epsilon both decompose the logit: on this model they agree almost exactly
     assert pairs[("ig", "lrp")]["spearman"] > 0.95
     assert pairs[("ig", "lrp")]["per_jet"]["median"] > 0.9
-    s = X.Settings(n_jets=600, faithfulness_jets=600, curve_points=6, random_orders=3)
-    curves = X.feature_curves(ctx, runs, s)["curves"]
+    s = X.Settings(n_jets=600, faithfulness_jets=600, curve_points=6, random_orders=10)
+    out = X.feature_curves(ctx, runs, s)
+    curves = out["curves"]
     for name in runs:
         assert curves[name]["deletion"]["auc_area"] < curves["random"]["deletion"][
             "auc_area"] - 0.1, name
+    # every method recovers the planted mechanism, and the verdicts call them faithful
+    from servable.study.xai.verdicts import FAITHFUL, verdict
+
+    for name, sc in out["scores"].items():
+        d = sc["deletion"]
+        assert verdict(d["value"], d["low"], d["high"], FAITHFUL)["status"] == "passes", name
 
 
 def test_a_constant_explanation_fails_the_randomisation_check_and_saliency_passes(
@@ -221,8 +228,20 @@ def test_quick_benchmark_writes_a_valid_report_with_every_question_answered(quic
     assert set(bdt["agreement"]["tree_shap_vs_native"]) == {"gain", "weight", "cover",
                                                              "total_gain"}
     in_model = results["models"]["in"]
-    assert 0.5 < in_model["physics"]["truth_auc"]["lrp"] <= 1.0
-    assert in_model["faithfulness"]["randomisation"]["saliency"]["passed"]
+    assert 0.5 < in_model["physics"]["truth_auc"]["lrp"]["value"] <= 1.0
+    assert in_model["physics"]["best_baseline"]["value"] > 0.5  # the inputs alone do well
+    assert in_model["faithfulness"]["randomisation"]["saliency"]["final"]["value"] < 0.5
+    for label, model in results["models"].items():
+        per_method = model["verdicts"]["per_method"]
+        for question, cell in model["verdicts"]["use"].items():
+            # a cell names a method only where it passes the question's criterion
+            if cell["method"] is not None:
+                assert per_method[cell["method"]][cell["criterion"]]["status"] == "passes", \
+                    (label, question)
+            for v in per_method.values():
+                finds = v["finds_decay_tracks"]
+                if finds is not None and finds["status"] == "passes":
+                    assert finds["low"] > model["physics"]["best_baseline"]["value"]
     assert "probes_r2" in in_model["physics"]
     report = (out / "report.md").read_text()
     assert "Which method to use on this model" in report and "TreeSHAP" in report

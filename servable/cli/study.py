@@ -192,6 +192,7 @@ def xai_benchmark(
     from servable import load
     from servable.cli.common import fail, target_option
     from servable.data.io import read_jets
+    from servable.study.xai import verdicts as V
     from servable.study.xai_benchmark import QUICK, Settings, benchmark, check_models
     from servable.study.xai_report import write_benchmark
 
@@ -231,6 +232,6 @@ def xai_benchmark(
     write_benchmark(results, output, force)
     for label, model in results["models"].items():
         use = model["verdicts"]["use"]
-        typer.echo(f"{label}: " + "; ".join(f"{q} -> {m or 'none qualifies'}"
-                                            for q, m in use.items()))
+        typer.echo(f"{label}: " + "; ".join(f"{q} -> {V.cell_text(c)}"
+                                            for q, c in use.items()))
     typer.echo(f"{output / 'report.md'}: written in {results['seconds']['total']:.0f} s")

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from servable.data.jets import Jets, filled_mask
@@ -40,7 +41,11 @@ from servable.errors import ServableError, check_int
 from servable.explain import METHODS as METHOD_CLASSES
 from servable.explain import Servable, method_class
 from servable.explain import metrics as M
+from servable.explain import uncertainty as U
 from servable.explain.masking import masked, replacement_values
+from servable.study.xai import baselines as B
+from servable.study.xai import faithfulness as F
+from servable.study.xai import verdicts as V
 from servable.timing import StageTimer
 
 SCHEMA = Path(__file__).with_name("xai_benchmark.schema.json")
@@ -78,7 +83,7 @@ class Settings:
     quick: bool = False
     faithfulness_jets: int = 500
     curve_points: int = 11
-    random_orders: int = 3
+    random_orders: int = 10
     slot_steps: int = 10
     captum_jets: int = 64
     randomisation_jets: int = 200
@@ -111,7 +116,7 @@ COUNTS = {"n_jets": 20, "bootstraps": 2, "faithfulness_jets": 2, "curve_points":
           "random_orders": 1, "slot_steps": 1, "captum_jets": 1, "randomisation_jets": 2}
 
 QUICK = {"n_jets": 300, "bootstraps": 5, "quick": True, "faithfulness_jets": 300,
-         "curve_points": 6, "random_orders": 2, "slot_steps": 5,
+         "curve_points": 6, "random_orders": 10, "slot_steps": 5,
          "captum_jets": 16, "randomisation_jets": 60}
 
 
@@ -126,6 +131,8 @@ class MethodRun:
     slot: np.ndarray | None = None  # (jets, slots) |attribution| of each slot
     statistic: object = None  # importance(indices), for the bootstrap
     seconds: float = 0.0
+    group_totals: dict = field(default_factory=dict)  # input group -> mean total |relevance|
+    resamples: np.ndarray | None = None  # the statistic on each bootstrap resample
 
 
 @dataclass
@@ -167,22 +174,34 @@ class Context:
 
 
 # methods ----------------------------------------------------------------------------------
-def _columns(expl, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-jet (|.| and signed) attribution of each feature, summed over slots; None for a
-    method without per-jet values."""
-    cols, signed = {}, {}
+def _columns(expl, names: list[str], jets: Jets) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """Per-jet |attribution| of each feature averaged over the jet's filled slots (so that a
+    track feature gains nothing from the number of tracks), the signed sum over slots, and
+    per input group the mean over jets of its total |attribution| (reported apart); None for
+    a method without per-jet values."""
+    cols, signed, totals = {}, {}, {}
     for fld, fnames in expl.feature_names.items():
         arr = getattr(expl, fld, None)
         if arr is None:
             continue
         a = np.asarray(arr, np.float64)
-        absolute = np.abs(a).sum(2) if a.ndim == 3 else np.abs(a)
+        if a.ndim == 3:
+            source = jets.group(fld).values if jets.has(fld) else a
+            width = min(source.shape[2], a.shape[2])
+            filled = np.zeros(a.shape[::2], bool)
+            filled[:, :width] = filled_mask(source)[:, :width]
+            absolute = U.filled_mean(a, filled)
+            totals[fld] = float(np.abs(a).sum((1, 2)).mean())
+        else:
+            absolute = np.abs(a)
+            totals[fld] = float(absolute.sum(1).mean())
         total = a.sum(2) if a.ndim == 3 else a
         for j, n in enumerate(fnames):
             cols[n], signed[n] = absolute[:, j], total[:, j]
     if not all(n in cols for n in names):
         return None
-    return (np.stack([cols[n] for n in names], 1), np.stack([signed[n] for n in names], 1))
+    return (np.stack([cols[n] for n in names], 1), np.stack([signed[n] for n in names], 1),
+            totals)
 
 
 def run_method(ctx: Context, name: str, bundle: Servable | None = None) -> MethodRun:
@@ -198,10 +217,11 @@ def run_method(ctx: Context, name: str, bundle: Servable | None = None) -> Metho
                          seconds=time.perf_counter() - t0)
     slotted = expl.slotted()
     slot = np.abs(np.asarray(slotted, np.float64)).sum(1) if slotted is not None else None
-    per_jet, signed = _columns(expl, ctx.names) or (None, None)
+    per_jet, signed, totals = _columns(expl, ctx.names, ctx.jets) or (None, None, {})
+    importance = per_jet.mean(0) if per_jet is not None else np.array(
+        [expl.feature_relevance.get(n, 0.0) for n in ctx.names])
     return MethodRun(
-        name, np.array([expl.feature_relevance.get(n, 0.0) for n in ctx.names]),
-        per_jet=per_jet, slot=slot,
+        name, importance, per_jet=per_jet, slot=slot, group_totals=totals,
         signed=signed.mean(0) if signed is not None and name in SIGNED else None,
         statistic=M.mean_over_jets(per_jet) if per_jet is not None else None,
         seconds=time.perf_counter() - t0)
@@ -283,24 +303,68 @@ def bootstrap_stability(runs: dict[str, MethodRun], n_jets: int, s: Settings) ->
         if r.statistic is None:
             continue
         b = M.bootstrap_importance(r.statistic, n_jets, s.bootstraps, seed=s.seed)
+        r.resamples = b["resamples"]
         out[name] = {k: b[k] for k in ("value", "std", "low", "high")}
         out[name].update(M.ranking_stability(b["resamples"]))
+        out[name]["kendall"] = U.pair_stability(b["resamples"])["kendall"]
     return out
 
 
-def seed_stability(per_seed: list[dict[str, MethodRun]]) -> dict:
-    """Per method, how its ranking of the features changes between training seeds: the mean
-    Kendall tau over pairs of seeds, the share of pairs with the same top 5 and `flagged` when
-    any pair differs; methods run on fewer than 2 seeds, or with all-zero importances on the
+def mean_spearman(runs: dict[str, MethodRun]) -> dict:
+    """Per method, its mean Spearman rho with the other ranked methods, with the interval
+    over the bootstrap resamples (the same resamples of the jets for every method, so the
+    pairs are compared resample by resample); no interval where a side has no resamples."""
+    ranked = {k: r for k, r in runs.items() if np.any(r.importance)}
+    out = {}
+    for m, r in ranked.items():
+        others = [o for o in ranked if o != m]
+        if not others:
+            continue
+        value = np.nanmean([M.rank_agreement(r.importance, ranked[o].importance)["spearman"]
+                            for o in others])
+        draws = []
+        if r.resamples is not None and all(ranked[o].resamples is not None for o in others):
+            for i in range(len(r.resamples)):
+                rhos = [M._correlation(stats.spearmanr, r.resamples[i], ranked[o].resamples[i])
+                        for o in others]
+                draws.append(np.nanmean(rhos) if np.isfinite(rhos).any() else np.nan)
+        out[m] = U.interval(float(value), draws)
+    return out
+
+
+def seed_stability(per_seed: list[dict[str, MethodRun]],
+                   groups: Sequence[Sequence[int]] = ()) -> dict:
+    """Per method, how its ranking of the features changes between training seeds: Kendall
+    tau and top-5 overlap over the pairs of seeds (each a band), the same Kendall tau with
+    each correlated group collapsed to one entry (`group_kendall`: what correlated features
+    cannot scramble), the legacy share of pairs with the same top 5 and `flagged` when any
+    pair differs; methods run on fewer than 2 seeds, or with all-zero importances on the
     first (reference) seed, are left out."""
     out = {}
     for name in per_seed[0]:
         imps = [runs[name].importance for runs in per_seed if name in runs]
         if len(imps) < 2 or not np.any(imps[0]):
             continue
-        st = M.ranking_stability(np.stack(imps))
+        x = np.stack(imps)
+        st = M.ranking_stability(x)
         st["flagged"] = st.pop("top5_changed")
+        st.update(U.pair_stability(x))
+        st["group_kendall"] = U.pair_stability(np.stack(
+            [U.group_importance(i, groups) for i in x]))["kendall"] if groups else st["kendall"]
         out[name] = st
+    return out
+
+
+def feature_groups(ctx: Context, s: Settings) -> list[list[int]]:
+    """The correlated groups of the model's features (indices into `ctx.names`)."""
+    out = []
+    for g in ctx.bundle.tagger.input_spec():
+        x = ctx.inputs[g.name]
+        rows = x.transpose(0, 2, 1)[filled_mask(x)] if x.ndim == 3 else x
+        rows = rows[np.random.default_rng(s.seed).permutation(len(rows))[:5000]]
+        for grp in M.correlated_groups(rows, list(g.features), s.correlation_threshold):
+            out.append([ctx.features.index((g.name, list(g.features).index(f)))
+                        for f in grp["features"]])
     return out
 
 
@@ -310,54 +374,31 @@ def _order(importance: np.ndarray) -> list[int]:
 
 
 def feature_curves(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
-    """Deletion and insertion curves over the features for each method's ranking, random
-    orders and the greedy oracle (`metrics.greedy_order` at the curve's steps); the
-    normalised scores (0: the random orders' mean area, 1: the best area of any order)."""
-    sub = np.arange(min(s.faithfulness_jets, len(ctx.jets)))
-    y = ctx.y[sub]
-    if y.all() or not y.any():
-        raise ServableError("the faithfulness curves need jets of the target class and of "
-                            "others among the first jets: shuffle the data or use more jets")
+    """Deletion and insertion curves over the features (`study.xai.faithfulness`): each
+    method's order from its importance on one half of the first `s.faithfulness_jets` jets,
+    its curve on the other half; methods without a per-jet statistic order on all jets
+    (`order_on_all_jets`)."""
+    n_sub = min(s.faithfulness_jets, len(ctx.jets))
+    order_half, curve_half = F.halves(n_sub, s.seed)
+    y = ctx.y[curve_half]
+    orders, on_all = {}, []
+    for k, r in runs.items():
+        if not np.any(r.importance):
+            continue
+        imp = r.importance
+        if r.statistic is not None and ctx.y[order_half].any() and not ctx.y[order_half].all():
+            imp = np.asarray(r.statistic(order_half))
+        else:
+            on_all.append(k)
+        orders[k] = _order(imp)
 
     def score(removed):
-        return ctx.masked_prob(removed, sub)
+        return ctx.masked_prob(removed, curve_half)
 
-    n = len(ctx.features)
-    steps = M.curve_steps(n, s.curve_points)
-    rng = np.random.default_rng(s.seed)
-    orders = {"oracle": M.greedy_order(score, n, y, steps)}
-    orders.update({k: _order(r.importance) for k, r in runs.items() if np.any(r.importance)})
-    curves = {k: {"deletion": M.deletion_curve(score, o, y, steps),
-                  "insertion": M.insertion_curve(score, o, y, steps)} for k, o in orders.items()}
-    randoms = [rng.permutation(n).tolist() for _ in range(s.random_orders)]
-    rand = [{"deletion": M.deletion_curve(score, o, y, steps),
-             "insertion": M.insertion_curve(score, o, y, steps)} for o in randoms]
-    curves["random"] = {kind: {key: np.mean([r[kind][key] for r in rand], 0).tolist()
-                               for key in ("fraction", "auc", "prob")} for kind in
-                        ("deletion", "insertion")}
-    for kind in ("deletion", "insertion"):
-        c = curves["random"][kind]
-        c["auc_area"] = M.curve_area(c["auc"], c["fraction"])
-        c["prob_area"] = M.curve_area(c["prob"], c["fraction"])
-    # the reference of the scores: the best area any order reached (the greedy oracle, or a
-    # method's order where it beats the greedy search)
-    best_del = min(c["deletion"]["auc_area"] for c in curves.values())
-    best_ins = max(c["insertion"]["auc_area"] for c in curves.values())
-    scores = {k: {"deletion": _normalised(curves[k]["deletion"]["auc_area"],
-                                          curves["random"]["deletion"]["auc_area"], best_del),
-                  "insertion": _normalised(curves[k]["insertion"]["auc_area"],
-                                           curves["random"]["insertion"]["auc_area"], best_ins)}
-              for k in orders if k != "oracle"}
-    return {"n_jets": len(sub), "steps": steps, "curves": curves, "scores": scores}
-
-
-def _normalised(area: float, random: float, best: float) -> float:
-    """0 for the random order's area, 1 for the best order's (deletion: lower is better;
-    insertion: higher is better, both handled by the sign of best - random); NaN when no
-    order does better than random."""
-    if abs(best - random) < 1e-9:
-        return float("nan")
-    return float((area - random) / (best - random))
+    out = F.feature_curves(score, len(ctx.features), y, orders,
+                           {k for k in orders if k == "masking"}, s)
+    out["order_on_all_jets"] = on_all
+    return out
 
 
 def slot_curves(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
@@ -478,9 +519,11 @@ def explanation_array(run: MethodRun) -> np.ndarray:
 
 
 def randomisation_check(bundle: Servable, explain, steps=None,
-                        threshold: float = 0.5, seed: int = 0) -> dict:
+                        threshold: float = 0.5, seed: int = 0,
+                        others: Sequence[Servable] = (), n_resamples: int = 20) -> dict:
     """Cascading randomisation (Adebayo et al. 2018): re-draw the layers top down and measure
-    how similar the explanation stays (Spearman of the per-jet attributions).
+    how similar the explanation stays (Spearman of the per-jet attributions), against the
+    similarity of the same method on independently trained seeds of the model.
 
     Parameters
     ----------
@@ -488,20 +531,50 @@ def randomisation_check(bundle: Servable, explain, steps=None,
         `explain(bundle) -> numpy.ndarray`, the explanation of fixed jets by that bundle.
     steps : sequence of int, optional
         How many top layers are randomised at each step (default: 1, half, all).
+    others : sequence of Servable
+        Other training seeds of the model: their similarity to the reference is the scale
+        the randomised similarity is read against (the fixed `threshold` without them).
 
     Returns
     -------
     dict
-        `layers_randomised`, `similarity` per step and `passed`: the similarity after every
-        layer is randomised is below `threshold` (an explanation that does not move fails).
+        `layers_randomised`, `similarity` per step, `final` (the similarity after every layer
+        is randomised, with its bootstrap interval over jets), `seed_similarity` (likewise,
+        over the seeds' jets; None without seeds), `degenerate` (the trained model's
+        explanation has no ranking: it fails), `threshold` (what `final` must stay below)
+        and `passed` (the whole interval below it and not degenerate).
     """
+    from servable.study.xai.verdicts import PASSES, verdict
+
     n = len(torch_layers(bundle.tagger.net))
     steps = list(steps) if steps is not None else sorted({1, max(1, n // 2), n})
     original = explain(bundle)
-    sims = [M.explanation_similarity(original, explain(randomised(bundle, k, seed)))
-            for k in steps]
-    return {"layers": n, "layers_randomised": steps, "similarity": sims,
-            "passed": bool(sims[-1] < threshold), "threshold": threshold}
+    last = None
+    sims = []
+    for k in steps:
+        last = explain(randomised(bundle, k, seed))
+        sims.append(M.explanation_similarity(original, last))
+    degenerate = U.degenerate(original)
+    if original.ndim == 2:
+        final = U.mean_interval(U.per_jet_similarity(original, last), n_resamples, seed)
+    else:
+        final = U.interval(sims[-1], [])
+    scale = None
+    if others:
+        if original.ndim == 2:
+            scale = U.mean_interval(np.concatenate(
+                [U.per_jet_similarity(original, explain(o)) for o in others]), n_resamples,
+                seed)
+        else:
+            scale = U.interval(float(np.mean([M.explanation_similarity(original, explain(o))
+                                              for o in others])), [])
+    if scale is not None and np.isfinite(scale["value"]):
+        threshold = scale["value"]
+    v = verdict(float("nan") if degenerate else final["value"], final["low"], final["high"],
+                threshold, higher=False)
+    return {"layers": n, "layers_randomised": steps, "similarity": sims, "final": final,
+            "seed_similarity": scale, "degenerate": degenerate, "threshold": threshold,
+            "passed": v["status"] == PASSES}
 
 
 # 4. physics -------------------------------------------------------------------------------
@@ -578,35 +651,70 @@ def truth_of_slots(jets: Jets) -> tuple[np.ndarray, str] | None:
 
 
 def physics(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
-    """Whether each method's relevance means physics.
+    """Whether each method's relevance means physics, beside what needs no model.
 
     Returns
     -------
     dict
         `associations`: Spearman rho and mutual information between each per-jet relevance
-        share (on SV features, displaced tracks, the 3 leading slots) and each observable;
-        `truth_auc`: per method with per-slot relevance, the AUC with which it picks the slots
-        from the decay we want to see, among the filled slots of target-class jets; `truth`:
-        what that truth is (None for jets without truth); `probes_r2`: the linear probes'
-        R^2 per observable and stage, for models the probes apply to.
+        share (on SV features, displaced tracks, the 3 leading slots) and each observable,
+        with the rho of the uniform explanation (`null_spearman`: equal relevance on every
+        filled slot and feature) and `exceeds_null`; `truth_auc`: per method with per-slot
+        relevance, the pooled AUC with which it picks the slots from the decay we want to
+        see, among the filled slots of target-class jets, with a bootstrap interval over
+        jets; `truth_auc_per_jet`: the distribution over jets of the within-jet AUC;
+        `baselines`: the same two numbers for each model-free score
+        (`study.xai.baselines`), `best_baseline` the highest pooled one; `truth`: what that
+        truth is (None for jets without truth); `probes_r2`: the linear probes' R^2 per
+        observable and stage, for models the probes apply to.
     """
     obs = observables(ctx.jets)
     truth = truth_of_slots(ctx.jets)
-    assoc, truth_aucs = [], {}
+    lead = ctx.jets.leading_slotted()
+    filled_all = filled_mask(lead.values) if lead is not None else None
+    per_shape = (len(ctx.jets), len(ctx.names))
+    per_jet0, slot0 = B.uniform_explanation(per_shape, filled_all)
+    null = MethodRun("uniform", np.ones(len(ctx.names)), per_jet=per_jet0, slot=slot0)
+    null_values = _aggregates(ctx, null)
+    assoc = []
     for name, run in runs.items():
         for agg, values in _aggregates(ctx, run).items():
             for o, ov in obs.items():
-                assoc.append({"method": name, "aggregate": agg, "observable": o,
-                              **M.physics_association(values, ov, seed=s.seed)})
-        if truth is not None and run.slot is not None:
-            t, _ = truth
-            width = min(t.shape[1], run.slot.shape[1])
-            target_jets = ctx.y
-            filled = filled_mask(ctx.jets.leading_slotted().values)[:, :width] & \
-                target_jets[:, None]
-            truth_aucs[name] = M.truth_auc(run.slot[:, :width], t[:, :width], filled)
-    out = {"associations": assoc, "truth_auc": truth_aucs,
-           "truth": truth[1] if truth is not None else None}
+                row = M.physics_association(values, ov, seed=s.seed)
+                nv = null_values.get(agg)
+                rho0 = M.physics_association(nv, ov, seed=s.seed)["spearman"] \
+                    if nv is not None else float("nan")
+                row["null_spearman"] = rho0
+                row["exceeds_null"] = bool(np.isfinite(row["spearman"]) and (
+                    not np.isfinite(rho0) or abs(row["spearman"]) > abs(rho0) + 0.1))
+                assoc.append({"method": name, "aggregate": agg, "observable": o, **row})
+    out = {"associations": assoc, "truth_auc": {}, "truth_auc_per_jet": {}, "baselines": {},
+           "best_baseline": None, "truth": truth[1] if truth is not None else None}
+    if truth is not None and filled_all is not None:
+        t = truth[0]
+
+        def measure(rel):
+            width = min(t.shape[1], rel.shape[1])
+            filled = filled_all[:, :width] & ctx.y[:, None]
+            jets = np.flatnonzero(ctx.y)
+            pooled = U.bootstrap_scalar(
+                lambda idx: U.pooled_truth_auc(rel[:, :width], t[:, :width], filled, jets[idx]),
+                len(jets), s.bootstraps, seed=s.seed)
+            per_jet = U.truth_auc_per_jet(rel[:, :width], t[:, :width], filled)
+            per_jet.pop("values")
+            return pooled, per_jet
+
+        for name, run in runs.items():
+            if run.slot is not None:
+                out["truth_auc"][name], out["truth_auc_per_jet"][name] = measure(run.slot)
+        for name, score in B.model_free_scores(ctx.jets).items():
+            pooled, per_jet = measure(score)
+            out["baselines"][name] = {"pooled": pooled, "per_jet": per_jet}
+        finite = {k: v["pooled"]["value"] for k, v in out["baselines"].items()
+                  if np.isfinite(v["pooled"]["value"])}
+        if finite:
+            best = max(finite, key=finite.get)
+            out["best_baseline"] = {"name": best, "value": finite[best]}
     if ctx.bundle.kind in method_class("probes").applies_to:
         expl = method_class("probes")(ctx.bundle).attribute(ctx.jets, target=ctx.target)
         out["probes_r2"] = expl.extras["r2"]
@@ -646,60 +754,8 @@ def correlated(ctx: Context, runs: dict[str, MethodRun], s: Settings) -> dict:
     return {"threshold": s.correlation_threshold, "groups": groups, "categorical": categorical}
 
 
-# 6. verdicts ------------------------------------------------------------------------------
-AGREE, STABLE, FAITHFUL, PHYSICS = 0.5, 0.6, 0.5, 0.6
-
-
-def verdicts(model: dict) -> dict:
-    """Per method: agrees (mean Spearman with the other methods >= 0.5), stable (bootstrap
-    top-5 unchanged in >= 60% of pairs of resamples and not flagged across seeds), faithful
-    (normalised deletion score >= 0.5: at least halfway from random to the oracle), passes
-    the randomisation check, maps to physics (truth AUC >= 0.6); and which method to use for
-    each question."""
-    methods = {m for m in model["importance"]} | set(model["physics"]["truth_auc"])
-    out = {}
-    for m in sorted(methods):
-        rho = [p["spearman"] for p in model["agreement"]["pairs"] if m in (p["a"], p["b"])
-               and np.isfinite(p["spearman"])]
-        boot = model["stability"]["bootstrap"].get(m)
-        seeds = model["stability"]["seeds"].get(m)
-        faith = model["faithfulness"]["features"]["scores"].get(m, {}).get("deletion")
-        rand = model["faithfulness"]["randomisation"].get(m)
-        truth = model["physics"]["truth_auc"].get(m)
-        out[m] = {
-            "mean_spearman_with_others": float(np.mean(rho)) if rho else None,
-            "agrees": bool(np.mean(rho) >= AGREE) if rho else None,
-            "stable": None if boot is None else bool(
-                boot["top5_unchanged"] >= STABLE and not (seeds or {}).get("flagged", False)),
-            "faithful": None if faith is None or not np.isfinite(faith) else
-            bool(faith >= FAITHFUL),
-            "passes_randomisation": None if rand is None else rand["passed"],
-            "maps_to_physics": None if truth is None or not np.isfinite(truth) else
-            bool(truth >= PHYSICS)}
-    return {"per_method": out, "use": _use(model, out)}
-
-
-def _best(candidates: dict[str, float]) -> str | None:
-    ok = {k: v for k, v in candidates.items() if v is not None and np.isfinite(v)}
-    return max(ok, key=ok.get) if ok else None
-
-
-def _use(model: dict, per_method: dict) -> dict:
-    scores = model["faithfulness"]["features"]["scores"]
-    boot = model["stability"]["bootstrap"]
-    slots = model["faithfulness"]["slots"].get("curves", {})
-    return {
-        "which features matter (global)": _best(
-            {m: scores[m]["deletion"] for m in scores if boot.get(m, {}).get("top5_unchanged",
-                                                                             0) >= STABLE}),
-        "which features matter for one jet": _best(
-            {m: scores[m]["deletion"] for m in scores if model["per_jet"].get(m)}),
-        "which tracks/particles matter": _best(
-            {m: c["auc_drop_vs_random"] for m, c in slots.items() if m != "random"}),
-        "which tracks are from the decay": _best(model["physics"]["truth_auc"]),
-        "a ranking robust to retraining": _best(
-            {m: v["mean_kendall"] for m, v in model["stability"]["seeds"].items()}),
-    }
+# 6. verdicts: study/xai/verdicts.py (three-valued, against the baselines measured above)
+verdicts = V.verdicts
 
 
 # the whole benchmark ----------------------------------------------------------------------
@@ -758,10 +814,13 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
                  "seconds_per_method": {m: r.seconds for m, r in runs.items()}}
         bar.set_postfix_str(f"{label}: agreement, stability")
         model["agreement"] = stages.run("agreement", agreement, runs, native)
+        groups = stages.run("correlated", feature_groups, ctx, s)
         model["stability"] = {
             "bootstrap": stages.run("stability", bootstrap_stability, runs, len(jets), s),
-            "seeds": stages.run("stability", seed_stability, per_seed) if len(per_seed) > 1
-            else {}, "n_seeds": len(per_seed)}
+            "seeds": stages.run("stability", seed_stability, per_seed, groups)
+            if len(per_seed) > 1 else {}, "n_seeds": len(per_seed)}
+        model["agreement"]["mean_spearman"] = mean_spearman(runs)
+        model["group_totals"] = {m: r.group_totals for m, r in runs.items() if r.group_totals}
         bar.update()
         bar.set_postfix_str(f"{label}: faithfulness")
         faith = {"features": stages.run("faithfulness", feature_curves, ctx, runs, s),
@@ -770,7 +829,7 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
         if ref.kind != "bdt":
             faith["captum"] = stages.run("faithfulness", captum_scores, ctx, methods, s)
             faith["randomisation"] = stages.run("randomisation", _randomise_all, ctx, methods,
-                                                s)
+                                                s, bundles[1:])
         else:
             faith["captum"], faith["randomisation"] = {}, {}
         model["faithfulness"] = faith
@@ -789,7 +848,8 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
             "seconds": {**stages.seconds, "total": time.perf_counter() - t_start}}
 
 
-def _randomise_all(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
+def _randomise_all(ctx: Context, methods: Sequence[str], s: Settings,
+                   others: Sequence[Servable] = ()) -> dict:
     sub = ctx.jets[: s.randomisation_jets]
     small = Context(ctx.bundle, sub, ctx.target)
     if small.y.all() or not small.y.any():
@@ -799,7 +859,8 @@ def _randomise_all(ctx: Context, methods: Sequence[str], s: Settings) -> dict:
         if m not in RANDOMISED:
             continue
         out[m] = randomisation_check(
-            ctx.bundle, lambda b, m=m: explanation_array(run_method(small, m, b)), seed=s.seed)
+            ctx.bundle, lambda b, m=m: explanation_array(run_method(small, m, b)), seed=s.seed,
+            others=others, n_resamples=s.bootstraps)
     return out
 
 

@@ -14,6 +14,7 @@ from servable.files import json_text, output_dir, write_bytes, write_json
 from servable.study import plots
 from servable.study.report import fmt as _fmt
 from servable.study.report import table as _table
+from servable.study.xai import verdicts as V
 from servable.study.xai_benchmark import SCHEMA
 
 
@@ -29,6 +30,13 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def _yes(v) -> str:
     return "n/a" if v is None else ("yes" if v else "**no**")
+
+
+def _quartiles(d: dict | None) -> str:
+    if not d or d.get("n_jets", 0) == 0:
+        return "n/a"
+    return f"{fmt(d['median'], 3)} [{fmt(d['q25'], 3)}, {fmt(d['q75'], 3)}] " \
+        f"({d['n_jets']} jets)"
 
 
 def _links(stem: str) -> str:
@@ -139,27 +147,24 @@ def _randomisation(model: dict, label: str, stem: Path, force: bool) -> list[Pat
 
 
 # the report -------------------------------------------------------------------------------
+def _iv(d: dict | None, digits: int = 3) -> str:
+    """A value with its interval: `v [low, high]`."""
+    if not d:
+        return "n/a"
+    return f"{fmt(d.get('value'), digits)} [{fmt(d.get('low'), digits)}, " \
+        f"{fmt(d.get('high'), digits)}]"
+
+
 def _verdict_table(label: str, model: dict) -> str:
-    rows = []
-    boot = model["stability"]["bootstrap"]
-    seeds = model["stability"]["seeds"]
-    scores = model["faithfulness"]["features"]["scores"]
-    rand = model["faithfulness"]["randomisation"]
-    truth = model["physics"]["truth_auc"]
-    for m, v in model["verdicts"]["per_method"].items():
-        rows.append([
-            m, f"{_yes(v['agrees'])} ({fmt(v['mean_spearman_with_others'], 2)})",
-            f"{_yes(v['stable'])} (boot. top-5 {fmt(boot.get(m, {}).get('top5_unchanged'), 2)}"
-            f", seeds tau {fmt(seeds.get(m, {}).get('mean_kendall'), 2)}"
-            + (", **top-5 changes between seeds**" if seeds.get(m, {}).get("flagged") else "")
-            + ")",
-            f"{_yes(v['faithful'])} (del. {fmt(scores.get(m, {}).get('deletion'), 2)}, "
-            f"ins. {fmt(scores.get(m, {}).get('insertion'), 2)})",
-            f"{_yes(v['passes_randomisation'])} "
-            f"({fmt(rand[m]['similarity'][-1], 2) if m in rand else 'n/a'})",
-            f"{_yes(v['maps_to_physics'])} ({fmt(truth.get(m), 3)})"])
-    return table(["method", "agrees (mean rho)", "stable", "faithful (0 random, 1 oracle)",
-                  "randomisation (final rho)", "physics (truth AUC)"], rows)
+    rows = [[m, *[V.verdict_text(v.get(c)) for c in V.CRITERIA]]
+            for m, v in model["verdicts"]["per_method"].items()]
+    return table(["method", *V.CRITERIA.values()], rows)
+
+
+def decision_rows(model: dict) -> list[list[str]]:
+    """The decision table of one model: question, and the method that passes with its value
+    and interval, or none qualifies with the best value seen."""
+    return [[q, V.cell_text(c)] for q, c in model["verdicts"]["use"].items()]
 
 
 def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
@@ -179,8 +184,7 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
     lines = [f"## {label} ({model['kind']}; bundles {', '.join(model['bundles'])})", "",
              "### Verdicts", "", _verdict_table(label, model), "",
              "Which method to use on this model:", "",
-             table(["question", "method"], [[q, m or "none qualifies"]
-                                            for q, m in model["verdicts"]["use"].items()]),
+             table(["question", "method: value [95% interval]"], decision_rows(model)),
              "", "### Agreement", "", _links(stems["agreement"]), "",
              table(["a", "b", "Spearman", "Kendall", "top-5", "top-10", "sign agr.",
                     "per-jet rho (median)"], pair_rows), ""]
@@ -194,25 +198,35 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
     lines += ["### Stability", ""]
     if "intervals" in stems:
         lines += [_links(stems["intervals"]), ""]
-    lines += [table(["method", "bootstrap Kendall tau", "bootstrap top-5 unchanged",
-                     "seeds Kendall tau", "seeds top-5 unchanged", "top-5 changes with seed"],
-                    [[m, boot.get(m, {}).get("mean_kendall"),
-                      boot.get(m, {}).get("top5_unchanged"),
-                      seeds.get(m, {}).get("mean_kendall"), seeds.get(m, {}).get(
-                          "top5_unchanged"), _yes(seeds[m]["flagged"]) if m in seeds
-                      else "n/a"] for m in sorted(set(boot) | set(seeds))]),
+    lines += [table(["method", "bootstrap Kendall tau [band]", "seeds Kendall tau [band]",
+                     "seeds top-5 overlap [band]", "seeds Kendall tau, correlated groups "
+                     "collapsed [band]"],
+                    [[m, _iv(boot.get(m, {}).get("kendall"), 2),
+                      _iv(seeds.get(m, {}).get("kendall"), 2),
+                      _iv(seeds.get(m, {}).get("top5_overlap"), 2),
+                      _iv(seeds.get(m, {}).get("group_kendall"), 2)]
+                     for m in sorted(set(boot) | set(seeds))]),
               f"\n{model['stability']['n_seeds']} training seeds.", ""]
     f = model["faithfulness"]
     curves = f["features"]["curves"]
+    fs = f["features"]["scores"]
+    band = f["features"].get("random_band", {})
     lines += ["### Faithfulness", "", _links(stems["curves"]), "",
               table(["order", "deletion AUC area", "insertion AUC area", "deletion score",
                      "insertion score"],
-                    [[k, c["deletion"]["auc_area"], c["insertion"]["auc_area"],
-                      f["features"]["scores"].get(k, {}).get("deletion"),
-                      f["features"]["scores"].get(k, {}).get("insertion")]
+                    [[k + (" (order and curve share the replacement)"
+                           if fs.get(k, {}).get("shared_replacement") else ""),
+                      c["deletion"]["auc_area"], c["insertion"]["auc_area"],
+                      _iv(fs.get(k, {}).get("deletion"), 2),
+                      _iv(fs.get(k, {}).get("insertion"), 2)]
                      for k, c in curves.items()]), "",
-              "Score: 0 is the mean area of random orders, 1 the best area any order reached "
-              f"(the greedy oracle's or a method's; {f['features']['n_jets']} jets).", ""]
+              "Score: 0 is the mean area of the random orders, 1 the best area any order "
+              "reached (the greedy oracle's or a method's); each method's order is computed "
+              "on one half of the jets and its curve measured on the other "
+              f"({f['features']['n_jets']} jets), interval over bootstrap resamples of them. "
+              "Random orders' areas: "
+              + "; ".join(f"{k} {_iv(v)} over {v.get('n')} orders" for k, v in band.items())
+              + ".", ""]
     if f["slots"]:
         lines += [table(["method", "slot-deletion AUC area", "below random by"],
                         [[k, c["auc_area"], c.get("auc_drop_vs_random")]
@@ -224,23 +238,37 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
                          for k, v in f["captum"].items()]), ""]
     if f["randomisation"]:
         lines += ["Cascading layer randomisation:", "", _links(stems["randomisation"]), "",
-                  table(["method", "layers randomised", "similarity", "passed"],
+                  table(["method", "layers randomised", "similarity", "after all layers",
+                         "seed-to-seed similarity", "degenerate", "passed"],
                         [[k, ", ".join(map(str, r["layers_randomised"])),
-                          ", ".join(fmt(s, 2) for s in r["similarity"]), _yes(r["passed"])]
+                          ", ".join(fmt(s, 2) for s in r["similarity"]), _iv(r.get("final")),
+                          _iv(r.get("seed_similarity")), _yes(r.get("degenerate")),
+                          _yes(r["passed"])]
                          for k, r in f["randomisation"].items()]), ""]
     p = model["physics"]
     strongest = sorted((r for r in p["associations"] if r["spearman"] is not None
-                        and np.isfinite(r["spearman"])),
+                        and np.isfinite(r["spearman"]) and r.get("exceeds_null", True)),
                        key=lambda r: -abs(r["spearman"]))[:12]
     lines += ["### Physics", ""]
     if p["truth_auc"]:
-        lines += [f"Truth AUC ({p['truth']}; target-class jets):", "",
-                  table(["method", "truth AUC"], [[k, v] for k, v in p["truth_auc"].items()]),
-                  ""]
-    lines += ["Strongest associations of per-jet relevance shares with observables:", "",
-              table(["method", "relevance share", "observable", "Spearman", "MI (nats)"],
+        per_jet = p.get("truth_auc_per_jet", {})
+        base = p.get("baselines", {})
+        lines += [f"Truth AUC ({p['truth']}; target-class jets), pooled over slots with its "
+                  "bootstrap interval, and the median [quartiles] over jets of the within-jet "
+                  "AUC; the model-free scores below use no model at all:", "",
+                  table(["method or model-free score", "pooled truth AUC", "per-jet AUC"],
+                        [[k, _iv(v), _quartiles(per_jet.get(k))]
+                         for k, v in p["truth_auc"].items()] +
+                        [[f"(no model) {k}", _iv(v["pooled"]), _quartiles(v["per_jet"])]
+                         for k, v in base.items()]), ""]
+    lines += ["Strongest associations of per-jet relevance shares with observables, among "
+              "those whose abs(rho) exceeds the uniform explanation's (equal relevance on every "
+              "filled slot) by more than 0.1:", "",
+              table(["method", "relevance share", "observable", "Spearman",
+                     "uniform explanation's Spearman", "MI (nats)"],
                     [[r["method"], r["aggregate"], r["observable"], r["spearman"],
-                      r["mutual_information"]] for r in strongest]), ""]
+                      r.get("null_spearman"), r["mutual_information"]] for r in strongest])
+              if strongest else "None exceeds the uniform explanation.", ""]
     if p.get("probes_r2"):
         stages = sorted({s for v in p["probes_r2"].values() for s in v})
         lines += ["Linear probes (cross-validated R^2 per stage):", "",
@@ -263,35 +291,17 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
 
 
 def summary(results: dict) -> str:
-    """The tables the guidelines quote: question x model -> method, and per model and method
-    the numbers behind the verdicts (summary.md, made from results.json only)."""
-    models = results["models"]
-    questions = list(next(iter(models.values()))["verdicts"]["use"])
-    lines = [f"Decision table (target {results['target']}, {results['n_jets']} jets; each "
-             "answer the best method by the number behind the question):", "",
-             table(["question", *models], [[q, *[m["verdicts"]["use"].get(q) or
-                                                 "none qualifies" for m in models.values()]]
-                                           for q in questions]), ""]
-    rows = []
-    for label, m in models.items():
-        boot, seeds = m["stability"]["bootstrap"], m["stability"]["seeds"]
-        scores = m["faithfulness"]["features"]["scores"]
-        rand, truth = m["faithfulness"]["randomisation"], m["physics"]["truth_auc"]
-        for method, v in m["verdicts"]["per_method"].items():
-            rows.append([label, method, fmt(v["mean_spearman_with_others"], 2),
-                         fmt(boot.get(method, {}).get("top5_unchanged"), 2),
-                         fmt(seeds.get(method, {}).get("mean_kendall"), 2),
-                         fmt(scores.get(method, {}).get("deletion"), 2),
-                         fmt(rand[method]["similarity"][-1], 2) if method in rand else "n/a",
-                         fmt(truth.get(method), 3),
-                         fmt(m["seconds_per_method"].get(method), 1)])
-    lines += ["Per model and method (mean Spearman with the other methods; bootstrap top-5 "
-              "unchanged; Kendall tau across seeds; deletion score, 0 random, 1 best; "
-              "similarity after every layer is randomised, pass < 0.5; truth AUC; seconds "
-              f"for {results['n_jets']} jets on the reference seed):", "",
-              table(["model", "method", "agreement", "boot. top-5", "seeds tau", "deletion",
-                     "randomised", "truth AUC", "s"], rows), ""]
-    return "\n".join(lines)
+    """The tables the guidelines quote: question x model -> the method that passes (with value
+    and interval) or none qualifies, and per model and method its verdicts (summary.md, made
+    from results.json only)."""
+    from servable.study.xai import findings
+
+    rows = [[label, method, *[V.verdict_text(v.get(c)) for c in V.CRITERIA],
+             fmt(m["seconds_per_method"].get(method), 1)]
+            for label, m in results["models"].items()
+            for method, v in m["verdicts"]["per_method"].items()]
+    return "\n".join([findings.findings(results), "Per model and method:", "",
+                      table(["model", "method", *V.CRITERIA.values(), "s"], rows), ""])
 
 
 def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]:
@@ -310,12 +320,17 @@ def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]
         f"faithfulness on {s['faithfulness_jets']} jets. Wall time "
         f"{seconds['total']:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()
                                                   if k != "total") + ".", "",
-        "Thresholds of the verdicts: agrees = mean Spearman with the other methods >= 0.5; "
-        "stable = the bootstrap top-5 set unchanged in >= 60% of pairs of resamples and not "
-        "changed between training seeds; faithful = deletion score >= 0.5 (halfway from a "
-        "random order to the greedy oracle); passes randomisation = Spearman with the "
-        "trained model's explanation < 0.5 once every layer is re-drawn; maps to physics = "
-        "per-track relevance picks the decay's tracks with AUC >= 0.6.", ""]
+        "Verdicts are three-valued: passes when the whole 95% interval clears the threshold, "
+        "fails when it lies wholly on the other side (or the explanation is degenerate), "
+        "inconclusive otherwise. Criteria: agrees = mean Spearman with the other methods "
+        f"> {V.AGREE} (interval over bootstrap resamples); stable = Kendall tau between "
+        f"training seeds, correlated groups collapsed, > {V.STABLE} (band over seed pairs); "
+        f"faithful = deletion score > {V.FAITHFUL} (0: the random orders' mean, 1: the best "
+        "order; order on one half of the jets, curve on the other); passes randomisation = "
+        "the similarity to the trained model's explanation once every layer is re-drawn "
+        "stays below the similarity between independently trained seeds (below "
+        f"{V.RANDOMISATION} without seeds); finds the decay tracks = pooled truth AUC above "
+        "the best model-free score on the same tracks.", ""]
     sections = [_model_section(label, m, figures, force) for label, m in
                 results["models"].items()]
     cross = results["cross_model"]
