@@ -169,8 +169,44 @@ def test_neutral_particles_have_no_track_and_charged_ones_have_errors(jets):
     assert np.all(charge[neutral] == 0) and np.all(np.abs(charge[filled & ~neutral]) == 1)
     for name in ("part_d0val", "part_d0err", "part_dzval", "part_dzerr"):
         assert np.all(part(jets, name)[neutral] == 0), name
-    errors = part(jets, "part_d0err")[filled & ~neutral]
-    assert errors.min() > 0.005 and np.median(errors) < 0.1  # mm: 10 um at high pT
+
+
+def test_impact_parameter_errors_are_the_delphes_card_tables(jets):
+    """ErrorD0/ErrorDZ of JetClass's card (TrackSmearing's D0/DZResolutionFormula, mm): one
+    table value per (|eta|, pT) bin, 0 below its first pT edge (0.1823 GeV)."""
+    charged = np.abs(part(jets, "part_charge")) > 0
+    px, py, pz = (part(jets, f"part_{c}") for c in ("px", "py", "pz"))
+    pt = np.hypot(px, py)
+    eta = np.arcsinh(pz / np.where(pt > 0, pt, 1))
+    d0err, dzerr = part(jets, "part_d0err"), part(jets, "part_dzerr")
+    # the card's last pT bin (> 134.713 GeV); the lookup uses the log-normally smeared pT, so
+    # the check keeps a margin on the pT edge
+    hard_barrel = charged & (pt > 400) & (np.abs(eta) < 0.85)
+    hard_endcap = charged & (pt > 400) & (np.abs(eta) > 1.45) & (np.abs(eta) < 2.45)
+    assert hard_barrel.sum() > 100 and hard_endcap.sum() > 5
+    np.testing.assert_allclose(d0err[hard_barrel], 0.0110, rtol=1e-6)
+    np.testing.assert_allclose(dzerr[hard_barrel], 0.0318, rtol=1e-6)
+    np.testing.assert_allclose(d0err[hard_endcap], 0.0137, rtol=1e-6)
+    np.testing.assert_allclose(dzerr[hard_endcap], 0.0850, rtol=1e-6)
+    soft = charged & (pt < 0.15)
+    assert soft.sum() > 0 and np.all(d0err[soft] == 0) and np.all(dzerr[soft] == 0)
+    # a step function: at most 3 eta bins x 34 pT bins values (and 0)
+    assert len(np.unique(d0err[charged])) <= 3 * 34 + 1
+    assert np.all(d0err[charged] <= 0.6970 + 1e-6) and np.all(dzerr[charged] <= 2.1717 + 1e-6)
+
+
+def test_long_lived_hadrons_decay_into_displaced_tracks(jets):
+    """Pythia's default decays (MG5's card): no K0S or Lambda reaches the calorimeter, and
+    their charged daughters are tracks with millimetre impact parameters."""
+    pdgid = np.abs(jets.extras["part_truth_pdgid"])
+    assert not np.isin(pdgid, (310, 3122)).any()
+    origin = jets.extras["part_truth_origin"]
+    charged = np.abs(part(jets, "part_charge")) > 0
+    far = charged & (np.abs(part(jets, "part_d0val")) > 1.0)
+    other = schema.TRUTH_ORIGINS.index("other_secondary")
+    assert far.sum() > 1000 and np.mean(origin[far] == other) > 0.5
+    primary = charged & (origin == schema.TRUTH_ORIGINS.index("primary"))
+    assert np.percentile(np.abs(part(jets, "part_d0val")[primary]), 95) < 0.1
 
 
 def test_provenance_records_seeds_settings_detector_and_timings(jetclass_file):
@@ -179,7 +215,8 @@ def test_provenance_records_seeds_settings_detector_and_timings(jetclass_file):
     assert len(prov["pythia_seeds"]) == 2 * 10 + 2  # Hqql runs its conjugate too
     assert len(set(prov["pythia_seeds"].values())) == len(prov["pythia_seeds"])
     detector = prov["settings"]["detector"]
-    assert detector["ecal_stochastic"] == 0.11 and detector["tracks"]["dxy_msc_um_gev"] == 90
+    assert detector["ecal_stochastic"] == 0.11 and detector["bz_tesla"] == 3.8
+    assert "ParticleDecays:limitTau0 = off" in prov["pythia_settings"]["QCD"]
     assert "25:onIfMatch = 5 -5" in prov["pythia_settings"]["Hbb"]
     assert "24:onNegIfAny = 1 2 3 4 5" in prov["pythia_settings_conjugate"]["Hqql"]
     assert all(prov["per_class"][c]["jets_per_second_per_core"] > 0 for c in CLASSES)
