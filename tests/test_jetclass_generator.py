@@ -179,16 +179,17 @@ def test_impact_parameter_errors_are_the_delphes_card_tables(jets):
     pt = np.hypot(px, py)
     eta = np.arcsinh(pz / np.where(pt > 0, pt, 1))
     d0err, dzerr = part(jets, "part_d0err"), part(jets, "part_dzerr")
-    # the card's last pT bin (> 134.713 GeV); the lookup uses the log-normally smeared pT, so
-    # the check keeps a margin on the pT edge
-    hard_barrel = charged & (pt > 400) & (np.abs(eta) < 0.85)
-    hard_endcap = charged & (pt > 400) & (np.abs(eta) > 1.45) & (np.abs(eta) < 2.45)
-    assert hard_barrel.sum() > 100 and hard_endcap.sum() > 5
-    np.testing.assert_allclose(d0err[hard_barrel], 0.0110, rtol=1e-6)
-    np.testing.assert_allclose(dzerr[hard_barrel], 0.0318, rtol=1e-6)
-    np.testing.assert_allclose(d0err[hard_endcap], 0.0137, rtol=1e-6)
-    np.testing.assert_allclose(dzerr[hard_endcap], 0.0850, rtol=1e-6)
-    soft = charged & (pt < 0.15)
+    # the card's last pT bin (> 134.713 GeV); the lookup uses MomentumSmearing's log-normal pT
+    # (relative width 0.06 (+) 0.0013 pT in the barrel), which moves a few hard tracks down
+    hard_barrel = charged & (pt > 200) & (np.abs(eta) < 0.85)
+    hard_endcap = charged & (pt > 200) & (np.abs(eta) > 1.45) & (np.abs(eta) < 2.45)
+    assert hard_barrel.sum() > 100 and hard_endcap.sum() > 10
+    for sel, d0_mm, dz_mm in ((hard_barrel, 0.0110, 0.0318), (hard_endcap, 0.0137, 0.0850)):
+        assert np.mean(np.isclose(d0err[sel], d0_mm, rtol=1e-6, atol=0)) > 0.8
+        assert np.mean(np.isclose(dzerr[sel], dz_mm, rtol=1e-6, atol=0)) > 0.8
+    # below the first pT edge the formulas give 0 (with 6% pT smearing, 0.13 GeV never
+    # reaches 0.1823)
+    soft = charged & (pt < 0.13) & (np.abs(eta) < 0.45)
     assert soft.sum() > 0 and np.all(d0err[soft] == 0) and np.all(dzerr[soft] == 0)
     # a step function: at most 3 eta bins x 34 pT bins values (and 0)
     assert len(np.unique(d0err[charged])) <= 3 * 34 + 1
@@ -205,8 +206,12 @@ def test_long_lived_hadrons_decay_into_displaced_tracks(jets):
     far = charged & (np.abs(part(jets, "part_d0val")) > 1.0)
     other = schema.TRUTH_ORIGINS.index("other_secondary")
     assert far.sum() > 1000 and np.mean(origin[far] == other) > 0.5
+    # primary tracks start at the origin: d0 / d0err is a standard normal, whose |.| has
+    # median 0.674
     primary = charged & (origin == schema.TRUTH_ORIGINS.index("primary"))
-    assert np.percentile(np.abs(part(jets, "part_d0val")[primary]), 95) < 0.1
+    err = part(jets, "part_d0err")[primary]
+    pull = np.abs(part(jets, "part_d0val")[primary][err > 0]) / err[err > 0]
+    assert 0.64 < np.median(pull) < 0.71
 
 
 def test_provenance_records_seeds_settings_detector_and_timings(jetclass_file):
@@ -275,3 +280,17 @@ def test_cli_refuses_an_existing_output_without_force(tmp_path):
     r = run_cli("data", "generate", "--dataset", "jetclass", "--jets-per-class", 1, "-o", out)
     assert_user_error(r, "exists", "--force")
     assert out.read_bytes() == b"keep"
+
+
+def test_compare_reads_jetclass_root_files(jetclass_file, tmp_path):
+    """`servable data compare` takes JetClass ROOT files: a file against itself has every
+    distance 0, the impact parameters among the particle features."""
+    import json
+
+    out = tmp_path / "cmp"
+    r = run_cli("data", "compare", jetclass_file, jetclass_file, "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["feature"]: row for row in json.loads(r.stdout)}
+    for name in ("part_d0val", "part_d0err", "part_dzval", "part_dzerr", "jet_sdmass"):
+        assert rows[name]["n_a"] == rows[name]["n_b"] > 1000 and rows[name]["ks"] == 0, name
+    assert (out / "compare_tracks.png").stat().st_size > 1000
