@@ -1,8 +1,9 @@
 """Tracks as the Delphes CMS card of JetClass measures them: helix impact parameters, IP tables.
 
 JetClass (jet-universe/jetclass_generation, `delphes_card.tcl`; Delphes from MG5_aMC 3.1.1, its
-modules read here as released in Delphes 3.5.0) runs `ParticlePropagator` (Bz = 3.8 T inside a cylinder of radius 1.29 m and half-length 3 m),
-the tracking efficiencies, `MomentumSmearing` and then `TrackSmearing` with
+modules read here as released in Delphes 3.5.0) runs `ParticlePropagator` (Bz = 3.8 T inside
+a cylinder of radius 1.29 m and half-length 3 m), the tracking efficiencies,
+`MomentumSmearing` and then `TrackSmearing` with
 `PResolutionFormula`, `CtgThetaResolutionFormula`, `PhiResolutionFormula` all 0 and binned
 `D0ResolutionFormula` / `DZResolutionFormula` tables (arXiv:1405.6569 fig. 15). Read in
 Delphes' sources, that gives:
