@@ -169,8 +169,49 @@ def test_neutral_particles_have_no_track_and_charged_ones_have_errors(jets):
     assert np.all(charge[neutral] == 0) and np.all(np.abs(charge[filled & ~neutral]) == 1)
     for name in ("part_d0val", "part_d0err", "part_dzval", "part_dzerr"):
         assert np.all(part(jets, name)[neutral] == 0), name
-    errors = part(jets, "part_d0err")[filled & ~neutral]
-    assert errors.min() > 0.005 and np.median(errors) < 0.1  # mm: 10 um at high pT
+
+
+def test_impact_parameter_errors_are_the_delphes_card_tables(jets):
+    """ErrorD0/ErrorDZ of JetClass's card (TrackSmearing's D0/DZResolutionFormula, mm): one
+    table value per (|eta|, pT) bin, 0 below its first pT edge (0.1823 GeV)."""
+    charged = np.abs(part(jets, "part_charge")) > 0
+    px, py, pz = (part(jets, f"part_{c}") for c in ("px", "py", "pz"))
+    pt = np.hypot(px, py)
+    eta = np.arcsinh(pz / np.where(pt > 0, pt, 1))
+    d0err, dzerr = part(jets, "part_d0err"), part(jets, "part_dzerr")
+    # the card's last pT bin (> 134.713 GeV); the lookup uses MomentumSmearing's log-normal pT
+    # (relative width 0.06 (+) 0.0013 pT in the barrel), which moves a few hard tracks down
+    hard_barrel = charged & (pt > 200) & (np.abs(eta) < 0.85)
+    hard_endcap = charged & (pt > 200) & (np.abs(eta) > 1.45) & (np.abs(eta) < 2.45)
+    assert hard_barrel.sum() > 100 and hard_endcap.sum() > 10
+    for sel, d0_mm, dz_mm in ((hard_barrel, 0.0110, 0.0318), (hard_endcap, 0.0137, 0.0850)):
+        assert np.mean(np.isclose(d0err[sel], d0_mm, rtol=1e-6, atol=0)) > 0.8
+        assert np.mean(np.isclose(dzerr[sel], dz_mm, rtol=1e-6, atol=0)) > 0.8
+    # below the first pT edge the formulas give 0 (with 6% pT smearing, 0.13 GeV never
+    # reaches 0.1823)
+    soft = charged & (pt < 0.13) & (np.abs(eta) < 0.45)
+    assert soft.sum() > 0 and np.all(d0err[soft] == 0) and np.all(dzerr[soft] == 0)
+    # a step function: at most 3 eta bins x 34 pT bins values (and 0)
+    assert len(np.unique(d0err[charged])) <= 3 * 34 + 1
+    assert np.all(d0err[charged] <= 0.6970 + 1e-6) and np.all(dzerr[charged] <= 2.1717 + 1e-6)
+
+
+def test_long_lived_hadrons_decay_into_displaced_tracks(jets):
+    """Pythia's default decays (MG5's card): no K0S or Lambda reaches the calorimeter, and
+    their charged daughters are tracks with millimetre impact parameters."""
+    pdgid = np.abs(jets.extras["part_truth_pdgid"])
+    assert not np.isin(pdgid, (310, 3122)).any()
+    origin = jets.extras["part_truth_origin"]
+    charged = np.abs(part(jets, "part_charge")) > 0
+    far = charged & (np.abs(part(jets, "part_d0val")) > 1.0)
+    other = schema.TRUTH_ORIGINS.index("other_secondary")
+    assert far.sum() > 1000 and np.mean(origin[far] == other) > 0.5
+    # primary tracks start at the origin: d0 / d0err is a standard normal, whose |.| has
+    # median 0.674
+    primary = charged & (origin == schema.TRUTH_ORIGINS.index("primary"))
+    err = part(jets, "part_d0err")[primary]
+    pull = np.abs(part(jets, "part_d0val")[primary][err > 0]) / err[err > 0]
+    assert 0.64 < np.median(pull) < 0.71
 
 
 def test_provenance_records_seeds_settings_detector_and_timings(jetclass_file):
@@ -179,7 +220,8 @@ def test_provenance_records_seeds_settings_detector_and_timings(jetclass_file):
     assert len(prov["pythia_seeds"]) == 2 * 10 + 2  # Hqql runs its conjugate too
     assert len(set(prov["pythia_seeds"].values())) == len(prov["pythia_seeds"])
     detector = prov["settings"]["detector"]
-    assert detector["ecal_stochastic"] == 0.11 and detector["tracks"]["dxy_msc_um_gev"] == 90
+    assert detector["ecal_stochastic"] == 0.11 and detector["bz_tesla"] == 3.8
+    assert "ParticleDecays:limitTau0 = off" in prov["pythia_settings"]["QCD"]
     assert "25:onIfMatch = 5 -5" in prov["pythia_settings"]["Hbb"]
     assert "24:onNegIfAny = 1 2 3 4 5" in prov["pythia_settings_conjugate"]["Hqql"]
     assert all(prov["per_class"][c]["jets_per_second_per_core"] > 0 for c in CLASSES)
@@ -239,3 +281,17 @@ def test_cli_refuses_an_existing_output_without_force(tmp_path):
     r = run_cli("data", "generate", "--dataset", "jetclass", "--jets-per-class", 1, "-o", out)
     assert_user_error(r, "exists", "--force")
     assert out.read_bytes() == b"keep"
+
+
+def test_compare_reads_jetclass_root_files(jetclass_file, tmp_path):
+    """`servable data compare` takes JetClass ROOT files: a file against itself has every
+    distance 0, the impact parameters among the particle features."""
+    import json
+
+    out = tmp_path / "cmp"
+    r = run_cli("data", "compare", jetclass_file, jetclass_file, "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["feature"]: row for row in json.loads(r.stdout)}
+    for name in ("part_d0val", "part_d0err", "part_dzval", "part_dzerr", "jet_sdmass"):
+        assert rows[name]["n_a"] == rows[name]["n_b"] > 1000 and rows[name]["ks"] == 0, name
+    assert (out / "compare_tracks.png").stat().st_size > 1000

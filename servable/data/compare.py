@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.data.h5io import JetFile
+from servable.data.io import open_jets
 from servable.data.summary import _groups
 from servable.figures import figure, save
 from servable.files import output_dir
@@ -21,7 +21,7 @@ MAX_VALUES = 200_000  # per feature and file: a seeded subsample beyond this
 
 def _collect(path, chunk_size: int = 20_000) -> dict[str, dict[str, np.ndarray]]:
     out: dict[str, dict[str, list]] = {}
-    with JetFile(path) as f:
+    with open_jets(path) as f:
         for start in range(0, len(f), chunk_size):
             for group, _, names, values in _groups(f.read(start, start + chunk_size)):
                 g = out.setdefault(group, {})

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from servable.data import events, jetclass_truth, pool, schema
+from servable.data.detector import ResolutionModel
 from servable.data.features import delta_phi, eta_phi
 from servable.data.jetbuild import (
     _np,
@@ -100,13 +101,19 @@ class JetClassSettings:
     events_per_batch: int = 50
     softdrop_beta: float = 0.0
     softdrop_zcut: float = 0.1
+    # JetClass's Pythia ran with MG5_aMC's default card, which keeps Pythia's default
+    # ParticleDecays:limitTau0 = off: K0S, Lambda, Sigma, Xi, Omega decay (their charged
+    # daughters are displaced tracks in Delphes); pi+-, K+-, K0L, n stay stable. A number
+    # (mm) sets limitTau0 = on with that tau0Max (the CMS generator's 10 mm keeps V0s stable).
+    tau0_max_mm: float | None = None
     detector: ParticleFlowModel = field(default_factory=ParticleFlowModel)
 
     def pythia_settings(self, name: str, seed: int, conjugate: bool = False) -> list[str]:
         """Pythia's configuration for class `name` (its conjugate configuration if asked)."""
         process = PROCESSES[name]
         return [
-            *pool.common_settings(self.ecm_gev, seed, self.multiparton_interactions),
+            *pool.common_settings(self.ecm_gev, seed, self.multiparton_interactions,
+                                  self.tau0_max_mm),
             "PhaseSpace:pTHatMin = "
             f"{self.pthat_min_with_neutrino if process.neutrino else self.pthat_min}",
             f"PhaseSpace:pTHatMax = {self.pthat_max}",
@@ -229,7 +236,7 @@ def _particle_truth(t, gen, jet_res, res, settings: JetClassSettings) -> dict[st
     g = gen[filled]
     first_b, first_heavy = events.ancestry(t, g)
     origin = np.full(gen.shape, -1)
-    origin[filled] = events.track_origin(t, g, first_b, first_heavy, settings.detector.tracks,
+    origin[filled] = events.track_origin(t, g, first_b, first_heavy, ResolutionModel(),
                                          settings.detector.prompt_um)
     product = np.full(gen.shape, -1)
     if len(res.get("index", ())):

@@ -4,13 +4,15 @@ JetClass was made with Delphes (CMS card of jet-universe/jetclass_generation); t
 its structure with Pythia's final-state particles as input and every parameter in
 `ParticleFlowModel` (written into each file):
 
-* **tracks**: charged particles with pT > 0.1 GeV and |eta| < 2.5 are tracked with the
-  Delphes card's efficiencies (per species, barrel / endcap, pT bins). Tracked particles keep
-  their identity (charged hadron, electron or muon flag, charge); their momentum and impact
-  parameters are measured with the CMS generator's track model (`servable.data.features.
-  measure_tracks` with `servable.data.detector.ResolutionModel`: straight tracks from the true
-  production point, pion mass for hadrons), w.r.t. the true primary vertex at the origin as
-  Delphes' TrackSmearing does (beam spot at 0, no pileup).
+* **tracks**: charged final-state particles with pT > 0.1 GeV and |eta| < 2.5 are tracked with
+  the Delphes card's efficiencies (per species, barrel / endcap, pT bins). Tracked particles
+  keep their identity (charged hadron, electron or muon flag, charge) and are measured as the
+  card's `ParticlePropagator` + `TrackSmearing` do (`servable.data.delphes_tracks`): true
+  momentum at the point of closest approach with the generator mass, impact parameters of the
+  true helix in 3.8 T from the production point (beam spot at the origin, no pileup) smeared
+  with the card's binned d0/dz resolution tables, which are also the stored errors.
+* **volume**: particles produced outside the tracker cylinder (radius 1.29 m, half-length
+  3 m) are dropped, as `ParticlePropagator` drops them.
 * **calorimeters**: photons and electrons that are not tracked deposit in the ECAL, every other
   visible particle that is not tracked (neutral hadrons, charged hadrons lost by the tracker)
   in the HCAL; muons that are not tracked are lost. Deposits in the same cell (a regular
@@ -23,23 +25,19 @@ its structure with Pythia's final-state particles as input and every parameter i
 
 `reconstruct` turns a flat event table (`servable.data.events`) into a flat table of
 candidates with their event, four-momentum, charge, flags, impact parameters (mm, Delphes
-conventions) and the generator particle each one comes from (for a cell: the most energetic
-deposit).
+conventions; 0 for calorimeter candidates) and the generator particle each one comes from
+(for a cell: the most energetic deposit).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from servable.data import detector
-from servable.data.detector import ResolutionModel
-from servable.data.features import ParticleBatch, delta_phi, eta_phi, measure_tracks
+from servable.data import delphes_tracks
+from servable.data.features import delta_phi, eta_phi
 
-CM_TO_MM = 10.0
-PION_MASS = 0.13957
-_LEPTON_MASS = {11: 0.000511, 13: 0.10566}
 _NEUTRINOS = (12, 14, 16)
 # candidate kinds, in the order of the particle-ID flags of the JetClass layout
 CHARGED_HADRON, NEUTRAL_HADRON, PHOTON, ELECTRON, MUON = range(5)
@@ -56,7 +54,12 @@ class ParticleFlowModel:
     terms, without its eta dependence).
     """
 
-    tracks: ResolutionModel = field(default_factory=ResolutionModel)
+    # the track model: Delphes' ParticlePropagator + TrackSmearing of the card (fixed tables,
+    # `servable.data.delphes_tracks`); recorded by name and field
+    track_model: str = "JetClass delphes_card.tcl: ParticlePropagator + TrackSmearing"
+    bz_tesla: float = delphes_tracks.BZ_TESLA
+    tracker_radius_m: float = delphes_tracks.RADIUS_M
+    tracker_half_length_m: float = delphes_tracks.HALF_LENGTH_M
     track_min_pt: float = 0.1
     track_max_abs_eta: float = 2.5
     barrel_max_abs_eta: float = 1.5
@@ -102,26 +105,11 @@ def tracking_efficiency(model: ParticleFlowModel, absid, pt, eta) -> np.ndarray:
     return np.where(inside, eff, 0.0)
 
 
-def _measure(t, idx, model: ParticleFlowModel, rng) -> dict[str, np.ndarray]:
-    """Measured momenta and impact parameters (mm) of the tracked particles `idx`."""
-    n = len(idx)
-    absid = np.abs(t["id"][idx])
-    p = np.stack([t["px"][idx], t["py"][idx], t["pz"][idx]], -1)[:, None, :]
-    mass = np.select([absid == 11, absid == 13], [_LEPTON_MASS[11], _LEPTON_MASS[13]],
-                     PION_MASS)[:, None]
-    vertex = np.stack([t["vx"][idx], t["vy"][idx], t["vz"][idx]], -1)[:, None, :]
-    batch = ParticleBatch(p=p, mass=mass, vertex=vertex, own_pv=np.zeros_like(vertex),
-                          mask=np.ones((n, 1), bool), jet_p=p[:, 0], jet_e=np.zeros(n),
-                          subjets=np.zeros((n, 2, 3)), tau_axes=np.zeros((n, 2, 3)))
-    trk, _, _ = measure_tracks(batch, rng, model.tracks, np.zeros((n, 3)))
-    pt = np.hypot(p[:, 0, 0], p[:, 0, 1])
-    ptot = np.linalg.norm(p[:, 0], axis=-1)
-    sigma = detector.resolutions(model.tracks, pt, ptot, pt / ptot)
-    cos_lambda = pt / ptot
-    # Delphes' d0 = (x py - y px) / pT at the point of closest approach: minus CMS's dxy
-    return {"p": trk.p[:, 0], "e": trk.e[:, 0], "d0": -trk.dxy[:, 0] * CM_TO_MM,
-            "d0err": sigma[3] * CM_TO_MM, "dz": trk.dz[:, 0] * CM_TO_MM,
-            "dzerr": sigma[4] / cos_lambda * CM_TO_MM}
+def _measure(t, idx, rng) -> dict[str, np.ndarray]:
+    """Momenta and impact parameters (mm) of the tracked particles `idx`, as Delphes' card."""
+    return delphes_tracks.measure(t["px"][idx], t["py"][idx], t["pz"][idx], t["e"][idx],
+                                  t["charge"][idx], np.abs(t["id"][idx]), t["vx"][idx],
+                                  t["vy"][idx], t["vz"][idx], rng)
 
 
 def _cells(t, idx, ecal: np.ndarray, model: ParticleFlowModel, rng) -> dict[str, np.ndarray]:
@@ -170,14 +158,16 @@ def reconstruct(t: dict, model: ParticleFlowModel, rng: np.random.Generator) -> 
     (`event`, `px`, `py`, `pz`, `e`, `charge`, `kind`, `d0`, `d0err`, `dz`, `dzerr`, `gen`:
     the generator particle behind the candidate)."""
     absid = np.abs(t["id"])
-    fs = np.flatnonzero((t["status"] > 0) & ~np.isin(absid, _NEUTRINOS))
+    kept = delphes_tracks.inside_tracker(t["vx"], t["vy"], t["vz"]) & (
+        np.hypot(t["px"], t["py"]) > 0)  # ParticlePropagator drops the others
+    fs = np.flatnonzero((t["status"] > 0) & ~np.isin(absid, _NEUTRINOS) & kept)
     a = absid[fs]
     pt = np.hypot(t["px"][fs], t["py"][fs])
     eta, _ = eta_phi(t["px"][fs], t["py"][fs], t["pz"][fs])
     charged = t["charge"][fs] != 0
     tracked = charged & (rng.random(len(fs)) < tracking_efficiency(model, a, pt, eta))
     trk_idx = fs[tracked]
-    trk = _measure(t, trk_idx, model, rng)
+    trk = _measure(t, trk_idx, rng)
     deposit = ~tracked & (a != 13) & (np.abs(eta) < model.calo_max_abs_eta)
     calo_idx = fs[deposit]
     cells = _cells(t, calo_idx, np.isin(a[deposit], (11, 22)), model, rng)

@@ -27,16 +27,19 @@ def pythia_seed(seed: int, worker: int, stream: int, streams: int = 2, offset: i
     return (seed * 7919 + worker * streams + stream + offset) % PYTHIA_SEED_RANGE + 1
 
 
-def common_settings(ecm_gev: float, seed: int, mpi: bool) -> list[str]:
-    """The Pythia 8 lines every generator's processes share: beam energy, the seed, long-lived
-    hadrons kept stable (K0S, Lambda; b and c hadrons decay), multiparton interactions, quiet
-    output. The seed is the third line."""
+def common_settings(ecm_gev: float, seed: int, mpi: bool,
+                    tau0_max_mm: float | None = 10.0) -> list[str]:
+    """The Pythia 8 lines every generator's processes share: beam energy, the seed, which
+    hadrons decay (with `tau0_max_mm`, those of longer c*tau stay stable: 10 mm keeps K0S and
+    Lambda, b and c hadrons decay; None: Pythia's default, every unstable hadron decays),
+    multiparton interactions, quiet output. The seed is the third line."""
+    decays = (["ParticleDecays:limitTau0 = off"] if tau0_max_mm is None else
+              ["ParticleDecays:limitTau0 = on", f"ParticleDecays:tau0Max = {tau0_max_mm:g}"])
     return [
         f"Beams:eCM = {ecm_gev}",
         "Random:setSeed = on",
         f"Random:seed = {seed}",
-        "ParticleDecays:limitTau0 = on",
-        "ParticleDecays:tau0Max = 10",
+        *decays,
         f"PartonLevel:MPI = {'on' if mpi else 'off'}",
         "Print:quiet = on",
     ]
