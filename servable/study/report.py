@@ -12,7 +12,7 @@ import numpy as np
 
 from servable.files import output_dir, write_bytes, write_json
 from servable.study import paper, plots
-from servable.study.verdicts import saturation_batch, verdict
+from servable.study.verdicts import verdict
 
 PARTS = {"trained": "IN trained here", "published": "published checkpoints"}
 
@@ -48,7 +48,8 @@ def finding_block(key: str, results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure_links(stems: list[str]) -> str:
+def figure_links(stems: list[str]) -> str:
+    """Markdown image links to each figure's PNG, with its PDF beside it."""
     return " ".join(f"![{Path(s).name}]({s}.png) ([PDF]({s}.pdf))" for s in stems)
 
 
@@ -116,12 +117,12 @@ def write_ablation(result: dict, out: Path, force: bool = False) -> list[Path]:
             f": {', '.join(result['dropped'])}."
             + (f" Kept {', '.join(result['kept_to_fill_a_group'])} so that no input group is "
                "empty." if result["kept_to_fill_a_group"] else ""), "",
-            "## Figure 5: AUC lost per masked feature", "", _figure_links(stems["figure5"]), "",
+            "## Figure 5: AUC lost per masked feature", "", figure_links(stems["figure5"]), "",
             "## Table 9: cumulative masking", "",
             table(TABLE9_HEADER, table9_rows(result, False)), "",
-            _figure_links(stems["table9"]), "", "## Table 10: retrained models", "",
+            figure_links(stems["table9"]), "", "## Table 10: retrained models", "",
             table(TABLE10_HEADER, table10_rows(result)), "",
-            "## Figure 9: NAP diagrams", "", _figure_links(stems["figure9"]), ""]
+            "## Figure 9: NAP diagrams", "", figure_links(stems["figure9"]), ""]
     return [write_json(out / "ablation.json", result, force=force),
             write_bytes(out / "ablation.md", "\n".join(text).encode(), force=force)]
 
@@ -149,137 +150,6 @@ def _settings_block(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _table4(results: dict) -> str:
-    t = results["trained"]["table4"]
-    p4 = {k: paper.TABLE4[k].value for k in ("accuracy", "roc_auc")}
-    ref = t.get("reference", {})
-
-    def tail(key):
-        r = ref.get(key)
-        return "-" if r is None else f"{100 * r['p_value_one_sided']:.2f}% (z = {r['z']:.2f})"
-
-    rows = [[f"{len(t['accuracy']['values'])} seeds (test jets)",
-             f"{t['accuracy']['mean']:.4f} +- {t['accuracy']['std']:.4f}",
-             f"{t['roc_auc']['mean']:.4f} +- {t['roc_auc']['std']:.4f}", "-", "-"]]
-    if ref:
-        rows.append([f"reference: {ref['source']}",
-                     fmt(ref["accuracy"]["value"]) if "accuracy" in ref else "-",
-                     fmt(ref["roc_auc"]["value"]), tail("accuracy"), tail("roc_auc")])
-    rows += [["paper: IN, 10 trainings", f"{p4['accuracy']['mean']:.4f} +- "
-              f"{p4['accuracy']['std']:.4f}", f"{p4['roc_auc']['mean']:.4f} +- "
-              f"{p4['roc_auc']['std']:.4f}", "-", "-"],
-             ["paper: original model", p4["accuracy"]["original"], p4["roc_auc"]["original"],
-              f"{100 * p4['accuracy']['p_value']:.2f}%",
-              f"{100 * p4['roc_auc']['p_value']:.2f}%"]]
-    per_seed = ", ".join(f"{r['seed']}: {r['roc_auc']:.4f} ({r['epochs']} epochs, best "
-                         f"{r['best_epoch']}, "
-                         f"{'early stopping' if r['stopped_early'] else 'the cap'})"
-                         for r in t["runs"])
-    lo, hi = paper.PAPER_EPOCHS.value
-    return "\n".join([
-        "## Table 4: accuracy and AUC over random seeds", "",
-        table(["", "accuracy", "AUC", "p-value accuracy", "p-value AUC"], rows), "",
-        f"Paper: {paper.TABLE4['roc_auc'].source}. Per seed: test AUC (epochs run, best "
-        f"epoch, what ended training): {per_seed}. The paper's trainings ran {lo}-{hi} epochs "
-        f"with early stopping after {paper.PATIENCE.value} ({paper.PAPER_EPOCHS.source}).", "",
-        finding_block("table4", results)])
-
-
-def _table5(results: dict) -> str:
-    t = results["trained"]["table5"]
-    names = {"random": "random jets (seed run 1)", "files": "random files",
-             "kfold": "k-fold by file (mean of the folds)"}
-    rows = []
-    for k, v in t.items():
-        p = paper.TABLE5[k].value
-        rows.append([names[k], f"{v['epochs']:g}", v["accuracy"], v["roc_auc"],
-                     str(p["epochs"]), p["accuracy"], p["roc_auc"]])
-    folds = t["kfold"]["folds"]
-    held_out = ", ".join(t["files"].get("validation_files", []))
-    fold_aucs = ", ".join(f"{f['roc_auc']:.4f}" for f in folds)
-    return "\n".join([
-        "## Table 5: three ways to split the training data", "",
-        table(["split", "epochs", "accuracy", "AUC", "paper epochs", "paper accuracy",
-               "paper AUC"], rows), "",
-        f"Three different trainings: random files validates on {held_out} (split seed "
-        f"{t['files'].get('split_seed', '-')}, the first from 42 whose files are no k-fold "
-        f"fold); the k-fold row averages {len(folds)} trainings, one per fold (AUC "
-        f"{fold_aucs}). Paper: {paper.TABLE5['kfold'].source}.", "",
-        finding_block("table5", results)])
-
-
-def _table8(results: dict) -> str:
-    rows = []
-    for part, label in PARTS.items():
-        if results.get(part) is None:
-            continue
-        report = results[part]["table8"]
-        for name, r in report["runtimes"].items():
-            p = paper.TABLE8.get(name, {})
-            rows.append([label, name, r["accuracy"], r["roc_auc"], f"{r['max_abs_dp']:.1e}",
-                         f"{r['fidelity']:.7f}", f"{r['ms_per_batch_1']:.2f}",
-                         f"{r['ms_per_batch_128']:.2f}", fmt(p["accuracy"].value),
-                         fmt(p["roc_auc"].value), fmt(p["ms_per_batch_1"].value, 2),
-                         fmt(p["ms_per_batch_128"].value, 2)])
-        for name, why in report["skipped"].items():
-            p = paper.TABLE8.get(name)
-            rows.append([label, name, f"not available: {why.splitlines()[0]}", *["-"] * 5,
-                         *([fmt(p[k].value, 2 if k.startswith("ms") else 4) for k in (
-                             "accuracy", "roc_auc", "ms_per_batch_1", "ms_per_batch_128")]
-                           if p else ["-"] * 4)])
-    apptainer = [[name, *v] for name, v in paper.TABLE8_APPTAINER.value.items()]
-    return "\n".join([
-        "## Table 8: runtimes (PyTorch, ONNX Runtime, TensorRT)", "",
-        "Ours on this machine's CPU (time per batch: median of the throughput repeats); no "
-        "GPU was lent to this run, so TensorRT could not run. The paper's on ThetaGPU "
-        f"({paper.TABLE8['torch']['accuracy'].source}: 10k jets at batch 1, 1.8 M at batch "
-        "128; its accuracy and AUC are the batch-128 rows).", "",
-        table(["model", "runtime", "accuracy", "AUC", "max abs dp", "fidelity",
-               "ms/batch 1", "ms/batch 128", "paper accuracy", "paper AUC",
-               "paper ms/batch 1", "paper ms/batch 128"], rows), "",
-        f"Paper, inside Apptainer at batch 128 ({paper.TABLE8_APPTAINER.source}):", "",
-        table(["runtime", "accuracy", "ms/batch 128", "AUC"], apptainer), "",
-        finding_block("table8", results)])
-
-
-def _figure4(results: dict, figures: Path, force: bool) -> str:
-    from servable.bundle.bench import plot_throughput
-
-    stems, rows = [], []
-    for part, label in PARTS.items():
-        if results.get(part) is None:
-            continue
-        scan = results[part]["figure4"]
-        stem = f"{part}_figure4_throughput"
-        for suffix in (".png", ".pdf"):
-            plot_throughput({**scan, "runtimes": {k: {int(b): v for b, v in per.items()}
-                                                  for k, per in scan["runtimes"].items()}},
-                            figures / f"{stem}{suffix}", force=force)
-        stems.append(f"{figures.name}/{stem}")
-        for name, per in scan["runtimes"].items():
-            medians = {int(b): float(np.median(v)) for b, v in per.items()}
-            sat = saturation_batch(medians)
-            rows.append([label, name, *(f"{medians[b]:.0f}" for b in sorted(medians)),
-                         str(sat) if sat is not None else "not reached"])
-        sizes = sorted(scan["runtimes"][next(iter(scan["runtimes"]))], key=int)
-    medians = paper.FIGURE4_MEDIANS.value
-    sat = paper.FIGURE4_SATURATION.value
-    return "\n".join([
-        "## Figure 4: throughput against batch size", "", _figure_links(stems), "",
-        "Median jets/s on this machine's CPU (no GPU was lent to this run: TensorRT and the "
-        "paper's GPU scan were not measured), and the saturation batch of the criterion "
-        "below.", "",
-        table(["model", "runtime", *(f"batch {b}" for b in sizes), "saturation batch"],
-              rows), "",
-        f"Paper ({paper.FIGURE4_SATURATION.source}): GPU use saturates from batch "
-        f"{sat['saturates_from_batch']}, throughput peaks at about {sat['peak_jets_per_s']} "
-        f"jets/s at batch {sat['peak_batch']} (TensorRT, A100). Its medians "
-        f"({paper.FIGURE4_MEDIANS.source}), jets/s: " + ", ".join(
-            f"{b}: {v}" for b, v in medians.items()) + f"; saturation batch by our criterion "
-        f"{saturation_batch(medians)}.", "",
-        finding_block("figure4", results)])
-
-
 def _figure5(results: dict, stems: dict) -> str:
     ref = paper.FIGURE5_DAUC_PERCENT.value
     names = list(ref)
@@ -295,7 +165,7 @@ def _figure5(results: dict, stems: dict) -> str:
     rows = [[n, *(f"{100 * d[n]:.2f}" if n in d else "-" for _, d in cols),
              f"{ref[n]:.1f}" if n in ref else "-"] for n in names]
     return "\n".join([
-        "## Figure 5: AUC lost when one feature is masked (zero)", "", _figure_links(links), "",
+        "## Figure 5: AUC lost when one feature is masked (zero)", "", figure_links(links), "",
         table(["feature", *(f"{label} dAUC %" for label, _ in cols), "paper dAUC %"], rows), "",
         f"Paper values: {paper.FIGURE5_DAUC_PERCENT.source}; its baseline AUC "
         f"{paper.BASELINE_AUC.value} on CMS data.", "", finding_block("figure5", results)])
@@ -308,7 +178,7 @@ def _table9(results: dict, stems: dict) -> str:
             continue
         header = TABLE9_HEADER + ["paper masked", "paper AUC", "paper fidelity"]
         out += [f"{label}:", "", table(header, table9_rows(results[part]["explain"], True)), "",
-                _figure_links(stems[part]["table9"]), ""]
+                figure_links(stems[part]["table9"]), ""]
     out += [f"Paper: {paper.TABLE9.source}.", "", finding_block("table9", results)]
     return "\n".join(out)
 
@@ -331,7 +201,7 @@ def _figure6(results: dict, figures: Path, force: bool) -> str:
     return "\n".join([
         "## Figure 6: LRP relevance per feature and per slot, per class", "",
         "LRP-gamma (gamma = 2, as the paper's notebook), each class's jets explained as their "
-        "class; shares of |relevance| per jet, averaged.", "", _figure_links(links), "",
+        "class; shares of |relevance| per jet, averaged.", "", figure_links(links), "",
         table(["", "SV share QCD", "SV share H->bb", "tracks 1-5 / 6-10 QCD",
                "tracks 1-5 / 6-10 H->bb"], rows), "",
         f"Paper SV shares: {paper.FIGURE6_SV_SHARE.source}.", "",
@@ -350,7 +220,7 @@ def _figure7(results: dict, figures: Path, force: bool) -> str:
     return "\n".join([
         "## Figure 7: sv_ptrel against sv_pt and sv_erel; track_quality per class", "",
         "The test jets (data only: the same for both parts).", "",
-        _figure_links([f"{figures.name}/figure7_correlations"]), "",
+        figure_links([f"{figures.name}/figure7_correlations"]), "",
         table(["quantity", "Spearman", "Pearson", "paper"], rows), "",
         f"Paper: {paper.FIGURE7_CORRELATION.source} (correlation coefficient 0.85 of sv_ptrel "
         "and of sv_erel with sv_pt).", "",
@@ -367,7 +237,7 @@ def _figure8(results: dict, stems: dict) -> str:
         links += stems[part]["figure8"]
     base = paper.FIGURE8_SPARSITY.value
     rows.append(["paper (upstream notebook; Table 10 prints 0.56)", base["QCD"], base["Hbb"]])
-    return "\n".join(["## Figure 8: NAP diagram of the baseline", "", _figure_links(links), "",
+    return "\n".join(["## Figure 8: NAP diagram of the baseline", "", figure_links(links), "",
                       table(["", "sparsity QCD", "sparsity H->bb"], rows), "",
                       finding_block("figure8_sparsity", results),
                       finding_block("figure8_layer", results)])
@@ -410,7 +280,7 @@ def _table10(results: dict, stems: dict) -> str:
     rows = []
     for part, label in PARTS.items():
         if results.get(part) is not None:
-            out += [f"{label}:", "", _figure_links(stems[part]["figure9"][1:]), ""]
+            out += [f"{label}:", "", figure_links(stems[part]["figure9"][1:]), ""]
             rows += [[label, r["model"], r["size"], str(r["parameters"]),
                       r.get("fo_separation"), r["roc_auc"]]
                      for r in results[part]["explain"]["models"]]
@@ -424,6 +294,13 @@ def _table10(results: dict, stems: dict) -> str:
 
 def write_report(results: dict, out: Path, force: bool = False) -> Path:
     """report.md and its figures in `out`/figures."""
+    from servable.study.report_training import (
+        figure4_section,
+        table4_section,
+        table5_section,
+        table8_section,
+    )
+
     figures = output_dir(Path(out) / "figures")
     stems = {part: ablation_figures(results[part]["explain"], figures, f"{part}_",
                                     label, force)
@@ -439,8 +316,8 @@ def write_report(results: dict, out: Path, force: bool = False) -> Path:
         "accuracy column). No GPU was lent to this run: TensorRT and GPU timings are not "
         "ours.", "",
         _settings_block(results),
-        _table4(results), _table5(results), _table8(results),
-        _figure4(results, figures, force), _figure5(results, stems),
+        table4_section(results), table5_section(results), table8_section(results),
+        figure4_section(results, figures, force), _figure5(results, stems),
         _table9(results, stems), _figure6(results, figures, force),
         _figure7(results, figures, force), _figure8(results, stems),
         _table10(results, stems)]
