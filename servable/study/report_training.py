@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from servable.study import paper
-from servable.study.report import PARTS, figure_links, finding_block, fmt, table
+from servable.study.report_common import PARTS, figure_links, finding_block, fmt, table
 from servable.study.verdicts import saturation_batch
 
 
