@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-output
 
-.PHONY: demo test lint bench clean metadata-check container-test fuzz docs
+.PHONY: demo reproduce test lint bench clean metadata-check container-test fuzz docs
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/servable demo -o $(DEMO)
 
+# the paper reproduction's default run (10 seeds, early stopping, 5 k-fold folds): hours on a
+# shared 2-core machine; `servable reproduce --quick` takes minutes
+REPRODUCTION ?= paper-reproduction
+reproduce: $(STAMP)
+	$(BIN)/servable reproduce --out $(REPRODUCTION)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -39,7 +45,13 @@ metadata-check: $(STAMP)
 	$(BIN)/servable metadata sync --check
 
 # builds the x86_64 image with podman (installs podman, runc, debootstrap if missing) and runs it
-container-test: $(STAMP)
+container-# the paper reproduction's default run (10 seeds, early stopping, 5 k-fold folds): hours on a
+# shared 2-core machine; `servable reproduce --quick` takes minutes
+REPRODUCTION ?= paper-reproduction
+reproduce: $(STAMP)
+	$(BIN)/servable reproduce --out $(REPRODUCTION)
+
+test: $(STAMP)
 	$(BIN)/python containers/container_test.py
 
 # coverage-guided fuzzing (atheris), SECONDS per target, one target after the other; seeds in

@@ -5,6 +5,7 @@ Each case gives a value the CLI refuses, the same value given to the API, and th
 written out here; the CLI must exit 2 with exactly the API's message and write nothing.
 """
 
+import numpy as np
 import pytest
 
 from servable.cli import main
@@ -34,6 +35,9 @@ REPRODUCE = [
     (["--jets", 5], {"jets": 5}, "jets must be an integer >= 10, not 5"),
     (["--test-jets", 9], {"test_jets": 9}, "test_jets must be an integer >= 10, not 9"),
     (["--epochs", 0], {"epochs": 0}, "epochs must be an integer >= 1, not 0"),
+    (["--patience", 0], {"patience": 0}, "patience must be an integer >= 1, not 0"),
+    (["--folds", 1], {"folds": 1}, "folds must be an integer >= 2, not 1"),
+    (["--folds", 11], {"folds": 11}, "folds (11) cannot exceed files (10)"),
     (["--explain-jets", 3], {"explain_jets": 3}, "explain_jets must be an integer >= 10"),
     (["--workers", 0], {"workers": 0}, "workers must be an integer >= 1, not 0"),
     (["--threads", 0], {"threads": 0}, "threads must be an integer >= 1, not 0"),
@@ -66,6 +70,17 @@ def test_reproduce_settings_keep_valid_values_and_the_quick_run():
     assert s.sizes == ((32, 8, 8),) and s.thresholds == (0.01, 1.0) and s.threads == 2
     quick = R.Settings(**R.QUICK)
     assert quick.seeds == 2 and quick.sizes == ((60, 20, 24), (16, 8, 8))
+    assert (quick.files, quick.folds) == (4, 2)
+    default = R.Settings()  # early stopping, not the cap, ends the default trainings
+    assert default.patience == 8 and default.epochs >= 150 and default.folds == 5
+
+
+def test_random_files_validate_on_files_that_are_no_k_fold_fold():
+    for files, folds in ((4, 2), (10, 5), (6, 3), (10, 2)):
+        seed = R.files_split_seed(files, folds)
+        n_val = max(1, round(0.2 * files))
+        chosen = set(np.random.default_rng(seed).choice(files, n_val, replace=False).tolist())
+        assert chosen not in [{i for i in range(files) if i % folds == k} for k in range(folds)]
 
 
 XAI = [
@@ -102,6 +117,9 @@ def test_xai_benchmark_settings_refuse_what_no_run_can_use(given, message):
 
 TRAIN = [
     (["--epochs", 0], {"epochs": 0}, "epochs must be an integer >= 1, not 0"),
+    (["--patience", 0], {"patience": 0}, "patience must be an integer >= 1, not 0"),
+    (["--folds", 1], {"folds": 1}, "folds must be an integer >= 2, not 1"),
+    (["--folds", 11], {"folds": 11}, "folds (11) cannot exceed files (10)"),
     (["--batch-size", 0], {"batch_size": 0}, "batch_size must be an integer >= 1, not 0"),
     (["--patience", 0], {"patience": 0}, "patience must be an integer >= 1, not 0"),
     (["--lr", 0], {"lr": 0.0}, "lr must be a positive learning rate, not 0.0"),

@@ -96,13 +96,17 @@ def ablate(
 def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="directory for the report"),
     quick: bool = typer.Option(False, "--quick", help="a small run: 3000 training jets, 2 "
-                               "seeds, 2 epochs, 2 sizes (minutes)"),
+                               "seeds, 2 epochs, 2 k-fold folds, 2 sizes (minutes)"),
     jets: int = typer.Option(None, help="training jets, at least 10 (default 6000)"),
     test_jets: int = typer.Option(None, help="test jets, at least 10 (default 3000)"),
     seeds: int = typer.Option(None, help="trainings with different seeds, at least 2 "
                                          "(default 10)"),
-    epochs: int = typer.Option(None, help="maximum epochs per training, at least 1 (default "
-                                          "15)"),
+    epochs: int = typer.Option(None, help="cap on the epochs per training, at least 1 "
+                                          "(default 300: early stopping ends training)"),
+    patience: int = typer.Option(None, help="early stopping: epochs without a better "
+                                            "validation loss, at least 1 (default 8)"),
+    folds: int = typer.Option(None, help="k-fold folds of the training files (Table 5), at "
+                                         "least 2 and at most the files (default 5 of 10)"),
     sizes: str = typer.Option(None, help="hidden/De/Do of the retrained models (default "
                                          "60/20/24,32/16/16,32/8/8,16/8/8)"),
     thresholds: str = typer.Option(None, help="dAUC thresholds in percent (default "
@@ -133,6 +137,7 @@ def reproduce(
     # the counts, files and folders are checked by Settings (the API refuses what the CLI
     # refuses, with the same message)
     given = {"jets": jets, "test_jets": test_jets, "seeds": seeds, "epochs": epochs,
+             "patience": patience, "folds": folds,
              "explain_jets": explain_jets, "workers": workers, "threads": threads,
              "train_data": train_data, "test_data": test_data, "published": published,
              "reference_auc": reference_auc,

@@ -6,7 +6,8 @@ Thresholds are in percent of AUC, as in the paper (0.01 means a dAUC below 0.01%
 replaces a feature by zero in the filled slots (the paper's masking) or by its population mean.
 Each model of Table 10 is compared with the baseline on the same jets: parameters, accuracy,
 AUC, the fidelity F = 1 - mean|y - y_baseline| (paper Eq. 1) and the RNA sparsity (share of
-hidden nodes with RNA < 0.2, per class over every hidden layer).
+hidden nodes with RNA < 0.2, per class over every hidden layer) and how well the last f_O
+layer separates the classes (Figure 9).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from servable.models.metrics import classification_metrics, fidelity
 DEFAULT_THRESHOLDS = (0.001, 0.005, 0.01, 0.05, 1.0)
 DEFAULT_SIZES = ((60, 20, 24), (32, 16, 16), (32, 8, 8), (16, 8, 8))
 SIZE_KEYS = ("hidden", "De", "Do")
+LAST_FO_LAYER = "fo3"  # the output layer of f_O, where Figures 8 and 9 look
 
 
 def size_label(size: Sequence[int]) -> str:
@@ -115,6 +117,26 @@ def class_sparsity(rna: dict) -> dict[str, float]:
             for label, layers in rna.items()}
 
 
+def layer_separation(bundle: Servable, jets: Jets, layer: str = LAST_FO_LAYER,
+                     folds: int = 5) -> float:
+    """How well one hidden layer's activations (summed over the layer's nodes per jet) separate
+    the classes: the ROC AUC of a logistic regression on them, each jet scored by the model
+    fitted on the other folds (FAIR paper Figure 9: disentanglement at the output of f_O)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from servable.explain.activations import hidden_activations
+
+    x = hidden_activations(bundle.tagger, jets)[layer]
+    y = jets.labels.argmax(1)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    scores = cross_val_predict(probe, x, y, cv=cv, method="predict_proba")[:, 1]
+    return classification_metrics(y, np.stack([1 - scores, scores], 1))["roc_auc"]
+
+
 def model_row(label: str, bundle: Servable, jets: Jets, baseline_scores: np.ndarray) -> dict:
     """One row of Table 10: the model's features, size, parameters, accuracy, AUC, fidelity
     against the baseline, and its RNA (for the NAP diagram) and sparsity."""
@@ -127,7 +149,7 @@ def model_row(label: str, bundle: Servable, jets: Jets, baseline_scores: np.ndar
             "tracks": len(c["track_features"]), "vertices": len(c["vertex_features"]),
             "parameters": bundle.tagger.n_parameters(), "accuracy": metrics["accuracy"],
             "roc_auc": metrics["roc_auc"], "fidelity": fidelity(p[:, 1], baseline_scores),
-            "sparsity": class_sparsity(rna),
+            "sparsity": class_sparsity(rna), "fo_separation": layer_separation(bundle, jets),
             "rna": {cls: {k: np.asarray(v).tolist() for k, v in layers.items()}
                     for cls, layers in rna.items()}}
 

@@ -12,7 +12,7 @@ from servable.errors import ServableError
 
 
 def input_correlations(jets: Jets, max_points: int = 3000, seed: int = 0) -> dict:
-    """Spearman correlations (all classes together), per-class scatter points (at most
+    """Spearman and Pearson correlations (all classes together), per-class scatter points (at most
     `max_points` per class, drawn at random), track_quality shares per class and their total
     variation distance."""
     if jets.labels is None:
@@ -24,8 +24,12 @@ def input_correlations(jets: Jets, max_points: int = 3000, seed: int = 0) -> dic
                                                                     "sv_erel")}
     values = {n: a[filled] for n, a in sv.items()}
     slot_class = np.broadcast_to(cls[:, None], filled.shape)[filled]
-    spearman = {f"sv_ptrel-{y}": float(stats.spearmanr(values["sv_ptrel"], values[y])[0])
-                if len(values[y]) > 2 else float("nan") for y in ("sv_pt", "sv_erel")}
+    pairs = (("sv_ptrel", "sv_pt"), ("sv_erel", "sv_pt"), ("sv_ptrel", "sv_erel"))
+    spearman = {f"{x}-{y}": float(stats.spearmanr(values[x], values[y])[0])
+                if len(values[y]) > 2 else float("nan") for x, y in pairs}
+    # the paper quotes a correlation coefficient (0.85 with sv_pt): Pearson's beside Spearman's
+    pearson = {f"{x}-{y}": float(np.corrcoef(values[x], values[y])[0, 1])
+               if len(values[y]) > 2 else float("nan") for x, y in pairs}
     rng = np.random.default_rng(seed)
     scatter = {}
     for c, label in enumerate(classes):
@@ -41,5 +45,6 @@ def input_correlations(jets: Jets, max_points: int = 3000, seed: int = 0) -> dic
               for c, label in enumerate(classes)}
     tv = 0.5 * float(np.abs(np.subtract(*[shares[label] for label in classes[:2]])).sum()) \
         if len(classes) >= 2 else float("nan")
-    return {"spearman": spearman, "n_vertices": int(filled.sum()), "scatter": scatter,
+    return {"spearman": spearman, "pearson": pearson, "n_vertices": int(filled.sum()),
+            "scatter": scatter,
             "track_quality": {"codes": codes.tolist(), "shares": shares, "tv_distance": tv}}

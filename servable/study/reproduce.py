@@ -39,7 +39,9 @@ from servable.study.ablation import (
 )
 from servable.timing import StageTimer
 
-PUBLISHED_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "published-in"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+PUBLISHED_FIXTURES = FIXTURES / "published-in"
+TABLE10_FIXTURES = FIXTURES / "published-in-table10"  # the paper's Table 10 checkpoints
 TIMED_BATCHES = (1, 128)  # Table 8's time per batch
 
 
@@ -50,12 +52,14 @@ class Settings:
     jets: int = 6000  # training jets (half H->bb), written as `files` files
     test_jets: int = 3000
     seeds: int = 10
-    epochs: int = 15
+    epochs: int = 300  # a cap only: early stopping ends every training (the paper: 55-150)
+    patience: int = 8  # epochs without a better validation loss (the paper's 8)
     sizes: tuple = DEFAULT_SIZES
     thresholds: tuple = DEFAULT_THRESHOLDS
     explain_jets: int = 2000
-    files: int = 5
-    batch_sizes: tuple = (1, 16, 128, 1024)
+    files: int = 10
+    folds: int = 5  # k-fold by file (Table 5): files i with i % folds == k are fold k
+    batch_sizes: tuple = (1, 16, 64, 128, 256, 512, 1024, 2048)  # Figure 4's scan
     repeats: int = 10
     workers: int = 2
     seed: int = 1
@@ -72,6 +76,9 @@ class Settings:
             check_int(getattr(self, name), name, minimum)
         if self.threads is not None:
             check_int(self.threads, "threads")
+        if self.folds > self.files:
+            raise ServableError(f"folds ({self.folds}) cannot exceed files ({self.files}): "
+                                "every k-fold fold is at least one file")
         if not self.batch_sizes or isinstance(self.batch_sizes, str):
             raise ServableError(f"batch_sizes must list batch sizes, not {self.batch_sizes!r}")
         self.batch_sizes = tuple(check_int(b, "each of batch_sizes") for b in self.batch_sizes)
@@ -96,12 +103,12 @@ class Settings:
 
 
 # the smallest value of each count of the Settings (as the CLI declares them)
-COUNTS = {"jets": 10, "test_jets": 10, "seeds": 2, "epochs": 1, "explain_jets": 10,
-          "files": 1, "repeats": 1, "workers": 1, "seed": 0}
+COUNTS = {"jets": 10, "test_jets": 10, "seeds": 2, "epochs": 1, "patience": 1,
+          "explain_jets": 10, "files": 3, "folds": 2, "repeats": 1, "workers": 1, "seed": 0}
 
 QUICK = {"jets": 3000, "test_jets": 1000, "seeds": 2, "epochs": 2,
-         "sizes": (DEFAULT_SIZES[0], DEFAULT_SIZES[-1]), "explain_jets": 400, "files": 3,
-         "batch_sizes": (1, 128), "repeats": 3}
+         "sizes": (DEFAULT_SIZES[0], DEFAULT_SIZES[-1]), "explain_jets": 400, "files": 4,
+         "folds": 2, "batch_sizes": (1, 128, 1024), "repeats": 3}
 
 
 def free_threads(cores: int | None = None) -> int:
@@ -144,49 +151,96 @@ def prepare_data(s: Settings, out: Path, force: bool, progress: bool) -> tuple[l
 
 
 def _evaluated(path: Path, summary: dict, cfg, test: Path) -> dict:
-    """One trained bundle's row: its test accuracy and AUC, epochs and time per epoch."""
+    """One trained bundle's row: its test accuracy and AUC, the epochs it ran (and whether
+    early stopping or the cap ended it), its best epoch and time per epoch."""
     from servable.models.training import evaluate
 
     metrics, _, _ = evaluate(open_bundle(path, cls=Servable).tagger, [test])
+    history = summary["history"]
     return {"bundle": str(path), "seed": cfg.seed, "split": cfg.split,
             "accuracy": metrics["accuracy"], "roc_auc": metrics["roc_auc"],
-            "epochs": len(summary["history"]["train_loss"]),
-            "seconds_per_epoch": float(np.mean(summary["history"]["epoch_seconds"]))}
+            "epochs": len(history["train_loss"]), "best_epoch": history["best_epoch"],
+            "stopped_early": bool(history.get("stopped_early")),
+            "seconds_per_epoch": float(np.mean(history["epoch_seconds"]))}
+
+
+def files_split_seed(n_files: int, folds: int, val_fraction: float = 0.2,
+                     start: int = 42) -> int:
+    """The first split seed from `start` whose random validation files are not one of the
+    k-fold folds, so that the random-files row of Table 5 is a training of its own (with one
+    file per fold every single file is a fold: then `start`). The draw is plan_split's: the
+    sorted files' indices, `rng(seed).choice(n, max(1, round(val_fraction n)))`."""
+    folds_sets = [{i for i in range(n_files) if i % folds == k} for k in range(folds)]
+    n_val = max(1, round(val_fraction * n_files))
+    for seed in range(start, start + 1000):
+        chosen = {int(i) for i in np.random.default_rng(seed).choice(n_files, n_val,
+                                                                      replace=False)}
+        if chosen not in folds_sets:
+            return seed
+    return start
 
 
 def train_seeds_and_splits(s: Settings, files, test, out: Path, force, progress) -> dict:
-    """Table 4: one training per seed (random split of jets); Table 5: seed 1 with the split
-    by random files and by k-fold of files (the random split is the seeds' first run)."""
+    """Table 4: one training per seed (random split of jets), early stopping after
+    `s.patience` epochs; Table 5: the random split (the seeds' first run), random files (a
+    split seed that picks other files than any fold) and k-fold by file, one training per
+    fold, averaged over the folds."""
     from tqdm import tqdm
 
     from servable.bundle.train import train_bundle, train_seeds
     from servable.models.training import TrainConfig
 
     seeds = list(range(s.seed, s.seed + s.seeds))
-    cfg = TrainConfig(model="in", epochs=s.epochs, seed=s.seed, split="random")
+    cfg = TrainConfig(model="in", epochs=s.epochs, patience=s.patience, seed=s.seed,
+                      split="random")
     trained = train_seeds(files, cfg, seeds, [out / "models" / f"seed-{x}" for x in seeds],
                           force=force, progress=progress)
     runs = [_evaluated(path, summary, dataclasses.replace(cfg, seed=x), test)
             for x, (path, summary) in zip(seeds, trained, strict=True)]
     splits = {"random": runs[0]}
-    for split in tqdm(("files", "kfold"), desc="splits", disable=not progress):
-        cfg = TrainConfig(model="in", epochs=s.epochs, seed=s.seed, split=split,
-                          folds=len(files))
-        path, summary = train_bundle(files, cfg, out / "models" / f"split-{split}",
+    split_seed = files_split_seed(len(files), s.folds)
+    cfg_files = dataclasses.replace(cfg, split="files", split_seed=split_seed)
+    path, summary = train_bundle(files, cfg_files, out / "models" / "split-files",
+                                 force=force, progress=progress)
+    splits["files"] = {**_evaluated(path, summary, cfg_files, test), "split_seed": split_seed,
+                       "validation_files": sorted({Path(d["path"]).name for d in
+                                                   summary["data"]} - _train_names(summary))}
+    folds = []
+    for k in tqdm(range(s.folds), desc="k-fold", disable=not progress):
+        cfg_k = dataclasses.replace(cfg, split="kfold", fold=k, folds=s.folds)
+        path, summary = train_bundle(files, cfg_k, out / "models" / f"split-kfold-{k}",
                                      force=force, progress=progress)
-        splits[split] = _evaluated(path, summary, cfg, test)
+        folds.append({**_evaluated(path, summary, cfg_k, test), "fold": k})
+    splits["kfold"] = {"split": "kfold", "folds": folds,
+                       **{key: float(np.mean([f[key] for f in folds]))
+                          for key in ("accuracy", "roc_auc", "epochs", "seconds_per_epoch")}}
     return {"seeds": runs, "splits": splits}
 
 
-def seed_table(runs: list[dict], reference: tuple[float, str] | None) -> dict:
-    """Table 4: mean and sample standard deviation over the seeds, and the reference value's
-    one-sided p-value under the seeds' distribution."""
+def _train_names(summary: dict) -> set[str]:
+    """The files a training summary trained on (its split's training side)."""
+    from servable.models.training import plan_split
+
+    c = summary["config"]
+    train, _ = plan_split([d["path"] for d in summary["data"]], c["split"], c["fold"],
+                          c["folds"], c["val_fraction"], c["split_seed"])
+    return {Path(src.path).name for src in train}
+
+
+def seed_table(runs: list[dict], reference: dict | None) -> dict:
+    """Table 4: mean and sample standard deviation over the seeds, the epochs each ran, and
+    the reference values' (accuracy and AUC, or only AUC) one-sided p-values under the seeds'
+    distribution. `reference`: {"source": ..., "accuracy": ..., "roc_auc": ...}."""
     from servable.models.metrics import reference_tail, seed_statistics
 
     table = seed_statistics([{k: r[k] for k in ("accuracy", "roc_auc")} for r in runs])
+    table["epochs"] = [r["epochs"] for r in runs]
+    table["stopped_early"] = [r["stopped_early"] for r in runs]
     if reference is not None and len(runs) > 1:
-        table["reference"] = {**reference_tail(reference[0], table["roc_auc"]["values"]),
-                              "source": reference[1]}
+        table["reference"] = {"source": reference["source"]}
+        for key in ("accuracy", "roc_auc"):
+            if reference.get(key) is not None:
+                table["reference"][key] = reference_tail(reference[key], table[key]["values"])
     return table
 
 
@@ -218,23 +272,32 @@ def explain_part(bundle: Servable, jets: Jets, out: Path, s: Settings, *, train_
     return result
 
 
-def import_published(folder: Path, out: Path, force: bool) -> tuple[Path, list[Path]]:
-    """Every upstream checkpoint in `folder` (NAME_best.pth beside NAME_model_metadata.json)
-    as a bundle; the baseline first, then the others."""
+def import_published(folders: Sequence[Path], out: Path,
+                     force: bool) -> tuple[Path, list[Path]]:
+    """The upstream baseline checkpoint and the paper's Table 10 checkpoints (labels
+    `psvfeaturesdropped_001_noTrackQ*`) found in `folders` (NAME_best.pth beside
+    NAME_model_metadata.json) as bundles: the baseline, then Table 10's by decreasing size.
+    Other upstream checkpoints are not models of the paper's tables and are left out."""
     from servable.bundle.checkpoint import import_checkpoint
 
-    bundles = {}
-    for meta in sorted(Path(folder).glob("*_model_metadata.json")):
-        name = meta.name.removesuffix("_model_metadata.json")
-        checkpoint = meta.with_name(f"{name}_best.pth")
-        if checkpoint.is_file():
-            bundles[name] = import_checkpoint(checkpoint, meta, out / "published" / name,
-                                              overwrite=force)
-    if "gnn_baseline" not in bundles:
-        raise ServableError(f"{folder}: no gnn_baseline_best.pth with its "
-                            "gnn_baseline_model_metadata.json (the reference of the study)")
+    found = {}
+    for folder in folders:
+        for meta in sorted(Path(folder).glob("*_model_metadata.json")):
+            name = meta.name.removesuffix("_model_metadata.json")
+            checkpoint = meta.with_name(f"{name}_best.pth")
+            wanted = name == "gnn_baseline" or name.startswith(
+                f"gnn_{paper.TABLE10_CHECKPOINTS}")
+            if wanted and checkpoint.is_file() and name not in found:
+                found[name] = (checkpoint, meta)
+    if "gnn_baseline" not in found:
+        raise ServableError(f"{', '.join(map(str, folders))}: no gnn_baseline_best.pth with "
+                            "its gnn_baseline_model_metadata.json (the reference of the study)")
+    bundles = {name: import_checkpoint(c, m, out / "published" / name, overwrite=force)
+               for name, (c, m) in found.items()}
     baseline = bundles.pop("gnn_baseline")
-    return baseline, list(bundles.values())
+    size = {name: open_bundle(path, cls=Servable).tagger.n_parameters()
+            for name, path in bundles.items()}
+    return baseline, [bundles[n] for n in sorted(bundles, key=lambda n: -size[n])]
 
 
 def reproduce(out: Path, s: Settings, force: bool = False, progress: bool = True,
@@ -258,6 +321,7 @@ def reproduce(out: Path, s: Settings, force: bool = False, progress: bool = True
                      "torch_threads": torch.get_num_threads(), "trained": {},
                      "published": None}
     published_dir = s.published or (PUBLISHED_FIXTURES if PUBLISHED_FIXTURES.is_dir() else None)
+    published_dirs = [published_dir, *([TABLE10_FIXTURES] if TABLE10_FIXTURES.is_dir() else [])]
     with stages.stage("data"):
         files, test_file = prepare_data(s, out, force, progress)
         test = read_jets(test_file)
@@ -265,17 +329,18 @@ def reproduce(out: Path, s: Settings, force: bool = False, progress: bool = True
     published = None
     if published_dir is not None:
         with stages.stage("published checkpoints: import"):
-            baseline, others = import_published(published_dir, out, force)
+            baseline, others = import_published(published_dirs, out, force)
             published = open_bundle(baseline, cls=Servable)
             results["published"] = {"baseline": str(baseline), "others": list(map(str, others))}
-    reference = ((s.reference_auc, "the given reference AUC")
+    reference = ({"roc_auc": s.reference_auc, "source": "the given reference AUC"}
                  if s.reference_auc is not None else None)
     if reference is None and published is not None:
         from servable.models.metrics import classification_metrics
 
-        auc = classification_metrics(test.labels.argmax(1), published.predict(test))["roc_auc"]
-        reference = (auc, "the published baseline checkpoint on the same test jets")
-    with stages.stage(f"training: {s.seeds} seeds and 2 more splits"):
+        m = classification_metrics(test.labels.argmax(1), published.predict(test))
+        reference = {"accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
+                     "source": "the published baseline checkpoint on the same test jets"}
+    with stages.stage(f"training: {s.seeds} seeds, random files and {s.folds} k-fold folds"):
         runs = train_seeds_and_splits(s, files, test_file, out, force, progress)
     trained = results["trained"]
     trained["table4"] = seed_table(runs["seeds"], reference)

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from servable.study.paper import FINDINGS
+from servable.study.paper import FINDINGS, RANGE3_Q95, SATURATION_GROWTH, TABLE4_P_CONSISTENT
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """The verdict on one finding for one part of the study, with the numbers behind it."""
+
     key: str
     holds: bool | None  # None: not applicable to this part
     numbers: str
@@ -28,9 +30,22 @@ def _table4(part, results):
     t = part.get("table4")
     if not t:
         return None, "needs training"
-    std = t["roc_auc"]["std"]
-    return std < 0.005, f"AUC {t['roc_auc']['mean']:.4f} +- {std:.4f} over " \
-                        f"{len(t['roc_auc']['values'])} seeds"
+    ref = t.get("reference")
+    if not ref:
+        return None, "no published checkpoint (or --reference-auc) to judge"
+    shown, ok = [], True
+    for key, label in (("accuracy", "accuracy"), ("roc_auc", "AUC")):
+        if key not in ref:
+            continue
+        p = ref[key]["p_value_one_sided"]
+        ok = ok and p > TABLE4_P_CONSISTENT
+        shown.append(f"{label} {t[key]['mean']:.4f} +- {t[key]['std']:.4f} over "
+                     f"{len(t[key]['values'])} seeds, reference {ref[key]['value']:.4f}: "
+                     f"p = {100 * p:.2f}%")
+    epochs = t.get("epochs")
+    if epochs:
+        shown.append(f"epochs run {min(epochs)}-{max(epochs)}")
+    return ok, "; ".join(shown)
 
 
 def _table5(part, results):
@@ -39,7 +54,7 @@ def _table5(part, results):
         return None, "needs training"
     aucs = {k: v["roc_auc"] for k, v in t.items()}
     spread = max(aucs.values()) - min(aucs.values())
-    allowed = max(3 * part["table4"]["roc_auc"]["std"], 0.002)
+    allowed = RANGE3_Q95 * part["table4"]["roc_auc"]["std"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in aucs.items())
     return spread <= allowed, f"{shown}: spread {spread:.4f}, allowed {allowed:.4f}"
 
@@ -54,15 +69,32 @@ def _table8(part, results):
             f"|dAUC| {d_auc:.1e}, |d accuracy| {d_acc:.1e}, fidelity {o['fidelity']:.7f}")
 
 
+def saturation_batch(medians: dict[int, float],
+                     growth: float = SATURATION_GROWTH) -> int | None:
+    """The smallest batch size, below the largest one scanned, after which no larger batch
+    raises the median throughput by more than `growth` (a fraction); None when throughput is
+    still growing by more than that at the end of the scan."""
+    sizes = sorted(medians)
+    for i, b in enumerate(sizes[:-1]):
+        if max(medians[x] for x in sizes[i + 1:]) <= (1 + growth) * medians[b]:
+            return b
+    return None
+
+
 def _figure4(part, results):
     scan = part["figure4"]["runtimes"]
     parts, ok = [], True
     for name, per in scan.items():
         medians = {int(b): float(np.median(v)) for b, v in per.items()}
         smallest = medians[min(medians)]
-        best = max(medians.values())
-        ok = ok and best >= 2 * smallest
-        parts.append(f"{name}: {smallest:.0f} jets/s at batch {min(medians)}, best {best:.0f}")
+        peak = max(medians, key=medians.get)
+        sat = saturation_batch(medians)
+        ok = ok and medians[peak] >= 2 * smallest and sat is not None
+        parts.append(f"{name}: {smallest:.0f} jets/s at batch {min(medians)}, peak "
+                     f"{medians[peak]:.0f} at batch {peak}, "
+                     + (f"saturated from batch {sat}" if sat is not None else
+                        f"still growing by more than {SATURATION_GROWTH:.0%} at batch "
+                        f"{max(medians)}"))
     return ok, "; ".join(parts)
 
 
@@ -160,12 +192,22 @@ def _table10_sparsity(part, results):
                         f"{mine:.3f}; baseline {base:.3f}"
 
 
+def _figure9(part, results):
+    rows = _retrained(part)
+    if not rows:
+        return None, "no retrained or compared model"
+    base = _baseline(part)["fo_separation"]
+    worst = max(r["fo_separation"] for r in rows)
+    return worst < base, f"last f_O layer probe AUC: baseline {base:.4f}; " + ", ".join(
+        f"{r['size']} ({r['parameters']} parameters) {r['fo_separation']:.4f}" for r in rows)
+
+
 CHECKS = {"table4": _table4, "table5": _table5, "table8": _table8, "figure4": _figure4,
           "figure5": _figure5, "table9": _table9, "figure6_sv": _figure6_sv,
           "figure6_slots": _figure6_slots, "figure7_sv": _figure7_sv,
           "figure7_quality": _figure7_quality, "figure8_sparsity": _figure8_sparsity,
           "figure8_layer": _figure8_layer, "table10_auc": _table10_auc,
-          "table10_sparsity": _table10_sparsity}
+          "table10_sparsity": _table10_sparsity, "figure9": _figure9}
 
 
 def verdict(key: str, part: dict | None, results: dict) -> Verdict:
