@@ -114,6 +114,7 @@ def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) ->
     import dataclasses
     import os
 
+    from servable.files import resolved
     from servable.remote import executor, train
 
     parallel = min(len(configs), workers or os.cpu_count() or 1)
@@ -121,8 +122,8 @@ def train_fanned_out(spec: str, workers, data, configs, targets, force: bool) ->
     runner = executor(spec, workers=parallel)
     try:
         futures = [runner.submit(train, {
-            "data": [str(Path(p).resolve()) for p in data], "config": dataclasses.asdict(cfg),
-            "out": str(Path(target).resolve()), "force": force, "threads": threads})
+            "data": [str(resolved(p)) for p in data], "config": dataclasses.asdict(cfg),
+            "out": str(resolved(target)), "force": force, "threads": threads})
             for cfg, target in zip(configs, targets, strict=True)]
         summaries = []
         for cfg, future in zip(configs, futures, strict=True):

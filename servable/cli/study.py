@@ -121,14 +121,15 @@ def reproduce(
     import dataclasses
 
     from servable.cli.common import fail
+    from servable.files import regular_file
     from servable.study.ablation import parse_sizes, parse_thresholds
     from servable.study.reproduce import QUICK, Settings
     from servable.study.reproduce import reproduce as run
 
     _new_output(out, force)
     for path in (train_data, test_data):
-        if path is not None and not path.is_file():
-            fail(f"{path}: no such file")
+        if path is not None:
+            regular_file(path)  # one line: missing, a folder, a pipe, a link loop
     if published is not None and not published.is_dir():
         fail(f"--published {published}: not a folder of checkpoints")
     given = {"jets": jets, "test_jets": test_jets, "seeds": seeds, "epochs": epochs,
@@ -177,12 +178,12 @@ def xai_benchmark(
     from servable.cli.common import fail
     from servable.data.io import read_jets
     from servable.explain import METHODS
+    from servable.files import regular_file
     from servable.study.xai_benchmark import QUICK, Settings, benchmark, check_models
     from servable.study.xai_report import write_benchmark
 
     _new_output(output, force)
-    if not data.is_file():
-        fail(f"{data}: no such file")
+    regular_file(data)
     chosen = None
     if methods:
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
