@@ -47,10 +47,12 @@ def summarize(path, chunk_size: int = 20_000) -> dict:
                                              "q84": float(q[2])}
         out["classes"][label] = entry
     out["provenance"] = attrs.get("provenance")
+    out["ignored"] = list(f.ignored)
     return out
 
 
 def format_summary(summary: dict) -> str:
+    """`summarize`'s result as the lines `servable data inspect` prints."""
     lines = [f"{summary['path']}: {summary['n_jets']} jets ({summary['split']} layout, valid)"]
     for label, c in summary["classes"].items():
         line = (f"  {label:>4}: {c['jets']:7d} jets, {c['mean_tracks']:5.1f} tracks/jet, "
@@ -60,6 +62,9 @@ def format_summary(summary: dict) -> str:
             line += (f", soft-drop mass median {q['median']:6.1f} GeV "
                      f"(16-84%: {q['q16']:.1f}-{q['q84']:.1f})")
         lines.append(line)
+    if summary.get("ignored"):  # names as repr: a name of the user's own may hold anything
+        names = ", ".join(repr(k) for k in summary["ignored"])
+        lines.append(f"  note: not part of the layout, ignored (nothing reads them): {names}")
     return "\n".join(lines)
 
 
