@@ -12,9 +12,11 @@ checked against the record's MD5, unpacked without letting any member out of its
 leaves no half-written entry, only the resumable partial download.
 
 The cache is `$SERVABLE_CACHE` or the user cache directory (platformdirs); one entry per
-record, `{site}-{id}/` holding `entry.json` and the bundle folder. A second load of the same
-DOI, or of a concept DOI already retrieved, makes no request (and the loader verifies the
-bundle again). `servable pull` asks the network again (a concept DOI's newest version).
+record, `{site}-{id}/` holding `entry.json` and the bundle folder; `$SERVABLE_CACHE_MAX`
+bounds its size (`servable.bundle.cache_limit`: the least recently used entries go). A
+second load of the same DOI, or of a concept DOI already retrieved, makes no request (and
+the loader verifies the bundle again). `servable pull` asks the network again (a concept
+DOI's newest version).
 The resolver is `$SERVABLE_DOI_RESOLVER` (default https://doi.org); plain HTTP is accepted
 only from the local machine (test servers).
 """
@@ -36,6 +38,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from servable.bundle.cache_limit import evict, mark_used, max_bytes
 from servable.bundle.manifest import MANIFEST, BundleError, verify
 from servable.bundle.record import DOI_RE
 from servable.errors import ServableError
@@ -113,7 +116,8 @@ def cache_entries() -> list[dict]:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(entry, dict) and isinstance(entry.get("bundle"), str):
+        if (isinstance(entry, dict) and isinstance(entry.get("bundle"), str)
+                and re.fullmatch(r"[0-9]{1,19}", str(entry.get("record_id")))):
             entry["dir"], entry["path"] = str(path.parent), str(path.parent / entry["bundle"])
             out.append(entry)
     return out
@@ -131,8 +135,11 @@ def _cached(ident: Identifier) -> Path | None:
     hits = [e for e in cache_entries() if _names(e, ident)]
     if not hits:
         return None
-    newest = max(hits, key=lambda e: int(e.get("record_id") or 0))  # a concept: newest held
-    return Path(newest["path"]) if Path(newest["path"]).is_dir() else None
+    newest = max(hits, key=lambda e: int(e["record_id"]))  # a concept: newest held
+    if not Path(newest["path"]).is_dir():
+        return None
+    mark_used(Path(newest["dir"]))  # the cache's size limit evicts the least recently used
+    return Path(newest["path"])
 
 
 def clear_cache(ref: str | None = None) -> int:
@@ -201,7 +208,7 @@ def _json(url: str, what: str, missing_ok: bool = False) -> dict | None:
                              "again later")
     try:
         body = json.loads(response.read(16 << 20))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise RetrievalError(f"{what}: {url} did not answer JSON") from None
     if not isinstance(body, dict):
         raise RetrievalError(f"{what}: {url} answered JSON that is not a record")
@@ -236,22 +243,64 @@ def fetch_record(ident: Identifier) -> tuple[str, dict]:
     return site, record
 
 
+def _shown(value) -> str:
+    """A value from the record as one short line of a message."""
+    return value[:80] if isinstance(value, str) and value.isprintable() else repr(value)[:80]
+
+
 def _bundle_file(record: dict, what: str) -> dict:
-    files = [f for f in record.get("files") or [] if isinstance(f, dict)
-             and str(f.get("key", "")).endswith(".zip")]
-    version = str((record.get("metadata") or {}).get("version", ""))
-    files.sort(key=lambda f: (not str(f["key"]).endswith(f"-{version}.zip"), f["key"]))
+    """The record's bundle archive: a `.zip` among its files (`NAME-VERSION.zip` first),
+    with a plausible size and an MD5 checksum. Any JSON may arrive here: every field is
+    checked for its type before it is used."""
+    listed = record.get("files")
+    listed = [f for f in listed if isinstance(f, dict)] if isinstance(listed, list) else []
+    files = [f for f in listed if isinstance(f.get("key"), str) and f["key"].endswith(".zip")]
+    metadata = record.get("metadata")
+    version = str(metadata.get("version", "")) if isinstance(metadata, dict) else ""
+    files.sort(key=lambda f: (not f["key"].endswith(f"-{version}.zip"), f["key"]))
     if not files:
-        names = ", ".join(str(f.get("key")) for f in record.get("files") or []) or "none"
+        names = ", ".join(_shown(f.get("key")) for f in listed[:20]) or "none"
         raise RetrievalError(f"{what}: the record holds no servable bundle (no .zip among "
                              f"its files: {names})")
     f = files[0]
-    if not isinstance(f.get("size"), int) or not 0 < f["size"] <= MAX_BUNDLE_BYTES:
-        raise RetrievalError(f"{what}: {f['key']} declares size {f.get('size')!r}; at most "
+    key = _shown(f["key"])
+    size = f.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_BUNDLE_BYTES:
+        raise RetrievalError(f"{what}: {key} declares size {size!r:.40}; at most "
                              f"{MAX_BUNDLE_BYTES >> 20} MiB is accepted")
-    if not str(f.get("checksum", "")).startswith("md5:"):
-        raise RetrievalError(f"{what}: {f['key']} has no md5 checksum in the record")
+    checksum = f.get("checksum")
+    if not (isinstance(checksum, str) and re.fullmatch(r"md5:[0-9a-f]{32}", checksum)):
+        raise RetrievalError(f"{what}: {key} has no md5 checksum (md5:<32 hex digits>) in the "
+                             "record")
     return f
+
+
+def _record_id(record: dict, what: str) -> str:
+    """The record's id: decimal digits (ASCII only: it names the cache entry)."""
+    rid = record.get("id") or record.get("recid")
+    rid = str(rid) if isinstance(rid, (int, str)) and not isinstance(rid, bool) else ""
+    if not re.fullmatch(r"[0-9]{1,19}", rid):
+        raise RetrievalError(f"{what}: the record has no numeric id")
+    return rid
+
+
+def _file_url(f: dict, site: str, rid: str, what: str) -> str:
+    """Where the archive is downloaded from: the record's `links.self`, else the records
+    API's content route; an address that is not one (not text, spaces or control
+    characters, no host) is refused here, before any request."""
+    links = f.get("links")
+    url = links.get("self") if isinstance(links, dict) else None
+    if url is None:
+        url = f"{site}/api/records/{rid}/files/{urllib.parse.quote(f['key'])}/content"
+    try:
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # an unbalanced [ in the host
+        parts = None
+    if (parts is None or not parts.hostname or parts.scheme not in ("http", "https")
+            or re.search(r"[\x00-\x20\x7f]", url) or len(url) > 2000):
+        raise RetrievalError(f"{what}: the record's download link {url!r:.100} is not an "
+                             "address of a file")
+    return url
 
 
 def _download(url: str, part: Path, size: int, md5: str, label: str) -> None:
@@ -357,19 +406,17 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
         cached = _cached(ident)
         if cached is not None:
             return cached
+    limit = max_bytes()  # a bad $SERVABLE_CACHE_MAX is refused before any request
     site, record = fetch_record(ident)
     what = str(ident)
-    rid = str(record.get("id") or record.get("recid") or "")
-    if not rid.isdigit():
-        raise RetrievalError(f"{what}: the record has no numeric id")
+    rid = _record_id(record, what)
     key = _entry_key(site, rid)
     root = _bundles()
     held = _cached(Identifier(site=site, record_id=rid))  # e.g. a concept's newest, held
     if held is not None:
         return held
     f = _bundle_file(record, what)
-    url = (f.get("links") or {}).get("self") or \
-        f"{site}/api/records/{rid}/files/{f['key']}/content"
+    url = _file_url(f, site, rid, what)
     downloads = cache_root() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     part = downloads / f"{key}-{re.sub(r'[^A-Za-z0-9._-]', '_', f['key'])}.part"
@@ -400,4 +447,5 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
     finally:  # complete and MD5-checked: kept or refused, it is not needed again
         shutil.rmtree(tmp, ignore_errors=True)
         part.unlink(missing_ok=True)
+    evict(root, keep=root / key, limit=limit)
     return root / key / "bundle" / folder.name
