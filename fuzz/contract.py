@@ -71,9 +71,13 @@ def check_jets(jets: Jets) -> None:
     """What a valid result of the reader is: validated arrays, finite, one-hot labels."""
     from servable.data.jets import validate_jets
 
+    from servable.data.jets import JETCLASS
+
+    slots = {"track_slots": jets.tracks.shape[2], "vertex_slots": None} \
+        if jets.layout == JETCLASS else {}
     validate_jets(jets.tracks, jets.vertices, jets.jet_features, jets.labels, jets.spectators,
                   track_names=jets.track_names, vertex_names=jets.vertex_names,
-                  jet_feature_names=jets.jet_feature_names)
+                  jet_feature_names=jets.jet_feature_names, **slots)
     for array in (jets.tracks, jets.vertices, jets.jet_features, jets.spectators):
         assert array is None or (array.dtype == np.float32 and np.isfinite(array).all())
 

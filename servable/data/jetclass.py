@@ -70,7 +70,10 @@ def _open_tree(path, tree: str):
 def count_jets(path, tree: str = "tree") -> int:
     """How many jets (entries of `tree`) a JetClass ROOT file holds."""
     with _open_tree(regular_file(path), tree) as f:
-        n = f[tree].num_entries
+        try:
+            n = f[tree].num_entries
+        except Exception as exc:  # read lazily: a damaged header fails only here
+            raise _damaged(path, f"the entries of '{tree}'", exc) from None
     if not 0 <= n < _MAX_ENTRIES:
         raise ServableError(f"{path}: the tree declares {n} entries; the file is corrupted")
     return int(n)
