@@ -20,7 +20,6 @@ progress is left behind, and a refused archive leaves no cache entry.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -34,7 +33,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["servable"]):
-    from fuzz.contract import obey
+    from fuzz.contract import obey, record_for
     from servable.bundle import retrieve as r
     from servable.bundle.manifest import verify
 
@@ -72,15 +71,6 @@ class _Handler(BaseHTTPRequestHandler):
 SERVER = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
 URL = f"http://127.0.0.1:{SERVER.server_address[1]}"
 threading.Thread(target=SERVER.serve_forever, daemon=True).start()
-
-
-def record_for(archive: bytes, key: str = "mlp-random-1.0.zip") -> dict:
-    """The records API's answer for a record holding `archive` (as zenodo.org writes it)."""
-    return {"id": 1, "recid": "1", "doi": None, "conceptrecid": "2", "status": "published",
-            "metadata": {"title": "a record", "version": "1.0"},
-            "files": [{"id": "f1", "key": key, "size": len(archive),
-                       "checksum": "md5:" + hashlib.md5(archive).hexdigest(),  # noqa: S324
-                       "links": {"self": f"http://SERVER/api/records/1/files/{key}/content"}}]}
 
 
 def _archive() -> bytes:

@@ -29,38 +29,26 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
-import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from servable.bundle.archive import MAX_BUNDLE_BYTES, unpack
 from servable.bundle.cache_limit import evict, mark_used, max_bytes
-from servable.bundle.manifest import MANIFEST, BundleError, verify
+from servable.bundle.manifest import BundleError, verify
 from servable.bundle.record import DOI_RE
 from servable.errors import ServableError
 from servable.version import __version__
 
 CACHE_ENV, RESOLVER_ENV = "SERVABLE_CACHE", "SERVABLE_DOI_RESOLVER"
 RESOLVER = "https://doi.org"
-MAX_BUNDLE_BYTES = 4 << 30  # download and unpacked size
-MAX_MEMBERS = 10_000
 TIMEOUT = 60.0
 DOI_PREFIXES = ("doi:", "https://doi.org/", "http://doi.org/", "https://dx.doi.org/",
                 "http://dx.doi.org/")
 RECORD_URL = re.compile(r"^(https?://[^/?#]+)/(?:api/)?records?/(\d+)(?:[/?#].*)?$")
-
-
-# what zipfile raises on a damaged or unusual archive: a bad CRC or header (BadZipFile), a
-# broken deflate stream (zlib.error), an encrypted member (RuntimeError), an unsupported
-# compression (NotImplementedError), a truncated one (EOFError), odd offsets (ValueError),
-# and a member that clashes with another on disk (OSError)
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError,
-              ValueError, OSError)
 
 
 class RetrievalError(ServableError):
@@ -354,72 +342,6 @@ def _download(url: str, part: Path, size: int, md5: str, label: str) -> None:
         part.unlink()
         raise RetrievalError(f"{label}: MD5 {h.hexdigest()} does not match the record's "
                              f"{md5}; the file was corrupted in transit (run again)")
-
-
-def unpack(zip_path: Path, dest: Path, label: str | None = None) -> Path:
-    """Unpack a bundle archive into the empty folder `dest`; returns the bundle folder.
-    Refuses members outside their folder, links, special files and oversized content.
-    `label` names the archive in errors (default: its file name)."""
-    label = label or zip_path.name
-    try:
-        z = zipfile.ZipFile(zip_path)
-    except ZIP_ERRORS:
-        raise RetrievalError(f"{label}: not a zip archive") from None
-    with z:
-        infos = z.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise RetrievalError(f"{label}: {len(infos)} members, more than "
-                                 f"{MAX_MEMBERS}")
-        total, tops, seen = 0, set(), set()
-        for info in infos:
-            name, mode = info.filename, info.external_attr >> 16
-            parts = PurePosixPath(name).parts
-            if parts in seen:  # written twice, or once as a file and once as a folder
-                raise RetrievalError(f"{label}: member {name!r} appears twice; refusing "
-                                     "the archive")
-            seen.add(parts)
-            if (name.startswith("/") or "\\" in name or not parts or ".." in parts
-                    or ":" in parts[0]):
-                raise RetrievalError(f"{label}: member {name!r} would land outside "
-                                     "the bundle folder; refusing the archive")
-            if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no unix mode
-                raise RetrievalError(f"{label}: member {name!r} is a link or a special "
-                                     "file; a bundle holds only regular files")
-            total += info.file_size
-            if total > MAX_BUNDLE_BYTES:
-                raise RetrievalError(f"{label}: unpacks to more than "
-                                     f"{MAX_BUNDLE_BYTES >> 20} MiB; refusing it")
-            tops.add(parts[0])
-        if len(tops) != 1 or not any(i.filename == f"{next(iter(tops))}/{MANIFEST}"
-                                     for i in infos):
-            raise RetrievalError(f"{label}: not a servable bundle archive (one folder "
-                                 f"holding {MANIFEST} expected)")
-        for info in infos:
-            try:
-                _extract(z, info, dest, label)
-            except ZIP_ERRORS as exc:  # a damaged member: CRC, compression, header
-                raise RetrievalError(f"{label}: member {info.filename!r} cannot be unpacked "
-                                     f"({exc.__class__.__name__}); the archive is damaged"
-                                     ) from None
-    return dest / next(iter(tops))
-
-
-def _extract(z: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, label: str) -> None:
-    """One checked member of `z` into `dest`, never over anything nor through a link."""
-    target = dest.joinpath(*PurePosixPath(info.filename).parts)
-    if info.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as out, z.open(info) as src:
-        left = info.file_size
-        while chunk := src.read(min(1 << 20, left + 1)):
-            left -= len(chunk)
-            if left < 0:
-                raise RetrievalError(f"{label}: member {info.filename!r} is larger than its "
-                                     "header says; refusing it")
-            out.write(chunk)
 
 
 def retrieve(ident: Identifier, refresh: bool = False) -> Path:
