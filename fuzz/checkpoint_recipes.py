@@ -98,6 +98,6 @@ def write_recipe(work: Path, data: bytes) -> tuple[Path, Path | None]:
         for _ in range(b.int(0, 2)):
             meta[b.pick(sorted(meta) + ["label", "vv_branch"])] = b.pick(ODD)
         metadata = work / "metadata.json"
-        metadata.write_text(json.dumps(meta) if b.int(0, 5) else b.pick(
+        metadata.write_text(json.dumps(meta) if b.int(0, 5) < 5 else b.pick(
             ["[1, 2]", "{", "\xff", "[" * 100000]))
     return checkpoint, metadata

@@ -191,3 +191,28 @@ def test_a_damaged_member_is_one_line_not_a_zipfile_error(tmp_path):
         assert "'b/servable.yaml' cannot be unpacked" in str(exc) and "damaged" in str(exc)
     else:
         raise AssertionError("a damaged archive was unpacked")
+
+
+# -- the command line on the new surfaces --------------------------------------------------
+
+def test_the_command_line_on_hostile_root_checkpoint_and_archive_is_one_line_exit_2(
+        published_bundle, tmp_path):
+    """The bad-input contract end to end: one line, exit code 2, no traceback, nothing
+    written."""
+    from tests.cli_helpers import assert_user_error, run_cli
+
+    root = write_root(tmp_path / "disagree.root", b"\x03\x00\x01\x00\x06\x00\x00\x00"
+                                                  + b"\x05" * 12)
+    truncated = write_root(tmp_path / "truncated.root", b"\x02\x00" + b"\x00" * 10 + b"\x02\x00")
+    inputs = tmp_path / "ck"
+    inputs.mkdir()
+    poisoned, metadata = write_checkpoint(inputs, b"\x00\x00\x01\x00\x03\x00\x05\x00")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, fragment in [
+            (("predict", published_bundle, root, "-o", tmp_path / "s.h5"), "error"),
+            (("predict", published_bundle, truncated, "-o", tmp_path / "s.h5"), "error"),
+            (("bundle", "import-checkpoint", poisoned, "--metadata", metadata, "-o",
+              tmp_path / "b"), "holds NaN or infinite weights"),
+            (("pull", "https://127.0.0.1:9/records/12"), "no answer")]:
+        assert_user_error(run_cli(*args, timeout=300), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
