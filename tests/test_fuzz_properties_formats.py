@@ -70,6 +70,28 @@ def test_particle_branches_whose_lengths_disagree_are_refused_naming_them(tmp_pa
         raise AssertionError("jets with disagreeing particle branches were read")
 
 
+def test_a_jet_whose_derived_features_are_not_finite_is_refused_naming_it(tmp_path):
+    """Found by fuzz/jetclass_root.py: a jet energy <= 0 made log(E/E_jet) NaN in the jets
+    the reader returned."""
+    import uproot
+
+    from servable.data.jetclass import read_jetclass
+    from servable.errors import ServableError
+    from tests.ring_jets import ring_branches
+
+    branches = ring_branches(1, seed=0)
+    branches["jet_energy"] = branches["jet_energy"].copy()
+    branches["jet_energy"][2] = -1.0
+    with uproot.recreate(tmp_path / "bad.root") as f:
+        f["tree"] = branches
+    try:
+        read_jetclass(tmp_path / "bad.root")
+    except ServableError as exc:
+        assert "jet 2: the particle feature 'part_logerel' is NaN or infinite" in str(exc)
+    else:
+        raise AssertionError("jets with NaN derived features were read")
+
+
 # -- checkpoints ----------------------------------------------------------------------------
 
 @given(recipe=st.binary(max_size=24))

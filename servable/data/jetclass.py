@@ -168,7 +168,22 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
         labels=labels, track_names=PARTICLE_BRANCHES, vertex_names=(),
         jet_feature_names=JET_BRANCHES, class_names=CLASS_NAMES, extras=extras,
     )
-    return complete(jets)
+    return _finite(complete(jets), path, entry_start)
+
+
+def _finite(jets: Jets, path, start: int) -> Jets:
+    """`jets` if every particle and jet feature, derived ones included, is finite; else one
+    line naming the first jet and feature (e.g. a jet energy <= 0 gives no log(E/E_jet))."""
+    for array, names, what in ((jets.tracks, jets.track_names, "particle"),
+                               (jets.jet_features, jets.jet_feature_names, "jet")):
+        bad = np.argwhere(~np.isfinite(array))
+        if len(bad):
+            jet, channel = int(bad[0][0]), int(bad[0][1])
+            raise ServableError(f"{path}: jet {start + jet}: the {what} feature "
+                                f"'{names[channel]}' is NaN or infinite ({len(bad)} values "
+                                "in this chunk); the file's values give no valid one (a jet "
+                                "energy or pT <= 0, say): fix or drop those jets")
+    return jets
 
 
 def _padding(name: str) -> float:
