@@ -61,7 +61,7 @@ test: $(STAMP)
 # exception that breaks the contract, or a native crash, stops that target and fails the run
 # at the end.
 SECONDS ?= 60
-FUZZ_TARGETS := h5_reader bundle_loader manifest_record
+FUZZ_TARGETS := h5_reader bundle_loader manifest_record jetclass_root checkpoint_import records_json
 fuzz: $(STAMP)
 	@failed=""; for t in $(FUZZ_TARGETS); do \
 	  d=fuzz/findings/$$t; mkdir -p $$d/corpus; echo "== $$t: $(SECONDS) s"; \

@@ -122,3 +122,31 @@ def read_everything(path: Path) -> None:
         assert chunks is not None and sum(map(len, chunks)) == len(jets)
         with JetFile(path) as f:
             assert isinstance(f.attrs, dict)  # the provenance JSON parses
+
+
+def read_everything_root(path: Path) -> None:
+    """Read a JetClass ROOT file every way the product does: its size, whole, in chunks,
+    through `servable.data.io`, its provenance."""
+    from servable.data import io
+    from servable.data.jetclass import count_jets, iter_jetclass, read_jetclass, read_provenance
+
+    n = obey(lambda: count_jets(path))
+    jets = obey(lambda: read_jetclass(path))
+    if jets is not None:
+        assert n == len(jets), (n, len(jets))
+        check_jets(jets)
+        chunks = obey(lambda: list(iter_jetclass(path, 2)))
+        assert chunks is not None and sum(map(len, chunks)) == len(jets)
+        first = obey(lambda: io.read_jets(path, 0, 1))
+        assert first is not None and len(first) == min(1, len(jets))
+    obey(lambda: read_provenance(path))
+
+
+def record_for(archive: bytes, key: str = "mlp-random-1.0.zip") -> dict:
+    """The records API's answer (as zenodo.org writes it) for a record holding `archive`,
+    downloaded from `http://SERVER` (the records_json target puts its server there)."""
+    return {"id": 1, "recid": "1", "doi": None, "conceptrecid": "2", "status": "published",
+            "metadata": {"title": "a record", "version": "1.0"},
+            "files": [{"id": "f1", "key": key, "size": len(archive),
+                       "checksum": "md5:" + hashlib.md5(archive).hexdigest(),  # noqa: S324
+                       "links": {"self": f"http://SERVER/api/records/1/files/{key}/content"}}]}

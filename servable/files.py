@@ -17,6 +17,7 @@ rejection is null when no background jet passes the cut: infinite rejection).
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -47,6 +48,17 @@ def _not_regular(path, mode: int) -> ServableError:
     return ServableError(f"{path}: {kind}, not a regular file; give a file")
 
 
+def _loop(path) -> ServableError:
+    return ServableError(f"{path}: a symbolic link loop (a link that leads back to itself); "
+                         "point it at a real file or give another path")
+
+
+def _unreadable(path, exc: OSError) -> ServableError:
+    if exc.errno == errno.ELOOP:
+        return _loop(path)
+    return ServableError(f"{path}: cannot be read ({exc.strerror})")
+
+
 def regular_file(path) -> Path:
     """`path` when it names a regular file (a symlink to one is followed); else one clear
     ServableError: missing, a directory, a named pipe, a device."""
@@ -56,10 +68,21 @@ def regular_file(path) -> Path:
     except FileNotFoundError:
         raise ServableError(f"{path}: no such file") from None
     except OSError as exc:
-        raise ServableError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise _unreadable(path, exc) from None
     if not stat.S_ISREG(mode):
         raise _not_regular(path, mode)
     return path
+
+
+def resolved(path) -> Path:
+    """`path` made absolute with every symlink followed (`Path.resolve`), or one clear
+    ServableError when a symlink in it leads back to itself (Python 3.11 raises
+    RuntimeError there, later versions OSError)."""
+    path = Path(path)
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise _loop(path) from None
 
 
 def open_regular(path) -> BinaryIO:
@@ -72,7 +95,7 @@ def open_regular(path) -> BinaryIO:
     except FileNotFoundError:
         raise ServableError(f"{path}: no such file") from None
     except OSError as exc:
-        raise ServableError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise _unreadable(path, exc) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -115,8 +138,8 @@ def _refuse_inside_inputs(path: Path, target: Path, directory: Path,
         raise OutputError(f"{path}: inside the bundle {bundle}; a bundle is only read, "
                           "write outputs elsewhere")
     for given in inputs:
-        source = Path(given).resolve()
-        if source == target or (path.exists() and path.resolve() == source):
+        source = resolved(given)
+        if source == target or (path.exists() and resolved(path) == source):
             raise OutputError(f"{path}: an input of this command; the output would overwrite the "
                               "input, choose another name")
         if source.is_dir() and source in target.parents:
@@ -129,7 +152,7 @@ def check_output(path, *, force: bool = False, inputs: Iterable = ()) -> Path:
     or an existing file without `force`. The path's last part is not resolved: a symlink
     there is replaced, never followed."""
     path = Path(path)
-    target = path.parent.resolve() / path.name
+    target = resolved(path.parent) / path.name
     _refuse_inside_inputs(path, target, target.parent, inputs)
     if path.is_dir() and not path.is_symlink():
         raise OutputError(f"{path}: a directory; give a file name")
@@ -142,7 +165,7 @@ def output_dir(path, *, inputs: Iterable = ()) -> Path:
     """Create an output directory (and its parents), refused inside a bundle or an input
     directory; the files in it are each written with `atomic_output`."""
     path = Path(path)
-    target = path.resolve()
+    target = resolved(path)
     _refuse_inside_inputs(path, target, target, inputs)
     if os.path.lexists(path) and not path.is_dir():
         raise OutputError(f"{path}: exists and is not a directory; give a folder")

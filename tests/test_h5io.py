@@ -6,6 +6,7 @@ import pytest
 
 from servable.data.h5io import JetFileError, iter_jets, read_jets, write_jets
 from servable.data.jets import InvalidJetsError, Jets
+from tests.cli_helpers import run_cli
 
 
 def test_round_trip_gives_identical_arrays_names_and_attributes(train_file, tmp_path):
@@ -127,11 +128,38 @@ def test_optional_datasets_of_the_wrong_shape_are_refused_naming_dataset_and_sha
     assert len(str(exc.value).splitlines()) == 1
 
 
-def test_an_unexpected_dataset_under_generator_truth_is_refused(tmp_path):
-    bad = _with(tmp_path, "generator_truth/secret", np.zeros(3))
-    with pytest.raises(JetFileError, match="unexpected 'generator_truth/secret'; "
-                                           "generator_truth/ holds only n_b_hadrons"):
-        read_jets(bad)
+def test_extra_datasets_of_the_users_own_under_generator_truth_are_ignored(tmp_path):
+    """Issue 38: a truth label the user added (any shape, any dtype, even text, a group or a
+    link to another file) is not read, and the file is not refused for it."""
+    from servable.data.h5io import JetFile
+    from servable.data.summary import format_summary, summarize
+
+    path = _with(tmp_path, "generator_truth/extra_a", np.array([b"x", b"y"]))
+    with h5py.File(path, "a") as f:
+        f.create_group("generator_truth/extra_group")
+        f["generator_truth/extra_link"] = h5py.ExternalLink("/nonexistent.h5", "x")
+    jets = read_jets(path)
+    assert sorted(jets.extras) == ["n_b_hadrons", "track_origin"]
+    with JetFile(path) as jf:
+        assert sorted(jf.ignored) == ["generator_truth/extra_a", "generator_truth/extra_group",
+                                      "generator_truth/extra_link"]
+    summary = summarize(path)
+    assert summary["ignored"] == sorted(summary["ignored"]) and len(summary["ignored"]) == 3
+    note = format_summary(summary).splitlines()[-1]
+    assert note.startswith("  note: not part of the layout, ignored") and "'generator_truth/" \
+        "extra_a'" in note
+    shown = run_cli("data", "inspect", path)
+    assert shown.returncode == 0 and "ignored (nothing reads them)" in shown.stdout, shown
+
+
+def test_known_generator_truth_datasets_keep_their_strict_checks_beside_extras(tmp_path):
+    path = _with(tmp_path, "generator_truth/extra_a", np.zeros(3))
+    with h5py.File(path, "a") as f:
+        del f["generator_truth/track_origin"]
+        f["generator_truth/track_origin"] = np.zeros((3, 59), np.int8)
+    with pytest.raises(JetFileError, match=re.escape("'generator_truth/track_origin' has shape "
+                                                     "(3, 59), expected (n, 60)")):
+        read_jets(path)
 
 
 def test_a_group_where_a_dataset_belongs_is_refused(tmp_path):

@@ -196,6 +196,30 @@ def test_a_named_pipe_as_input_is_refused_not_waited_on(bundle, tmp_path, comman
     assert_user_error(run_cli(*args, timeout=60), "named pipe")
 
 
+# -- symbolic link loops (issue 38) ---------------------------------------------------
+
+@pytest.mark.parametrize("command", ["inspect", "predict", "train", "import"])
+def test_a_symlink_loop_as_input_is_one_line_not_a_traceback(bundle, tmp_path, command):
+    loop = tmp_path / "in.h5"
+    loop.symlink_to(loop.name)  # in.h5 -> in.h5: resolving it never ends
+    out = tmp_path / "out"
+    args = {"inspect": ("data", "inspect", loop),
+            "predict": ("predict", bundle, loop, "-o", out, "--runtime", "onnx"),
+            "train": ("train", "--data", loop, "-o", out, "--epochs", "1"),
+            "import": ("bundle", "import-checkpoint", loop, "-o", out)}[command]
+    assert_user_error(run_cli(*args, timeout=120), f"{loop.name}: a symbolic link loop")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "in.h5"]
+
+
+def test_an_output_folder_that_is_a_symlink_loop_is_one_line(bundle, jets_file, tmp_path):
+    loop = tmp_path / "scores"
+    loop.symlink_to(loop.name)
+    assert_user_error(run_cli("predict", bundle, jets_file, "-o", loop / "s.h5"),
+                      "scores: a symbolic link loop")
+    with pytest.raises(ServableError, match="a symbolic link loop"):
+        write_jets(loop / "s.h5", read_jets(jets_file))
+
+
 # -- strict JSON -----------------------------------------------------------------------
 
 def test_evaluate_json_is_strict_when_a_rejection_is_infinite(bundle, jets_file):

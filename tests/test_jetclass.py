@@ -26,8 +26,8 @@ def handmade_file(tmp_path):
     counts = np.array([3, 1, 5])
     branches = {b: ak.unflatten(rng.normal(size=counts.sum()).astype(np.float32) + 1.0, counts)
                 for b in PARTICLE_BRANCHES}
-    for b in JET_BRANCHES:
-        branches[b] = rng.normal(size=3).astype(np.float32)
+    for b in JET_BRANCHES:  # positive: a jet energy <= 0 gives no log(E/E_jet) (refused)
+        branches[b] = (np.abs(rng.normal(size=3)) + 1.0).astype(np.float32)
     for i, b in enumerate(LABEL_BRANCHES):
         branches[b] = np.array([i == 1, i == 0, i == 8], dtype=np.float32)
     path = tmp_path / "jetclass.root"

@@ -406,3 +406,74 @@ def test_both_json_forms_of_the_records_api_read_alike():
     assert odd.files == [] and odd.doi is None and odd.version_index is None
     with pytest.raises(RetrievalError, match="without an id"):
         read_record("https://x.org", {"id": "../x"}, "bad")
+
+
+# -- the cache's size limit (issue 38) ---------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("123456", 123456), ("500M", 500 << 20), ("2G", 2 << 30), ("2g", 2 << 30),
+    ("1.5T", 3 << 39), ("64KiB", 64 << 10), (" 3 MB ", 3 << 20), ("0", 0)])
+def test_cache_max_reads_bytes_and_binary_units(text, expected):
+    from servable.bundle.cache_limit import parse_size
+
+    assert parse_size(text) == expected
+
+
+def test_a_cache_max_that_is_not_a_size_is_one_line_before_any_request(published, server,
+                                                                      monkeypatch):
+    _, state = published
+    monkeypatch.setenv("SERVABLE_CACHE_MAX", "lots")
+    seen = len(server.log)
+    assert_user_error(run_cli("pull", state["doi"]), "SERVABLE_CACHE_MAX='lots' is not a size",
+                      "500M or 2G")
+    assert len(server.log) == seen and cache_entries() == []
+
+
+def _used(entry: dict, seconds_ago: float) -> None:
+    import os
+    import time
+
+    t = time.time() - seconds_ago
+    os.utime(Path(entry["dir"]) / "entry.json", (t, t))
+
+
+def test_the_cache_evicts_the_least_recently_used_bundles_to_fit_its_limit(
+        random_bundle, server, monkeypatch):
+    from servable.bundle import cache_limit
+    from servable.bundle.retrieve import identifier, retrieve
+
+    monkeypatch.setattr(cache_limit, "IN_USE_SECONDS", 0.0)
+    archive = _zip(_bundle_zip(random_bundle))
+    a, b, c = (server.add_record({"mlp-1.0.zip": archive}) for _ in range(3))
+    retrieve(identifier(a))
+    retrieve(identifier(b))
+    size = sum(p.stat().st_size for p in Path(cache_entries()[0]["dir"]).rglob("*")
+               if p.is_file())
+    monkeypatch.setenv("SERVABLE_CACHE_MAX", str(int(size * 2.5)))  # room for two entries
+    by_doi = {e["doi"]: e for e in cache_entries()}
+    _used(by_doi[a], 300)
+    _used(by_doi[b], 200)  # b is the more recent, until a is loaded again:
+    requests = len(server.log)
+    retrieve(identifier(a))  # from the cache: no request, but a counts as used now
+    assert len(server.log) == requests
+    retrieve(identifier(c))
+    assert sorted(e["doi"] for e in cache_entries()) == sorted([a, c])  # b went
+    assert [p.name for p in (cache_root() / "bundles").iterdir() if p.name.startswith(".")] == []
+    monkeypatch.setenv("SERVABLE_CACHE_MAX", "0")  # only the bundle being loaded stays
+    path = retrieve(identifier(b))
+    assert [e["doi"] for e in cache_entries()] == [b] and verify(path)
+
+
+def test_the_cache_never_evicts_a_bundle_used_in_the_last_minute(random_bundle, server,
+                                                                 monkeypatch):
+    from servable.bundle.retrieve import identifier, retrieve
+
+    archive = _zip(_bundle_zip(random_bundle))
+    a, b, c = (server.add_record({"mlp-1.0.zip": archive}) for _ in range(3))
+    retrieve(identifier(a))
+    monkeypatch.setenv("SERVABLE_CACHE_MAX", "1")
+    retrieve(identifier(b))  # a was used a moment ago: another process may be reading it
+    assert sorted(e["doi"] for e in cache_entries()) == sorted([a, b])
+    _used(next(e for e in cache_entries() if e["doi"] == a), 61)
+    assert run_cli("pull", c).returncode == 0  # a goes now; b is still in its minute
+    assert sorted(e["doi"] for e in cache_entries()) == sorted([b, c])

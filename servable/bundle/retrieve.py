@@ -10,9 +10,11 @@ moved into the cache in one rename: a failure leaves no half-written entry, only
 resumable partial download.
 
 The cache is `$SERVABLE_CACHE` or the user cache directory (platformdirs); one entry per
-record, `{site}-{id}/` holding `entry.json` and the bundle folder. A second load of the same
-DOI, or of a concept DOI already retrieved, makes no request (and the loader verifies the
-bundle again). `servable pull` asks the network again (a concept DOI's newest version).
+record, `{site}-{id}/` holding `entry.json` and the bundle folder; `$SERVABLE_CACHE_MAX`
+bounds its size (`servable.bundle.cache_limit`: the least recently used entries go). A
+second load of the same DOI, or of a concept DOI already retrieved, makes no request (and
+the loader verifies the bundle again). `servable pull` asks the network again (a concept
+DOI's newest version).
 The resolver is `$SERVABLE_DOI_RESOLVER` (default https://doi.org); plain HTTP is accepted
 only from the local machine (test servers).
 """
@@ -25,12 +27,12 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import urllib.parse
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from servable.bundle.archive import MAX_BUNDLE_BYTES, unpack
+from servable.bundle.cache_limit import evict, mark_used, max_bytes
 from servable.bundle.doi import (  # noqa: F401 - the retrieval API, re-exported
     RESOLVER,
     RESOLVER_ENV,
@@ -42,11 +44,9 @@ from servable.bundle.doi import (  # noqa: F401 - the retrieval API, re-exported
     follow,
     identifier,
 )
-from servable.bundle.manifest import MANIFEST, BundleError, verify
+from servable.bundle.manifest import BundleError, verify
 
 CACHE_ENV = "SERVABLE_CACHE"
-MAX_BUNDLE_BYTES = 4 << 30  # download and unpacked size
-MAX_MEMBERS = 10_000
 
 
 # -- the cache -------------------------------------------------------------------------
@@ -103,7 +103,10 @@ def _cached(ident: Identifier) -> Path | None:
     if not hits:
         return None
     newest = max(hits, key=_newness)  # a concept: the newest version held
-    return Path(newest["path"]) if Path(newest["path"]).is_dir() else None
+    if not Path(newest["path"]).is_dir():
+        return None
+    mark_used(Path(newest["dir"]))  # the cache's size limit evicts the least recently used
+    return Path(newest["path"])
 
 
 def clear_cache(ref: str | None = None) -> int:
@@ -187,58 +190,6 @@ def _download(url: str, part: Path, size: int, md5: str, label: str) -> None:
                              f"{md5}; the file was corrupted in transit (run again)")
 
 
-def unpack(zip_path: Path, dest: Path, label: str | None = None) -> Path:
-    """Unpack a bundle archive into the empty folder `dest`; returns the bundle folder.
-    Refuses members outside their folder, links, special files and oversized content.
-    `label` names the archive in errors (default: its file name)."""
-    label = label or zip_path.name
-    try:
-        z = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError):
-        raise RetrievalError(f"{label}: not a zip archive") from None
-    with z:
-        infos = z.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise RetrievalError(f"{label}: {len(infos)} members, more than "
-                                 f"{MAX_MEMBERS}")
-        total, tops = 0, set()
-        for info in infos:
-            name, mode = info.filename, info.external_attr >> 16
-            parts = PurePosixPath(name).parts
-            if (name.startswith("/") or "\\" in name or not parts or ".." in parts
-                    or ":" in parts[0]):
-                raise RetrievalError(f"{label}: member {name!r} would land outside "
-                                     "the bundle folder; refusing the archive")
-            if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no unix mode
-                raise RetrievalError(f"{label}: member {name!r} is a link or a special "
-                                     "file; a bundle holds only regular files")
-            total += info.file_size
-            if total > MAX_BUNDLE_BYTES:
-                raise RetrievalError(f"{label}: unpacks to more than "
-                                     f"{MAX_BUNDLE_BYTES >> 20} MiB; refusing it")
-            tops.add(parts[0])
-        if len(tops) != 1 or not any(i.filename == f"{next(iter(tops))}/{MANIFEST}"
-                                     for i in infos):
-            raise RetrievalError(f"{label}: not a servable bundle archive (one folder "
-                                 f"holding {MANIFEST} expected)")
-        for info in infos:
-            target = dest.joinpath(*PurePosixPath(info.filename).parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as out, z.open(info) as src:
-                left = info.file_size
-                while chunk := src.read(min(1 << 20, left + 1)):
-                    left -= len(chunk)
-                    if left < 0:
-                        raise RetrievalError(f"{label}: member {info.filename!r} is "
-                                             "larger than its header says; refusing it")
-                    out.write(chunk)
-    return dest / next(iter(tops))
-
-
 def retrieve(ident: Identifier, refresh: bool = False) -> Path:
     """The cached bundle folder of `ident`, retrieved first when the cache lacks it (or,
     with `refresh`, when the newest record is not the one cached)."""
@@ -246,6 +197,7 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
         cached = _cached(ident)
         if cached is not None:
             return cached
+    limit = max_bytes()  # a bad $SERVABLE_CACHE_MAX is refused before any request
     record = fetch_record(ident)
     what, site, rid = str(ident), record.site, record.id
     key = _entry_key(site, rid)
@@ -285,4 +237,5 @@ def retrieve(ident: Identifier, refresh: bool = False) -> Path:
     finally:  # complete and MD5-checked: kept or refused, it is not needed again
         shutil.rmtree(tmp, ignore_errors=True)
         part.unlink(missing_ok=True)
+    evict(root, keep=root / key, limit=limit)
     return root / key / "bundle" / folder.name

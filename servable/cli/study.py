@@ -197,13 +197,13 @@ def xai_benchmark(
     from servable import load
     from servable.cli.common import fail, target_option
     from servable.data.io import read_jets
+    from servable.files import regular_file
     from servable.study.xai import verdicts as V
     from servable.study.xai_benchmark import QUICK, Settings, benchmark, check_models
     from servable.study.xai_report import write_benchmark
 
     _new_output(output, force)
-    if not data.is_file():
-        fail(f"{data}: no such file")
+    regular_file(data)
     chosen = None
     if methods:
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())

@@ -195,7 +195,10 @@ class JetFile:
                 ds[len(ds) - 1]
 
     def _truth(self, path) -> dict[str, h5py.Dataset]:
-        """The generator truth datasets: only those the generator writes, in their shapes."""
+        """The generator truth datasets the generator writes, each checked for its shape and
+        dtype. In the CMS layout anything else under `generator_truth/` (a label of the
+        user's own) is left alone: not read, not followed, listed in `self.ignored`."""
+        self.ignored: list[str] = []
         if TRUTH_GROUP not in self._f:
             return {}
         link = self._f.get(TRUTH_GROUP, getlink=True)
@@ -204,13 +207,13 @@ class JetFile:
         truth = {}
         for name in self._f[TRUTH_GROUP]:
             key = f"{TRUTH_GROUP}/{name}"
+            if self.layout != JETCLASS and name not in schema.TRUTH_SHAPES:
+                self.ignored.append(key)
+                continue
             ds = _plain(self._f, key, path)
             if self.layout == JETCLASS:  # the JetClass generator's truth: any per-jet array
                 truth[name] = _checked(ds, path, (None,) * (ds.ndim - 1), "biuf")
                 continue
-            if name not in schema.TRUTH_SHAPES:
-                raise JetFileError(f"{path}: unexpected '{key}'; {TRUTH_GROUP}/ holds only "
-                                   f"{', '.join(schema.TRUTH_SHAPES)}")
             truth[name] = _checked(ds, path, schema.TRUTH_SHAPES[name], "biuf")
         return truth
 

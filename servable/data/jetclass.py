@@ -34,14 +34,34 @@ PROVENANCE = "provenance"
 _PARTICLE_EXTRA, _JET_EXTRA = "part_truth_", "aux_"
 
 
+# ROOT files are parsed by uproot in Python: a damaged file can fail in it anywhere, with
+# any exception type (ValueError, KeyError, zlib.error, uproot.DeserializationError, ...)
+# or ask for more memory than there is; every such failure is one line naming the file
+_MAX_ENTRIES = 1 << 40
+
+
+def _damaged(path, what: str, exc: BaseException) -> ServableError:
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return ServableError(f"{path}: {what} cannot be read ({exc.__class__.__name__}: {first}); "
+                         "the file is probably truncated or corrupted")
+
+
 def _open_tree(path, tree: str):
     import uproot
 
     try:
         f = uproot.open(path)
     except Exception as exc:
-        raise ServableError(f"{path}: not a readable ROOT file ({exc})") from None
-    if tree not in f:
+        raise ServableError(f"{path}: not a readable ROOT file ({exc.__class__.__name__}: "
+                            f"{(str(exc).splitlines() or [''])[0][:200]})") from None
+    try:
+        # uproot writes an RNTuple where a mapping of arrays is assigned, a TTree by mktree
+        found = tree in f and isinstance(f[tree], (uproot.behaviors.TTree.TTree,
+                                                   uproot.behaviors.RNTuple.RNTuple))
+    except Exception as exc:
+        f.close()
+        raise _damaged(path, "the file's directory", exc) from None
+    if not found:
         f.close()
         raise ServableError(f"{path}: no TTree '{tree}' (JetClass files keep jets in 'tree')")
     return f
@@ -50,7 +70,13 @@ def _open_tree(path, tree: str):
 def count_jets(path, tree: str = "tree") -> int:
     """How many jets (entries of `tree`) a JetClass ROOT file holds."""
     with _open_tree(regular_file(path), tree) as f:
-        return int(f[tree].num_entries)
+        try:
+            n = f[tree].num_entries
+        except Exception as exc:  # read lazily: a damaged header fails only here
+            raise _damaged(path, f"the entries of '{tree}'", exc) from None
+    if not 0 <= n < _MAX_ENTRIES:
+        raise ServableError(f"{path}: the tree declares {n} entries; the file is corrupted")
+    return int(n)
 
 
 def iter_jetclass(path, chunk_size: int, tree: str = "tree", max_particles: int = 128):
@@ -58,6 +84,56 @@ def iter_jetclass(path, chunk_size: int, tree: str = "tree", max_particles: int 
     path = regular_file(path)
     for start in range(0, count_jets(path, tree), chunk_size):
         yield read_jetclass(path, max_particles, tree, start, start + chunk_size)
+
+
+def _numbers(array, branch: str, path, shape: str) -> None:
+    """Refuse a branch that is not numbers in `shape`: "jagged" (a list per jet), "flat" (one
+    per jet) or "regular" (an array of one shape per jet), with one line naming the branch,
+    its type and the expected one."""
+    import awkward as ak
+
+    try:
+        flat = ak.flatten(array, axis=1) if shape == "jagged" and array.ndim == 2 else array
+        values = ak.to_numpy(flat, allow_missing=False)
+    except (ValueError, TypeError, ak.errors.AxisError):  # jagged, strings, records, None
+        values = None
+    if (values is None or values.dtype.kind not in "biuf"
+            or values.ndim != {"jagged": 1, "flat": 1}.get(shape, values.ndim)
+            or (shape == "jagged" and array.ndim != 2)):
+        wanted = {"jagged": "a variable-length list of numbers per jet",
+                  "flat": "one number per jet", "regular": "numbers per jet"}[shape]
+        raise ServableError(f"{path}: branch '{branch}' has type {str(array.type)[:80]}; "
+                            f"expected {wanted}")
+
+
+def _read_arrays(path, t, branches: list[str], entry_start: int, entry_stop: int | None):
+    """The branches of `t` as awkward arrays, type-checked; the particle branches (and the
+    per-particle truth) must agree on each jet's number of particles."""
+    import awkward as ak
+
+    try:
+        arrays = t.arrays(branches, entry_start=entry_start, entry_stop=entry_stop)
+    except MemoryError:
+        raise ServableError(f"{path}: entries {entry_start}-{entry_stop} do not fit in "
+                            "memory; read the file in smaller chunks") from None
+    except Exception as exc:
+        raise _damaged(path, f"entries {entry_start}-{entry_stop}", exc) from None
+    counts = None
+    for b in branches:
+        jagged = b in PARTICLE_BRANCHES or b.startswith(_PARTICLE_EXTRA)
+        _numbers(arrays[b], b, path, "jagged" if jagged else
+                 "regular" if b.startswith(_JET_EXTRA) else "flat")
+        if not jagged:
+            continue
+        n = ak.to_numpy(ak.num(arrays[b], axis=1))
+        if counts is None:
+            counts, first = n, b
+        elif not np.array_equal(n, counts):
+            jet = int(np.flatnonzero(n != counts)[0])
+            raise ServableError(f"{path}: branch '{b}' holds {n[jet]} particles in jet "
+                                f"{entry_start + jet} but '{first}' {counts[jet]}; the "
+                                "particle branches must have one value per particle")
+    return arrays
 
 
 def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
@@ -69,13 +145,17 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
     path = regular_file(path)
     with _open_tree(path, tree) as f:
         t = f[tree]
+        try:
+            keys = t.keys()
+        except Exception as exc:
+            raise _damaged(path, f"the branches of '{tree}'", exc) from None
         missing = [b for b in (*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES)
-                   if b not in t.keys()]
+                   if b not in keys]
         if missing:
             raise ServableError(f"{path}: missing JetClass branches {', '.join(missing)}")
-        extra = [b for b in t.keys() if b.startswith((_PARTICLE_EXTRA, _JET_EXTRA))]
-        arrays = t.arrays([*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES, *extra],
-                          entry_start=entry_start, entry_stop=entry_stop)
+        extra = [b for b in keys if b.startswith((_PARTICLE_EXTRA, _JET_EXTRA))]
+        arrays = _read_arrays(path, t, [*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES,
+                                        *extra], entry_start, entry_stop)
     n = len(arrays)
     particles = np.zeros((n, len(PARTICLE_BRANCHES), max_particles), np.float32)
     for i, branch in enumerate(PARTICLE_BRANCHES):
@@ -86,7 +166,21 @@ def read_jetclass(path, max_particles: int = 128, tree: str = "tree",
     extras = {b: _extra(arrays[b], b, max_particles) for b in extra}
     jets = Jets({"particles": (particles, PARTICLE_BRANCHES), "jet_features": (jet, JET_BRANCHES)},
                 labels, class_names=CLASS_NAMES, extras=extras)
-    return complete(jets)
+    return _finite(complete(jets), path, entry_start)
+
+
+def _finite(jets: Jets, path, start: int) -> Jets:
+    """`jets` if every particle and jet feature, derived ones included, is finite; else one
+    line naming the first jet and feature (e.g. a jet energy <= 0 gives no log(E/E_jet))."""
+    for g, what in ((jets.group("particles"), "particle"), (jets.group("jet_features"), "jet")):
+        bad = np.argwhere(~np.isfinite(g.values))
+        if len(bad):
+            jet, channel = int(bad[0][0]), int(bad[0][1])
+            raise ServableError(f"{path}: jet {start + jet}: the {what} feature "
+                                f"'{g.features[channel]}' is NaN or infinite ({len(bad)} values "
+                                "in this chunk); the file's values give no valid one (a jet "
+                                "energy or pT <= 0, say): fix or drop those jets")
+    return jets
 
 
 def _padding(name: str) -> float:
@@ -118,12 +212,15 @@ def read_provenance(path) -> dict | None:
             if PROVENANCE not in f:
                 return None
             text = str(f[PROVENANCE])
-    except (OSError, ValueError) as exc:
-        raise ServableError(f"{path}: not a readable ROOT file ({exc})") from None
+    except Exception as exc:  # uproot on a damaged file: see _damaged
+        raise _damaged(path, f"'{PROVENANCE}'", exc) from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         raise ServableError(f"{path}: the '{PROVENANCE}' string is not JSON") from None
+    if not isinstance(value, dict):
+        raise ServableError(f"{path}: the '{PROVENANCE}' string is not a JSON object")
+    return value
 
 
 def _label_columns(jets: Jets) -> np.ndarray:

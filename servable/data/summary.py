@@ -57,6 +57,7 @@ def summarize(path, chunk_size: int = 20_000) -> dict:
                                              "q84": float(q[2])}
         out["classes"][label] = entry
     out["provenance"] = attrs.get("provenance")
+    out["ignored"] = list(f.ignored)
     return out
 
 
@@ -81,6 +82,9 @@ def format_summary(summary: dict) -> str:
             line += (f", soft-drop mass median {q['median']:6.1f} GeV "
                      f"(16-84%: {q['q16']:.1f}-{q['q84']:.1f})")
         lines.append(line)
+    if summary.get("ignored"):  # names as repr: a name of the user's own may hold anything
+        names = ", ".join(repr(k) for k in summary["ignored"])
+        lines.append(f"  note: not part of the layout, ignored (nothing reads them): {names}")
     return "\n".join(lines)
 
 

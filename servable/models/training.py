@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from servable.data.io import open_jets
 from servable.data.jets import JETCLASS, Jets
 from servable.errors import ServableError, check_int
-from servable.files import sha256_file
+from servable.files import regular_file, sha256_file
 from servable.models.metrics import classification_metrics
 from servable.models.spec import chosen_features
 from servable.models.taggers import (
@@ -254,8 +254,7 @@ def train(paths, cfg: TrainConfig,
     cfg.validate()
     paths = [Path(p) for p in paths]
     for p in paths:
-        if not p.exists():
-            raise ServableError(f"{p}: no such file")
+        regular_file(p)  # one line for a missing file, a folder, a pipe or a link loop
     _class_names(paths)
     train_src, val_src = plan_split(paths, cfg.split, cfg.fold, cfg.folds, cfg.val_fraction,
                                     cfg.split_seed)

@@ -73,6 +73,7 @@ def train_seeds_on(spec: str, data, cfg, seeds, targets, force: bool = False,
     import os
 
     from servable.bundle.train import trained_line
+    from servable.files import resolved
     from servable.remote.functions import train
 
     parallel = min(len(seeds), workers or os.cpu_count() or 1)
@@ -80,9 +81,9 @@ def train_seeds_on(spec: str, data, cfg, seeds, targets, force: bool = False,
     runner = executor(spec, workers=parallel)
     try:
         futures = [runner.submit(train, {
-            "data": [str(Path(p).resolve()) for p in data],
+            "data": [str(resolved(p)) for p in data],
             "config": dataclasses.asdict(dataclasses.replace(cfg, seed=seed)),
-            "out": str(Path(target).resolve()), "force": force, "threads": threads})
+            "out": str(resolved(target)), "force": force, "threads": threads})
             for seed, target in zip(seeds, targets, strict=True)]
         out = []
         for seed, future in zip(seeds, futures, strict=True):

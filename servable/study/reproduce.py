@@ -27,7 +27,7 @@ from servable.bundle.bundle import open_bundle
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
 from servable.explain import Servable
-from servable.files import output_dir, write_json
+from servable.files import output_dir, regular_file, write_json
 from servable.study import paper
 from servable.study.ablation import (
     DEFAULT_SIZES,
@@ -89,9 +89,7 @@ class Settings:
         for name in ("train_data", "test_data"):
             path = getattr(self, name)
             if path is not None:
-                setattr(self, name, Path(path))
-                if not Path(path).is_file():
-                    raise ServableError(f"{path}: no such file")
+                setattr(self, name, regular_file(path))  # missing, a folder, a link loop
         if self.published is not None:
             self.published = Path(self.published)
             if not self.published.is_dir():
