@@ -19,12 +19,13 @@ from servable.models.metrics import fidelity, summary_auc
 from servable.runtimes import RuntimeUnavailable
 
 
-def available_runtimes(bundle: Bundle) -> tuple[list[str], dict[str, str]]:
-    """The runtimes that load for this bundle (torch first, then onnx, openvino and tensorrt)
-    and, for each one that does not, why; loading creates and caches each runner in the
-    bundle."""
+def available_runtimes(bundle: Bundle, candidates: Sequence[str] = ("onnx", "openvino",
+                                                                    "tensorrt"),
+                       ) -> tuple[list[str], dict[str, str]]:
+    """The runtimes that load for this bundle (torch first, then those of `candidates`) and,
+    for each one that does not, why; loading creates and caches each runner in the bundle."""
     names, skipped = ["torch"], {}
-    for name in ("onnx", "openvino", "tensorrt"):
+    for name in candidates:
         try:
             bundle.runtime(name)
             names.append(name)
@@ -45,16 +46,18 @@ def _reduced(bundle: Bundle, jets: Jets, precision: str, batch_size: int | None,
 
 
 def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None,
-           precision: str = "f32") -> dict:
+           precision: str = "f32",
+           runtimes: Sequence[str] = ("onnx", "openvino", "tensorrt")) -> dict:
     """Each runtime against PyTorch in float32: max |dp| over every class, accuracy, AUC (two
     classes: of class 1; more: the macro one-vs-rest AUC over the classes present), its
     difference to PyTorch's (`delta_auc`) and the fidelity F = 1 - mean |p - p_torch| (paper
     Eq. 1; over jets and classes, which for two classes is the mean over jets of |dp_1|).
-    `precision` bf16 adds the reduced-precision rows torch-bf16 and openvino-bf16."""
+    `precision` bf16 adds the reduced-precision rows torch-bf16 and openvino-bf16; `runtimes`
+    are the ones compared with torch where they load."""
     from servable.models.precision import check_precision
 
     check_precision(precision)
-    names, skipped = available_runtimes(bundle)
+    names, skipped = available_runtimes(bundle, runtimes)
     probs = {n: bundle.predict(jets, n, batch_size) for n in names}
     if precision != "f32":
         _reduced(bundle, jets, precision, batch_size, probs, skipped)
