@@ -301,7 +301,10 @@ class Bundle:
         (created once each)."""
         from servable.runtimes import RUNTIMES, RuntimeUnavailable
 
-        if name not in RUNTIMES or name == "torch":
+        if name == "torch":
+            raise RuntimeUnavailable("torch is the native model, not a runner of model.onnx: "
+                                     "use logits(jets, 'torch')")
+        if name not in RUNTIMES:
             raise RuntimeUnavailable(f"unknown runtime {name!r}; choose one of "
                                      f"{', '.join(RUNTIMES)}")
         if precision != "f32" and name != "openvino":
