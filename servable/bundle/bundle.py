@@ -191,31 +191,10 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
 
 
 def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> list[str]:
-    """Export ONNX and refuse a graph that disagrees with the native model in ONNX Runtime;
-    returns the runtimes the graph was checked on (onnx, and openvino in float32 where
-    OpenVINO is installed and agrees within the same tolerance)."""
-    from servable.runtimes import RuntimeUnavailable
-    from servable.runtimes.onnx_export import export_onnx
-    from servable.runtimes.onnx_runtime import OnnxRuntime
+    """`servable.runtimes.onnx_export.export_and_check` (imported here: it needs torch)."""
+    from servable.runtimes.onnx_export import export_and_check
 
-    export_onnx(tagger, path)
-    inputs = tagger.input_spec().example(16)
-    native = tagger.logits_from_inputs(inputs)
-    bound = atol * max(1.0, float(np.max(np.abs(native))))
-    worst = float(np.max(np.abs(native - OnnxRuntime(path).logits(inputs))))
-    if not worst <= bound:
-        raise RuntimeError(f"ONNX export of the {tagger.kind} disagrees with the native model "
-                           f"(max |logit difference| {worst:.3g})")
-    checked = ["onnx"]
-    try:
-        from servable.runtimes.openvino_runtime import OpenVinoRuntime
-
-        ov = OpenVinoRuntime(path, "f32").logits(inputs)
-    except RuntimeUnavailable:
-        return checked  # not installed here: the manifest says so by leaving it out
-    if float(np.max(np.abs(native - ov))) <= bound:
-        checked.append("openvino")
-    return checked
+    return export_and_check(tagger, path, atol)
 
 
 def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
