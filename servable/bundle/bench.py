@@ -19,11 +19,13 @@ from servable.models.metrics import fidelity, summary_auc
 from servable.runtimes import RuntimeUnavailable
 
 
-def available_runtimes(bundle: Bundle) -> tuple[list[str], dict[str, str]]:
-    """The runtimes that load for this bundle (torch first, then onnx and tensorrt) and, for
-    each one that does not, why; loading creates and caches each runner in the bundle."""
+def available_runtimes(bundle: Bundle, candidates: Sequence[str] = ("onnx", "openvino",
+                                                                    "tensorrt"),
+                       ) -> tuple[list[str], dict[str, str]]:
+    """The runtimes that load for this bundle (torch first, then those of `candidates`) and,
+    for each one that does not, why; loading creates and caches each runner in the bundle."""
     names, skipped = ["torch"], {}
-    for name in ("onnx", "tensorrt"):
+    for name in candidates:
         try:
             bundle.runtime(name)
             names.append(name)
@@ -32,13 +34,33 @@ def available_runtimes(bundle: Bundle) -> tuple[list[str], dict[str, str]]:
     return names, skipped
 
 
-def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
-    """Each runtime against PyTorch: max |dp| over every class, accuracy, AUC (two classes:
-    of class 1; more: the macro one-vs-rest AUC over the classes present) and the fidelity
-    F = 1 - mean |p - p_torch| (paper Eq. 1; over jets and classes, which for two classes is
-    the mean over jets of |dp_1|)."""
-    names, skipped = available_runtimes(bundle)
+def _reduced(bundle: Bundle, jets: Jets, precision: str, batch_size: int | None,
+             probs: dict, skipped: dict) -> None:
+    """Add `torch-<precision>` and `openvino-<precision>` to `probs`, or their reasons to
+    `skipped` (a CPU without native bf16, a model without a PyTorch network)."""
+    for name in ("torch", "openvino"):
+        try:
+            probs[f"{name}-{precision}"] = bundle.predict(jets, name, batch_size, precision)
+        except ServableError as exc:  # RuntimeUnavailable is one
+            skipped[f"{name}-{precision}"] = str(exc)
+
+
+def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None,
+           precision: str = "f32",
+           runtimes: Sequence[str] = ("onnx", "openvino", "tensorrt")) -> dict:
+    """Each runtime against PyTorch in float32: max |dp| over every class, accuracy, AUC (two
+    classes: of class 1; more: the macro one-vs-rest AUC over the classes present), its
+    difference to PyTorch's (`delta_auc`) and the fidelity F = 1 - mean |p - p_torch| (paper
+    Eq. 1; over jets and classes, which for two classes is the mean over jets of |dp_1|).
+    `precision` bf16 adds the reduced-precision rows torch-bf16 and openvino-bf16; `runtimes`
+    are the ones compared with torch where they load."""
+    from servable.models.precision import check_precision
+
+    check_precision(precision)
+    names, skipped = available_runtimes(bundle, runtimes)
     probs = {n: bundle.predict(jets, n, batch_size) for n in names}
+    if precision != "f32":
+        _reduced(bundle, jets, precision, batch_size, probs, skipped)
     ref = probs["torch"]
     y = jets.labels.argmax(1) if jets.labels is not None else None
     rows = {}
@@ -49,22 +71,27 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None) -> dict:
             row["accuracy"] = float(np.mean(p.argmax(1) == y))
             row["roc_auc"] = summary_auc(y, p)
         rows[name] = row
+    if y is not None:
+        for row in rows.values():
+            row["delta_auc"] = row["roc_auc"] - rows["torch"]["roc_auc"]
     return {"bundle": bundle.name, "n_jets": len(jets), "classes": ref.shape[1],
-            "runtimes": rows, "skipped": skipped}
+            "precision": precision, "runtimes": rows, "skipped": skipped}
 
 
 def format_parity(report: dict) -> str:
     """The `parity` report as a text table: one row per runtime (max |dp|, fidelity, accuracy,
-    AUC or macro AUC; nan without labels), then each skipped runtime and why."""
-    lines = [f"{report['bundle']} on {report['n_jets']} jets (reference: torch)",
-             f"  {'runtime':9s} {'max|dp|':>10s} {'fidelity':>10s} {'accuracy':>9s} "
-             f"{'AUC' if report.get('classes', 2) == 2 else 'macro AUC':>9s}"]
+    AUC or macro AUC and its difference to PyTorch float32; nan without labels), then each
+    skipped runtime and why."""
+    lines = [f"{report['bundle']} on {report['n_jets']} jets (reference: torch, float32)",
+             f"  {'runtime':14s} {'max|dp|':>10s} {'fidelity':>10s} {'accuracy':>9s} "
+             f"{'AUC' if report.get('classes', 2) == 2 else 'macro AUC':>9s} {'dAUC':>10s}"]
+    nan = float("nan")
     for name, r in report["runtimes"].items():
-        acc, auc = r.get("accuracy", float("nan")), r.get("roc_auc", float("nan"))
-        lines.append(f"  {name:9s} {r['max_abs_dp']:10.2e} {r['fidelity']:10.7f} "
-                     f"{acc:9.4f} {auc:9.4f}")
+        acc, auc = r.get("accuracy", nan), r.get("roc_auc", nan)
+        lines.append(f"  {name:14s} {r['max_abs_dp']:10.2e} {r['fidelity']:10.7f} "
+                     f"{acc:9.4f} {auc:9.4f} {r.get('delta_auc', nan):+10.2e}")
     for name, why in report["skipped"].items():
-        lines.append(f"  {name:9s} skipped: {why}")
+        lines.append(f"  {name:14s} skipped: {why}")
     return "\n".join(lines)
 
 
@@ -137,7 +164,8 @@ def _throughput_axes(ax, result: dict) -> None:
 
 def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int],
                     repeats: int = 3, dense_jets: int = 512) -> dict:
-    """The IN: dense published formulation vs fast exact path (PyTorch) vs ONNX Runtime.
+    """The IN: dense published formulation vs fast exact path (PyTorch) vs ONNX Runtime vs
+    OpenVINO (float32; nan where OpenVINO is not installed).
 
     The dense baseline runs on the first `dense_jets` jets (it is ~50x slower); rates are
     jets per second, so they compare directly. Without a bundle, the published architecture
@@ -162,6 +190,10 @@ def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int
     inputs = bundle.tagger.inputs(jets)
     tracks, vertices = (torch.from_numpy(inputs[k]) for k in ("tracks", "vertices"))
     ort = bundle.runtime("onnx")
+    try:
+        ov = bundle.runtime("openvino")  # float32 hint: the same arithmetic as the others
+    except RuntimeUnavailable:
+        ov = None
     rows = {}
     with torch.inference_mode():
         tn, vn = net.track_norm(tracks), net.vertex_norm(vertices)
@@ -178,12 +210,19 @@ def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int
                 for i in range(0, len(jets), b):
                     ort.logits({k: v[i:i + b] for k, v in inputs.items()}, bucket=True)
 
+            def openvino(b=bs):
+                for i in range(0, len(jets), b):
+                    ov.logits({k: v[i:i + b] for k, v in inputs.items()}, bucket=True)
+
             n_dense = min(dense_jets, len(jets))
             rate = {"dense": n_dense / min(_time(dense, repeats)),
                     "fast": len(jets) / min(_time(fast, repeats)),
-                    "onnx": len(jets) / min(_time(onnx, repeats))}
+                    "onnx": len(jets) / min(_time(onnx, repeats)),
+                    "openvino": (len(jets) / min(_time(openvino, repeats)) if ov is not None
+                                 else float("nan"))}
             rate["fast_over_dense"] = rate["fast"] / rate["dense"]
             rate["onnx_over_fast"] = rate["onnx"] / rate["fast"]
+            rate["openvino_over_fast"] = rate["openvino"] / rate["fast"]
             rows[int(bs)] = rate
     n_tracks = jets.n_tracks
     flops = in_flops(net.core, n_tracks)
@@ -207,15 +246,17 @@ def in_flops(core, n_tracks: np.ndarray) -> dict:
 
 def format_inference(report: dict) -> str:
     """The `inference_bench` report as a text table: FLOPs per jet, then per batch size the
-    dense, fast and ONNX rates (jets/s), their ratios and the fast path's GFLOP/s."""
+    dense, fast, ONNX Runtime and OpenVINO rates (jets/s), their ratios and the fast path's
+    GFLOP/s."""
     f = report["flops"]
     lines = [f"IN inference on {report['n_jets']} jets ({report['mean_tracks']:.1f} tracks/jet, "
              f"{report['threads']} threads); FLOPs/jet: dense {f['dense_per_jet'] / 1e6:.1f} M, "
              f"fast {f['fast_per_jet_mean'] / 1e6:.2f} M",
-             f"  {'batch':>6s} {'dense':>10s} {'fast':>10s} {'onnx':>10s} {'fast/dense':>11s} "
-             f"{'onnx/fast':>10s} {'fast GFLOP/s':>13s}"]
+             f"  {'batch':>6s} {'dense':>10s} {'fast':>10s} {'onnx':>10s} {'openvino':>10s} "
+             f"{'fast/dense':>11s} {'onnx/fast':>10s} {'ov/fast':>8s} {'fast GFLOP/s':>13s}"]
     for bs, r in report["batch_sizes"].items():
         lines.append(f"  {bs:6d} {r['dense']:10.0f} {r['fast']:10.0f} {r['onnx']:10.0f} "
-                     f"{r['fast_over_dense']:10.1f}x {r['onnx_over_fast']:9.2f}x "
+                     f"{r['openvino']:10.0f} {r['fast_over_dense']:10.1f}x "
+                     f"{r['onnx_over_fast']:9.2f}x {r['openvino_over_fast']:7.2f}x "
                      f"{r['fast_gflops']:13.1f}")
     return "\n".join(lines)

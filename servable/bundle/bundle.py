@@ -47,8 +47,8 @@ def _package_versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("servable", "torch", "numpy", "onnx", "onnxruntime", "xgboost-cpu", "xgboost",
-                "safetensors", "h5py"):
+    for pkg in ("servable", "torch", "numpy", "onnx", "onnxruntime", "openvino",
+                "xgboost-cpu", "xgboost", "safetensors", "h5py"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -156,7 +156,7 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
     files["schema.json"] = schema.schema_json().encode()
     for fname, data in files.items():
         (out / fname).write_bytes(data)
-    _export_and_check_onnx(tagger, out / ONNX_FILE)
+    checked = _export_and_check_onnx(tagger, out / ONNX_FILE)
     inputs, outputs = io_spec(tagger)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -175,7 +175,10 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
         "methods": ["predict", "logits"],
         "runtimes": {
             tagger.framework: "native weights",
-            "onnx": f"{ONNX_FILE}: ONNX Runtime (CPU; CUDA provider when present)",
+            "onnx": f"{ONNX_FILE}: ONNX Runtime (CPU; CUDA provider when present); checked "
+                    "against the native model at export",
+            **({"openvino": f"{ONNX_FILE}: OpenVINO CPU, float32 hint; checked against the "
+                            "native model at export"} if "openvino" in checked else {}),
             "tensorrt": f"engine built from {ONNX_FILE} and cached per GPU (NVIDIA only)",
         },
         "dependencies": _package_versions(),
@@ -187,19 +190,11 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
     seal(out, manifest)
 
 
-def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> None:
-    """Export ONNX and refuse a graph that disagrees with the native model."""
-    from servable.runtimes.onnx_export import export_onnx
-    from servable.runtimes.onnx_runtime import OnnxRuntime
+def _export_and_check_onnx(tagger: Tagger, path: Path, atol: float = 1e-4) -> list[str]:
+    """`servable.runtimes.onnx_export.export_and_check` (imported here: it needs torch)."""
+    from servable.runtimes.onnx_export import export_and_check
 
-    export_onnx(tagger, path)
-    inputs = tagger.input_spec().example(16)
-    native = tagger.logits_from_inputs(inputs)
-    exported = OnnxRuntime(path).logits(inputs)
-    worst = float(np.max(np.abs(native - exported)))
-    if not worst <= atol * max(1.0, float(np.max(np.abs(native)))):
-        raise RuntimeError(f"ONNX export of the {tagger.kind} disagrees with the native model "
-                           f"(max |logit difference| {worst:.3g})")
+    return export_and_check(tagger, path, atol)
 
 
 def export_zip(bundle, zip_path, overwrite: bool = False) -> Path:
@@ -256,41 +251,59 @@ class Bundle:
         """The model's input arrays, its features picked by name as the manifest lists them."""
         return self.spec.select(jets)
 
-    def logits(self, jets: Jets, runtime: str = "torch",
-               batch_size: int | None = None) -> np.ndarray:
-        """Raw outputs (n, classes) with the chosen runtime: torch, onnx or tensorrt (an
-        imported ONNX model runs with onnx when asked for torch: it has no other)."""
+    def logits(self, jets: Jets, runtime: str = "torch", batch_size: int | None = None,
+               precision: str = "f32") -> np.ndarray:
+        """Raw outputs (n, classes) with the chosen runtime: torch, onnx, openvino or tensorrt
+        (an imported ONNX model runs with onnx when asked for torch: it has no other).
+        `precision` bf16 is an opt-in for torch and openvino on CPUs with native bf16."""
         if batch_size is not None:
             check_int(batch_size, "batch_size")
         if runtime in ("torch", "native", "xgboost") and self.kind == ONNX_KIND:
             runtime = "onnx"  # its native runtime is ONNX Runtime
         if runtime in ("torch", "native", "xgboost"):
+            from servable.models.precision import bf16_logits, check_precision
+
+            if check_precision(precision) == "bf16":
+                return bf16_logits(self.tagger, self.inputs(jets), batch_size)
             return self.tagger.logits_from_inputs(self.inputs(jets), batch_size)
         bucket = bool(self.manifest["model"].get("bucket_by_multiplicity"))
-        return self.runtime(runtime).logits(self.inputs(jets), batch_size, bucket=bucket)
+        return self.runtime(runtime, precision).logits(self.inputs(jets), batch_size,
+                                                       bucket=bucket)
 
-    def predict(self, jets: Jets, runtime: str = "torch",
-                batch_size: int | None = None) -> np.ndarray:
+    def predict(self, jets: Jets, runtime: str = "torch", batch_size: int | None = None,
+                precision: str = "f32") -> np.ndarray:
         """Class probabilities (n, classes)."""
-        return probabilities(self.logits(jets, runtime, batch_size))
+        return probabilities(self.logits(jets, runtime, batch_size, precision))
 
-    def runtime(self, name: str):
-        """The ONNX Runtime or TensorRT runner of this bundle (created once)."""
+    def runtime(self, name: str, precision: str = "f32"):
+        """The ONNX Runtime, OpenVINO or TensorRT runner of this bundle at `precision`
+        (created once each)."""
         from servable.runtimes import RUNTIMES, RuntimeUnavailable
 
+        if name == "torch":
+            raise RuntimeUnavailable("torch is the native model, not a runner of model.onnx: "
+                                     "use logits(jets, 'torch')")
         if name not in RUNTIMES:
             raise RuntimeUnavailable(f"unknown runtime {name!r}; choose one of "
                                      f"{', '.join(RUNTIMES)}")
-        if name not in self._runtimes:
+        if precision != "f32" and name != "openvino":
+            raise RuntimeUnavailable(f"precision {precision} runs with --runtime openvino or "
+                                     f"torch, not {name}; use --precision f32")
+        key = (name, precision)
+        if key not in self._runtimes:
             if name == "onnx":
                 from servable.runtimes.onnx_runtime import OnnxRuntime
 
-                self._runtimes[name] = OnnxRuntime(self.path / ONNX_FILE)
+                self._runtimes[key] = OnnxRuntime(self.path / ONNX_FILE)
+            elif name == "openvino":
+                from servable.runtimes.openvino_runtime import OpenVinoRuntime
+
+                self._runtimes[key] = OpenVinoRuntime(self.path / ONNX_FILE, precision)
             else:
                 from servable.runtimes.tensorrt_runtime import TensorRTRuntime
 
-                self._runtimes[name] = TensorRTRuntime(self.path / ONNX_FILE)
-        return self._runtimes[name]
+                self._runtimes[key] = TensorRTRuntime(self.path / ONNX_FILE)
+        return self._runtimes[key]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, kind={self.kind!r}, path={str(self.path)!r})"

@@ -20,16 +20,18 @@ from servable.files import atomic_output, regular_file
 
 def predict_file(bundle: Bundle, input_path, output_path, *, runtime: str = "torch",
                  batch_size: int | None = None, chunk_size: int = 20_000,
-                 overwrite: bool = False, progress: bool = False) -> dict:
-    """Score a file with a loaded bundle."""
+                 overwrite: bool = False, progress: bool = False,
+                 precision: str = "f32") -> dict:
+    """Score a file with a loaded bundle (`precision` bf16: opt-in, see Bundle.logits)."""
     if batch_size is not None:
         check_int(batch_size, "batch_size")
     info = {"bundle": bundle.name, "version": str(bundle.manifest["version"]),
-            "doi": bundle.manifest.get("doi") or "", "runtime": runtime,
+            "doi": bundle.manifest.get("doi") or "",
+            "runtime": runtime if precision == "f32" else f"{runtime}-{precision}",
             "classes": bundle.manifest["outputs"][0]["classes"]}
 
     def score(jets):
-        return bundle.predict(jets, runtime, batch_size), info
+        return bundle.predict(jets, runtime, batch_size, precision), info
 
     return stream_scores(score, input_path, output_path, chunk_size=chunk_size,
                          overwrite=overwrite, progress=progress, bundle_path=bundle.path)

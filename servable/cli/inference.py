@@ -14,7 +14,10 @@ def predict(
     input_file: Path = typer.Argument(..., help="jets: HDF5 (CMS or JetClass layout) or "
                                                 "JetClass ROOT"),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file for the scores"),
-    runtime: str = typer.Option("torch", help="torch, onnx or tensorrt"),
+    runtime: str = typer.Option("torch", help="torch, onnx, openvino or tensorrt"),
+    precision: str = typer.Option("f32", help="f32 (default, exact), or bf16 (opt-in: torch "
+                                              "or openvino on a CPU with native bf16; check "
+                                              "its cost with `bench parity --precision bf16`)"),
     batch_size: int = typer.Option(None, min=1, help="jets per forward pass"),
     force: bool = typer.Option(False, help="overwrite an existing output file"),
     quiet: bool = typer.Option(False, help="no progress bar"),
@@ -22,10 +25,16 @@ def predict(
     """Score jets: writes dataset `scores` (n, classes) and `row_index`."""
     from servable import load
     from servable.bundle.predict import predict_file
+    from servable.cli.common import fail
+    from servable.models.precision import PRECISIONS
 
+    if precision not in PRECISIONS:  # before anything is loaded or written
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     result = predict_file(load(bundle), input_file, output, runtime=runtime,
-                          batch_size=batch_size, overwrite=force, progress=not quiet)
-    typer.echo(f"{result['output']}: scores for {result['n_jets']} jets ({runtime})")
+                          batch_size=batch_size, overwrite=force, progress=not quiet,
+                          precision=precision)
+    shown = runtime if precision == "f32" else f"{runtime}, {precision}"
+    typer.echo(f"{result['output']}: scores for {result['n_jets']} jets ({shown})")
 
 
 def export(
@@ -50,14 +59,20 @@ def bench_parity(
     bundle: str = typer.Argument(..., help="bundle: directory, name, DOI or record URL"),
     data: Path = typer.Option(..., "--data", help="jets to compare on"),
     n_jets: int = typer.Option(None, min=1, help="use the first N jets"),
+    precision: str = typer.Option("f32", help="bf16 adds torch-bf16 and openvino-bf16 rows, "
+                                              "compared with float32 PyTorch"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Compare runtimes on the same jets: max |dp|, accuracy, AUC, fidelity."""
+    """Compare runtimes on the same jets: max |dp|, accuracy, AUC and its difference, fidelity."""
     from servable import load
     from servable.bundle.bench import format_parity, parity
+    from servable.cli.common import fail
     from servable.files import json_text
+    from servable.models.precision import PRECISIONS
 
-    report = parity(load(bundle), _sample(data, n_jets))
+    if precision not in PRECISIONS:
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    report = parity(load(bundle), _sample(data, n_jets), precision=precision)
     typer.echo(json_text(report) if as_json else format_parity(report))
 
 
@@ -116,7 +131,7 @@ def bench_inference(
     n_jets: int = typer.Option(4096, min=1, help="jets for the fast paths"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Dense published IN vs fast exact path vs ONNX Runtime, side by side."""
+    """Dense published IN vs fast exact path vs ONNX Runtime vs OpenVINO, side by side."""
     from servable import load
     from servable.bundle.bench import format_inference, inference_bench
     from servable.files import json_text

@@ -66,7 +66,8 @@ class InteractionNetwork(nn.Module):
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
         for idx, k in bucket_chunks(n_tracks):
             idx = torch.from_numpy(idx)
-            out[idx] = self._forward_explicit(tracks[idx], vertices[idx], k, lrp_rule)
+            part = self._forward_explicit(tracks[idx], vertices[idx], k, lrp_rule)
+            out[idx] = part.to(out.dtype)  # bf16 under autocast (servable.models.precision)
         return out
 
     def _forward_explicit(self, tracks, vertices, k, rule=None) -> torch.Tensor:

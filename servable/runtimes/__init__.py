@@ -1,12 +1,13 @@
 """Inference runtimes behind one interface: `logits(inputs, batch_size) -> (n, classes)`.
 
 `torch` is the tagger itself; `onnx` runs the bundle's model.onnx in ONNX Runtime (CUDA
-provider when present); `tensorrt` builds an engine from model.onnx and caches it per GPU.
+provider when present); `openvino` runs it in OpenVINO on the CPU (float32 unless bf16 is asked
+for); `tensorrt` builds an engine from model.onnx and caches it per GPU.
 """
 
 from servable.errors import ServableError
 
-RUNTIMES = ("torch", "onnx", "tensorrt")
+RUNTIMES = ("torch", "onnx", "openvino", "tensorrt")
 
 
 class RuntimeUnavailable(ServableError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -115,3 +116,30 @@ def _prune(graph) -> None:
 
 
 EXPORTERS = {"torch": _export_torch, "xgboost": _export_bdt}
+
+
+def export_and_check(tagger: Tagger, path: Path, atol: float = 1e-4) -> list[str]:
+    """Export ONNX and refuse a graph that disagrees with the native model in ONNX Runtime;
+    returns the runtimes the graph was checked on (onnx, and openvino in float32 where
+    OpenVINO is installed and agrees within the same tolerance)."""
+    from servable.runtimes import RuntimeUnavailable
+    from servable.runtimes.onnx_runtime import OnnxRuntime
+
+    export_onnx(tagger, path)
+    inputs = tagger.input_spec().example(16)
+    native = tagger.logits_from_inputs(inputs)
+    bound = atol * max(1.0, float(np.max(np.abs(native))))
+    worst = float(np.max(np.abs(native - OnnxRuntime(path).logits(inputs))))
+    if not worst <= bound:
+        raise RuntimeError(f"ONNX export of the {tagger.kind} disagrees with the native model "
+                           f"(max |logit difference| {worst:.3g})")
+    checked = ["onnx"]
+    try:
+        from servable.runtimes.openvino_runtime import OpenVinoRuntime
+
+        ov = OpenVinoRuntime(path, "f32").logits(inputs)
+    except RuntimeUnavailable:
+        return checked  # not installed here: the manifest says so by leaving it out
+    if float(np.max(np.abs(native - ov))) <= bound:
+        checked.append("openvino")
+    return checked

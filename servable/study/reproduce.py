@@ -247,7 +247,7 @@ def portability(bundle: Servable, jets: Jets, s: Settings) -> dict:
     and Figure 4 (throughput per batch size, repeated)."""
     from servable.bundle.bench import parity, throughput
 
-    report = parity(bundle, jets)
+    report = parity(bundle, jets, runtimes=("onnx", "tensorrt"))  # the paper's Table 8
     sizes = sorted(set(s.batch_sizes) | set(TIMED_BATCHES))
     scan = throughput(bundle, jets, sizes, s.repeats, list(report["runtimes"]))
     for name, row in report["runtimes"].items():
