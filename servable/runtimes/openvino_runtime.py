@@ -57,7 +57,13 @@ class OpenVinoRuntime:
         threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        model = core.read_model(str(path))
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as exc:  # e.g. ONNX-ML tree ensembles (the BDT): no conversion rule
+            lines = [x.strip() for x in str(exc).splitlines() if "No conversion rule" in x]
+            raise RuntimeUnavailable(f"{path}: OpenVINO cannot run this graph "
+                                     f"({lines[0] if lines else 'conversion failed'}); use "
+                                     "--runtime onnx") from None
         self.input_names = [i.get_any_name() for i in model.inputs]
         self.input_shapes = {i.get_any_name(): tuple(
             d.get_length() if d.is_static else None for d in i.get_partial_shape())
