@@ -26,11 +26,22 @@ ARCHES = {
         "env": {"TORCH_INDEX": "https://download.pytorch.org/whl/cpu"},
         "gpu": False,
     },
+    "aarch64": {
+        # PyPI's aarch64 torch is the CUDA build: one image for ARM CPUs and Grace Hopper
+        "base": "python:3.11-slim",
+        "description": "servable on aarch64 (ARM Neoverse CPUs, Grace Hopper GPUs): PyTorch "
+                       "from PyPI (its aarch64 build carries CUDA), ONNX Runtime (CPU), "
+                       "Globus Compute endpoint engines",
+        "env": {"TORCH_INDEX": ""},
+        "gpu": True,
+    },
     "ppc64le": {
-        "base": "condaforge/miniforge3:24.11.3-0",
-        "description": "servable on IBM Power (ppc64le) CPUs: PyTorch and ONNX Runtime from "
-                       "conda-forge (or Open-CE), inference and explanation (no generator)",
-        "env": {"CONDA_CHANNELS": "-c conda-forge"},
+        # no PyPI wheels of torch or onnxruntime for POWER: Debian's packages instead
+        "base": "debian:trixie-slim",
+        "description": "servable on IBM Power (ppc64le) CPUs: PyTorch, ONNX and NumPy stack "
+                       "from Debian trixie's packages, inference and explanation (no "
+                       "generator, no ONNX Runtime, no endpoint engines)",
+        "env": {},
         "gpu": False,
     },
     "cuda": {
@@ -102,8 +113,11 @@ CMD ["--help"]
 
 def definition(arch: str, spec: dict, version: str, doi: str) -> str:
     files = "\n".join(f"    {src} {dst}" for src, dst in SOURCES)
+    # one command line, not `export` then the script: spython turns each %post line into its
+    # own RUN, where an export would not reach the next one. ${K-default}: a site (or the
+    # container test) overrides a setting from the environment.
     build_env = " ".join([f"SERVABLE_ARCH={arch}", f"TORCH_VERSION={TORCH_VERSION}"]
-                         + [f'{k}="{v}"' for k, v in spec["env"].items()])
+                         + [f'{k}="${{{k}-{v}}}"' for k, v in spec["env"].items()])
     env = "\n".join(f"    export {k}={v}" if k != "SERVABLE_BUNDLE_PATH" else
                     f"    export {k}=${{{k}:-{v}}}" for k, v in RUNTIME_ENV.items())
     nv = " --nv" if spec["gpu"] else ""
@@ -120,8 +134,7 @@ From: {spec['base']}
     containers/bundles /opt/servable/bundles
 
 %post
-    export {build_env}
-    /opt/servable/install.sh
+    {build_env} /opt/servable/install.sh
 
 %environment
 {env}
