@@ -39,8 +39,12 @@ metadata-check: $(STAMP)
 	$(BIN)/servable metadata sync --check
 
 # builds the x86_64 image with podman (installs podman, runc, debootstrap if missing) and runs it
+# podman build + predict-equals-host for one image: ARCH=x86_64 (default; also builds the
+# spython-converted servable.def), aarch64 or ppc64le (emulated with qemu-user-static), cuda
+# (the CUDA/TensorRT image from PyPI's CUDA wheels; its CPU path here). Needs root.
+ARCH ?= x86_64
 container-test: $(STAMP)
-	$(BIN)/python containers/container_test.py
+	$(BIN)/python containers/container_test.py --arch $(ARCH)
 
 # coverage-guided fuzzing (atheris), SECONDS per target, one target after the other; seeds in
 # fuzz/corpus/<target>/ (read only), new inputs in fuzz/findings/<target>/corpus, findings

@@ -36,12 +36,14 @@ ARCHES = {
         "gpu": True,
     },
     "ppc64le": {
-        # no PyPI wheels of torch or onnxruntime for POWER: Debian's packages instead
-        "base": "debian:trixie-slim",
-        "description": "servable on IBM Power (ppc64le) CPUs: PyTorch, ONNX and NumPy stack "
-                       "from Debian trixie's packages, inference and explanation (no "
-                       "generator, no ONNX Runtime, no endpoint engines)",
-        "env": {},
+        # no PyPI wheels of torch or onnxruntime for POWER: Debian's own ppc64el packages
+        "base": "debian:bookworm-slim",
+        "description": "servable on IBM Power (ppc64le) CPUs: PyTorch, NumPy, h5py and ONNX "
+                       "from Debian bookworm's ppc64el packages, inference and explanation "
+                       "with the torch runtime (no ONNX Runtime, generator or endpoint engines)",
+        "env": {"PYTHON_DEBS": "python3-torch python3-numpy python3-h5py python3-yaml "
+                               "python3-sklearn python3-onnx python3-matplotlib python3-scipy",
+                "PIP_PURE": "typer>=0.12 tqdm>=4.66 platformdirs>=3 safetensors>=0.4"},
         "gpu": False,
     },
     "cuda": {
@@ -77,7 +79,8 @@ def identity() -> tuple[str, str]:
 
 def dockerfile(arch: str, spec: dict, version: str, doi: str) -> str:
     args = [f"ARG TORCH_VERSION={TORCH_VERSION}"]
-    args += [f"ARG {k}={v}" for k, v in spec["env"].items()]
+    # quoted when it holds spaces: `ARG K=a b` would declare a second argument `b`
+    args += [f'ARG {k}="{v}"' if " " in v else f"ARG {k}={v}" for k, v in spec["env"].items()]
     args += [f'ARG {k}=""' for k in PIP_SETTINGS]
     build_env = " ".join(["SERVABLE_ARCH=" + arch] + [f'{k}="${{{k}}}"' for k in
                                                       ("TORCH_VERSION", *spec["env"])])

@@ -33,10 +33,14 @@ case "$ARCH" in
     "$VENV/bin/pip" install "$SRC[all]"
     ;;
   cuda)
-    # the TensorRT image's Python keeps its tensorrt package (system site packages)
+    # the TensorRT image's Python keeps its tensorrt package (system site packages); on any
+    # other base (a plain Debian one where nvcr.io is unreachable) TensorRT comes from PyPI
     python3 -m venv --system-site-packages "$VENV"
     "$VENV/bin/pip" install --upgrade pip
     "$VENV/bin/pip" install "torch==${TORCH_VERSION}" onnxruntime-gpu
+    if ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null; then
+        "$VENV/bin/pip" install tensorrt-cu12
+    fi
     "$VENV/bin/pip" install "$SRC[train,explain,publish]"
     ;;
   ppc64le)
