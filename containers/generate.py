@@ -27,13 +27,14 @@ ARCHES = {
         "gpu": False,
     },
     "aarch64": {
-        # PyPI's aarch64 torch is the CUDA build: one image for ARM CPUs and Grace Hopper
+        # PyPI's aarch64 torch: 2.10 is its last CPU-only build (install.sh says why)
         "base": "python:3.11-slim",
-        "description": "servable on aarch64 (ARM Neoverse CPUs, Grace Hopper GPUs): PyTorch "
-                       "from PyPI (its aarch64 build carries CUDA), ONNX Runtime (CPU), "
-                       "Globus Compute endpoint engines",
+        "description": "servable on aarch64 CPUs (ARM Neoverse, Grace): PyTorch 2.10 from "
+                       "PyPI (CPU), ONNX Runtime, Globus Compute endpoint engines, "
+                       "inference, explanation and training (no generator)",
         "env": {"TORCH_INDEX": ""},
-        "gpu": True,
+        "torch": "2.10.0",
+        "gpu": False,
     },
     "ppc64le": {
         # no PyPI wheels of torch or onnxruntime for POWER: Debian's own ppc64el packages
@@ -78,7 +79,7 @@ def identity() -> tuple[str, str]:
 
 
 def dockerfile(arch: str, spec: dict, version: str, doi: str) -> str:
-    args = [f"ARG TORCH_VERSION={TORCH_VERSION}"]
+    args = [f"ARG TORCH_VERSION={spec.get('torch', TORCH_VERSION)}"]
     # quoted when it holds spaces: `ARG K=a b` would declare a second argument `b`
     args += [f'ARG {k}="{v}"' if " " in v else f"ARG {k}={v}" for k, v in spec["env"].items()]
     args += [f'ARG {k}=""' for k in PIP_SETTINGS]
@@ -119,7 +120,8 @@ def definition(arch: str, spec: dict, version: str, doi: str) -> str:
     # one command line, not `export` then the script: spython turns each %post line into its
     # own RUN, where an export would not reach the next one. ${K-default}: a site (or the
     # container test) overrides a setting from the environment.
-    build_env = " ".join([f"SERVABLE_ARCH={arch}", f"TORCH_VERSION={TORCH_VERSION}"]
+    torch = spec.get("torch", TORCH_VERSION)
+    build_env = " ".join([f"SERVABLE_ARCH={arch}", f"TORCH_VERSION={torch}"]
                          + [f'{k}="${{{k}-{v}}}"' for k, v in spec["env"].items()])
     env = "\n".join(f"    export {k}={v}" if k != "SERVABLE_BUNDLE_PATH" else
                     f"    export {k}=${{{k}:-{v}}}" for k, v in RUNTIME_ENV.items())

@@ -22,7 +22,11 @@ fi
 case "$ARCH" in
   x86_64|aarch64)
     # x86_64: CPU-only torch from TORCH_INDEX, the PyTorch CPU wheel index (empty: pip's own
-    # settings). aarch64: PyPI's torch, the CUDA build (runs on CPUs and on Grace Hopper).
+    # settings). aarch64: PyPI's torch at TORCH_VERSION 2.10 (its last CPU-only aarch64 build;
+    # 2.11+ pull CUDA 13 wheels, and 2.13's nvidia-nccl-cu13 pin has no aarch64 wheel), and no
+    # generator: pythia8mc 8.317.2 has no aarch64 wheel for this Python.
+    extras=all
+    [ "$ARCH" = aarch64 ] && extras=train,explain,publish
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --upgrade pip
     if [ -n "${TORCH_INDEX:-}" ]; then
@@ -30,7 +34,7 @@ case "$ARCH" in
     else
         "$VENV/bin/pip" install "torch==${TORCH_VERSION}"
     fi
-    "$VENV/bin/pip" install "$SRC[all]"
+    "$VENV/bin/pip" install "$SRC[$extras]"
     ;;
   cuda)
     # the TensorRT image's Python keeps its tensorrt package (system site packages); on any

@@ -89,7 +89,7 @@ def test_definitions_parse_consistent_with_the_dockerfile(arch):
     for key in ("org.opencontainers.image.version", "org.servable.doi", "org.servable.arch"):
         assert f'{key}="{labels[key]}"' in docker, key
     assert labels["org.servable.arch"] == arch
-    assert ("apptainer run --nv" in text.split("%help")[1]) == (arch in ("cuda", "aarch64"))
+    assert ("apptainer run --nv" in text.split("%help")[1]) == (arch == "cuda")
 
 
 def test_converted_definition_is_a_buildable_dockerfile():

@@ -50,7 +50,7 @@ CHOICES = {  # user options -> (image file, GPUs per node or None)
     "x86_64-cpu": ({"arch": "x86_64"}, "servable-x86_64.sif", None),
     "x86_64-gpu": ({"arch": "x86_64", "gpu": True, "gpus_per_node": 4}, "servable-cuda.sif", 4),
     "aarch64-cpu": ({"arch": "aarch64", "workers_per_node": 72}, "servable-aarch64.sif", None),
-    "aarch64-gpu": ({"arch": "aarch64", "gpu": True}, "servable-aarch64.sif", 1),
+    "aarch64-gpu": ({"arch": "aarch64", "gpu": True}, "servable-aarch64-cuda.sif", 1),
 }
 
 
