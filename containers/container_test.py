@@ -198,9 +198,12 @@ def main(argv=None) -> int:
     if arch == "x86_64":
         build_args += ["--build-arg", "TORCH_INDEX="]  # download.pytorch.org: unreachable
     if arch == "cuda":
-        # the CUDA builds come from PyPI: the local indexes' CPU torch must not win
-        build_args = [a for a in build_args if not a.startswith(("PIP_EXTRA_INDEX_URL=",
-                                                                 "PIP_FIND_LINKS="))]
+        # the CUDA builds come from PyPI: the local indexes' CPU torch must not win; TensorRT's
+        # wheels live on pypi.nvidia.com, unreachable here
+        pairs = [build_args[i:i + 2] for i in range(0, len(build_args), 2)]
+        build_args = [x for pair in pairs if not pair[1].startswith(
+            ("PIP_EXTRA_INDEX_URL=", "PIP_FIND_LINKS=")) for x in pair]
+        build_args += ["--build-arg", "TENSORRT_PIP="]
     start = time.perf_counter()
     run("podman", "build", "--platform", platform, "--network", "host",
         "-f", HERE / arch / "Dockerfile", "--build-arg", f"BASE_IMAGE={base}", *build_args,

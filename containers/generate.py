@@ -51,7 +51,7 @@ ARCHES = {
         "base": "nvcr.io/nvidia/tensorrt:24.08-py3",
         "description": "servable on NVIDIA GPUs (x86_64): PyTorch (CUDA), ONNX Runtime GPU, "
                        "TensorRT 10 (no ppc64le build of TensorRT exists)",
-        "env": {},
+        "env": {"TENSORRT_PIP": "tensorrt-cu12"},
         "gpu": True,
     },
 }

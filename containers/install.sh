@@ -42,8 +42,11 @@ case "$ARCH" in
     python3 -m venv --system-site-packages "$VENV"
     "$VENV/bin/pip" install --upgrade pip
     "$VENV/bin/pip" install "torch==${TORCH_VERSION}" onnxruntime-gpu
-    if ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null; then
-        "$VENV/bin/pip" install tensorrt-cu12
+    # (PyPI's tensorrt-cu12 is a stub that fetches the wheels from pypi.nvidia.com at install
+    # time; TENSORRT_PIP="" builds without TensorRT where that host is unreachable)
+    if [ -n "${TENSORRT_PIP:-}" ] && ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null
+    then
+        "$VENV/bin/pip" install --extra-index-url https://pypi.nvidia.com "$TENSORRT_PIP"
     fi
     "$VENV/bin/pip" install "$SRC[train,explain,publish]"
     ;;
