@@ -44,15 +44,12 @@ docs: $(STAMP)
 metadata-check: $(STAMP)
 	$(BIN)/servable metadata sync --check
 
-# builds the x86_64 image with podman (installs podman, runc, debootstrap if missing) and runs it
-container-# the paper reproduction's default run (10 seeds, early stopping, 5 k-fold folds): hours on a
-# shared 2-core machine; `servable reproduce --quick` takes minutes
-REPRODUCTION ?= paper-reproduction
-reproduce: $(STAMP)
-	$(BIN)/servable reproduce --out $(REPRODUCTION)
-
-test: $(STAMP)
-	$(BIN)/python containers/container_test.py
+# podman build + predict-equals-host for one image: ARCH=x86_64 (default; also builds the
+# spython-converted servable.def), aarch64 or ppc64le (emulated with qemu-user-static), cuda
+# (the CUDA/TensorRT image from PyPI's CUDA wheels; its CPU path here). Needs root.
+ARCH ?= x86_64
+container-test: $(STAMP)
+	$(BIN)/python containers/container_test.py --arch $(ARCH)
 
 # coverage-guided fuzzing (atheris), SECONDS per target, one target after the other; seeds in
 # fuzz/corpus/<target>/ (read only), new inputs in fuzz/findings/<target>/corpus, findings

@@ -26,18 +26,32 @@ ARCHES = {
         "env": {"TORCH_INDEX": "https://download.pytorch.org/whl/cpu"},
         "gpu": False,
     },
+    "aarch64": {
+        # PyPI's aarch64 torch: 2.10 is its last CPU-only build (install.sh says why)
+        "base": "python:3.11-slim",
+        "description": "servable on aarch64 CPUs (ARM Neoverse, Grace): PyTorch 2.10 from "
+                       "PyPI (CPU), ONNX Runtime, Globus Compute endpoint engines, "
+                       "inference, explanation and training (no generator)",
+        "env": {"TORCH_INDEX": ""},
+        "torch": "2.10.0",
+        "gpu": False,
+    },
     "ppc64le": {
-        "base": "condaforge/miniforge3:24.11.3-0",
-        "description": "servable on IBM Power (ppc64le) CPUs: PyTorch and ONNX Runtime from "
-                       "conda-forge (or Open-CE), inference and explanation (no generator)",
-        "env": {"CONDA_CHANNELS": "-c conda-forge"},
+        # no PyPI wheels of torch or onnxruntime for POWER: Debian's own ppc64el packages
+        "base": "debian:bookworm-slim",
+        "description": "servable on IBM Power (ppc64le) CPUs: PyTorch, NumPy, h5py and ONNX "
+                       "from Debian bookworm's ppc64el packages, inference and explanation "
+                       "with the torch runtime (no ONNX Runtime, generator or endpoint engines)",
+        "env": {"PYTHON_DEBS": "python3-torch python3-numpy python3-h5py python3-yaml "
+                               "python3-sklearn python3-onnx python3-matplotlib python3-scipy",
+                "PIP_PURE": "typer>=0.12 tqdm>=4.66 platformdirs>=3 safetensors>=0.4"},
         "gpu": False,
     },
     "cuda": {
         "base": "nvcr.io/nvidia/tensorrt:24.08-py3",
         "description": "servable on NVIDIA GPUs (x86_64): PyTorch (CUDA), ONNX Runtime GPU, "
                        "TensorRT 10 (no ppc64le build of TensorRT exists)",
-        "env": {},
+        "env": {"TENSORRT_PIP": "tensorrt-cu12"},
         "gpu": True,
     },
 }
@@ -65,8 +79,9 @@ def identity() -> tuple[str, str]:
 
 
 def dockerfile(arch: str, spec: dict, version: str, doi: str) -> str:
-    args = [f"ARG TORCH_VERSION={TORCH_VERSION}"]
-    args += [f"ARG {k}={v}" for k, v in spec["env"].items()]
+    args = [f"ARG TORCH_VERSION={spec.get('torch', TORCH_VERSION)}"]
+    # quoted when it holds spaces: `ARG K=a b` would declare a second argument `b`
+    args += [f'ARG {k}="{v}"' if " " in v else f"ARG {k}={v}" for k, v in spec["env"].items()]
     args += [f'ARG {k}=""' for k in PIP_SETTINGS]
     build_env = " ".join(["SERVABLE_ARCH=" + arch] + [f'{k}="${{{k}}}"' for k in
                                                       ("TORCH_VERSION", *spec["env"])])
@@ -102,8 +117,12 @@ CMD ["--help"]
 
 def definition(arch: str, spec: dict, version: str, doi: str) -> str:
     files = "\n".join(f"    {src} {dst}" for src, dst in SOURCES)
-    build_env = " ".join([f"SERVABLE_ARCH={arch}", f"TORCH_VERSION={TORCH_VERSION}"]
-                         + [f'{k}="{v}"' for k, v in spec["env"].items()])
+    # one command line, not `export` then the script: spython turns each %post line into its
+    # own RUN, where an export would not reach the next one. ${K-default}: a site (or the
+    # container test) overrides a setting from the environment.
+    torch = spec.get("torch", TORCH_VERSION)
+    build_env = " ".join([f"SERVABLE_ARCH={arch}", f"TORCH_VERSION={torch}"]
+                         + [f'{k}="${{{k}-{v}}}"' for k, v in spec["env"].items()])
     env = "\n".join(f"    export {k}={v}" if k != "SERVABLE_BUNDLE_PATH" else
                     f"    export {k}=${{{k}:-{v}}}" for k, v in RUNTIME_ENV.items())
     nv = " --nv" if spec["gpu"] else ""
@@ -120,8 +139,7 @@ From: {spec['base']}
     containers/bundles /opt/servable/bundles
 
 %post
-    export {build_env}
-    /opt/servable/install.sh
+    {build_env} /opt/servable/install.sh
 
 %environment
 {env}

@@ -18,6 +18,7 @@ from servable.data.jets import Jets
 from servable.remote import Client, PayloadTooLarge, RemoteTaskError
 from servable.remote.client import PAYLOAD_LIMIT, serializer
 from servable.remote.encoding import jets_to_arrays
+from servable.remote.jsondata import to_json_safe
 from tests.cli_helpers import assert_user_error, run_cli, source_copy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,8 +130,8 @@ def test_predict_of_20k_jets_loads_the_bundle_once_per_worker_process(client,
     reports = result["workers"]
     # the padded arrays took 22 tasks under the 10 MB limit; the compact ones take 8
     sample = jets_to_arrays(jets[:1000])
-    padded = len(serializer().serialize([sample[k] for k in ("tracks", "vertices",
-                                                             "jet_features")])) * 20
+    padded = len(serializer().serialize(to_json_safe([sample[k] for k in (
+        "tracks", "vertices", "jet_features")]))) * 20
     assert 6 <= len(reports) == result["tasks"] <= padded / (0.95 * PAYLOAD_LIMIT) / 2.5 + 1
     by_pid: dict[int, list[int]] = {}
     for report in reports:

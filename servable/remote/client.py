@@ -37,6 +37,7 @@ from servable.remote.endpoints import (
     open_endpoint,
     serializer,
 )
+from servable.remote.jsondata import from_json_safe, to_json_safe
 
 __all__ = ["PAYLOAD_LIMIT", "Client", "PayloadTooLarge", "RemoteTaskError", "serializer"]
 
@@ -82,8 +83,9 @@ class Client:
     # -- one task ------------------------------------------------------------------------
     def payload(self, args: tuple, kwargs: dict) -> str:
         """The serialized arguments exactly as the service receives them."""
-        return self.serde.pack_buffers([self.serde.serialize(tuple(args)),
-                                        self.serde.serialize(dict(kwargs))])
+        return self.serde.pack_buffers([self.serde.serialize(to_json_safe(tuple(args), "args")),
+                                        self.serde.serialize(to_json_safe(dict(kwargs),
+                                                                          "kwargs"))])
 
     def submit(self, fn, *args, **kwargs) -> Future:
         """Run `fn(*args, **kwargs)` on the endpoint (one task, retried if a worker dies)."""
@@ -101,8 +103,10 @@ class Client:
             try:
                 with self._count_lock:
                     self.tasks_sent += 1
-                future, generation = self._endpoint.submit(fn, args, kwargs, payload)
-                return future.result()
+                future, generation = self._endpoint.submit(
+                    fn, to_json_safe(tuple(args), "args"), to_json_safe(dict(kwargs), "kwargs"),
+                    payload)
+                return from_json_safe(future.result(), "result")
             except WorkerLost as exc:
                 if attempt == self.retries:
                     raise ServableError(f"{fn.__name__}: the worker was lost "

@@ -55,11 +55,19 @@ class ResultTooLarge(Exception):
     """The worker refused a result over the limit: the task is split and sent again."""
 
 
-def serializer():
-    """The SDK serializer with functions serialized by source (works across Pythons)."""
-    from globus_compute_sdk.serialize import AllCodeStrategies, ComputeSerializer
+# what an endpoint needs to accept servable's tasks: code as source text, data as JSON (an
+# endpoint's `allowed_serializers`; the local engines run with exactly this list)
+PICKLE_FREE = ("globus_compute_sdk.serialize.PureSourceTextInspect",
+               "globus_compute_sdk.serialize.JSONData")
+RESULT_SERIALIZERS = ["globus_compute_sdk.serialize.JSONData"]
 
-    return ComputeSerializer(strategy_code=AllCodeStrategies())
+
+def serializer():
+    """The SDK serializer servable's tasks use: functions by their source text (works across
+    Pythons, no pickle), arguments as JSON (`servable.remote.jsondata` makes them JSON-safe)."""
+    from globus_compute_sdk.serialize import ComputeSerializer, JSONData, PureSourceTextInspect
+
+    return ComputeSerializer(strategy_code=PureSourceTextInspect(), strategy_data=JSONData())
 
 
 def thread_share(workers: int) -> int:
@@ -152,7 +160,7 @@ class LocalEndpoint:
             import multiprocessing
 
             # spawn: a forked copy of a process with threads (torch, the dispatcher) can hang
-            engine = ProcessPoolEngine(max_workers=workers,
+            engine = ProcessPoolEngine(max_workers=workers, allowed_serializers=PICKLE_FREE,
                                        mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_init_worker,
                                        initargs=(str(self.run_dir / "worker.log"), threads))
@@ -164,6 +172,7 @@ class LocalEndpoint:
             provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1,
                                      worker_init=exports + self.worker_init)
             engine = GlobusComputeEngine(provider=provider, max_workers_per_node=workers,
+                                         allowed_serializers=PICKLE_FREE,
                                          address="127.0.0.1", encrypted=False,
                                          heartbeat_period=2, heartbeat_threshold=10,
                                          label=f"servable-{self.endpoint_id.hex[:8]}")
@@ -205,7 +214,8 @@ class LocalEndpoint:
 
         gc_future.add_done_callback(done)
         with worker_environment(self.threads):  # the process pool starts workers on submit
-            self.engine.submit(gc_future, messagepack.pack(task), resource_specification={})
+            self.engine.submit(gc_future, messagepack.pack(task), resource_specification={},
+                               result_serializers=RESULT_SERIALIZERS)
         return out, generation
 
     def _function_buffer(self, fn) -> str:
@@ -251,7 +261,8 @@ class GlobusEndpoint:
                                 "Compute endpoint, or use --endpoint local")
         from globus_compute_sdk import Executor
 
-        self.executor = Executor(endpoint_id=endpoint_id, serializer=serializer())
+        self.executor = Executor(endpoint_id=endpoint_id, serializer=serializer(),
+                                 result_serializers=RESULT_SERIALIZERS)
         self.registry = registry or {}
 
     def submit(self, fn, args, kwargs, payload: str) -> tuple[Future, int]:
