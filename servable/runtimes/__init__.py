@@ -36,6 +36,19 @@ def check_inputs(graph: dict[str, tuple | None], inputs: dict) -> None:
                                 "model.onnx do not belong together")
 
 
+def in_batches(infer, inputs: dict, names, batch_size: int | None, width: int):
+    """Logits (n, classes) of `infer(feed)` over consecutive batches of `batch_size` jets
+    (all at once when None), each feed the contiguous float32 arrays `names` take; an empty
+    input gives (0, `width`)."""
+    import numpy as np
+
+    n = len(next(iter(inputs.values())))
+    batch_size = batch_size or max(n, 1)
+    out = [infer({k: np.ascontiguousarray(inputs[k][start:start + batch_size], np.float32)
+                  for k in names}) for start in range(0, n, batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+
 def run_bucketed(run, inputs: dict, batch_size, bucket: bool):
     """`run(inputs, batch_size)`, optionally over jets grouped by the multiplicity of the
     first slotted input (tracks, particles).

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.runtimes import RuntimeUnavailable, check_inputs, run_bucketed
+from servable.runtimes import RuntimeUnavailable, check_inputs, in_batches, run_bucketed
 
 
 class OnnxRuntime:
@@ -44,14 +44,6 @@ class OnnxRuntime:
         return run_bucketed(self._run, inputs, batch_size, bucket)
 
     def _run(self, inputs, batch_size):
-        n = len(next(iter(inputs.values())))
-        batch_size = batch_size or max(n, 1)
-        out = []
-        for start in range(0, n, batch_size):
-            feed = {k: np.ascontiguousarray(inputs[k][start:start + batch_size], np.float32)
-                    for k in self.input_names}
-            out.append(self.session.run(["logits"], feed)[0])
-        if out:
-            return np.concatenate(out)
         width = next(o.shape[1] for o in self.session.get_outputs() if o.name == "logits")
-        return np.zeros((0, width if isinstance(width, int) else 2), np.float32)
+        return in_batches(lambda feed: self.session.run(["logits"], feed)[0], inputs,
+                          self.input_names, batch_size, width if isinstance(width, int) else 2)

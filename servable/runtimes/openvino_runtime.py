@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servable.runtimes import RuntimeUnavailable, check_inputs, run_bucketed
+from servable.runtimes import RuntimeUnavailable, check_inputs, in_batches, run_bucketed
 
 PRECISIONS = ("f32", "bf16")
 
@@ -81,15 +81,8 @@ class OpenVinoRuntime:
         return run_bucketed(self._run, inputs, batch_size, bucket)
 
     def _run(self, inputs, batch_size):
-        n = len(next(iter(inputs.values())))
-        batch_size = batch_size or max(n, 1)
-        out = []
-        for start in range(0, n, batch_size):
-            feed = {k: np.ascontiguousarray(inputs[k][start:start + batch_size], np.float32)
-                    for k in self.input_names}
-            result = self._request.infer(feed)
-            out.append(np.array(result["logits"], np.float32))  # a copy: the request reuses it
-        if out:
-            return np.concatenate(out)
+        def infer(feed):  # a copy: the request reuses its output buffer
+            return np.array(self._request.infer(feed)["logits"], np.float32)
+
         width = self._width.get_length() if self._width.is_static else 2
-        return np.zeros((0, width), np.float32)
+        return in_batches(infer, inputs, self.input_names, batch_size, width)
