@@ -15,6 +15,7 @@ import torch
 
 import servable
 from servable.bundle.bundle import save_bundle
+from servable.data import schema
 from servable.data.jets import Jets, filled_slots
 from servable.explain.gradients import IntegratedGradients
 from servable.explain.grouping import similar_multiplicity_groups
@@ -45,7 +46,7 @@ def synthetic_jets(n: int, seed: int) -> Jets:
                                    strict=True)):
         tracks[j, :, :k] = rng.normal(size=(30, k))
         vertices[j, :, :v] = rng.normal(size=(14, v))
-    quality = list(Jets.__dataclass_fields__["track_names"].default).index("track_quality")
+    quality = schema.TRACK_NAMES.index("track_quality")
     tracks[:, quality] = np.where(tracks[:, quality] != 0,
                                   rng.integers(1, 4, tracks[:, quality].shape), 0)
     labels = np.eye(2, dtype=np.float32)[np.arange(n) % 2]
