@@ -41,7 +41,7 @@ def check_bundle(out: Path) -> None:
     bundle = open_bundle(out)
     if bundle.kind == "in":
         inputs = bundle.spec.example(4, seed=0)
-        p = obey(lambda: bundle.predict(Jets(inputs["tracks"], inputs["vertices"])))
+        p = obey(lambda: bundle.predict(Jets.cms(inputs["tracks"], inputs["vertices"])))
         if p is not None:
             assert np.isfinite(p).all(), p
             np.testing.assert_allclose(p.sum(1), 1, rtol=1e-5)
