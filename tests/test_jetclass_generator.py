@@ -294,4 +294,4 @@ def test_compare_reads_jetclass_root_files(jetclass_file, tmp_path):
     rows = {row["feature"]: row for row in json.loads(r.stdout)}
     for name in ("part_d0val", "part_d0err", "part_dzval", "part_dzerr", "jet_sdmass"):
         assert rows[name]["n_a"] == rows[name]["n_b"] > 1000 and rows[name]["ks"] == 0, name
-    assert (out / "compare_tracks.png").stat().st_size > 1000
+    assert (out / "compare_particles.png").stat().st_size > 1000
