@@ -117,9 +117,6 @@ def test_xai_benchmark_settings_refuse_what_no_run_can_use(given, message):
 
 TRAIN = [
     (["--epochs", 0], {"epochs": 0}, "epochs must be an integer >= 1, not 0"),
-    (["--patience", 0], {"patience": 0}, "patience must be an integer >= 1, not 0"),
-    (["--folds", 1], {"folds": 1}, "folds must be an integer >= 2, not 1"),
-    (["--folds", 11], {"folds": 11}, "folds (11) cannot exceed files (10)"),
     (["--batch-size", 0], {"batch_size": 0}, "batch_size must be an integer >= 1, not 0"),
     (["--patience", 0], {"patience": 0}, "patience must be an integer >= 1, not 0"),
     (["--lr", 0], {"lr": 0.0}, "lr must be a positive learning rate, not 0.0"),

@@ -25,7 +25,7 @@
 # **Run time.** 166 s run as a script, 155 s in the documentation build, on a shared,
 # loaded 2-core machine (see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)).
 # Everything is tiny so the build stays fast: 80 jets per class to train on, 40 per class
-# to test on, two epochs (five for the ParT, 60 boosting rounds for the BDT), small networks,
+# to test on, two epochs (four for the ParT, 60 boosting rounds for the BDT), small networks,
 # and the explanations on 160 test jets (all 40 `Tbqq` jets and 120 others). The ParT dominates
 # the time: it attends over 128 particle slots per jet. The models are weak at this size;
 # the comparison is the point.
@@ -88,7 +88,7 @@ sh("servable data generate --dataset jetclass --jets-per-class 40 --seed 2 --wor
 TRAIN = {
     "bdt": "--param n_estimators=60",
     "mlp": "--lr 3e-3",
-    "part": "--lr 5e-3 --epochs 5 --param embed_dims=[64,64] --param pair_embed_dims=[16,16] "
+    "part": "--lr 1e-3 --epochs 4 --param embed_dims=[64,64] --param pair_embed_dims=[16,16] "
             "--param num_layers=1 --param num_cls_layers=1 --param dropout=0",
     "particlenet": "--lr 5e-3 --feature-set kin --param k=8 --param channels=[32,64] "
                    "--param layers_per_block=2 --param fc_width=64",
@@ -174,8 +174,9 @@ by_method = {m: np.mean([r["spearman"] for r in cross if r["method"] == m])
 print("mean Spearman across models:", {k: round(v, 2) for k, v in by_method.items()})
 
 # %% [markdown]
-# On these small models, saliency ranks the shared particle features much more alike
-# across the networks than masking does. Agreement is not correctness: masking measures
+# On these small models, saliency ranks the shared particle features more alike across the
+# networks than masking does (the mean Spearman printed above; the check below asks for a
+# margin of at least 0.1). Agreement is not correctness: masking measures
 # what each model loses without a feature, and models that learned different things may
 # lose different things. The faithfulness test below asks which ranking the model itself
 # bears out.
@@ -236,7 +237,7 @@ assert mlp[("saliency", "ig")]["spearman"] > 0.5, mlp
 assert {(r["a"], r["b"]) for r in cross} >= {("bdt", "mlp"), ("mlp", "part"),
                                               ("part", "particlenet")}
 # across models, saliency's rankings agree more than masking's (the table above)
-assert by_method["saliency"] > by_method["masking"] + 0.2, by_method
+assert by_method["saliency"] > by_method["masking"] + 0.1, by_method
 # masking's ranking is faithful on every model: the AUC falls faster than at random
 for kind, c in curves.items():
     assert c["masking"] < c["random"], (kind, c)
