@@ -153,7 +153,11 @@ def read_manifest(path) -> tuple[dict, bytes]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BundleError(f"{where}: not UTF-8 text; the manifest is damaged") from None
-    return validate_manifest(safe_yaml.load(text, where), where), raw
+    try:
+        data = safe_yaml.load(text, where)
+    except ServableError as exc:  # damaged text: a bundle error, as every other damage
+        raise BundleError(f"{exc}; the manifest is damaged") from None
+    return validate_manifest(data, where), raw
 
 
 # -- sealing and verifying ---------------------------------------------------------------
