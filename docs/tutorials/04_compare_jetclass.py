@@ -22,8 +22,9 @@
 # see [The explainability benchmark](../xai-benchmark.md). It ends with checks that fail when
 # a result is wrong.
 #
-# **Run time.** 166 s run as a script, 155 s in the documentation build, on a shared,
-# loaded 2-core machine (see [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)).
+# **Run time.** 148 s run as a script on a 2-core machine; 166 s, and 155 s in the
+# documentation build, before the ParT trained four epochs (see
+# [Benchmarks](../benchmarks.md#documentation-build-and-tutorials)).
 # Everything is tiny so the build stays fast: 80 jets per class to train on, 40 per class
 # to test on, two epochs (four for the ParT, 60 boosting rounds for the BDT), small networks,
 # and the explanations on 160 test jets (all 40 `Tbqq` jets and 120 others). The ParT dominates
