@@ -291,6 +291,9 @@ class Group:
 class Jets:
     """A batch of jets: named input groups, labels, spectators and generator truth.
 
+    `Jets.cms(tracks, vertices, ...)` builds CMS-layout jets from arrays (what
+    `Jets(tracks, vertices, ...)` did before groups were named).
+
     Parameters
     ----------
     groups : mapping of group name to `Group` or to a (values, feature names) pair; the CMS
@@ -303,9 +306,6 @@ class Jets:
         JetClass classes for JetClass files): they come from the data and travel into bundles
     extras : per-jet arrays the inputs do not hold (e.g. generator truth)
     validate : check every array (shapes, dtypes, finite values, filled slots first)
-
-    `Jets.cms(tracks, vertices, ...)` builds CMS-layout jets from arrays (what
-    `Jets(tracks, vertices, ...)` did before groups were named).
     """
 
     def __init__(self, groups: Mapping[str, Group | tuple], labels=None, spectators=None, *,
