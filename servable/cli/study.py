@@ -183,7 +183,9 @@ def xai_benchmark(
     bootstraps: int = typer.Option(None, help="bootstrap resamples of the jets, at least 2 "
                                               "(default 20)"),
     n_jets: int = typer.Option(None, help="jets measured, at least 20 (default 2000)"),
-    target: str = typer.Option("1", help="class explained: index or name (default 1: Hbb)"),
+    target: str = typer.Option("1", help="class explained: index or name (default 1: Hbb); "
+                               "several, comma-separated (Hbb,Tbqq,Wqq,QCD): one report per "
+                               "class in <output>/<class>/ and a summary over them"),
     quick: bool = typer.Option(False, "--quick", help="300 jets, 5 bootstraps, cheaper methods "
                                "and curves (minutes)"),
     force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
@@ -220,7 +222,10 @@ def xai_benchmark(
                    if (p / "servable.yaml").is_file()]
     models = check_models(loaded)
     jets = read_jets(data, 0, settings.n_jets)
-    settings = dataclasses.replace(settings, target=target_option(target, jets.class_names))
+    targets = [target_option(t.strip(), jets.class_names) for t in target.split(",")
+               if t.strip()] or [target_option(target, jets.class_names)]
+    if len(set(targets)) < len(targets):
+        fail(f"--target {target}: a class is named twice")
     t0 = time.perf_counter()
     if train_seeds:
         from servable.study.xai_benchmark import train_more_seeds
@@ -229,14 +234,25 @@ def xai_benchmark(
                                           train_epochs, force, not quiet)
                   for label, bs in models.items()}
     training = time.perf_counter() - t0
-    results = benchmark(models, jets, settings, progress=not quiet)
-    if train_seeds:
-        results["seconds"]["training seeds"] = training
-        results["seconds"]["total"] += training
-    results["command"] = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    write_benchmark(results, output, force)
-    for label, model in results["models"].items():
-        use = model["verdicts"]["use"]
-        typer.echo(f"{label}: " + "; ".join(f"{q} -> {V.cell_text(c)}"
-                                            for q, c in use.items()))
-    typer.echo(f"{output / 'report.md'}: written in {results['seconds']['total']:.0f} s")
+    command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    per_class = {}
+    for index in targets:
+        name = jets.class_names[index]
+        results = benchmark(models, jets, dataclasses.replace(settings, target=index),
+                            progress=not quiet)
+        if train_seeds and index == targets[0]:  # the seeds are trained once, for all
+            results["seconds"]["training seeds"] = training
+            results["seconds"]["total"] += training
+        results["command"] = command
+        where = output if len(targets) == 1 else output / name
+        write_benchmark(results, where, force)
+        per_class[name] = results
+        for label, model in results["models"].items():
+            use = model["verdicts"]["use"]
+            typer.echo(f"{name}, {label}: " + "; ".join(f"{q} -> {V.cell_text(c)}"
+                                                      for q, c in use.items()))
+    if len(targets) > 1:
+        from servable.study.xai_report import write_class_summary
+
+        write_class_summary(per_class, output, command, time.perf_counter() - t0)
+    typer.echo(f"{output / 'report.md'}: written in {time.perf_counter() - t0:.0f} s")

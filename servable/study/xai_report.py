@@ -306,8 +306,6 @@ def summary(results: dict) -> str:
 
 def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]:
     """results.json, report.md, report.html, summary.md and figures/ in `out`."""
-    import markdown
-
     out = output_dir(out)
     figures = output_dir(out / "figures")
     seconds = results["seconds"]
@@ -343,10 +341,32 @@ def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]
     paths = [write_json(out / "results.json", results, force=force),
              write_bytes(out / "report.md", text.encode(), force=force)]
     paths.append(write_bytes(out / "summary.md", summary(results).encode(), force=force))
-    html = markdown.markdown(text, extensions=["tables"])
-    paths.append(write_bytes(out / "report.html", (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Explainability benchmark"
-        "</title><style>body{font-family:sans-serif;max-width:75em;margin:auto}table{"
-        "border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:"
-        f"100%}}</style></head><body>{html}</body></html>\n").encode(), force=force))
+    paths.append(write_bytes(out / "report.html", _html(text), force=force))
     return paths
+
+
+def _html(text: str) -> bytes:
+    """A report's markdown as a standalone HTML page."""
+    import markdown
+
+    html = markdown.markdown(text, extensions=["tables"])
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Explainability benchmark"
+            "</title><style>body{font-family:sans-serif;max-width:75em;margin:auto}table{"
+            "border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:"
+            f"100%}}</style></head><body>{html}</body></html>\n").encode()
+
+
+def write_class_summary(per_class: dict[str, dict], out: Path, command: str, seconds: float,
+                        force: bool = False) -> list[Path]:
+    """summary.json, report.md and report.html over the per-class benchmarks in `out` (each
+    class's own report in `out/<class>/`)."""
+    from servable.study.xai import classes
+
+    summary_ = {**classes.summarise(per_class), "command": command, "seconds": seconds}
+    lines = classes.summary_markdown(summary_)
+    lines[1:1] = ["", f"Command: `{command}`", "", f"Wall time {seconds:.0f} s."]
+    text = "\n".join(lines)
+    out = output_dir(out)
+    return [write_json(out / "summary.json", summary_, force=force),
+            write_bytes(out / "report.md", text.encode(), force=force),
+            write_bytes(out / "report.html", _html(text), force=force)]

@@ -1,0 +1,116 @@
+"""The benchmark over several target classes (multi-class tasks such as JetClass): one full
+benchmark per class explained, and a summary of its verdicts over the classes.
+
+`summarise(per_class)` reads the results of `servable.study.xai_benchmark.benchmark` per
+class (class name -> results) and counts, per model, method and criterion, the classes in which
+the verdict passes, fails or is inconclusive, with the value per class; per model and question
+of the decision table it lists the method chosen in each class (None: none qualifies).
+`summary_markdown(summary)` is its text, generated from those numbers only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from servable.study.xai import verdicts as V
+
+
+def summarise(per_class: dict[str, dict]) -> dict:
+    """The verdicts of one benchmark per target class, counted over the classes.
+
+    Parameters
+    ----------
+    per_class : dict
+        Target class name -> the results of `benchmark` with that class as target (the same
+        models in each).
+
+    Returns
+    -------
+    dict
+        `classes` (in order), `models`: label -> `methods`: method -> criterion -> counts per
+        status, `values` (class -> value, None when degenerate) and `mean` (over the
+        classes with a value); `use`: question -> class -> the method it names (None) and the
+        best value seen.
+    """
+    classes = list(per_class)
+    labels = list(dict.fromkeys(label for r in per_class.values() for label in r["models"]))
+    models = {}
+    for label in labels:
+        methods: dict[str, dict] = {}
+        use: dict[str, dict] = {}
+        for cls in classes:
+            model = per_class[cls]["models"].get(label)
+            if model is None:
+                continue
+            for method, criteria in model["verdicts"]["per_method"].items():
+                for criterion, v in criteria.items():
+                    if v is None:
+                        continue
+                    entry = methods.setdefault(method, {}).setdefault(
+                        criterion, {V.PASSES: 0, V.FAILS: 0, V.INCONCLUSIVE: 0, "values": {}})
+                    entry[v["status"]] += 1
+                    entry["values"][cls] = v["value"]
+            for question, cell in model["verdicts"]["use"].items():
+                use.setdefault(question, {})[cls] = {
+                    "method": cell.get("method"), "status": cell.get("status"),
+                    "value": cell.get("value"), "best_seen": cell.get("best_seen")}
+        for criteria in methods.values():
+            for entry in criteria.values():
+                finite = [x for x in entry["values"].values()
+                          if x is not None and math.isfinite(x)]
+                entry["mean"] = sum(finite) / len(finite) if finite else None
+        models[label] = {"methods": methods, "use": use}
+    return {"classes": classes, "models": models}
+
+
+def _count(entry: dict, n: int) -> str:
+    mean = "" if entry["mean"] is None else f" (mean {entry['mean']:.3g})"
+    parts = [f"{entry[V.PASSES]}/{n} pass"]
+    if entry[V.INCONCLUSIVE]:
+        parts.append(f"{entry[V.INCONCLUSIVE]} inconclusive")
+    return ", ".join(parts) + mean
+
+
+def summary_markdown(summary: dict) -> list[str]:
+    """The summary over classes as markdown lines: per model, a table of methods x criteria
+    (classes passing out of those measured, the mean value) and the decision table per class,
+    with a sentence per model generated from the counts."""
+    classes = summary["classes"]
+    lines = [f"# Explainability benchmark over {len(classes)} target classes", "",
+             f"Classes explained: {', '.join(classes)}; each has its own report "
+             "(`<class>/report.md`). A cell counts the classes in which the method passes "
+             "that criterion out of those where it was measured.", ""]
+    for label, model in summary["models"].items():
+        criteria = list(dict.fromkeys(c for m in model["methods"].values() for c in m))
+        lines += [f"## {label}", "", "| method | " + " | ".join(
+            V.CRITERIA.get(c, c) for c in criteria) + " |",
+                  "| --- |" + " --- |" * len(criteria)]
+        for method, entries in model["methods"].items():
+            cells = []
+            for c in criteria:
+                e = entries.get(c)
+                n = None if e is None else e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
+                cells.append("-" if e is None else _count(e, n))
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+        everywhere = [f"{m} {V.CRITERIA.get(c, c)}" for m, entries in model["methods"].items()
+                      for c, e in entries.items()
+                      if e[V.PASSES] == e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE] > 0]
+        lines += [("In every class measured: " + "; ".join(everywhere) + ".") if everywhere
+                  else "No method passes any criterion in every class measured.", ""]
+        lines += ["| question | " + " | ".join(classes) + " |",
+                  "| --- |" + " --- |" * len(classes)]
+        for question, cells in model["use"].items():
+            row = []
+            for cls in classes:
+                cell = cells.get(cls)
+                if cell is None:
+                    row.append("-")
+                elif cell["method"]:
+                    row.append(cell["method"])
+                else:
+                    best = cell["best_seen"] or "-"
+                    row.append(f"none qualifies (best {best})")
+            lines.append(f"| {question} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines

@@ -1,0 +1,64 @@
+"""The benchmark over several target classes: the summary counts the verdicts per class, its
+text follows the counts, and `xai-benchmark --target A,B` writes one report per class."""
+
+from __future__ import annotations
+
+import json
+
+from servable.study.xai.classes import summarise, summary_markdown
+from tests.cli_helpers import run_cli
+
+
+def _verdict(status, value):
+    return {"status": status, "value": value, "low": value, "high": value, "threshold": 0.5,
+            "baseline": None}
+
+
+def _results(faithful_ig, faithful_saliency):
+    per_method = {"ig": {"faithful": _verdict(*faithful_ig), "agrees": _verdict("passes", 0.7)},
+                  "saliency": {"faithful": _verdict(*faithful_saliency), "stable": None}}
+    use = {"which features matter (global)": {
+        "method": "ig" if faithful_ig[0] == "passes" else None, "status": faithful_ig[0],
+        "value": faithful_ig[1], "best_seen": "ig"}}
+    return {"models": {"part": {"verdicts": {"per_method": per_method, "use": use}}}}
+
+
+def test_the_summary_counts_each_class_and_its_text_follows_the_counts():
+    per_class = {"Hbb": _results(("passes", 0.8), ("fails", 0.2)),
+                 "QCD": _results(("passes", 0.6), ("inconclusive", 0.5))}
+    s = summarise(per_class)
+    ig = s["models"]["part"]["methods"]["ig"]["faithful"]
+    assert (ig["passes"], ig["fails"], ig["inconclusive"]) == (2, 0, 0)
+    assert abs(ig["mean"] - 0.7) < 1e-12 and ig["values"] == {"Hbb": 0.8, "QCD": 0.6}
+    sal = s["models"]["part"]["methods"]["saliency"]
+    assert (sal["faithful"]["fails"], sal["faithful"]["inconclusive"]) == (1, 1)
+    assert "stable" not in sal  # not measured: not counted as a failure
+    assert s["models"]["part"]["use"]["which features matter (global)"]["QCD"]["method"] == "ig"
+    text = "\n".join(summary_markdown(s))
+    assert "ig faithful (deletion)" in text and "2/2 pass (mean 0.7)" in text
+    assert "| which features matter (global) | ig | ig |" in text
+    # one class fails: the method is no longer "in every class", the table says none qualifies
+    per_class["QCD"] = _results(("fails", 0.1), ("fails", 0.1))
+    text = "\n".join(summary_markdown(summarise(per_class)))
+    assert "ig faithful (deletion)" not in text.split("In every class measured:")[1].split(
+        "\n")[0]
+    assert "| ig | none qualifies (best ig) |" in text
+
+
+def test_xai_benchmark_over_two_classes_writes_a_report_per_class_and_a_summary(
+        ring_trained, ring_files, tmp_path):
+    out = tmp_path / "classes"
+    r = run_cli("xai-benchmark", "--bundles", ring_trained["bdt"][0], "--data",
+                ring_files["test"], "--quick", "--target", "Hbb,QCD", "-o", out, "--quiet",
+                timeout=600)
+    assert r.returncode == 0, r.stderr
+    for cls in ("Hbb", "QCD"):
+        results = json.loads((out / cls / "results.json").read_text())
+        assert results["target"] == cls
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["classes"] == ["Hbb", "QCD"] and "bdt" in summary["models"]
+    assert "over 2 target classes" in (out / "report.md").read_text()
+    bad = run_cli("xai-benchmark", "--bundles", ring_trained["bdt"][0], "--data",
+                  ring_files["test"], "--quick", "--target", "Hbb,1", "-o", tmp_path / "bad")
+    assert bad.returncode == 2 and "named twice" in bad.stderr
+    assert not (tmp_path / "bad").exists()
