@@ -87,6 +87,8 @@ XAI = [
     (["--n-jets", 5], {"n_jets": 5}, "n_jets must be an integer >= 20, not 5"),
     (["--bootstraps", 1], {"bootstraps": 1}, "bootstraps must be an integer >= 2, not 1"),
     (["--methods", "lrp,tarot"], {"methods": ("lrp", "tarot")}, "unknown methods tarot"),
+    # a count given with --quick overrides quick's (it once raised TypeError, a traceback)
+    (["--quick", "--n-jets", 5], {"n_jets": 5}, "n_jets must be an integer >= 20, not 5"),
 ]
 
 

@@ -14,6 +14,10 @@ from servable.data.io import read_jets
 from servable.errors import ServableError
 from servable.explain import metrics as M
 from servable.study import xai_benchmark as X
+from servable.study.xai import agreement as A
+from servable.study.xai import faithfulness as F
+from servable.study.xai import randomisation as R
+from servable.study.xai import runs as XR
 from tests.cli_helpers import assert_user_error, run_cli
 
 # the two features the ground-truth labels depend on (every other feature is shuffled)
@@ -160,17 +164,33 @@ def ground_truth(train_file, test_file, tmp_path_factory):
 
 def test_faithful_methods_rank_the_label_carrying_features_first(ground_truth):
     bundle, jets = ground_truth
-    ctx = X.Context(bundle, jets, 1)
-    runs = {m: X.run_method(ctx, m) for m in ("masking", "saliency", "ig", "shap", "lrp")}
+    ctx = XR.Context(bundle, jets, 1)
+    runs = {m: XR.run_method(ctx, m) for m in ("masking", "saliency", "ig", "shap", "lrp")}
+    # masking through Method.attribute: its per-jet masked scores give its AUC losses back,
+    # on all jets and on any resample, without predicting again
+    from servable.explain.masking import Masking, auc_loss
+
+    expl = Masking(bundle).attribute(jets, thresholds=())
+    assert expl.extras["masked_scores"].shape == (len(ctx.names), len(jets))
+    np.testing.assert_allclose(runs["masking"].importance,
+                               [expl.feature_relevance[n] for n in ctx.names], atol=1e-12)
+    from sklearn.metrics import roc_auc_score
+
+    idx = np.random.default_rng(0).integers(0, len(jets), len(jets))  # a resample
+    y, scores = ctx.y[idx], expl.extras["masked_scores"][:, idx]
+    np.testing.assert_allclose(runs["masking"].statistic(idx), [
+        roc_auc_score(y, expl.output[idx]) - roc_auc_score(y, s) for s in scores], atol=1e-12)
+    np.testing.assert_allclose(auc_loss(ctx.y, expl.output, expl.extras["masked_scores"]),
+                               runs["masking"].importance, atol=1e-12)
     for name, run in runs.items():
         top = {ctx.names[i] for i in np.argsort(-run.importance)[:2]}
         assert top == set(CARRIERS), f"{name} ranks {top} first"
-    pairs = {(p["a"], p["b"]): p for p in X.agreement(runs)["pairs"]}
+    pairs = {(p["a"], p["b"]): p for p in A.agreement(runs)["pairs"]}
     # IG and LRP-epsilon both decompose the logit: on this model they agree almost exactly
     assert pairs[("ig", "lrp")]["spearman"] > 0.95
     assert pairs[("ig", "lrp")]["per_jet"]["median"] > 0.9
     s = X.Settings(n_jets=600, faithfulness_jets=600, curve_points=6, random_orders=10)
-    out = X.feature_curves(ctx, runs, s)
+    out = F.method_curves(ctx, runs, s)
     curves = out["curves"]
     for name in runs:
         assert curves[name]["deletion"]["auc_area"] < curves["random"]["deletion"][
@@ -187,13 +207,13 @@ def test_a_constant_explanation_fails_the_randomisation_check_and_saliency_passe
         published_bundle, test_file):
     bundle = load(str(published_bundle))
     jets = read_jets(test_file, 0, 200)
-    ctx = X.Context(bundle, jets, 1)
+    ctx = XR.Context(bundle, jets, 1)
     before = bundle.predict(jets[:20])
-    saliency = X.randomisation_check(
-        bundle, lambda b: X.explanation_array(X.run_method(ctx, "saliency", b)))
+    saliency = R.randomisation_check(
+        bundle, lambda b: XR.explanation_array(XR.run_method(ctx, "saliency", b)))
     assert saliency["passed"] and saliency["similarity"][-1] < 0.5
     assert saliency["similarity"][0] > saliency["similarity"][-1]
-    constant = X.randomisation_check(bundle, lambda b: np.ones((len(jets), 10)))
+    constant = R.randomisation_check(bundle, lambda b: np.ones((len(jets), 10)))
     assert constant["similarity"] == [1.0] * len(constant["layers_randomised"])
     assert not constant["passed"]
     np.testing.assert_array_equal(bundle.predict(jets[:20]), before)  # copies were randomised
@@ -302,8 +322,8 @@ def test_an_existing_report_is_not_overwritten(trained, test_file, tmp_path):
 def test_captum_metrics_repeat_the_parts_mask_with_the_perturbed_inputs(trained, test_file):
     """ParT's network takes a mask beside its inputs: infidelity and max-sensitivity perturb
     several copies of each jet, and the mask must follow them (it once did not)."""
-    ctx = X.Context(load(str(trained["part"])), read_jets(test_file, 0, 40), 1)
-    out = X.captum_scores(ctx, ["saliency", "ig"], X.Settings(captum_jets=6))
+    ctx = XR.Context(load(str(trained["part"])), read_jets(test_file, 0, 40), 1)
+    out = F.captum_scores(ctx, ["saliency", "ig"], X.Settings(captum_jets=6))
     for name in ("saliency", "ig"):
         assert out[name]["n_jets"] == 6
         assert np.isfinite(out[name]["infidelity"]) and out[name]["max_sensitivity"] > 0

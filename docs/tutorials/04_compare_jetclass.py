@@ -48,7 +48,8 @@ import numpy as np
 import servable
 from servable.explain import metrics as M
 from servable.models.metrics import classification_metrics
-from servable.study import xai_benchmark as XB
+from servable.study.xai import agreement as XA
+from servable.study.xai import runs as XR
 
 T0 = time.perf_counter()
 WORK = Path(tempfile.mkdtemp(prefix="servable-tutorial-4-"))
@@ -126,10 +127,10 @@ METHODS = {"bdt": ("shap", "masking"), "mlp": ("masking", "saliency", "ig"),
 contexts, runs, agreements = {}, {}, {}
 for kind, bundle in models.items():
     t = time.perf_counter()
-    ctx = contexts[kind] = XB.Context(bundle, jets, TARGET)
-    runs[kind] = {name: XB.run_method(ctx, name) for name in METHODS[kind]}
-    native = XB.native_importances(bundle, ctx.names) if kind == "bdt" else None
-    agreements[kind] = XB.agreement(runs[kind], native)
+    ctx = contexts[kind] = XR.Context(bundle, jets, TARGET)
+    runs[kind] = {name: XR.run_method(ctx, name) for name in METHODS[kind]}
+    native = XR.native_importances(bundle, ctx.names) if kind == "bdt" else None
+    agreements[kind] = XA.agreement(runs[kind], native)
     top = np.argsort(-runs[kind]["masking"].importance)[:3]
     print(f"  {kind:12s} {len(ctx.names):2d} features, masking's top 3: "
           f"{', '.join(ctx.names[i] for i in top)} ({time.perf_counter() - t:.0f} s)")
@@ -165,7 +166,7 @@ print("BDT: TreeSHAP vs native, Spearman:",
 results = {kind: {"features": contexts[kind].names,
                   "importance": {n: r.importance.tolist() for n, r in runs[kind].items()}}
            for kind in models}
-cross = XB.cross_model(results)
+cross = XA.cross_model(results)
 print(f"{'a':12s} {'b':12s} {'method':9s} {'shared':>6s} {'rho':>6s} {'top5':>5s}")
 for row in cross:
     print(f"{row['a']:12s} {row['b']:12s} {row['method']:9s} {row['n_shared']:6d} "
@@ -188,9 +189,9 @@ print("mean Spearman across models:", {k: round(v, 2) for k, v in by_method.item
 # The deletion curve: replace the features by their mean in masking's order, most important
 # first, and follow the `Tbqq`-vs-rest AUC; against the mean of three random orders
 # (`metrics.deletion_curve`). A faithful ranking makes the AUC fall faster: a smaller area.
-# (`XB.feature_curves` adds insertion curves and a greedy "oracle" order; on the ParT that
-# search is minutes, so this tutorial draws the two curves that need only a few predictions
-# per model.)
+# (`servable.study.xai.faithfulness.method_curves` adds insertion curves and a greedy
+# "oracle" order; on the ParT that search is minutes, so this tutorial draws the two curves
+# that need only a few predictions per model.)
 
 # %%
 curves = {}

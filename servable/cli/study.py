@@ -143,8 +143,9 @@ def reproduce(
              "reference_auc": reference_auc,
              "sizes": _parsed(lambda t: tuple(parse_sizes(t)), sizes),
              "thresholds": _parsed(lambda t: tuple(parse_thresholds(t)), thresholds)}
-    settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
-                                   **{k: v for k, v in given.items() if v is not None})
+    # what is given overrides --quick's counts (--quick --n-jets 100: 100 jets)
+    settings = dataclasses.replace(Settings(), **{**(QUICK if quick else {}), **{
+        k: v for k, v in given.items() if v is not None}})
     command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run(out, settings, force=force, progress=not quiet, command=command)
     typer.echo(f"{out / 'report.md'}: written in {results['seconds']['total'] / 60:.1f} min")
@@ -211,8 +212,9 @@ def xai_benchmark(
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     # the counts and methods are checked by Settings (the API refuses what the CLI refuses)
     given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen}
-    settings = dataclasses.replace(Settings(), **(QUICK if quick else {}),
-                                   **{k: v for k, v in given.items() if v is not None})
+    # what is given overrides --quick's counts (--quick --n-jets 100: 100 jets)
+    settings = dataclasses.replace(Settings(), **{**(QUICK if quick else {}), **{
+        k: v for k, v in given.items() if v is not None}})
     for folder in seeds or ():
         if not folder.is_dir():
             fail(f"--seeds {folder}: not a folder of bundles")

@@ -11,6 +11,10 @@ for Hqql and Tbl), the pT fractions in rings of dR around the axis and the pT-we
 the charged and leptonic pT shares, and displaced tracks (b and c decays). `derive` appends
 them to the jet features of `Jets`, like `servable.data.particles.derive` appends the derived
 particle channels, so they exist for every JetClass file and travel with it into HDF5.
+
+The observables of any layout that the explainability benchmark compares relevance with
+(`benchmark_observables`, `jet_value`) and the per-slot truth of the decay it asks the
+explanations to find (`truth_of_slots`) live here too, beside the other jet observables.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from servable.data import schema
-from servable.data.jets import InvalidJetsError, Jets
+from servable.data.jets import InvalidJetsError, Jets, filled_mask
 
 OBSERVABLES = schema.names(schema.JETCLASS_JET_OBSERVABLES)
 # the jet-level features models read by default on JetClass data: the file's pT, multiplicity
@@ -91,3 +95,56 @@ def derive(jets: Jets) -> Jets:
     add = [o for o in OBSERVABLES if o not in names]
     return jets.replace(jet.with_features(add, np.stack([new[o] for o in add], axis=1)
                                           .astype(np.float32)))
+
+
+# the observables and truth the explainability benchmark compares relevance with -------------
+def jet_value(jets: Jets, *names: str) -> np.ndarray | None:
+    """The first of `names` that the jets carry, as a spectator or a jet feature (float64);
+    None when they carry none."""
+    for n in names:
+        if jets.spectators is not None and n in schema.SPECTATOR_NAMES:
+            return jets.spectator(n).astype(float)
+        if jets.jet_features is not None and n in jets.jet_feature_names:
+            return jets.jet_features[:, jets.jet_feature_names.index(n)].astype(float)
+    return None
+
+
+def benchmark_observables(jets: Jets) -> dict[str, np.ndarray]:
+    """Per-jet physics observables of any layout, by their readable names (those the jets
+    have): soft-drop mass, jet pT, tau21, tau32, number of SVs, leading IP significance,
+    number of b hadrons; what `servable xai-benchmark` compares relevance with."""
+    out = {}
+    for label, names in {"soft-drop mass": ("fj_sdmass", "jet_sdmass"),
+                         "jet pT": ("fj_pt", "jet_pt"), "tau21": ("fj_tau21",),
+                         "tau32": ("fj_tau32",)}.items():
+        v = jet_value(jets, *names)
+        if v is not None:
+            out[label] = v
+    taus = [jet_value(jets, f"jet_tau{i}") for i in (1, 2, 3)]
+    if all(t is not None for t in taus):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["tau21"] = np.where(taus[0] > 0, taus[1] / taus[0], np.nan)
+            out["tau32"] = np.where(taus[1] > 0, taus[2] / taus[1], np.nan)
+    if jets.has("vertices"):
+        out["number of SVs"] = jets.n_vertices.astype(float)
+    if jets.has("tracks") and "trackBTag_Sip2dSig" in jets.track_names:
+        sig = jets.tracks[:, jets.track_names.index("trackBTag_Sip2dSig")]
+        out["leading IP significance"] = np.where(filled_mask(jets.tracks), sig,
+                                                  -np.inf).max(1)
+    if "n_b_hadrons" in jets.extras:
+        out["number of b hadrons"] = jets.extras["n_b_hadrons"].astype(float)
+    return out
+
+
+def truth_of_slots(jets: Jets) -> tuple[np.ndarray, str] | None:
+    """Per slot: from the decay we want to see (b/c-hadron decay for CMS tracks; the
+    resonance's decay products for JetClass particles)."""
+    if "track_origin" in jets.extras:
+        origin = np.asarray(jets.extras["track_origin"])
+        return np.isin(origin, (1, 2)), "track from a b- or c-hadron decay"
+    if "part_truth_decay_product" in jets.extras:
+        return np.asarray(jets.extras["part_truth_decay_product"]) >= 0, \
+            "particle from a decay product of the resonance"
+    return None
+
+

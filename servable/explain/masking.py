@@ -5,6 +5,10 @@ filled slot of every jet; padded slots stay zero. Categorical features (track_qu
 their most frequent value instead of a mean. Cumulative masking replaces, for each threshold,
 every feature whose single-feature dAUC lies below it, and reports AUC and the fidelity
 F = 1 - mean |p_masked - p| against the unmasked model (paper Eq. 1).
+`extras["masked_scores"]` keeps, per feature, the target probability of every jet with that
+feature masked (features x jets, in the order of `features()`), beside `output` (unmasked),
+so that the AUC loss can be recomputed on any subset or resample of the jets without
+predicting again (`auc_loss`).
 Model-agnostic: it only calls `predict`, so it applies to every model.
 """
 
@@ -18,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from servable.data.jets import Jets, filled_mask
 from servable.errors import ServableError
 from servable.explain.base import Explanation, Method
+from servable.explain.uncertainty import auc
 from servable.models.metrics import fidelity
 from servable.models.spec import InputSpec
 
@@ -92,8 +97,7 @@ class Masking(Method):
         base = self.tagger.predict_from_inputs(inputs)[:, target]
         singles = self._predict_masked(inputs, [[f] for f in features], values, target, base)
         auc0 = roc_auc_score(y, base)
-        delta = {name: float(auc0 - roc_auc_score(y, p))
-                 for name, p in zip(names, singles, strict=True)}
+        delta = dict(zip(names, auc_loss(y, base, np.stack(singles)).tolist(), strict=True))
         chosen = [tuple(f for n, f in zip(names, features, strict=True) if delta[n] < t)
                   for t in thresholds]
         distinct = list(dict.fromkeys(c for c in chosen if c))  # each set predicted once
@@ -110,42 +114,67 @@ class Masking(Method):
             method=self.name, target=target, model=self.tagger.kind,
             feature_names=self.feature_names(), feature_relevance=delta, output=base,
             extras={"replacement": replacement, "auc": float(auc0), "cumulative": cumulative,
+                    "masked_scores": np.stack(singles) if singles else
+                    np.zeros((0, len(jets))),
                     "relevance_label": f"AUC lost when masked ({replacement})"})
 
     def _predict_masked(self, inputs: dict[str, np.ndarray], feature_sets, values: dict,
                         target: int, base: np.ndarray) -> list[np.ndarray]:
-        """The target's probability with each set of features masked. The masked copies are
-        predicted together, in as few calls as `MASKED_BYTES` allows (the models' batching,
-        sorted by multiplicity, is faster on many jets than on one set at a time); a jet the
-        mask leaves unchanged (an SV feature of a jet without SVs) keeps `base`."""
-        out = [base.copy() for _ in feature_sets]
-        pending, rows = [], []
+        """`predict_masked` with this method's model."""
+        return predict_masked(self.tagger, inputs, feature_sets, values, target, base)
 
-        def flush():
-            if not pending:
-                return
-            stacked = {k: np.concatenate([c[k] for c in pending]) for k in inputs}
-            p = self.tagger.predict_from_inputs(stacked, batch_size=len(stacked[
-                self.spec.names[0]]))[:, target]
-            start = 0
-            for i, changed in rows:
-                out[i][changed] = p[start:start + changed.size]
-                start += changed.size
-            pending.clear()
-            rows.clear()
 
-        for i, features in enumerate(feature_sets):
-            copy = masked(inputs, list(features), values)
-            changed = np.flatnonzero(np.any([(copy[k] != x).reshape(len(x), -1).any(1)
-                                             for k, x in inputs.items()], axis=0))
-            if not changed.size:
-                continue
-            pending.append({k: v[changed] for k, v in copy.items()})
-            rows.append((i, changed))
-            if sum(v.nbytes for c in pending for v in c.values()) >= MASKED_BYTES:
-                flush()
-        flush()
-        return out
+def auc_loss(y: np.ndarray, base: np.ndarray, masked_scores: np.ndarray,
+             jets: np.ndarray | None = None) -> np.ndarray:
+    """Per feature, the AUC lost when it is masked, from the unmasked scores `base` (jets,)
+    and `masked_scores` (features, jets) of a masking Explanation (`output`,
+    `extras["masked_scores"]`), on the jets at `jets` (default: all; repeats allowed, for a
+    bootstrap); zeros where the jets lack one of the two classes."""
+    y, base, scores = np.asarray(y, bool), np.asarray(base), np.asarray(masked_scores)
+    if jets is not None:
+        y, base, scores = y[jets], base[jets], scores[:, jets]
+    if y.all() or not y.any():
+        return np.zeros(len(scores))
+    auc0 = auc(y, base)
+    return np.array([auc0 - auc(y, s) for s in scores])
+
+
+def predict_masked(tagger, inputs: dict[str, np.ndarray], feature_sets, values: dict,
+                   target: int, base: np.ndarray) -> list[np.ndarray]:
+    """The target's probability with each set of (input, column) features masked. The masked
+    copies are predicted together, in as few calls as `MASKED_BYTES` allows (the models'
+    batching, sorted by multiplicity, is faster on many jets than on one set at a time); a
+    jet the mask leaves unchanged (an SV feature of a jet without SVs) keeps `base`."""
+    out = [np.array(base, copy=True) for _ in feature_sets]
+    pending, rows = [], []
+    first = next(iter(inputs))
+
+    def flush():
+        if not pending:
+            return
+        stacked = {k: np.concatenate([c[k] for c in pending]) for k in inputs}
+        p = tagger.predict_from_inputs(stacked, batch_size=len(stacked[first]))[:, target]
+        start = 0
+        for i, changed in rows:
+            out[i][changed] = p[start:start + changed.size]
+            start += changed.size
+        pending.clear()
+        rows.clear()
+
+    for i, features in enumerate(feature_sets):
+        if not len(features):
+            continue
+        copy = masked(inputs, list(features), values)
+        changed = np.flatnonzero(np.any([(copy[k] != x).reshape(len(x), -1).any(1)
+                                         for k, x in inputs.items()], axis=0))
+        if not changed.size:
+            continue
+        pending.append({k: v[changed] for k, v in copy.items()})
+        rows.append((i, changed))
+        if sum(v.nbytes for c in pending for v in c.values()) >= MASKED_BYTES:
+            flush()
+    flush()
+    return out
 
 
 def _plot_cumulative(explanation: Explanation, path: Path, force: bool = False) -> Path:

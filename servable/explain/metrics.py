@@ -8,7 +8,7 @@ model and any method, inside or outside `servable xai-benchmark`:
   two global importance vectors), `per_jet_agreement` (the distribution over jets of the rank
   correlation of per-jet attributions);
 - stability: `bootstrap_importance` (value, std and a 95% interval per feature with
-  `scipy.stats.bootstrap`, any importance statistic; `mean_over_jets` for per-jet
+  `uncertainty.bootstrap`, any importance statistic; `mean_over_jets` for per-jet
   attributions), `ranking_stability` (mean pairwise Kendall tau of several
   rankings and how often their top-k set is unchanged);
 - faithfulness: `deletion_curve` / `insertion_curve` (features replaced or restored in a
@@ -31,6 +31,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from servable.errors import ServableError
+from servable.explain import uncertainty as U
 
 
 def _vector(name: str, values) -> np.ndarray:
@@ -119,7 +120,8 @@ def bootstrap_importance(statistic: Callable[[np.ndarray], np.ndarray], n_jets: 
                          n_resamples: int = 20, confidence: float = 0.95, seed: int = 0
                          ) -> dict:
     """Each feature's importance with its spread over bootstrap resamples of the jets
-    (`scipy.stats.bootstrap`, percentile interval).
+    (`servable.explain.uncertainty.bootstrap`: the normal interval around the value, which
+    always contains it).
 
     Parameters
     ----------
@@ -143,15 +145,7 @@ def bootstrap_importance(statistic: Callable[[np.ndarray], np.ndarray], n_jets: 
         raise ServableError(f"n_resamples must be at least 2, not {n_resamples}")
     if n_jets < 2:
         raise ServableError(f"the bootstrap needs at least 2 jets, not {n_jets}")
-    res = stats.bootstrap((np.arange(n_jets),), lambda i: np.asarray(statistic(i.astype(int))),
-                          n_resamples=n_resamples, confidence_level=confidence,
-                          method="percentile", vectorized=False,
-                          random_state=np.random.default_rng(seed))
-    return {"value": np.asarray(statistic(np.arange(n_jets)), np.float64).tolist(),
-            "std": np.atleast_1d(res.standard_error).tolist(),
-            "low": np.atleast_1d(res.confidence_interval.low).tolist(),
-            "high": np.atleast_1d(res.confidence_interval.high).tolist(),
-            "resamples": np.atleast_2d(res.bootstrap_distribution).T}
+    return U.bootstrap(statistic, n_jets, n_resamples, confidence, seed)
 
 
 def mean_over_jets(per_jet: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -261,11 +255,15 @@ def insertion_curve(score, order, y, steps=None) -> dict:
 
 
 def greedy_order(score: Callable[[Sequence[int]], np.ndarray], n_features: int, y: np.ndarray,
-                 steps: Sequence[int] | None = None) -> list[int]:
+                 steps: Sequence[int] | None = None,
+                 many: Callable[[list[list[int]]], list[np.ndarray]] | None = None
+                 ) -> list[int]:
     """The "oracle" deletion order, found greedily by measured AUC loss: between two
     consecutive `steps` (counts of removed features, default every count), remove the
     features whose removal, each added alone to those already removed, lowers the AUC most.
-    With every count as a step this is the plain greedy search (n(n+1)/2 evaluations)."""
+    With every count as a step this is the plain greedy search (n(n+1)/2 evaluations).
+    `many(sets)`, where given, scores all the candidate sets of a step in one call (the same
+    numbers as `score` on each: a batched prediction)."""
     y = np.asarray(y, bool)
     steps = sorted(set(steps if steps is not None else range(n_features + 1)) | {n_features})
     remaining = list(range(n_features))
@@ -273,7 +271,9 @@ def greedy_order(score: Callable[[Sequence[int]], np.ndarray], n_features: int, 
     for a, b in itertools.pairwise([0, *steps]):
         if b <= a or not remaining:
             continue
-        aucs = {f: roc_auc_score(y, score(chosen + [f])) for f in remaining}
+        sets = [chosen + [f] for f in remaining]
+        probs = many(sets) if many is not None else [score(c) for c in sets]
+        aucs = {f: U.auc(y, p) for f, p in zip(remaining, probs, strict=True)}
         best = sorted(remaining, key=lambda f: (aucs[f], f))[: b - a]
         chosen += best
         remaining = [f for f in remaining if f not in best]

@@ -3,8 +3,9 @@
 The companions of `servable.explain.metrics` that turn single numbers into a value with an
 interval and put a reference beside it:
 
-- `bootstrap_scalar`: any scalar statistic of the jets with a percentile interval over
-  bootstrap resamples (resamples where it is undefined are dropped and counted);
+- `bootstrap_scalar`: any scalar statistic of the jets with its bootstrap interval
+  (resamples where it is undefined are dropped and counted);
+- `interval`: the one definition of a bootstrap interval in the benchmark (below);
 - `band`: mean and 2.5-97.5% band of repeated draws (random orders, seed pairs);
 - `truth_auc_per_jet`: the distribution over jets of the within-jet truth AUC, so that a
   relevance that only scales whole jets cannot carry it;
@@ -12,7 +13,24 @@ interval and put a reference beside it:
   band, and the same at the level of correlated groups (`group_importance`);
 - `filled_mean`: per-feature relevance averaged over the filled slots of each jet, so that a
   track feature does not gain from the number of tracks;
-- `degenerate`: an explanation with no ranking to compare (constant, or not finite).
+- `degenerate`: an explanation with no ranking to compare (constant, or not finite);
+- `auc`: the ROC AUC in its Mann-Whitney form, the number `sklearn.metrics.roc_auc_score`
+  gives (ties count one half) without its per-call validation, which dominated the
+  thousands of AUCs of a bootstrap of curves.
+
+The interval of an estimate is the normal ("standard") bootstrap interval of Efron and
+Tibshirani (1993, section 13.2): the statistic on all jets plus or minus z_{1-a/2} times
+the standard deviation of the same statistic over the resamples. It is centred on the
+reported value, so it always contains it; it is cut to the statistic's range where it has
+one (an AUC, a correlation: `bounds`). The percentile interval used before does not:
+with few resamples (5 in a quick run, where the 2.5-97.5% percentiles are about the
+smallest and largest draw) or a statistic whose resampled values are biased (a score
+normalised by the best of several orders, re-chosen on each resample), every draw can lie
+on one side of the estimate, and the interval excluded its own value (IN masking deletion
+0.122 [0.045, 0.099] in the committed quick run). The statistic resampled must be the
+statistic reported: callers pass one function for both (`bootstrap_scalar`, `bootstrap`).
+`band`, the spread of repeated draws (not an interval of an estimate), stays a percentile
+band.
 """
 
 from __future__ import annotations
@@ -28,7 +46,8 @@ from servable.errors import ServableError
 
 
 def bootstrap_scalar(statistic: Callable[[np.ndarray], float], n: int,
-                     n_resamples: int = 20, confidence: float = 0.95, seed: int = 0) -> dict:
+                     n_resamples: int = 20, confidence: float = 0.95, seed: int = 0,
+                     bounds: tuple[float, float] | None = None) -> dict:
     """A scalar statistic of `n` jets with its bootstrap spread.
 
     Parameters
@@ -41,6 +60,9 @@ def bootstrap_scalar(statistic: Callable[[np.ndarray], float], n: int,
         Bootstrap resamples (at least 2). The indices drawn depend only on `n`,
         `n_resamples` and `seed`, so that two statistics bootstrapped with the same three
         share their resamples (their difference is paired).
+    bounds : (float, float), optional
+        The range the statistic cannot leave (an AUC: (0, 1); a correlation: (-1, 1)): the
+        interval is cut to it.
 
     Returns
     -------
@@ -54,7 +76,30 @@ def bootstrap_scalar(statistic: Callable[[np.ndarray], float], n: int,
     value = float(statistic(np.arange(n)))
     draws = resample_indices(n, n_resamples, seed)
     values = np.array([float(statistic(idx)) for idx in draws])
-    return interval(value, values, confidence)
+    return interval(value, values, confidence, bounds)
+
+
+def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_resamples: int = 20,
+              confidence: float = 0.95, seed: int = 0) -> dict:
+    """A vector statistic of `n` jets (e.g. one importance per feature) with its bootstrap
+    interval per entry, as `bootstrap_scalar` (the same resamples for the same n,
+    n_resamples and seed).
+
+    Returns
+    -------
+    dict
+        Lists over entries: `value` (on all jets), `low`, `high`, `std`; `resamples`: the
+        statistic on each resample (n_resamples, entries), for ranking stability.
+    """
+    if n_resamples < 2 or n < 2:
+        raise ServableError(f"the bootstrap needs at least 2 resamples of at least 2 jets, "
+                            f"not {n_resamples} of {n}")
+    value = np.atleast_1d(np.asarray(statistic(np.arange(n)), np.float64))
+    draws = np.stack([np.atleast_1d(np.asarray(statistic(idx), np.float64))
+                      for idx in resample_indices(n, n_resamples, seed)])
+    rows = [interval(v, draws[:, j], confidence) for j, v in enumerate(value)]
+    return {**{k: [r[k] for r in rows] for k in ("value", "low", "high", "std")},
+            "resamples": draws}
 
 
 def resample_indices(n: int, n_resamples: int, seed: int = 0) -> list[np.ndarray]:
@@ -63,32 +108,59 @@ def resample_indices(n: int, n_resamples: int, seed: int = 0) -> list[np.ndarray
     return [rng.integers(0, n, n) for _ in range(n_resamples)]
 
 
-def interval(value: float, values: Sequence[float], confidence: float = 0.95) -> dict:
-    """`value` with the percentile interval of repeated measurements `values` (NaN dropped)."""
+def interval(value: float, values: Sequence[float], confidence: float = 0.95,
+             bounds: tuple[float, float] | None = None) -> dict:
+    """`value` with the normal bootstrap interval from its resampled values `values` (NaN
+    dropped): value -/+ z * their standard deviation (see the module's text), cut to
+    `bounds` where the statistic has a range; it contains `value` whenever `value` is finite
+    (and within the bounds). No interval (NaN) from fewer than 2 finite values."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
-    if not v.size:
+    if v.size < 2:
         nan = float("nan")
-        return {"value": float(value), "low": nan, "high": nan, "std": nan, "n_resamples": 0}
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(v, [tail, 100 - tail])
-    return {"value": float(value), "low": float(low), "high": float(high),
-            "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n_resamples": int(v.size)}
+        return {"value": float(value), "low": nan, "high": nan, "std": nan,
+                "n_resamples": int(v.size)}
+    std = float(v.std(ddof=1))
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * std
+    low, high = float(value) - half, float(value) + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"value": float(value), "low": low, "high": high, "std": std,
+            "n_resamples": int(v.size)}
 
 
 def band(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """Mean and percentile band of repeated draws (e.g. the areas of >= 10 random orders)."""
+    """Mean and percentile band of repeated draws (e.g. the areas of >= 10 random orders):
+    where the draws fall, not an interval of the mean."""
     v = np.asarray(values, np.float64)
-    out = interval(float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"), v,
-                   confidence)
-    out["n"] = int(np.isfinite(v).sum())
-    return out
+    v = v[np.isfinite(v)]
+    nan = float("nan")
+    if not v.size:
+        return {"value": nan, "low": nan, "high": nan, "std": nan, "n_resamples": 0, "n": 0}
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(v, [tail, 100 - tail])
+    return {"value": float(v.mean()), "low": float(low), "high": float(high),
+            "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n_resamples": int(v.size),
+            "n": int(v.size)}
 
 
 def degenerate(explanation) -> bool:
     """True for an explanation with no ranking to compare: not finite, or constant."""
     a = np.asarray(explanation, np.float64)
     return a.size == 0 or not np.isfinite(a).all() or float(np.ptp(a)) == 0.0
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """The ROC AUC of `score` for the boolean labels `y` (the Mann-Whitney U statistic over
+    n_pos * n_neg, ties counting one half: `roc_auc_score`'s value to rounding); NaN
+    without both classes."""
+    y = np.asarray(y, bool)
+    npos = int(y.sum())
+    nneg = y.size - npos
+    if not npos or not nneg:
+        return float("nan")
+    r = stats.rankdata(np.asarray(score, np.float64))
+    return float((r[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
 
 def truth_auc_per_jet(relevance: np.ndarray, truth: np.ndarray, filled: np.ndarray) -> dict:
@@ -107,12 +179,7 @@ def truth_auc_per_jet(relevance: np.ndarray, truth: np.ndarray, filled: np.ndarr
                             f"received {rel.shape}, {t.shape}, {f.shape}")
     values = np.full(len(rel), np.nan)
     for i in range(len(rel)):
-        tt = t[i][f[i]].astype(bool)
-        if tt.any() and not tt.all():
-            # the Mann-Whitney form of the AUC: ties count one half
-            r = stats.rankdata(rel[i][f[i]])
-            npos, nneg = tt.sum(), (~tt).sum()
-            values[i] = (r[tt].sum() - npos * (npos + 1) / 2) / (npos * nneg)
+        values[i] = auc(t[i][f[i]], rel[i][f[i]])
     ok = np.isfinite(values)
     if not ok.any():
         nan = float("nan")
@@ -214,10 +281,13 @@ def per_jet_similarity(original: np.ndarray, other: np.ndarray) -> np.ndarray:
     return out
 
 
-def mean_interval(values: np.ndarray, n_resamples: int = 20, seed: int = 0) -> dict:
-    """The mean of per-jet values (NaN left out) with its bootstrap interval over the jets."""
+def mean_interval(values: np.ndarray, n_resamples: int = 20, seed: int = 0,
+                  bounds: tuple[float, float] | None = None) -> dict:
+    """The mean of per-jet values (NaN left out) with its bootstrap interval over the jets
+    (cut to `bounds`, the values' range, where given)."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if v.size < 2:
         return interval(float(v.mean()) if v.size else float("nan"), [])
-    return bootstrap_scalar(lambda idx: v[idx].mean(), v.size, n_resamples, seed=seed)
+    return bootstrap_scalar(lambda idx: v[idx].mean(), v.size, n_resamples, seed=seed,
+                            bounds=bounds)

@@ -304,6 +304,21 @@ def summary(results: dict) -> str:
                       table(["model", "method", *V.CRITERIA.values(), "s"], rows), ""])
 
 
+def stage_table(results: dict) -> str:
+    """The wall time of each stage of the run (a markdown table): per model where the run
+    recorded it, and the total over models with its share of the whole run."""
+    seconds = results["seconds"]
+    total = seconds["total"]
+    stages = [k for k in seconds if k != "total"]
+    models = [(label, m["seconds"]) for label, m in results["models"].items()
+              if m.get("seconds")]
+    rows = [[k, *(fmt(per.get(k), 1) for _, per in models), fmt(seconds[k], 1),
+             f"{100 * seconds[k] / total:.0f}%" if total > 0 else "-"] for k in stages]
+    rows.append(["total", *("" for _ in models), fmt(total, 1), "100%"])
+    return table(["stage", *(f"{label} (s)" for label, _ in models), "all models (s)",
+                  "share"], rows)
+
+
 def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]:
     """results.json, report.md, report.html, summary.md and figures/ in `out`."""
     out = output_dir(out)
@@ -316,8 +331,7 @@ def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]
         f"{results['n_jets']} jets, target class {results['target']} (classes "
         f"{', '.join(results['classes'])}), {s['bootstraps']} bootstrap resamples, "
         f"faithfulness on {s['faithfulness_jets']} jets. Wall time "
-        f"{seconds['total']:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()
-                                                  if k != "total") + ".", "",
+        f"{seconds['total']:.0f} s, per stage:", "", stage_table(results), "",
         "Verdicts are three-valued: passes when the whole 95% interval clears the threshold, "
         "fails when it lies wholly on the other side (or the explanation is degenerate), "
         "inconclusive otherwise. Criteria: agrees = mean Spearman with the other methods "

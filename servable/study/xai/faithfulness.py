@@ -1,6 +1,9 @@
-"""Faithfulness of feature rankings: deletion and insertion curves measured on jets the
-ranking was not computed on, against a band of random orders and the greedy oracle, with a
-bootstrap interval over the jets of the curve.
+"""Are the methods faithful? Deletion and insertion curves of feature rankings measured on
+jets the ranking was not computed on, against a band of random orders and the greedy oracle,
+with a bootstrap interval over the jets of the curve (`feature_curves`; on a model:
+`method_curves`); per-jet slot deletion curves (`slot_curves`); captum's infidelity and
+max-sensitivity of the gradient methods (`captum_scores`). Every set of masked features is
+predicted once, the sets of a curve together (`Context.masked_probs`).
 
 A method's order comes from one half of the jets (its importance statistic on that half) and
 its curve is measured on the other half; masking's order is the AUC lost when a feature is
@@ -10,12 +13,17 @@ replaced by the same value the curve replaces it with, so its curve is flagged
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from servable.errors import ServableError
 from servable.explain import metrics as M
 from servable.explain import uncertainty as U
+from servable.study.xai.runs import Context, MethodRun
+
+GRADIENT = ("saliency", "ig")  # captum's infidelity and max-sensitivity apply to these
 
 
 def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -24,18 +32,27 @@ def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
 
-def _probs(score, order, steps, insertion=False) -> np.ndarray:
-    """(steps, jets): the target probability after each step of the curve."""
+def _removed(order, step: int, insertion: bool) -> tuple[int, ...]:
+    """The features replaced at a step of a deletion or insertion curve, as a sorted key."""
     order = list(order)
-    return np.stack([np.asarray(score(order[s:] if insertion else order[:s]), np.float64)
-                     for s in steps])
+    return tuple(sorted(order[step:] if insertion else order[:step]))
+
+
+def _scored(score, many, sets) -> dict[tuple, np.ndarray]:
+    """The probabilities of each distinct set of removed features, each predicted once
+    (every curve starts or ends with none or all features removed), all in one call of
+    `many` where given."""
+    distinct = list(dict.fromkeys(sets))
+    probs = many([list(k) for k in distinct]) if many is not None else \
+        [score(list(k)) for k in distinct]
+    return {k: np.asarray(p, np.float64) for k, p in zip(distinct, probs, strict=True)}
 
 
 def _area(probs: np.ndarray, fractions, y: np.ndarray, idx: np.ndarray) -> float:
     yy = y[idx]
     if yy.all() or not yy.any():
         return float("nan")
-    return M.curve_area([roc_auc_score(yy, p[idx]) for p in probs], fractions)
+    return M.curve_area([U.auc(yy, p[idx]) for p in probs], fractions)
 
 
 def _normalised(area: float, random: float, best: float) -> float:
@@ -45,7 +62,7 @@ def _normalised(area: float, random: float, best: float) -> float:
 
 
 def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list[int]],
-                   shared: set[str], s) -> dict:
+                   shared: set[str], s, many=None) -> dict:
     """Deletion and insertion curves of each order, of `s.random_orders` random orders and of
     the greedy oracle, on the jets `score` predicts (the measuring half).
 
@@ -59,6 +76,9 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
         The methods whose order was made with the curve's own replacement (masking).
     s : Settings
         `curve_points`, `random_orders`, `bootstraps`, `seed`.
+    many : callable, optional
+        `many(sets) -> [probabilities]`: `score` of several sets in one call (a batched
+        prediction); every distinct set of the curves is scored once.
 
     Returns
     -------
@@ -66,7 +86,9 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
         `steps`, `curves` (per order, and `random`: the mean of the random orders' curves),
         `random_band` (per kind, the band of the random orders' areas), `scores` (per method
         and kind, the normalised score with its bootstrap interval: 0 the random orders'
-        mean area, 1 the best area any order reached; `shared_replacement`).
+        mean area, 1 the area of the order that is best on all the jets, the same order on
+        every resample, so that the resampled statistic is the reported one;
+        `shared_replacement`).
     """
     y = np.asarray(y, bool)
     if y.all() or not y.any():
@@ -75,22 +97,30 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
     steps = M.curve_steps(n_features, s.curve_points)
     fractions = [k / max(n_features, 1) for k in steps]
     rng = np.random.default_rng(s.seed)
-    every = {"oracle": M.greedy_order(score, n_features, y, steps), **orders}
+    every = {"oracle": M.greedy_order(score, n_features, y, steps, many=many), **orders}
     randoms = [rng.permutation(n_features).tolist() for _ in range(s.random_orders)]
-    probs = {kind: {k: _probs(score, o, steps, kind == "insertion") for k, o in every.items()}
-             for kind in ("deletion", "insertion")}
-    rprobs = {kind: [_probs(score, o, steps, kind == "insertion") for o in randoms]
-              for kind in ("deletion", "insertion")}
+    kinds = ("deletion", "insertion")
+    keys = {kind: {k: [_removed(o, st, kind == "insertion") for st in steps]
+                   for k, o in [*every.items(), *enumerate(randoms)]} for kind in kinds}
+    scored = _scored(score, many, [key for kind in kinds for ks in keys[kind].values()
+                                   for key in ks])
+    probs = {kind: {k: np.stack([scored[key] for key in keys[kind][k]]) for k in every}
+             for kind in kinds}
+    rprobs = {kind: [np.stack([scored[key] for key in keys[kind][i]])
+                     for i in range(len(randoms))] for kind in kinds}
     n = len(y)
     everyone = np.arange(n)
+    # the best order on all the jets: the normalisation's top on every resample
+    best = {kind: pick(probs[kind], key=lambda k, kind=kind: _area(probs[kind][k], fractions,
+                                                                   y, everyone))
+            for kind, pick in (("deletion", min), ("insertion", max))}
 
     def scores_on(idx):
         out = {}
-        for kind, pick in (("deletion", min), ("insertion", max)):
+        for kind in kinds:
             areas = {k: _area(p, fractions, y, idx) for k, p in probs[kind].items()}
             rand = float(np.mean([_area(p, fractions, y, idx) for p in rprobs[kind]]))
-            best = pick(areas.values())
-            out[kind] = {k: _normalised(a, rand, best) for k, a in areas.items()
+            out[kind] = {k: _normalised(a, rand, areas[best[kind]]) for k, a in areas.items()
                          if k != "oracle"}
         return out
 
@@ -103,18 +133,146 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
     for k in every:
         curves[k] = {kind: _curve(probs[kind][k], fractions, y) for kind in probs}
     curves["random"] = {kind: _curve(np.mean(rprobs[kind], 0), fractions, y,
-                                     aucs=np.mean([[roc_auc_score(y, p) for p in r]
+                                     aucs=np.mean([[U.auc(y, p) for p in r]
                                                    for r in rprobs[kind]], 0))
                         for kind in rprobs}
     band = {kind: U.band([_area(p, fractions, y, everyone) for p in rprobs[kind]])
             for kind in rprobs}
     return {"n_jets": n, "steps": steps, "curves": curves, "scores": scores,
-            "random_band": band}
+            "random_band": band, "best_order": best}
 
 
 def _curve(probs: np.ndarray, fractions, y, aucs=None) -> dict:
-    auc = [float(roc_auc_score(y, p)) for p in probs] if aucs is None else \
+    auc = [U.auc(y, p) for p in probs] if aucs is None else \
         [float(a) for a in aucs]
     prob = [float(np.mean(p[y])) for p in probs]
     return {"fraction": list(fractions), "auc": auc, "prob": prob,
             "auc_area": M.curve_area(auc, fractions), "prob_area": M.curve_area(prob, fractions)}
+
+
+# the stages on a model -----------------------------------------------------------------
+def _order(importance: np.ndarray) -> list[int]:
+    return np.argsort(-importance, kind="stable").tolist()
+
+
+def method_curves(ctx: Context, runs: dict[str, MethodRun], s) -> dict:
+    """Deletion and insertion curves over the features (`feature_curves`): each
+    method's order from its importance on one half of the first `s.faithfulness_jets` jets,
+    its curve on the other half; methods without a per-jet statistic order on all jets
+    (`order_on_all_jets`)."""
+    n_sub = min(s.faithfulness_jets, len(ctx.jets))
+    order_half, curve_half = halves(n_sub, s.seed)
+    y = ctx.y[curve_half]
+    orders, on_all = {}, []
+    for k, r in runs.items():
+        if not np.any(r.importance):
+            continue
+        imp = r.importance
+        if r.statistic is not None and ctx.y[order_half].any() and not ctx.y[order_half].all():
+            imp = np.asarray(r.statistic(order_half))
+        else:
+            on_all.append(k)
+        orders[k] = _order(imp)
+
+    def score(removed):
+        return ctx.masked_prob(removed, curve_half)
+
+    def many(sets):
+        return ctx.masked_probs(sets, curve_half)
+
+    out = feature_curves(score, len(ctx.features), y, orders,
+                         {k for k in orders if k == "masking"}, s, many=many)
+    out["order_on_all_jets"] = on_all
+    return out
+
+
+def slot_curves(ctx: Context, runs: dict[str, MethodRun], s) -> dict:
+    """Per jet, its most relevant slots (tracks, particles) removed in each method's order,
+    against a random order."""
+    key = next((g.name for g in ctx.bundle.tagger.input_spec() if g.slots is not None
+                and g.field == "tracks"), None)
+    with_slots = {k: r for k, r in runs.items() if r.slot is not None}
+    if key is None or not with_slots:
+        return {}
+    sub = np.arange(min(s.faithfulness_jets, len(ctx.jets)))
+    inputs = {k: v[sub] for k, v in ctx.inputs.items()}
+    y = ctx.y[sub]
+
+    def predict(x):
+        return ctx.prob({**inputs, key: x})
+
+    x = inputs[key]
+    out = {k: M.slot_deletion_curve(predict, x, r.slot[sub], y, s.slot_steps)
+           for k, r in with_slots.items()}
+    out["random"] = M.slot_deletion_curve(predict, x, np.zeros(x.shape[::2]), y, s.slot_steps,
+                                          seed=s.seed)
+    for k in with_slots:
+        out[k]["auc_drop_vs_random"] = out["random"]["auc_area"] - out[k]["auc_area"]
+    return {"input": key, "steps": s.slot_steps, "curves": out}
+
+
+def captum_scores(ctx: Context, methods: Sequence[str], s) -> dict:
+    """captum.metrics.infidelity (Gaussian perturbations of 0.1 standard deviations of the
+    filled slots) and sensitivity_max (uniform noise of radius 0.02 on the filled slots) of
+    the gradient methods, on the target's logit in the model's standardised input space
+    (the model in eval mode with its parameters frozen, given back as it was)."""
+    from servable.explain.modelstate import explaining
+
+    with explaining(ctx.bundle.tagger.net):
+        return _captum_scores(ctx, methods, s)
+
+
+def _captum_scores(ctx: Context, methods: Sequence[str], s) -> dict:
+    import torch
+    from captum.attr import IntegratedGradients, Saliency
+    from captum.metrics import infidelity, sensitivity_max
+
+    tagger = ctx.bundle.tagger
+    net = tagger.net
+    sub = slice(0, min(s.captum_jets, len(ctx.jets)))
+    names = tagger.input_spec().names
+    with torch.no_grad():
+        std, extra = net.standardize(*(torch.from_numpy(ctx.inputs[k][sub]) for k in names))
+    std = tuple(t.detach() for t in std)
+    gen = torch.Generator().manual_seed(s.seed)
+
+    def forward(*args):  # the standardised inputs, then the fixed extras (e.g. ParT's mask)
+        return net.core_forward(*args)
+
+    def perturb(*xs):
+        xs = xs[0] if len(xs) == 1 and isinstance(xs[0], tuple) else xs  # captum's calls vary
+        noise = tuple(0.1 * torch.randn(x.shape, generator=gen)
+                      * ((x != 0).any(1, keepdim=True) if x.ndim == 3 else 1.0) for x in xs)
+        return noise, tuple(x - n for x, n in zip(xs, noise, strict=True))
+
+    def nudge(xs, perturb_radius=0.02):
+        """Uniform noise within the radius on the filled slots (padding stays padding)."""
+        xs = xs if isinstance(xs, tuple) else (xs,)
+        return tuple(x + (2 * torch.rand(x.shape, generator=gen) - 1) * perturb_radius
+                     * ((x != 0).any(1, keepdim=True) if x.ndim == 3 else 1.0) for x in xs)
+
+    out = {}
+    for name in methods:
+        if name not in GRADIENT:
+            continue
+        warnings.filterwarnings("ignore", "Input Tensor .* did not already require gradients")
+        explainer = Saliency(forward) if name == "saliency" else IntegratedGradients(forward)
+        kw = {"abs": False} if name == "saliency" else {"n_steps": 16}
+
+        def explain(*xs, explainer=explainer, kw=kw, additional_forward_args=None):
+            xs = xs[0] if len(xs) == 1 and isinstance(xs[0], tuple) else xs
+            return explainer.attribute(tuple(xs), target=ctx.target,
+                                       additional_forward_args=additional_forward_args, **kw)
+
+        # captum repeats additional_forward_args with the inputs it perturbs
+        more = tuple(extra) or None
+        attributions = explain(*std, additional_forward_args=more)
+        inf = infidelity(forward, perturb, std, attributions, additional_forward_args=more,
+                         target=ctx.target, n_perturb_samples=4)
+        sens = sensitivity_max(explain, std, perturb_func=nudge, perturb_radius=0.02,
+                               n_perturb_samples=3, additional_forward_args=more)
+        out[name] = {"infidelity": float(inf.mean()), "max_sensitivity": float(sens.mean()),
+                     "n_jets": int(std[0].shape[0])}
+    return out
+
+
