@@ -57,7 +57,7 @@ def test_decay_task_keeps_the_hosts_decay_tracks_and_takes_the_rest_from_a_donor
 def test_no_input_but_the_decay_tracks_carries_the_label(decay):
     leak = D.leakage(decay, "decay")
     others = leak["others"]  # no evidence of better than chance, and close to 0.5
-    assert others["low"] < 0.5 and abs(others["value"] - 0.5) < LEAK_BOUND
+    assert others["low"] < 0.5 and others["value"] < 0.5 + LEAK_BOUND
     assert leak["carrier"]["low"] > 0.75  # the decay tracks do carry it
 
 
@@ -70,7 +70,7 @@ def test_group_task_label_depends_on_the_carriers_only(source, group):
         assert abs(y[mult == m].sum() - (mult == m).sum() / 2) <= 0.5
     leak = D.leakage(group, "group")
     others = leak["others"]
-    assert others["low"] < 0.5 and abs(others["value"] - 0.5) < LEAK_BOUND
+    assert others["low"] < 0.5 and others["value"] < 0.5 + LEAK_BOUND
     assert leak["carrier"]["low"] > 0.8
 
 

@@ -26,6 +26,7 @@ and a random one run through every criterion beside the methods.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ METHODS = {"in": ("masking", "saliency", "ig", "shap", "lrp", "lime"),
            "part": ("masking", "saliency", "ig", "shap", "attention")}
 QUICK_METHODS = {"in": ("masking", "saliency", "ig"), "mlp": ("masking", "saliency", "ig"),
                  "part": ("masking", "saliency", "attention")}
-EPOCHS = {"in": 8, "mlp": 15, "part": 3}
+EPOCHS = {"in": 6, "mlp": 15, "part": 3}
 TASKS = {"decay": "only the b/c-decay tracks carry the label",
          "group": f"the track features {' and '.join(D.CARRIERS)} alone carry the label"}
 NULLS = ("uniform", "random")
@@ -58,8 +59,8 @@ CARRIERS_SHARE = 0.95  # share of bootstrap resamples in which the carriers must
 class PlantedSettings:
     """How much the planted benchmark trains and measures."""
 
-    n_train: int = 1500  # source jets each task's training file is built from
-    n_test: int = 300  # held-out jets the methods explain
+    n_train: int = 1000  # source jets each task's training file is built from
+    n_test: int = 200  # held-out jets the methods explain
     bootstraps: int = 20
     random_orders: int = 10
     curve_points: int = 11
@@ -320,6 +321,27 @@ def run(data: Path, out: Path, s: PlantedSettings | None = None,
     return result
 
 
+def merge(results: list[dict]) -> dict:
+    """One result from runs of the same tasks and settings on different models (run side by
+    side, one process per model): each task's models together, the leakage of the first run
+    (the same data and seeds give the same), `seconds` the longest run and
+    `seconds_per_run` each."""
+    first = results[0]
+    keys = [{k: v for k, v in r["settings"].items() if k != "models"} for r in results]
+    if any(k != keys[0] for k in keys) or any(r["tasks"].keys() != first["tasks"].keys()
+                                              for r in results):
+        raise ServableError("the runs to merge must have the same tasks and settings (but "
+                            "their models)")
+    out = {**first, "tasks": {}, "seconds": max(r["seconds"] for r in results),
+           "seconds_per_run": [r["seconds"] for r in results]}
+    out["settings"] = {**first["settings"],
+                       "models": [m for r in results for m in r["settings"]["models"]]}
+    for task, entry in first["tasks"].items():
+        out["tasks"][task] = {**entry, "models": {k: v for r in results
+                                                  for k, v in r["tasks"][task]["models"].items()}}
+    return out
+
+
 def main(argv=None) -> int:
     """`python -m servable.study.xai.planted --data F -o DIR [--test-data F] [--quick]`."""
     import argparse
@@ -327,7 +349,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m servable.study.xai.planted",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True,
+    p.add_argument("--data", type=Path, default=None,
                    help="generated CMS jets (servable data generate)")
     p.add_argument("--test-data", type=Path, default=None,
                    help="held-out generated jets (default: the jets of --data after n_train)")
@@ -337,8 +359,24 @@ def main(argv=None) -> int:
     p.add_argument("--bootstraps", type=int, default=PlantedSettings.bootstraps)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--merge", type=Path, nargs="+", default=None,
+                   help="instead of running: merge the planted.json of these folders (runs of "
+                        "the same settings on different models) into --out")
     a = p.parse_args(argv)
+    if a.merge:
+        from servable.study.xai.planted_report import write_report
+
+        try:
+            write_report(merge([json.loads((d / "planted.json").read_text())
+                                for d in a.merge]), a.out)
+        except (ServableError, OSError, ValueError) as e:
+            print(f"error: cannot merge: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {a.out / 'planted.md'} and planted.json")
+        return 0
     try:
+        if a.data is None:
+            raise ServableError("give --data (generated jets) or --merge")
         for f in (a.data, a.test_data):
             if f is not None and not f.is_file():
                 raise ServableError(f"{f}: no such file; make it with `servable data generate`")
