@@ -149,8 +149,10 @@ def summary_lines(result: dict) -> list[str]:
     out = []
     for task, entry in result["tasks"].items():
         o = entry["leakage"]["others"]
-        out.append(f"- task `{task}` ({entry['what']}): classifier on every other input "
-                   f"AUC {_iv(o)}")
+        out.append(f"- task `{task}` ({entry['what']}; {entry['n_train']} training jets, "
+                   f"{entry['n_test']} held-out jets explained, the deletion curves on half of "
+                   f"them): classifier on every other input AUC {_iv(o)}, permuted-label band "
+                   f"[{_num(o['null']['low'])}, {_num(o['null']['high'])}]")
         for kind, ev in entry["models"].items():
             a = ev["agreement"]
             out.append(f"  - {kind}: test AUC {_iv(ev['test_auc'])}; faithful: "
@@ -161,7 +163,7 @@ def summary_lines(result: dict) -> list[str]:
                           f"; recovering without being called faithful: "
                           f"{', '.join(a['missed']) or 'none'}")
                        + ("; nulls fail every criterion" if a["nulls_fail_every_criterion"]
-                          else "; a null passes a criterion"))
+                          else "; a null explanation does not fail every criterion"))
     return out
 
 
