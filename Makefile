@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-output
 
-.PHONY: demo reproduce test lint bench clean metadata-check container-test fuzz docs
+.PHONY: demo reproduce test lint bench clean metadata-check container-test fuzz docs planted
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ demo: $(STAMP)
 REPRODUCTION ?= paper-reproduction
 reproduce: $(STAMP)
 	$(BIN)/servable reproduce --out $(REPRODUCTION)
+
+# the explainability benchmark against a planted mechanism (docs/xai-benchmark.md): the IN,
+# the MLP and the ParT trained on jets where only the b/c-decay tracks, or only two track
+# features, carry the label; generates its jets once (the suite's training sample)
+PLANTED ?= planted-output
+PLANTED_DATA ?= planted-jets.h5
+planted: $(STAMP)
+	test -f $(PLANTED_DATA) || $(BIN)/servable data generate -o $(PLANTED_DATA) --signal 1500 \
+	  --background 1500 --seed 1 --workers 2 --quiet
+	$(BIN)/python -m servable.study.xai.planted --data $(PLANTED_DATA) -o $(PLANTED)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
