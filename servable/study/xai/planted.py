@@ -40,7 +40,9 @@ from servable.explain import uncertainty as U
 from servable.study.xai import baselines as B
 from servable.study.xai import planted_data as D
 from servable.study.xai import verdicts as V
-from servable.study.xai_benchmark import Context, Settings, feature_curves, run_method, slot_curves
+from servable.study.xai.faithfulness import method_curves, slot_curves
+from servable.study.xai.runs import Context, run_method
+from servable.study.xai_benchmark import Settings
 
 MODELS = ("in", "mlp", "part")
 METHODS = {"in": ("masking", "saliency", "ig", "shap", "lrp", "lime"),
@@ -51,7 +53,7 @@ QUICK_METHODS = {"in": ("masking", "saliency", "ig"), "mlp": ("masking", "salien
 EPOCHS = {"in": 6, "mlp": 15, "part": 3}
 TASKS = {"decay": "only the b/c-decay tracks carry the label",
          "group": f"the track features {' and '.join(D.CARRIERS)} alone carry the label"}
-NULLS = ("uniform", "random")
+NULLS = ("uniform", "random relevance")  # not "random": the curves' random-order band
 CARRIERS_SHARE = 0.95  # share of bootstrap resamples in which the carriers must rank first
 
 
@@ -111,7 +113,7 @@ def nulls(ctx: Context, seed: int = 0) -> dict[str, tuple[NullRun, NullRun]]:
     tie = 1 + 1e-6 * rng.random(len(ctx.names))
     return {"uniform": (NullRun("uniform", ones, uslot),
                         NullRun("uniform", tie, uslot * (1 + 1e-6 * rng.random(uslot.shape)))),
-            "random": (NullRun("random", rimp[0], rslot),) * 2}
+            "random relevance": (NullRun("random relevance", rimp[0], rslot),) * 2}
 
 
 # the measurements -------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def evaluate(bundle, jets: Jets, task: str, s: PlantedSettings, target: int = 1)
         seconds[m] = time.perf_counter() - t0
     null = nulls(ctx, s.seed)
     ranked = {k: r for k, r in runs.items() if np.any(r.importance)}
-    fc = feature_curves(ctx, {**ranked, **{k: v[1] for k, v in null.items()}}, bench)
+    fc = method_curves(ctx, {**ranked, **{k: v[1] for k, v in null.items()}}, bench)
     rows = {}
     for m in [*runs, *NULLS]:
         run = runs[m] if m in runs else null[m][0]
@@ -206,7 +208,7 @@ def evaluate(bundle, jets: Jets, task: str, s: PlantedSettings, target: int = 1)
                                                              null.items()}}.items()
                                if v.slot is not None and v.slot.shape[1] ==
                                ctx.jets.tracks.shape[2]}, bench)
-        threshold = max(0.5, truth["random"]["high"])
+        threshold = max(0.5, truth["random relevance"]["high"])
         for m, t in truth.items():
             rows[m]["truth_auc"] = t
             rows[m]["recovers"] = bool(np.isfinite(t["low"]) and t["low"] > threshold
