@@ -73,8 +73,19 @@ def test_zeroing_a_head_is_zeroing_its_values(bundle, jets):
                                rtol=1e-5, atol=1e-5)
 
 
+def test_the_prepared_blocks_predict_as_the_tagger_and_carry_the_hooks(bundle, jets):
+    inputs = bundle.tagger.inputs(jets)
+    prepared = A.Prepared(bundle.tagger, inputs)
+    np.testing.assert_allclose(prepared.probabilities(),
+                               bundle.tagger.predict_from_inputs(inputs), atol=1e-6)
+    with heads_replaced(bundle.tagger.net.core, {(0, 2): None}):
+        expected = bundle.tagger.predict_from_inputs(inputs)
+    zeroed = A.ablated_predictions(prepared.probabilities, bundle.tagger.net.core, [(0, 2)])
+    np.testing.assert_allclose(zeroed, expected, atol=1e-6)
+
+
 def test_mean_replacement_and_block_skipping_change_the_logits(bundle, jets, logits):
-    means = A.head_means(bundle.tagger, bundle.tagger.inputs(jets))
+    means = A.head_means(A.Prepared(bundle.tagger, bundle.tagger.inputs(jets)))
     assert set(means) == {(k, h) for k in range(3) for h in range(4)}
     mean = _logits(bundle, jets, {(1, 0): means[(1, 0)]})
     assert np.abs(mean - logits).max() > 1e-4

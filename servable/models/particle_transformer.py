@@ -241,13 +241,25 @@ class ParticleTransformer(nn.Module):
     def forward(self, features, kinematics, mask, return_details: bool = False):
         """Logits (B, classes); with `return_details` also the attention weights and the
         embeddings after every block."""
+        return self.blocks_forward(*self.prepare(features, kinematics, mask),
+                                   return_details=return_details)
+
+    def prepare(self, features, kinematics, mask):
+        """What the blocks read (`blocks_forward`), which no head changes: the embedded
+        particles (B, N, D), the attention bias of the particle blocks (B, heads, N, N) and of
+        the class blocks (B, 1, 1, N + 1), and the mask."""
         x = self.embed(features, mask)  # (B, N, D)
-        keep = mask.unsqueeze(-1).to(x.dtype)
         pad_bias = (~mask).to(x.dtype).mul(NEG)  # (B, N)
         with torch.no_grad():  # as upstream: the pair features carry no gradient
             pairs = pair_features(kinematics)
         bias = self.pair_embed(pairs, mask.unsqueeze(2) & mask.unsqueeze(1))
         bias = bias + pad_bias.view(-1, 1, 1, pad_bias.shape[1])
+        cls_bias = torch.cat([torch.zeros_like(pad_bias[:, :1]), pad_bias], dim=1)
+        return x, bias, cls_bias.view(-1, 1, 1, cls_bias.shape[1]), mask
+
+    def blocks_forward(self, x, bias, cls_bias, mask, return_details: bool = False):
+        """The particle blocks, the class blocks and the head, from `prepare`'s outputs."""
+        keep = mask.unsqueeze(-1).to(x.dtype)
         attention, embeddings = [], []
         for block in self.blocks:
             x, w = block(x, bias)
@@ -255,8 +267,6 @@ class ParticleTransformer(nn.Module):
             attention.append(w)
             embeddings.append(x)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
-        cls_bias = torch.cat([torch.zeros_like(pad_bias[:, :1]), pad_bias], dim=1)
-        cls_bias = cls_bias.view(-1, 1, 1, cls_bias.shape[1])
         for block in self.cls_blocks:
             cls, w = block(x, cls_bias, cls_token=cls)
             attention.append(w)
@@ -317,15 +327,16 @@ def recorded_head_outputs(model: ParticleTransformer):
     sums, counts, state = {}, {}, {}
     handles = []
 
-    def keep_mask(module, args):
-        state["mask"] = args[2]
+    def keep_mask(module, args):  # padded keys carry the bias NEG in every row
+        state["mask"] = args[1][:, 0, 0] > NEG / 2
 
     def record(block_index):
         def hook(module, args):
             (out,) = args
             b, t, _ = out.shape
             heads = out.detach().view(b, t, blocks[block_index].num_heads, -1)
-            real = state["mask"] if t > 1 else torch.ones(b, 1, dtype=torch.bool)
+            real = state["mask"] if block_index < len(model.blocks) else \
+                torch.ones(b, 1, dtype=torch.bool)
             total = heads[real].sum(0)  # (heads, head_dim)
             for h in range(total.shape[0]):
                 sums[(block_index, h)] = sums.get((block_index, h), 0) + total[h]
@@ -333,7 +344,7 @@ def recorded_head_outputs(model: ParticleTransformer):
         return hook
 
     try:
-        handles.append(model.register_forward_pre_hook(keep_mask))
+        handles += [block.register_forward_pre_hook(keep_mask) for block in model.blocks]
         for k, block in enumerate(blocks):
             handles.append(block.attn.out_proj.register_forward_pre_hook(record(k)))
         yield sums, counts

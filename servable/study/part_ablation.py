@@ -12,37 +12,68 @@ particles (or class tokens) of the jets measured (`head_means`).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from servable.data.jets import filled_slots
 from servable.explain import uncertainty as U
+from servable.explain.modelstate import explaining
+from servable.models.batching import bucket_chunks, probabilities
 from servable.models.particle_transformer import (
     attention_blocks,
     heads_replaced,
     recorded_head_outputs,
 )
+from servable.models.taggers import PART_PAIR_BUDGET
 
 NAMED_PAIRS = (("Hbb", "Hcc"), ("Hcc", "Hgg"), ("Zqq", "Wqq"), ("Tbqq", "Wqq"),
                ("H4q", "Tbqq"), ("QCD", "Hgg"))
 
 
-def head_means(tagger, inputs: dict) -> dict[tuple[int, int], torch.Tensor]:
+class Prepared:
+    """The jets' inputs to the blocks (`ParticleTransformer.prepare`: embedding and pair
+    biases, which no head changes), computed once in batches of similar multiplicity, so
+    that each ablation re-runs only the blocks."""
+
+    def __init__(self, tagger, inputs: dict):
+        net = tagger.net
+        (x,) = (inputs[k] for k in tagger.input_names)
+        self.core, self.n, self.chunks = net.core, len(x), []
+        self.n_classes = tagger.config["n_classes"]
+        with explaining(net), torch.no_grad():
+            for idx, _ in bucket_chunks(filled_slots(x), PART_PAIR_BUDGET):
+                xb = torch.from_numpy(np.ascontiguousarray(x[idx], np.float32))
+                std, fixed = net.standardize(xb)
+                self.chunks.append((idx, net.core.prepare(std[0][:, net.embedded], *fixed)))
+
+    def probabilities(self) -> np.ndarray:
+        """Class probabilities (jets, classes) with whatever hooks the blocks hold now."""
+        out = np.zeros((self.n, self.n_classes), np.float32)
+        with explaining(self.core), torch.no_grad():
+            for idx, prepared in self.chunks:
+                out[idx] = probabilities(self.core.blocks_forward(*prepared).numpy())
+        return out
+
+
+def head_means(prepared: Prepared) -> dict[tuple[int, int], torch.Tensor]:
     """(block, head) -> the head's mean output (head_dim,) over the real particles (particle
-    blocks) or class tokens (class blocks) of the jets in `inputs`."""
-    with recorded_head_outputs(tagger.net.core) as (sums, counts):
-        tagger.logits_from_inputs(inputs)
+    blocks) or class tokens (class blocks) of the prepared jets."""
+    with recorded_head_outputs(prepared.core) as (sums, counts):
+        prepared.probabilities()
     return {(k, h): s / max(counts[k], 1) for (k, h), s in sums.items()}
 
 
-def ablated_predictions(tagger, inputs: dict, heads=(), mode: str = "zero", means=None,
-                        skipped=()) -> np.ndarray:
-    """Class probabilities with the heads (block, head) in `heads` zeroed (`mode` "zero") or
-    mean-replaced ("mean", `means` from `head_means`) and the blocks in `skipped` skipped."""
+def ablated_predictions(predict: Callable[[], np.ndarray], core, heads=(), mode: str = "zero",
+                        means=None, skipped=()) -> np.ndarray:
+    """`predict()` (class probabilities) with the heads (block, head) in `heads` of `core`
+    zeroed (`mode` "zero") or mean-replaced ("mean", `means` from `head_means`) and the
+    blocks in `skipped` skipped."""
     replace = {kh: None if mode == "zero" else means[kh] for kh in heads}
-    with heads_replaced(tagger.net.core, replace, skipped):
-        return tagger.predict_from_inputs(inputs)
+    with heads_replaced(core, replace, skipped):
+        return predict()
 
 
 def outcome(y: np.ndarray, pred: np.ndarray, class_names, pairs=NAMED_PAIRS) -> np.ndarray:
@@ -126,9 +157,11 @@ def ablation(tagger, inputs: dict, y: np.ndarray, class_names, n_resamples: int 
     class_names = list(class_names)
     pairs = [p for p in pairs if p[0] in class_names and p[1] in class_names]
     names = column_names(class_names, pairs)
-    base = outcome(y, tagger.predict_from_inputs(inputs), class_names, pairs)
-    means = head_means(tagger, inputs)
-    blocks = attention_blocks(tagger.net.core)
+    prepared = Prepared(tagger, inputs)
+    base = outcome(y, prepared.probabilities(), class_names, pairs)
+    means = head_means(prepared)
+    core = tagger.net.core
+    blocks = attention_blocks(core)
     rows, outcomes = [], {}
 
     def add(label, kind, block, head, mode, pred):
@@ -137,18 +170,20 @@ def ablation(tagger, inputs: dict, y: np.ndarray, class_names, n_resamples: int 
         rows.append({"label": label, "kind": kind, "block": block, "head": head, "mode": mode,
                      "effects": effects(base, o, names, n_resamples, seed)})
 
+    predict = prepared.probabilities
     for k, block in enumerate(blocks):
         for h in range(block.num_heads):
             for mode in ("zero", "mean"):
                 add(f"{k}:{h} {mode}", "head", k, h, mode,
-                    ablated_predictions(tagger, inputs, [(k, h)], mode, means))
+                    ablated_predictions(predict, core, [(k, h)], mode, means))
         add(f"block {k} zero", "block", k, None, "zero",
-            ablated_predictions(tagger, inputs, [(k, h) for h in range(block.num_heads)]))
+            ablated_predictions(predict, core, [(k, h) for h in range(block.num_heads)]))
         add(f"block {k} skip", "block", k, None, "skip",
-            ablated_predictions(tagger, inputs, skipped=[k]))
+            ablated_predictions(predict, core, skipped=[k]))
     return {"columns": names, "pairs": [list(p) for p in pairs], "rows": rows,
             "base": {n: float(np.nanmean(base[:, i])) for i, n in enumerate(names)},
-            "outcomes": outcomes, "base_outcome": base, "means": means}
+            "outcomes": outcomes, "base_outcome": base, "means": means,
+            "predict": predict}
 
 
 def improvements(rows: list[dict]) -> dict:

@@ -198,7 +198,7 @@ def attention_scores(tagger, jets: Jets) -> dict[tuple[int, int], np.ndarray]:
             _, details = tagger.net(xb, return_details=True)
             for k, w in enumerate(details["attention"]):
                 width = w.shape[-1]
-                if w.shape[2] == 1:  # class attention: keys are the class token, then slots
+                if k >= len(tagger.net.core.blocks):  # class attention: class token, slots
                     per = w[:, :, 0, 1:]
                     width -= 1
                 else:

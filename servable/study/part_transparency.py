@@ -53,14 +53,15 @@ def selection_test(abl: dict, selected: dict, n_resamples: int, seed: int) -> di
     return out
 
 
-def joint_ablation(tagger, inputs, y, class_names, abl, selected, n_resamples, seed) -> dict:
+def joint_ablation(tagger, y, class_names, abl, selected, n_resamples, seed) -> dict:
     """Each selected set ablated at once (zero and mean): accuracy change with its interval."""
     pairs = [tuple(p) for p in abl["pairs"]]
     out = {}
     for s in ("relevant", "irrelevant"):
         heads = [tuple(int(v) for v in k.split(":")) for k in selected[s]]
         for mode in ("zero", "mean"):
-            pred = A.ablated_predictions(tagger, inputs, heads, mode, abl["means"])
+            pred = A.ablated_predictions(abl["predict"], tagger.net.core, heads, mode,
+                                         abl["means"])
             o = A.outcome(y, pred, class_names, pairs)
             out[f"{s} together, {mode}"] = A.effects(abl["base_outcome"], o, abl["columns"],
                                                      n_resamples, seed)["accuracy"]
@@ -83,7 +84,8 @@ def fine_tune_test(tagger, inputs, y, train: Jets, heads: list[str], abl: dict,
     for key in heads:
         kh = tuple(int(v) for v in key.split(":"))
         tuned = A.fine_tuned(tagger, t_inputs, t_y, [kh], lr=lr, seed=seed)
-        pred = A.ablated_predictions(tuned, inputs, [kh], "zero")
+        pred = A.ablated_predictions(lambda t=tuned: t.predict_from_inputs(inputs),
+                                     tuned.net.core, [kh])
         o = A.outcome(y, pred, class_names, pairs)
         out["heads"][key] = {
             "vs fine-tuned intact": A.effects(control_o, o, abl["columns"], n_resamples, seed),
@@ -121,7 +123,7 @@ def run(bundle, jets: Jets, out, train_jets: Jets | None = None, *, seed: int = 
     inputs, y = tagger.inputs(jets), jets.labels.argmax(1)
     abl = A.ablation(tagger, inputs, y, class_names, n_resamples, seed)
     selection = selection_test(abl, selected, n_resamples, seed)
-    joint = joint_ablation(tagger, inputs, y, class_names, abl, selected, n_resamples, seed)
+    joint = joint_ablation(tagger, y, class_names, abl, selected, n_resamples, seed)
     seconds["ablation"] = time.perf_counter() - t0
     best = max((r for r in abl["rows"] if r["kind"] == "head" and r["mode"] == "zero"),
                key=lambda r: r["effects"]["accuracy"]["value"])
