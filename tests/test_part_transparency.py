@@ -130,8 +130,10 @@ def test_the_check_sentence_follows_the_contrast():
 
     def text(contrast):
         s = {"zero": {"relevant one at a time": iv, "irrelevant one at a time": iv,
-                      "contrast": contrast}}
-        return " ".join(T.check_sentence(s, selected, ["block 1"]))
+                      "relevant one at a time, log-likelihood": iv,
+                      "irrelevant one at a time, log-likelihood": iv, "contrast": contrast,
+                      "contrast, log-likelihood": {"value": 0.0, "low": -0.1, "high": 0.1}}}
+        return T.check_sentence(s, selected, ["block 1"])[1]
 
     assert "as the explanations predict" in text({"value": 0.1, "low": 0.05, "high": 0.2})
     assert "contrary to the explanations" in text({"value": -0.1, "low": -0.2, "high": -0.05})
@@ -156,6 +158,7 @@ def test_outcome_counts_pair_confusions_only_within_the_pair():
     pred = np.eye(3)[[2, 1, 1, 2]]  # Hbb->Hcc, ok, Hcc->Hbb, QCD->Hcc
     o = A.outcome(y, pred, names, [("Hbb", "Hcc")])
     np.testing.assert_array_equal(o[:, 0], [0, 1, 0, 0])
+    np.testing.assert_allclose(o[:, 1], np.log(1e-12) * np.array([1, 0, 1, 1]))
     np.testing.assert_array_equal(o[:, -1][:3], [1, 0, 1])
     assert np.isnan(o[3, -1])
 
@@ -178,3 +181,18 @@ def test_run_refuses_unlabelled_jets(bundle, jets, tmp_path):
     unlabelled = servable.Jets(jets.groups, class_names=jets.class_names)
     with pytest.raises(ServableError, match="labelled"):
         T.run(bundle, unlabelled, tmp_path)
+
+
+def test_improvements_are_read_against_chance():
+    def rows(n_better):
+        up = {"value": 0.05, "low": 0.01, "high": 0.09}
+        flat = {"value": 0.0, "low": -0.01, "high": 0.01}
+        return [{"label": "0:0 zero", "kind": "head", "block": 0, "head": 0, "mode": "zero",
+                 "effects": {f"accuracy c{i}": up if i < n_better else flat
+                             for i in range(100)}}]
+
+    for n_better, words in ((2, "no evidence"), (20, "more than the ~2 expected")):
+        result = {"improvements": A.improvements(rows(n_better)), "blocks": ["block 1"],
+                  "ablation": {"rows": rows(n_better)}, "fine_tune": None}
+        assert len(result["improvements"]["found"]) == n_better
+        assert words in T.improvement_sentences(result)[0]

@@ -29,6 +29,7 @@ from servable.models.particle_transformer import (
 )
 from servable.models.taggers import PART_PAIR_BUDGET
 
+LOG_LIKELIHOOD = "log-likelihood"  # mean log p(true class)
 NAMED_PAIRS = (("Hbb", "Hcc"), ("Hcc", "Hgg"), ("Zqq", "Wqq"), ("Tbqq", "Wqq"),
                ("H4q", "Tbqq"), ("QCD", "Hgg"))
 
@@ -77,12 +78,13 @@ def ablated_predictions(predict: Callable[[], np.ndarray], core, heads=(), mode:
 
 
 def outcome(y: np.ndarray, pred: np.ndarray, class_names, pairs=NAMED_PAIRS) -> np.ndarray:
-    """Per jet the columns that `effects` averages: correct (all), correct per class (NaN
-    off the class), and per pair whether a jet of the pair is taken for the other class (NaN
+    """Per jet the columns that `effects` averages: correct (all), the log-probability of the
+    true class (a finer measure than the argmax), correct per class (NaN off the class), and
+    per pair whether a jet of the pair is taken for the other class (NaN
     off the pair)."""
     c = pred.argmax(1)
     n_classes = len(class_names)
-    cols = [c == y]
+    cols = [c == y, np.log(np.clip(pred[np.arange(len(y)), y], 1e-12, None))]
     cols += [np.where(y == k, c == k, np.nan) for k in range(n_classes)]
     for a, b in pairs:
         ia, ib = class_names.index(a), class_names.index(b)
@@ -93,7 +95,7 @@ def outcome(y: np.ndarray, pred: np.ndarray, class_names, pairs=NAMED_PAIRS) -> 
 
 def column_names(class_names, pairs=NAMED_PAIRS) -> list[str]:
     """The names of `outcome`'s columns."""
-    return ["accuracy", *(f"accuracy {c}" for c in class_names),
+    return ["accuracy", LOG_LIKELIHOOD, *(f"accuracy {c}" for c in class_names),
             *(f"{a} <-> {b} confusion" for a, b in pairs)]
 
 
@@ -112,17 +114,23 @@ def effects(base: np.ndarray, other: np.ndarray, names: list[str], n_resamples: 
 
 
 def set_contrast(base: np.ndarray, relevant: list[np.ndarray], irrelevant: list[np.ndarray],
-                 n_resamples: int = 200, seed: int = 0) -> dict:
-    """|mean accuracy change| of ablating the relevant heads one at a time minus that of the
-    irrelevant ones (column 0 of `outcome`), with the paired bootstrap interval; above zero:
-    the relevant heads matter more."""
+                 column: int = 0, n_resamples: int = 200, seed: int = 0) -> dict:
+    """|mean change| of an `outcome` column (0: accuracy, 1: log-likelihood) when the
+    relevant heads are ablated one at a time, minus that of the irrelevant ones, with the
+    paired bootstrap interval; above zero: the relevant heads matter more."""
     def stat(idx):
-        b = base[idx, 0].mean()
-        rel = np.mean([o[idx, 0].mean() - b for o in relevant])
-        irr = np.mean([o[idx, 0].mean() - b for o in irrelevant])
+        b = base[idx, column].mean()
+        rel = np.mean([o[idx, column].mean() - b for o in relevant])
+        irr = np.mean([o[idx, column].mean() - b for o in irrelevant])
         return abs(rel) - abs(irr)
 
     return U.bootstrap_scalar(stat, len(base), n_resamples, seed=seed)
+
+
+def better(column: str, iv: dict) -> bool:
+    """Whether a change is an improvement beyond its interval: accuracy or log-likelihood
+    up, a confusion rate down."""
+    return iv["high"] < 0 if column.endswith("confusion") else iv["low"] > 0
 
 
 def fine_tuned(tagger, inputs: dict, y: np.ndarray, heads=(), epochs: int = 1,
@@ -187,15 +195,18 @@ def ablation(tagger, inputs: dict, y: np.ndarray, class_names, n_resamples: int 
 
 
 def improvements(rows: list[dict]) -> dict:
-    """Every (configuration, column) whose interval shows an improvement (accuracy up beyond
-    its interval, a confusion rate down beyond it), and how many such one-sided 2.5% tails
-    chance alone would give among the tests made."""
+    """Every (configuration, column) whose interval shows an improvement (`better`), the
+    number of tests, how many one-sided 2.5% tails chance alone would give, and the binomial
+    p-value of finding at least as many by chance (tests taken as independent, which they
+    are not: the columns share jets)."""
+    from scipy.stats import binomtest
+
     found, tests = [], 0
     for row in rows:
         for col, iv in row["effects"].items():
             tests += 1
-            better = iv["low"] > 0 if col.startswith("accuracy") else iv["high"] < 0
-            if better:
+            if better(col, iv):
                 found.append({"label": row["label"], "column": col, **iv})
-    return {"found": found, "tests": tests, "expected_by_chance": 0.025 * tests}
-
+    p = binomtest(len(found), tests, 0.025, alternative="greater").pvalue if tests else 1.0
+    return {"found": found, "tests": tests, "expected_by_chance": 0.025 * tests,
+            "p_value": float(p)}

@@ -48,8 +48,14 @@ def selection_test(abl: dict, selected: dict, n_resamples: int, seed: int) -> di
         out[mode] = {
             **{f"{s} one at a time": A.effects(base, np.mean(o, 0), names, n_resamples,
                                                seed)["accuracy"] for s, o in sets.items()},
-            "contrast": A.set_contrast(base, sets["relevant"], sets["irrelevant"],
-                                       n_resamples, seed)}
+            **{f"{s} one at a time, log-likelihood": A.effects(
+                base, np.mean(o, 0), names, n_resamples, seed)[A.LOG_LIKELIHOOD]
+               for s, o in sets.items()},
+            "contrast": A.set_contrast(base, sets["relevant"], sets["irrelevant"], 0,
+                                       n_resamples, seed),
+            "contrast, log-likelihood": A.set_contrast(base, sets["relevant"],
+                                                       sets["irrelevant"], 1, n_resamples,
+                                                       seed)}
     return out
 
 
@@ -160,20 +166,23 @@ def check_sentence(selection: dict, selected: dict, names: list[str]) -> list[st
     lines = [f"Heads called relevant ({selected['rule']['relevant']}): {rel}. Heads called "
              f"irrelevant ({selected['rule']['irrelevant']}): {irr}."]
     for mode, s in selection.items():
-        c = s["contrast"]
-        if c["low"] > 0:
-            verdict = "ablating the irrelevant heads changes accuracy less, as the " \
-                      "explanations predict"
-        elif c["high"] < 0:
-            verdict = "contrary to the explanations, ablating the irrelevant heads changes " \
-                      "accuracy more"
-        else:
-            verdict = "the interval includes zero: no difference is shown at this sample size"
-        lines.append(
-            f"{mode.capitalize()} ablation, one head at a time: accuracy changes by "
-            f"{_iv(s['relevant one at a time'])} for the relevant heads and by "
-            f"{_iv(s['irrelevant one at a time'])} for the irrelevant ones; |relevant| - "
-            f"|irrelevant| = {_iv(c)}: {verdict}.")
+        for measure, suffix in (("accuracy", ""), ("the log-likelihood of the true class",
+                                                   ", log-likelihood")):
+            c = s["contrast" + suffix]
+            if c["low"] > 0:
+                verdict = f"ablating the irrelevant heads changes {measure} less, as the " \
+                          "explanations predict"
+            elif c["high"] < 0:
+                verdict = f"contrary to the explanations, ablating the irrelevant heads " \
+                          f"changes {measure} more"
+            else:
+                verdict = "the interval includes zero: no difference is shown at this " \
+                          "sample size"
+            lines.append(
+                f"{mode.capitalize()} ablation, one head at a time: {measure} changes by "
+                f"{_iv(s['relevant one at a time' + suffix])} for the relevant heads and by "
+                f"{_iv(s['irrelevant one at a time' + suffix])} for the irrelevant ones; "
+                f"|relevant| - |irrelevant| = {_iv(c)}: {verdict}.")
     return lines
 
 
@@ -181,23 +190,27 @@ def improvement_sentences(result: dict) -> list[str]:
     """Whether any ablation improves any class's error rate, without and after a fine-tune."""
     imp = result["improvements"]
     n, exp = len(imp["found"]), imp["expected_by_chance"]
-    listed = "; ".join(f"{f['label']}: {f['column']} {_iv(f)}" for f in imp["found"][:6])
-    if n > exp:
-        head = f"{n} of {imp['tests']} ablation tests improve a class's accuracy or a pair's " \
-               f"confusion beyond the 95% interval without retraining, more than the ~{exp:.0f}" \
-               f" expected by chance"
+    labels = {r["label"]: _ablation_label(r, result["blocks"])
+              for r in result["ablation"]["rows"]}
+    listed = "; ".join(f"{labels[f['label']]}: {f['column']} {_iv(f)}"
+                       for f in imp["found"][:8])
+    if imp["p_value"] < 0.05:
+        head = f"Without retraining, {n} of {imp['tests']} ablation tests improve a class's " \
+               f"accuracy, the log-likelihood or a pair's confusion beyond the 95% " \
+               f"interval, more than the ~{exp:.0f} expected by chance (binomial p = " \
+               f"{imp['p_value']:.2g}, tests taken as independent)"
     else:
         head = f"Without retraining, {n} of {imp['tests']} ablation tests show an " \
-               f"improvement beyond the 95% interval, not more than the ~{exp:.0f} expected " \
-               "by chance: no evidence that removing a head improves a class"
-    lines = [head + (f" ({listed})." if n else ".")]
+               f"improvement beyond the 95% interval, not more than chance gives (~{exp:.0f}" \
+               f" expected, binomial p = {imp['p_value']:.2g}): no evidence that removing a " \
+               "head or block improves a class"
+    lines = [head + (f" ({listed}{'; ...' if n > 8 else ''})." if n else ".")]
     tune = result["fine_tune"]
     if tune is None:
         return lines + ["No fine-tune was run (no training jets given)."]
     for key, t in tune["heads"].items():
         v = t["vs fine-tuned intact"]
-        better = [c for c, iv in v.items() if (iv["low"] > 0 if c.startswith("accuracy")
-                                               else iv["high"] < 0)]
+        better = [c for c, iv in v.items() if A.better(c, iv)]
         lines.append(
             f"After one epoch on {tune['jets']} jets with {_hl(key, result)} zeroed, accuracy "
             f"differs from the same fine-tune of the intact network by "
