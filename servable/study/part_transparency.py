@@ -21,6 +21,7 @@ from servable.errors import ServableError
 from servable.files import write_bytes, write_json
 from servable.study import part_ablation as A
 from servable.study import part_probes as P
+from servable.study.xai.faithfulness import halves
 
 
 def _head_label(key: str, names: list[str]) -> str:
@@ -37,15 +38,29 @@ def _subset(jets: Jets, n: int, seed: int) -> Jets:
     return jets[np.sort(idx)]
 
 
-def selection_test(abl: dict, selected: dict, n_resamples: int, seed: int) -> dict:
-    """Per mode: the mean accuracy change of ablating the relevant and the irrelevant heads
-    one at a time, both sets ablated together, and the contrast |relevant| - |irrelevant|."""
+def selection_test(abl: dict, selected: dict, att: dict, n_resamples: int, seed: int) -> dict:
+    """Per mode: the mean accuracy (and log-likelihood) change of ablating the relevant and
+    the irrelevant heads one at a time, the contrast |relevant| - |irrelevant|, each head's
+    own change, and over every head the Spearman correlation between its truth AUC and the
+    accuracy it costs."""
+    from scipy.stats import spearmanr
+
     base, names = abl["base_outcome"], abl["columns"]
+    rows = {r["label"]: r for r in abl["rows"]}
     out = {}
     for mode in ("zero", "mean"):
+        keys = list(att["heads"])
+        auc = [att["heads"][k]["classes"]["all"]["value"] for k in keys]
+        cost = [-rows[f"{k} {mode}"]["effects"]["accuracy"]["value"] for k in keys]
+        rho, p = spearmanr(auc, cost)
+        out[mode] = {"per head": {k: rows[f"{k} {mode}"]["effects"]["accuracy"]
+                                  for k in (*selected["relevant"], *selected["irrelevant"])},
+                     "spearman truth AUC vs accuracy cost": {"rho": float(rho),
+                                                             "p_value": float(p),
+                                                             "heads": len(keys)}}
         sets = {s: [abl["outcomes"][f"{k} {mode}"] for k in selected[s]]
                 for s in ("relevant", "irrelevant")}
-        out[mode] = {
+        out[mode].update({
             **{f"{s} one at a time": A.effects(base, np.mean(o, 0), names, n_resamples,
                                                seed)["accuracy"] for s, o in sets.items()},
             **{f"{s} one at a time, log-likelihood": A.effects(
@@ -55,7 +70,7 @@ def selection_test(abl: dict, selected: dict, n_resamples: int, seed: int) -> di
                                        n_resamples, seed),
             "contrast, log-likelihood": A.set_contrast(base, sets["relevant"],
                                                        sets["irrelevant"], 1, n_resamples,
-                                                       seed)}
+                                                       seed)})
     return out
 
 
@@ -75,32 +90,34 @@ def joint_ablation(tagger, y, class_names, abl, selected, n_resamples, seed) -> 
 
 
 def fine_tune_test(tagger, inputs, y, train: Jets, heads: list[str], abl: dict,
-                   n_resamples: int, seed: int, lr: float) -> dict:
+                   n_resamples: int, seed: int, lr: float, measure: np.ndarray) -> dict:
     """The intact network and the network with each listed head zeroed, each fine-tuned one
-    epoch on `train`; each ablated one against the intact fine-tuned one and the original."""
+    epoch on `train`; each ablated one against the intact fine-tuned one and the original,
+    on the jets at `measure` (held out from choosing the heads)."""
     class_names = list(tagger.config["class_names"])
     pairs = [tuple(p) for p in abl["pairs"]]
     t_inputs = tagger.inputs(train)
     t_y = train.labels.argmax(1)
     control = A.fine_tuned(tagger, t_inputs, t_y, (), lr=lr, seed=seed)
-    control_o = A.outcome(y, control.predict_from_inputs(inputs), class_names, pairs)
-    out = {"jets": len(train), "epochs": 1, "lr": lr,
-           "control vs original": A.effects(abl["base_outcome"], control_o, abl["columns"],
-                                            n_resamples, seed), "heads": {}}
+    control_o = A.outcome(y, control.predict_from_inputs(inputs), class_names, pairs)[measure]
+    base = abl["base_outcome"][measure]
+    out = {"jets": len(train), "epochs": 1, "lr": lr, "measured_on": int(len(measure)),
+           "control vs original": A.effects(base, control_o, abl["columns"], n_resamples,
+                                            seed), "heads": {}}
     for key in heads:
         kh = tuple(int(v) for v in key.split(":"))
         tuned = A.fine_tuned(tagger, t_inputs, t_y, [kh], lr=lr, seed=seed)
         pred = A.ablated_predictions(lambda t=tuned: t.predict_from_inputs(inputs),
                                      tuned.net.core, [kh])
-        o = A.outcome(y, pred, class_names, pairs)
+        o = A.outcome(y, pred, class_names, pairs)[measure]
         out["heads"][key] = {
             "vs fine-tuned intact": A.effects(control_o, o, abl["columns"], n_resamples, seed),
-            "vs original": A.effects(abl["base_outcome"], o, abl["columns"], n_resamples, seed)}
+            "vs original": A.effects(base, o, abl["columns"], n_resamples, seed)}
     return out
 
 
 def run(bundle, jets: Jets, out, train_jets: Jets | None = None, *, seed: int = 1,
-        n_resamples: int = 100, folds: int = 5, n_select: int = 2, finetune_jets: int = 300,
+        n_resamples: int = 100, folds: int = 5, n_select: int = 4, finetune_jets: int = 300,
         lr: float = 3e-4, force: bool = False) -> dict:
     """The whole study of a ParT bundle on labelled JetClass-like jets with generator truth;
     the fine-tune on `train_jets` (a balanced subset of `finetune_jets`) when given. Writes
@@ -128,18 +145,20 @@ def run(bundle, jets: Jets, out, train_jets: Jets | None = None, *, seed: int = 
     t0 = time.perf_counter()
     inputs, y = tagger.inputs(jets), jets.labels.argmax(1)
     abl = A.ablation(tagger, inputs, y, class_names, n_resamples, seed)
-    selection = selection_test(abl, selected, n_resamples, seed)
+    selection = selection_test(abl, selected, att, n_resamples, seed)
     joint = joint_ablation(tagger, y, class_names, abl, selected, n_resamples, seed)
     seconds["ablation"] = time.perf_counter() - t0
+    choose, measure = halves(len(jets), seed)  # the fine-tuned head is chosen on one half
+    base0 = abl["base_outcome"][choose, 0].mean()
     best = max((r for r in abl["rows"] if r["kind"] == "head" and r["mode"] == "zero"),
-               key=lambda r: r["effects"]["accuracy"]["value"])
+               key=lambda r: abl["outcomes"][r["label"]][choose, 0].mean() - base0)
     tune = None
     if train_jets is not None:
         t0 = time.perf_counter()
         heads = list(dict.fromkeys([f"{best['block']}:{best['head']}",
                                     *selected["irrelevant"][:1]]))
         tune = fine_tune_test(tagger, inputs, y, _subset(train_jets, finetune_jets, seed),
-                              heads, abl, n_resamples, seed, lr)
+                              heads, abl, n_resamples, seed, lr, measure)
         seconds["fine-tune"] = time.perf_counter() - t0
     result = {
         "bundle": bundle.name, "n_jets": len(jets), "seed": seed, "n_resamples": n_resamples,
@@ -178,11 +197,26 @@ def check_sentence(selection: dict, selected: dict, names: list[str]) -> list[st
             else:
                 verdict = "the interval includes zero: no difference is shown at this " \
                           "sample size"
+            if not suffix:
+                each = ", ".join(f"{_head_label(k, names)} {_iv(v)}"
+                                 for k, v in s.get("per head", {}).items())
+                if each:
+                    lines.append(f"{mode.capitalize()} ablation, accuracy change per selected "
+                                 f"head: {each}.")
             lines.append(
                 f"{mode.capitalize()} ablation, one head at a time: {measure} changes by "
                 f"{_iv(s['relevant one at a time' + suffix])} for the relevant heads and by "
                 f"{_iv(s['irrelevant one at a time' + suffix])} for the irrelevant ones; "
                 f"|relevant| - |irrelevant| = {_iv(c)}: {verdict}.")
+        sp = s.get("spearman truth AUC vs accuracy cost")
+        if sp:
+            word = "heads that pick the decay products cost more accuracy when ablated" \
+                if sp["p_value"] < 0.05 and sp["rho"] > 0 else \
+                "heads that pick the decay products cost less accuracy when ablated" \
+                if sp["p_value"] < 0.05 else "no significant relation"
+            lines.append(f"Over all {sp['heads']} heads ({mode}), Spearman rho between truth "
+                         f"AUC and the accuracy lost is {sp['rho']:+.2f} (p = "
+                         f"{sp['p_value']:.2g}): {word}.")
     return lines
 
 
@@ -205,6 +239,15 @@ def improvement_sentences(result: dict) -> list[str]:
                f" expected, binomial p = {imp['p_value']:.2g}): no evidence that removing a " \
                "head or block improves a class"
     lines = [head + (f" ({listed}{'; ...' if n > 8 else ''})." if n else ".")]
+    overall = [f for f in imp["found"] if f["column"] in ("accuracy", A.LOG_LIKELIHOOD)]
+    traded = {f["label"] for f in imp["found"]} - {f["label"] for f in overall}
+    gains = "; ".join(f"{labels[f['label']]}: {f['column']} {_iv(f)}" for f in overall)
+    lines.append(
+        f"Of these, {len(overall)} improve the overall accuracy or log-likelihood "
+        f"({gains or 'none'}; ~{0.025 * 2 * len(result['ablation']['rows']):.1f} expected by "
+        f"chance); in the other {len(traded)} configurations a class or a pair "
+        "gains while the overall measures do not: there the ablation moves the decision "
+        "boundary between classes rather than removing errors.")
     tune = result["fine_tune"]
     if tune is None:
         return lines + ["No fine-tune was run (no training jets given)."]
@@ -213,7 +256,8 @@ def improvement_sentences(result: dict) -> list[str]:
         better = [c for c, iv in v.items() if A.better(c, iv)]
         lines.append(
             f"After one epoch on {tune['jets']} jets with {_hl(key, result)} zeroed, accuracy "
-            f"differs from the same fine-tune of the intact network by "
+            f"on {tune['measured_on']} held-out jets differs from the same fine-tune of the "
+            f"intact network by "
             f"{_iv(v['accuracy'])}; improved beyond the interval: "
             f"{', '.join(better) if better else 'nothing'}.")
     return lines
