@@ -68,6 +68,14 @@ def selection_test(abl: dict, selected: dict, att: dict, n_resamples: int, seed:
                for s, o in sets.items()},
             "contrast": A.set_contrast(base, sets["relevant"], sets["irrelevant"], 0,
                                        n_resamples, seed),
+            "contrast leaving one head out": {
+                k: A.set_contrast(base, [o for kk, o in zip(selected["relevant"],
+                                                            sets["relevant"], strict=True)
+                                         if kk != k] or sets["relevant"],
+                                  [o for kk, o in zip(selected["irrelevant"],
+                                                      sets["irrelevant"], strict=True)
+                                   if kk != k] or sets["irrelevant"], 0, n_resamples, seed)
+                for k in (*selected["relevant"], *selected["irrelevant"])},
             "contrast, log-likelihood": A.set_contrast(base, sets["relevant"],
                                                        sets["irrelevant"], 1, n_resamples,
                                                        seed)})
@@ -178,6 +186,11 @@ def _iv(d: dict, digits: int = 3) -> str:
     return f"{d['value']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
 
 
+def _sign(iv: dict) -> int:
+    """+1 / -1 where an interval lies above / below zero, 0 where it includes it."""
+    return 1 if iv["low"] > 0 else -1 if iv["high"] < 0 else 0
+
+
 def check_sentence(selection: dict, selected: dict, names: list[str]) -> list[str]:
     """Issue 32's check, per mode, generated from the contrast's interval."""
     rel = ", ".join(_head_label(k, names) for k in selected["relevant"])
@@ -208,6 +221,14 @@ def check_sentence(selection: dict, selected: dict, names: list[str]) -> list[st
                 f"{_iv(s['relevant one at a time' + suffix])} for the relevant heads and by "
                 f"{_iv(s['irrelevant one at a time' + suffix])} for the irrelevant ones; "
                 f"|relevant| - |irrelevant| = {_iv(c)}: {verdict}.")
+        loo = s.get("contrast leaving one head out")
+        if loo:
+            worst = min(loo, key=lambda k: loo[k]["low"])
+            held = all(_sign(v) == _sign(s["contrast"]) for v in loo.values())
+            lines.append(
+                f"Leaving out one selected head at a time, the accuracy contrast is lowest "
+                f"without {_head_label(worst, names)}: {_iv(loo[worst])}; the verdict "
+                f"{'holds' if held else 'does not hold'} whichever head is left out.")
         sp = s.get("spearman truth AUC vs accuracy cost")
         if sp:
             word = "heads that pick the decay products cost more accuracy when ablated" \
