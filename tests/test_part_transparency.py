@@ -140,6 +140,23 @@ def test_the_check_sentence_follows_the_contrast():
     assert "no difference is shown" in text({"value": 0.1, "low": -0.05, "high": 0.2})
 
 
+def test_the_leave_one_out_sentence_says_when_one_head_carries_the_verdict():
+    iv = {"value": 0.01, "low": 0.005, "high": 0.02}
+    selected = {"relevant": ["0:0"], "irrelevant": ["0:1"],
+                "rule": {"relevant": "r", "irrelevant": "i"}}
+
+    def text(without_first):
+        s = {"zero": {"relevant one at a time": iv, "irrelevant one at a time": iv,
+                      "relevant one at a time, log-likelihood": iv,
+                      "irrelevant one at a time, log-likelihood": iv, "contrast": iv,
+                      "contrast, log-likelihood": iv,
+                      "contrast leaving one head out": {"0:0": without_first, "0:1": iv}}}
+        return " ".join(T.check_sentence(s, selected, ["block 1"]))
+
+    assert "holds whichever head is left out" in text(iv)
+    assert "it rests on one head" in text({"value": -0.01, "low": -0.02, "high": -0.001})
+
+
 def test_the_fast_pooled_auc_bootstrap_is_the_reference_bootstrap():
     rng = np.random.default_rng(0)
     score = np.round(rng.normal(size=(60, 15)), 1)  # ties

@@ -227,8 +227,9 @@ def check_sentence(selection: dict, selected: dict, names: list[str]) -> list[st
             held = all(_sign(v) == _sign(s["contrast"]) for v in loo.values())
             lines.append(
                 f"Leaving out one selected head at a time, the accuracy contrast is lowest "
-                f"without {_head_label(worst, names)}: {_iv(loo[worst])}; the verdict "
-                f"{'holds' if held else 'does not hold'} whichever head is left out.")
+                f"without {_head_label(worst, names)}: {_iv(loo[worst])}; " + (
+                    "the verdict holds whichever head is left out." if held else
+                    "the verdict changes when that head is left out: it rests on one head."))
         sp = s.get("spearman truth AUC vs accuracy cost")
         if sp:
             word = "heads that pick the decay products cost more accuracy when ablated" \
