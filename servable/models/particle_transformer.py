@@ -44,6 +44,7 @@ checkpoints compute). Differences, on purpose:
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -240,13 +241,25 @@ class ParticleTransformer(nn.Module):
     def forward(self, features, kinematics, mask, return_details: bool = False):
         """Logits (B, classes); with `return_details` also the attention weights and the
         embeddings after every block."""
+        return self.blocks_forward(*self.prepare(features, kinematics, mask),
+                                   return_details=return_details)
+
+    def prepare(self, features, kinematics, mask):
+        """What the blocks read (`blocks_forward`), which no head changes: the embedded
+        particles (B, N, D), the attention bias of the particle blocks (B, heads, N, N) and of
+        the class blocks (B, 1, 1, N + 1), and the mask."""
         x = self.embed(features, mask)  # (B, N, D)
-        keep = mask.unsqueeze(-1).to(x.dtype)
         pad_bias = (~mask).to(x.dtype).mul(NEG)  # (B, N)
         with torch.no_grad():  # as upstream: the pair features carry no gradient
             pairs = pair_features(kinematics)
         bias = self.pair_embed(pairs, mask.unsqueeze(2) & mask.unsqueeze(1))
         bias = bias + pad_bias.view(-1, 1, 1, pad_bias.shape[1])
+        cls_bias = torch.cat([torch.zeros_like(pad_bias[:, :1]), pad_bias], dim=1)
+        return x, bias, cls_bias.view(-1, 1, 1, cls_bias.shape[1]), mask
+
+    def blocks_forward(self, x, bias, cls_bias, mask, return_details: bool = False):
+        """The particle blocks, the class blocks and the head, from `prepare`'s outputs."""
+        keep = mask.unsqueeze(-1).to(x.dtype)
         attention, embeddings = [], []
         for block in self.blocks:
             x, w = block(x, bias)
@@ -254,8 +267,6 @@ class ParticleTransformer(nn.Module):
             attention.append(w)
             embeddings.append(x)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
-        cls_bias = torch.cat([torch.zeros_like(pad_bias[:, :1]), pad_bias], dim=1)
-        cls_bias = cls_bias.view(-1, 1, 1, cls_bias.shape[1])
         for block in self.cls_blocks:
             cls, w = block(x, cls_bias, cls_token=cls)
             attention.append(w)
@@ -264,3 +275,79 @@ class ParticleTransformer(nn.Module):
         if return_details:
             return logits, {"attention": attention, "embeddings": embeddings}
         return logits
+
+
+def attention_blocks(model: ParticleTransformer) -> list[Block]:
+    """The particle blocks, then the class-attention blocks: the order `return_details`
+    lists their attention weights in, which numbers blocks and heads everywhere."""
+    return [*model.blocks, *model.cls_blocks]
+
+
+@contextmanager
+def heads_replaced(model: ParticleTransformer, replace: dict, skipped=()):
+    """Within the block, the output of each head (block, head) in `replace` (its
+    attention-weighted values, before the output projection mixes the heads) is replaced by
+    the given (head_dim,) tensor, or zeros for None; each block in `skipped` passes its input
+    stream through (particles, or the class token) unchanged. The hooks are removed on exit."""
+    blocks = attention_blocks(model)
+    handles = []
+
+    def pre_hook(block_index):
+        def hook(module, args):
+            (out,) = args
+            b, t, d = out.shape
+            heads = out.view(b, t, blocks[block_index].num_heads, -1).clone()
+            for (k, h), value in replace.items():
+                if k == block_index:
+                    heads[:, :, h] = 0 if value is None else value.to(heads.dtype)
+            return (heads.view(b, t, d),)
+        return hook
+
+    def skip_hook(module, args, kwargs, output):
+        stream = kwargs.get("cls_token") if kwargs.get("cls_token") is not None else args[0]
+        return stream, output[1]
+
+    try:
+        for k in sorted({k for k, _ in replace}):
+            handles.append(blocks[k].attn.out_proj.register_forward_pre_hook(pre_hook(k)))
+        for k in skipped:
+            handles.append(blocks[k].register_forward_hook(skip_hook, with_kwargs=True))
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def recorded_head_outputs(model: ParticleTransformer):
+    """Within the block, every forward adds each head's output (before the output
+    projection) over the real queries into `sums[(block, head)]` and their number into
+    `counts[block]`; yields (sums, counts). The hooks are removed on exit."""
+    blocks = attention_blocks(model)
+    sums, counts, state = {}, {}, {}
+    handles = []
+
+    def keep_mask(module, args):  # padded keys carry the bias NEG in every row
+        state["mask"] = args[1][:, 0, 0] > NEG / 2
+
+    def record(block_index):
+        def hook(module, args):
+            (out,) = args
+            b, t, _ = out.shape
+            heads = out.detach().view(b, t, blocks[block_index].num_heads, -1)
+            real = state["mask"] if block_index < len(model.blocks) else \
+                torch.ones(b, 1, dtype=torch.bool)
+            total = heads[real].sum(0)  # (heads, head_dim)
+            for h in range(total.shape[0]):
+                sums[(block_index, h)] = sums.get((block_index, h), 0) + total[h]
+            counts[block_index] = counts.get(block_index, 0) + int(real.sum())
+        return hook
+
+    try:
+        handles += [block.register_forward_pre_hook(keep_mask) for block in model.blocks]
+        for k, block in enumerate(blocks):
+            handles.append(block.attn.out_proj.register_forward_pre_hook(record(k)))
+        yield sums, counts
+    finally:
+        for handle in handles:
+            handle.remove()
