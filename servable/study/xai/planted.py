@@ -62,7 +62,7 @@ class PlantedSettings:
     """How much the planted benchmark trains and measures."""
 
     n_train: int = 1000  # source jets each task's training file is built from
-    n_test: int = 200  # held-out jets the methods explain
+    n_test: int = 1000  # held-out jets the methods explain (the curves on half of them)
     bootstraps: int = 20
     random_orders: int = 10
     curve_points: int = 11
