@@ -136,3 +136,17 @@ def test_edges_applies_to_particlenet_only(random_bundle):
     assert method_class("edges").applies_to == ("particlenet",)
     with pytest.raises(MethodNotApplicable, match="edges.*mlp.*particlenet"):
         method_class("edges")(servable.load(random_bundle))
+
+
+def test_a_frozen_graph_changes_nothing_where_the_path_keeps_the_graph(tiny, jets):
+    """The random tiny network has no biases that matter (batch norm at its initial
+    statistics), so alpha * x has the same kNN graph all along IG's path; freezing the graph
+    at the input's (tiled over Captum's path points) must then give the same IG."""
+    from servable.study import gnn_transfer
+
+    few = jets[:6]
+    changes = gnn_transfer.graph_changes(tiny, few, 8)
+    assert all(c["steps_with_change"] == 0 for c in changes.values())
+    rebuilt = gnn_transfer.completeness(tiny, few, HBB, 8)
+    frozen = gnn_transfer.completeness(tiny, few, HBB, 8, frozen=True)
+    np.testing.assert_allclose(frozen["per_jet"], rebuilt["per_jet"], rtol=1e-4, atol=1e-7)
