@@ -71,6 +71,10 @@ def load() -> str:
 def run_rung(name: str, args: argparse.Namespace) -> dict:
     out = args.out / name
     record = {"name": name, "model": RUNGS[name][0]}
+    earlier = args.out / f"{name}.json"
+    if earlier.exists():  # an existing bundle keeps the record of how it was made
+        record.update({k: v for k, v in json.loads(earlier.read_text()).items()
+                       if k.startswith("make_")})
     if args.force or not (out / "servable.yaml").exists():
         cmd = command(name, args)
         if args.force:

@@ -70,7 +70,11 @@ def run_method(bundle: Servable, jets: Jets, target: int, method: str) -> dict:
         return {"ran": False, "applies_to": list(cls.applies_to),
                 "reason": f"applies to {', '.join(cls.applies_to)}"}
     t0 = time.perf_counter()
-    e = bundle.explain(jets, method=method, target=target, **PARAMS.get(method, {}))
+    try:
+        e = bundle.explain(jets, method=method, target=target, **PARAMS.get(method, {}))
+    except Exception as exc:  # noqa: BLE001 - a method that breaks is a result here
+        return {"ran": False, "applies_to": list(cls.applies_to),
+                "reason": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
     result = {"ran": True, "seconds": round(time.perf_counter() - t0, 2),
               "applies_to": list(cls.applies_to), "top": e.top(3)}
     per_slot = _per_slot(e)
