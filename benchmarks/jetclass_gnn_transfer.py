@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--target", default="Hbb")
     parser.add_argument("--out", type=Path, default=Path("docs/results/jetclass-gnn-transfer"))
     parser.add_argument("--render", action="store_true", help="only rewrite report.md")
+    parser.add_argument("--removal-only", action="store_true",
+                        help="only (re)measure the particle-removal check of measured models")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,13 @@ def main() -> None:
         for spec in args.model:
             name, bundle = spec.split("=", 1)
             print(f"{name}: measuring", flush=True)
+            if args.removal_only:
+                t0 = time.perf_counter()
+                results["models"][name]["removal"] = gnn_transfer.removal(
+                    servable.load(bundle), jets, target)
+                results["models"][name]["removal_seconds"] = round(time.perf_counter() - t0, 1)
+                path.write_text(json.dumps(results, indent=1))
+                continue
             entry = gnn_transfer.measure_model(servable.load(bundle), jets, target)
             entry["load"] = subprocess.run(["uptime"], capture_output=True,
                                            text=True).stdout.strip()

@@ -24,9 +24,9 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "jetcla
 
 # rung name -> (what it is, the servable arguments that make its bundle in OUT/<name>)
 RUNGS = {
-    "bdt": ("BDT (multi:softprob on the 13 jet observables)",
+    "bdt": ("BDT (multi:softprob on the 23 jet observables)",
             ["train", "--model", "bdt"]),
-    "mlp": ("MLP (jet observables + 10 leading particles, full features; 128,64)",
+    "mlp": ("MLP (23 jet observables + 10 leading particles x 17 full features; 128, 64)",
             ["train", "--model", "mlp"]),
     "part-kin": ("ParT (kin features)", ["train", "--model", "part", "--feature-set", "kin"]),
     "part-full": ("ParT (full features)", ["train", "--model", "part", "--feature-set", "full"]),
@@ -113,7 +113,7 @@ def table(out: Path) -> str:
         rej = m.get("rejection", {})
         cells = ["inf" if rej.get(c) is None else f"{rej[c]:.0f}" for c in CLASSES]
         made = f"{r['make_seconds']:.0f} s" if "make_seconds" in r else ""
-        lines.append(f"| {r['model']} | {m['accuracy']:.3f} | {m['macro_auc']:.4f} | "
+        lines.append(f"| {RUNGS[r['name']][0]} | {m['accuracy']:.3f} | {m['macro_auc']:.4f} | "
                      + " | ".join(cells) + f" | {made} |")
     return "\n".join(lines)
 
