@@ -307,6 +307,7 @@ def _interval_mean(c: dict) -> str:
 
 
 def removal_sentence(name: str, rem: dict) -> str:
+    """Each ranking's removal effect against the random baseline, by interval overlap."""
     r = rem["random"]
     parts = []
     for k in REMOVAL_BY:
@@ -319,8 +320,11 @@ def removal_sentence(name: str, rem: dict) -> str:
 
 
 def transfer_sentence(results: dict) -> str:
+    """How many methods ran on every ParticleNet, and how many kept padding silent."""
     models = results["models"]
     gnn = [n for n in models if models[n]["kind"] == "particlenet"]
+    if not gnn:
+        return "No ParticleNet was measured."
     ran = [m for m in METHODS if all(models[n]["methods"][m]["ran"] for n in gnn)]
     clean = [m for m in ran if all(models[n]["methods"][m].get("padded_nonzero", 0) == 0
                                    for n in gnn)]
@@ -329,6 +333,8 @@ def transfer_sentence(results: dict) -> str:
 
 
 def completeness_sentences(results: dict) -> list[str]:
+    """Per model, whether IG's completeness error falls with the steps; frozen against
+    rebuilt graph; ParticleNet against ParT at the most steps (interval overlap decides)."""
     steps = [str(s) for s in results["ig_steps"]]
     out = []
     for n, m in results["models"].items():
@@ -338,14 +344,15 @@ def completeness_sentences(results: dict) -> list[str]:
         out.append(f"{n}: the median completeness error goes from {_fmt(first['median'])} at "
                    f"{steps[0]} steps to {_fmt(last['median'])} at {steps[-1]}; "
                    + ("it falls (the intervals do not overlap)." if falls else
-                      "it does not fall beyond its interval."))
+                      "it does not fall beyond the intervals (they overlap)."))
         if "frozen" in m["ig"]:
             frozen = m["ig"]["frozen"][steps[-1]]
             lower = frozen["high"] < last["low"]
             out.append(f"{n} with the graph frozen at the input's: {_fmt(frozen['median'])} at "
                        f"{steps[-1]} steps, "
-                       + ("below the rebuilt graph's interval: rebuilding the kNN graph "
-                          "along the path is what breaks completeness." if lower else
+                       + ("below the rebuilt graph's interval: the same network with its "
+                          "graph held fixed is complete, so rebuilding the kNN graph along "
+                          "the path is what breaks completeness." if lower else
                           "not below the rebuilt graph's interval: rebuilding the graph is "
                           "not shown to be the cause."))
     kinds = {n: m["kind"] for n, m in results["models"].items()}
@@ -362,6 +369,7 @@ def completeness_sentences(results: dict) -> list[str]:
 
 
 def lrp_sentence(results: dict) -> str:
+    """Whether LRP ran, the models its rules cover, and what EdgeConv and ParT lack."""
     r = next(iter(results["models"].values()))["methods"]["lrp"]
     return (f"LRP {'ran' if r['ran'] else 'is refused'} here: its rules are implemented "
             f"for {', '.join(r['applies_to'])} (linear and ReLU layers). ParticleNet's "
