@@ -10,7 +10,6 @@ import torch
 import servable
 from servable.bundle.bundle import save_bundle
 from servable.data import particles, schema
-from servable.data.jets import Group
 from servable.explain import MethodNotApplicable, method_class
 from servable.models.taggers import ParticleNetTagger
 
@@ -92,16 +91,20 @@ def test_edge_relevance_is_gradient_times_message(tiny, jets, edges):
     np.testing.assert_allclose(edges.output, net(x)[:, HBB].detach().numpy(), atol=1e-6)
 
 
-def _without(jets, jet: int, slot: int):
-    """`jets` with particle `slot` of jet `jet` removed (later particles move up a slot)."""
-    g = jets.group("particles")
-    values = g.values.copy()
-    row = np.delete(values[jet], slot, axis=1)
-    values[jet] = np.concatenate([row, np.zeros((row.shape[0], 1), row.dtype)], axis=1)
-    return jets.replace(Group(g.name, values, g.features))
+def test_removing_a_particle_moves_the_later_ones_up(jets):
+    from servable.study.gnn_transfer import without_particles
+
+    before = jets.group("particles").values
+    after = without_particles(jets, np.array([2] * len(jets))).group("particles").values
+    np.testing.assert_array_equal(after[:, :, :2], before[:, :, :2])
+    np.testing.assert_array_equal(after[:, :, 2:-1], before[:, :, 3:])
+    assert np.all(after[:, :, -1] == 0)
+    assert np.all((after != 0).any(1).sum(1) == (before != 0).any(1).sum(1) - 1)
 
 
 def test_removing_the_most_edge_relevant_particle_changes_the_explanation(tiny, jets, edges):
+    from servable.study.gnn_transfer import without_particles
+
     filled = (tiny.tagger.inputs(jets)["particles"] != 0).any(1)
     j = int(np.argmax(filled.sum(1)))  # the fullest jet: no padded neighbours
     n = int(filled[j].sum())
@@ -110,7 +113,8 @@ def test_removing_the_most_edge_relevant_particle_changes_the_explanation(tiny, 
     first = edges.extras["edges"][0]["neighbour_slot"][j, :n]
     receivers = np.flatnonzero((first == top).any(1))
     assert receivers.size
-    after = tiny.explain(_without(jets[j:j + 1], 0, top), method="edges", target=HBB)
+    after = tiny.explain(without_particles(jets[j:j + 1], np.array([top])), method="edges",
+                         target=HBB)
     moved = np.array([s - (s > top) for s in range(n) if s != top])  # old slot -> new slot
     kept = np.array([s for s in range(n) if s != top])
     # nobody has it as a neighbour any more, and its neighbours' relevance changed
