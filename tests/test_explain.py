@@ -31,6 +31,7 @@ APPLIES = {
     "saliency": {"in", "mlp", "part"},
     "attention": {"part"},                     # only the transformer has attention
     "probes": {"in", "part"},                  # stage representations of IN / ParT
+    "edges": set(),                            # ParticleNet's EdgeConv edges only
 }
 PAIRS = [(k, m) for m, kinds in APPLIES.items() for k in KINDS if k in kinds]
 REFUSED = [(k, m) for m, kinds in APPLIES.items() for k in KINDS if k not in kinds]

@@ -22,6 +22,7 @@ _WHERE = {
     "shap": "shap_methods:Shap", "lime": "lime_method:Lime",
     "ig": "gradients:IntegratedGradients", "saliency": "gradients:Saliency",
     "attention": "attention:Attention", "probes": "activations:LinearProbes",
+    "edges": "graph:EdgeRelevance",
 }
 
 
@@ -75,7 +76,8 @@ class Servable(Bundle):
         jets : Jets
             The jets to explain.
         method : str
-            A name of `METHODS` (masking, lrp, rna, shap, lime, ig, saliency, attention, probes).
+            A name of `METHODS` (masking, lrp, rna, shap, lime, ig, saliency, attention, probes,
+            edges).
         target : int or str
             The class to explain, by index or by name (1 or "Hbb" for H->bb).
         **params
