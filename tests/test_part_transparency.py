@@ -213,3 +213,12 @@ def test_improvements_are_read_against_chance():
                   "ablation": {"rows": rows(n_better)}, "fine_tune": None}
         assert len(result["improvements"]["found"]) == n_better
         assert words in T.improvement_sentences(result)[0]
+
+
+def test_the_command_refuses_a_bundle_that_is_not_a_part(ring_trained, ring_files, tmp_path):
+    from tests.cli_helpers import run_cli
+
+    r = run_cli("part-transparency", ring_trained["bdt"][0], "--data", ring_files["test"],
+                "-o", tmp_path / "out")
+    assert r.returncode == 2 and "give a part bundle, not a bdt one" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()

@@ -43,6 +43,7 @@ app.add_typer(inference_cli.bench_app, name="bench")
 app.command()(explain_cli.explain)
 app.command()(study_cli.ablate)
 app.command()(study_cli.reproduce)
+app.command("part-transparency")(study_cli.part_transparency)
 # --bundles A B C: the bundles after the first come as extra arguments (click options take
 # one value each)
 app.command("xai-benchmark", context_settings={"allow_extra_args": True})(

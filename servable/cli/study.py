@@ -258,3 +258,33 @@ def xai_benchmark(
 
         write_class_summary(per_class, output, command, time.perf_counter() - t0)
     typer.echo(f"{output / 'report.md'}: written in {time.perf_counter() - t0:.0f} s")
+
+
+def part_transparency(
+    bundle: str = typer.Argument(..., help="a ParticleTransformer bundle (directory, name or DOI)"),
+    data: Path = typer.Option(..., "--data", help="labelled jets with generator truth "
+                              "(JetClass-like ROOT or HDF5)"),
+    output: Path = typer.Option(..., "-o", "--output", help="report directory to write"),
+    train_data: Path = typer.Option(None, "--train-data", help="jets for the short fine-tune "
+                                    "after ablation (default: no fine-tune)"),
+    seed: int = typer.Option(1, help="seed of the random-init control, resamples and folds"),
+    force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
+) -> None:
+    """Where a ParT encodes physics (linear probes beside a random-init network and shuffled
+    targets), which heads attend to the decay products, and what ablating heads and blocks
+    does per class. Writes results.json and report.md (docs/results/part-transparency/)."""
+    import time
+
+    from servable import load
+    from servable.data.io import read_jets
+    from servable.files import regular_file
+    from servable.study.part_transparency import run
+
+    _new_output(output, force)
+    for f in (data, train_data):
+        if f is not None:
+            regular_file(f)
+    t0 = time.perf_counter()
+    run(load(bundle), read_jets(data), output,
+        read_jets(train_data) if train_data is not None else None, seed=seed, force=force)
+    typer.echo(f"{output / 'report.md'}: written in {time.perf_counter() - t0:.0f} s")
