@@ -44,6 +44,10 @@ from sklearn.metrics import roc_auc_score
 
 from servable.errors import ServableError
 
+# how reports name the intervals of `interval`, `bootstrap_scalar` and `bootstrap`
+INTERVALS = ("95% normal bootstrap intervals over jets (the value on all jets plus or minus "
+             "1.96 standard deviations of its resampled values)")
+
 
 def bootstrap_scalar(statistic: Callable[[np.ndarray], float], n: int,
                      n_resamples: int = 20, confidence: float = 0.95, seed: int = 0,
@@ -67,7 +71,7 @@ def bootstrap_scalar(statistic: Callable[[np.ndarray], float], n: int,
     Returns
     -------
     dict
-        `value` (on all jets), `low`, `high` (percentile interval), `std` and `n_resamples`
+        `value` (on all jets), `low`, `high` (normal interval), `std` and `n_resamples`
         (the resamples where the statistic was finite); NaN everywhere when it never is.
     """
     if n_resamples < 2 or n < 2:

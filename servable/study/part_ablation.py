@@ -102,8 +102,8 @@ def column_names(class_names, pairs=NAMED_PAIRS) -> list[str]:
 def effects(base: np.ndarray, other: np.ndarray, names: list[str], n_resamples: int = 200,
             seed: int = 0) -> dict[str, dict]:
     """name -> the change (other - base) of each `outcome` column's mean, with the
-    percentile interval over bootstrap resamples of the jets (the same resamples for the
-    same number of jets and seed)."""
+    normal interval (`uncertainty.interval`) over bootstrap resamples of the jets (the same
+    resamples for the same number of jets and seed)."""
     def stat(idx):
         with np.errstate(invalid="ignore"):
             return np.nanmean(other[idx], 0) - np.nanmean(base[idx], 0)

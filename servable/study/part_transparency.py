@@ -18,6 +18,7 @@ import numpy as np
 
 from servable.data.jets import Jets
 from servable.errors import ServableError
+from servable.explain import uncertainty as U
 from servable.files import write_bytes, write_json
 from servable.study import part_ablation as A
 from servable.study import part_probes as P
@@ -323,7 +324,7 @@ def markdown(result: dict) -> str:
     lines += ["Both sets ablated together: " + "; ".join(
         f"{k} {_iv(v)}" for k, v in result["joint_ablation"].items()) + "."]
     lines += ["", *improvement_sentences(result), "",
-              f"Intervals: 95% percentile bootstrap over jets ({result['n_resamples']} "
+              f"Intervals: {U.INTERVALS} ({result['n_resamples']} "
               f"resamples, seed {result['seed']}); probes cross-validated in "
               f"{result['folds']} folds. Stage times (s): " + ", ".join(
                   f"{k} {v:.0f}" for k, v in result["seconds"].items()) + "."]
