@@ -217,6 +217,13 @@ def test_a_constant_explanation_fails_the_randomisation_check_and_saliency_passe
     assert constant["similarity"] == [1.0] * len(constant["layers_randomised"])
     assert not constant["passed"]
     np.testing.assert_array_equal(bundle.predict(jets[:20]), before)  # copies were randomised
+    # a ranking on the trained model and none on the randomised one: the similarity is
+    # undefined, so the check cannot pass (it read 0.000 [0.000, 0.000] and passed before)
+    ranking = np.tile(np.arange(10.0), (len(jets), 1))
+    flat = R.randomisation_check(
+        bundle, lambda b: ranking if b is bundle else np.zeros((len(jets), 10)))
+    assert flat["randomised_degenerate"] and not flat["passed"]
+    assert flat["final"]["low"] is None and flat["final"]["high"] is None
 
 
 # the command -------------------------------------------------------------------------------

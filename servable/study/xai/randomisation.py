@@ -66,7 +66,9 @@ def randomisation_check(bundle: Servable, explain, steps=None,
         `layers_randomised`, `similarity` per step, `final` (the similarity after every layer
         is randomised, with its bootstrap interval over jets), `seed_similarity` (likewise,
         over the seeds' jets; None without seeds), `degenerate` (the trained model's
-        explanation has no ranking: it fails), `threshold` (what `final` must stay below)
+        explanation has no ranking: it fails), `randomised_degenerate` (the fully randomised
+        model's explanation has none: no interval, inconclusive), `threshold` (what `final`
+        must stay below)
         and `passed` (the whole interval below it and not degenerate).
     """
     from servable.study.xai.verdicts import PASSES, verdict
@@ -80,7 +82,13 @@ def randomisation_check(bundle: Servable, explain, steps=None,
         last = explain(randomised(bundle, k, seed))
         sims.append(M.explanation_similarity(_array(original), _array(last)))
     degenerate = U.degenerate(_array(original))
+    # a randomised model whose explanation has no ranking (a re-drawn ParT that predicts
+    # one value for every jet gives masking no AUC loss anywhere) leaves the similarity
+    # undefined: no pass on a number the comparison cannot give, the verdict is inconclusive
+    randomised_degenerate = U.degenerate(_array(last))
     final = similarity_interval(original, [last], n_resamples, seed)
+    if randomised_degenerate:
+        final = {**final, "low": None, "high": None}
     scale = similarity_interval(original, [explain(o) for o in others], n_resamples, seed) \
         if others else None
     if scale is not None and np.isfinite(scale["value"]):
@@ -88,7 +96,8 @@ def randomisation_check(bundle: Servable, explain, steps=None,
     v = verdict(float("nan") if degenerate else final["value"], final["low"], final["high"],
                 threshold, higher=False)
     return {"layers": n, "layers_randomised": steps, "similarity": sims, "final": final,
-            "seed_similarity": scale, "degenerate": degenerate, "threshold": threshold,
+            "seed_similarity": scale, "degenerate": degenerate,
+            "randomised_degenerate": randomised_degenerate, "threshold": threshold,
             "passed": v["status"] == PASSES}
 
 
