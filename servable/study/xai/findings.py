@@ -75,11 +75,19 @@ def update(text: str, results: dict) -> str:
     ServableError
         when the text has no generated block (the two marker comments).
     """
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    return replace_block(text, BEGIN, END, findings(results), "the findings")
+
+
+def replace_block(text: str, begin: str, end: str, body: str, what: str) -> str:
+    """`text` with everything between the marker lines `begin` and `end` replaced by `body`
+    (the one way generated text enters a hand-written page); a ServableError naming the
+    markers when the text has none."""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ServableError(f"no generated block in the guidelines: add the lines {BEGIN} "
-                            f"and {END} where the findings go")
-    return pattern.sub(lambda _: f"{BEGIN}\n{findings(results)}{END}", text)
+        raise ServableError(f"no generated block in the text: add the lines {begin} and "
+                            f"{end} where {what} go")
+    body = body if body.endswith("\n") else body + "\n"
+    return pattern.sub(lambda _: f"{begin}\n{body}{end}", text)
 
 
 def update_file(path: Path, results: dict) -> Path:

@@ -202,13 +202,6 @@ def update_doc(text: str, result: dict) -> str:
     ServableError
         when the text has no planted block (the two marker comments).
     """
-    import re
+    from servable.study.xai.findings import replace_block
 
-    from servable.errors import ServableError
-
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise ServableError(f"no planted block in the text: add the lines {BEGIN} and {END} "
-                            "where the summary goes")
-    block = "\n".join(summary_lines(result))
-    return pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text)
+    return replace_block(text, BEGIN, END, "\n".join(summary_lines(result)), "the summary")
