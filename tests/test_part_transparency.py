@@ -157,12 +157,12 @@ def test_the_leave_one_out_sentence_says_when_one_head_carries_the_verdict():
     assert "it rests on one head" in text({"value": -0.01, "low": -0.02, "high": -0.001})
 
 
-def test_the_fast_pooled_auc_bootstrap_is_the_reference_bootstrap():
+def test_the_fast_pooled_auc_interval_is_the_reference_bootstrap():
     rng = np.random.default_rng(0)
     score = np.round(rng.normal(size=(60, 15)), 1)  # ties
     truth, filled = rng.random((60, 15)) < 0.3, rng.random((60, 15)) < 0.8
     idx = np.arange(5, 55)
-    fast = P.pooled_auc_bootstrap(score, truth, filled, idx, 15, seed=4)
+    fast = U.pooled_truth_auc_interval(score, truth, filled, idx, 15, seed=4)
     ref = U.bootstrap_scalar(lambda i: U.pooled_truth_auc(score, truth, filled, idx[i]),
                              len(idx), 15, seed=4)
     for key in ("value", "low", "high"):

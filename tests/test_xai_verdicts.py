@@ -224,3 +224,13 @@ def test_the_fast_auc_is_sklearns_with_ties_and_nan_without_both_classes():
     # bounded statistics keep their interval inside their range, around their value
     out = U.interval(0.99, [0.9, 1.0, 0.95, 0.99], bounds=(0.0, 1.0))
     assert out["high"] == 1.0 and out["low"] < 0.99
+
+
+def test_a_method_run_named_like_the_curves_own_keys_is_refused():
+    # as "random", the planted study's random explanation once got the random-order band's
+    # curve in its place
+    from servable.errors import ServableError
+    from servable.study.xai.faithfulness import method_curves
+
+    with pytest.raises(ServableError, match="may not be named random"):
+        method_curves(None, {"random": None}, None)

@@ -207,6 +207,38 @@ def pooled_truth_auc(relevance: np.ndarray, truth: np.ndarray, filled: np.ndarra
     return float(roc_auc_score(tt, rel[f]))
 
 
+def pooled_truth_auc_interval(relevance: np.ndarray, truth: np.ndarray, filled: np.ndarray,
+                              jets: np.ndarray, n_resamples: int = 20, seed: int = 0,
+                              bounds: tuple[float, float] | None = None) -> dict:
+    """`pooled_truth_auc` over the jets at `jets` with its interval over the bootstrap
+    resamples `resample_indices(len(jets), n_resamples, seed)`: the numbers of
+    `bootstrap_scalar` of it, from one sort (a resample weights each slot by how often its
+    jet is drawn; ties count one half)."""
+    m = len(jets)
+    if n_resamples < 2 or m < 2:
+        raise ServableError(f"the bootstrap needs at least 2 resamples of at least 2 jets, "
+                            f"not {n_resamples} of {m}")
+    f = np.asarray(filled)[jets]
+    s, t = np.asarray(relevance, np.float64)[jets][f], np.asarray(truth)[jets][f].astype(bool)
+    jet = np.nonzero(f)[0]
+    order = np.argsort(s, kind="stable")
+    s, t, jet = s[order], t[order], jet[order]
+    group = np.concatenate([[0], np.cumsum(s[1:] != s[:-1])])
+
+    def auc(weights):
+        w = weights[jet]
+        neg, pos = w * ~t, w * t
+        tied = np.bincount(group, neg)
+        below = np.cumsum(tied) - tied
+        total = pos.sum() * neg.sum()
+        return float((pos * (below[group] + 0.5 * tied[group])).sum() / total) if total > 0 \
+            else float("nan")
+
+    draws = [auc(np.bincount(i, minlength=m).astype(float))
+             for i in resample_indices(m, n_resamples, seed)]
+    return interval(auc(np.ones(m)), draws, bounds=bounds)
+
+
 def filled_mean(relevance: np.ndarray, filled: np.ndarray) -> np.ndarray:
     """Per jet and feature, |relevance| averaged over the jet's filled slots.
 

@@ -229,35 +229,6 @@ def pt_rank(jets: Jets) -> np.ndarray:
     return -np.argsort(np.argsort(-pt, axis=1, kind="stable"), axis=1).astype(np.float64)
 
 
-def pooled_auc_bootstrap(score: np.ndarray, truth: np.ndarray, filled: np.ndarray,
-                         jets_idx: np.ndarray, n_resamples: int = 100, seed: int = 0) -> dict:
-    """`uncertainty.pooled_truth_auc` over the jets at `jets_idx` with its interval over the
-    bootstrap resamples `uncertainty.resample_indices(len(jets_idx), n_resamples, seed)`: the
-    same numbers as `uncertainty.bootstrap_scalar` of it, from one sort (a resample weights
-    each slot by how often its jet is drawn; ties count one half)."""
-    f = filled[jets_idx]
-    s, t = score[jets_idx][f], truth[jets_idx][f].astype(bool)
-    jet = np.nonzero(f)[0]
-    order = np.argsort(s, kind="stable")
-    s, t, jet = s[order], t[order], jet[order]
-    group = np.concatenate([[0], np.cumsum(s[1:] != s[:-1])])
-
-    def auc(weights):
-        w = weights[jet]
-        neg, pos = w * ~t, w * t
-        tied = np.bincount(group, neg)
-        below = np.cumsum(tied) - tied
-        total = pos.sum() * neg.sum()
-        return float((pos * (below[group] + 0.5 * tied[group])).sum() / total) if total > 0 \
-            else float("nan")
-
-    m = len(jets_idx)
-    draws = [auc(np.bincount(i, minlength=m).astype(float))
-             for i in U.resample_indices(m, n_resamples, seed)]
-    return U.interval(auc(np.ones(m)), draws)
-
-
-
 def attention_truth(scores: dict, jets: Jets, n_resamples: int = 100, seed: int = 0) -> dict:
     """Per head and per class with a resonance (and over all of them, `all`), the pooled truth
     AUC of the head's per-particle score with its interval; the same for the model-free
@@ -278,13 +249,14 @@ def attention_truth(scores: dict, jets: Jets, n_resamples: int = 100, seed: int 
                             "attention-vs-truth study needs jets of resonance classes")
     free = {"pT rank": pt_rank(jets), **{k: v for k, v in model_free_scores(jets).items()
                                          if k not in ("uniform", "slot order")}}
-    baselines = {name: {g: pooled_auc_bootstrap(s[:, :width], truth, filled, idx, n_resamples, seed)
+    baselines = {name: {g: U.pooled_truth_auc_interval(s[:, :width], truth, filled, idx,
+                                                        n_resamples, seed)
                         for g, idx in groups.items()} for name, s in free.items()}
     best = {g: max(baselines, key=lambda b: np.nan_to_num(baselines[b][g]["value"], nan=-1))
             for g in groups}
     heads = {}
     for (k, h), s in scores.items():
-        per = {g: pooled_auc_bootstrap(s[:, :width], truth, filled, idx, n_resamples, seed)
+        per = {g: U.pooled_truth_auc_interval(s[:, :width], truth, filled, idx, n_resamples, seed)
                for g, idx in groups.items()}
         heads[f"{k}:{h}"] = {
             "block": k, "head": h, "classes": per,

@@ -160,6 +160,10 @@ def method_curves(ctx: Context, runs: dict[str, MethodRun], s) -> dict:
     method's order from its importance on one half of the first `s.faithfulness_jets` jets,
     its curve on the other half; methods without a per-jet statistic order on all jets
     (`order_on_all_jets`)."""
+    reserved = {"random", "oracle"} & set(runs)  # the curves' own keys (the band, the oracle)
+    if reserved:
+        raise ServableError(f"a method run may not be named {', '.join(sorted(reserved))}: "
+                            "the curves keep the random orders and the oracle under that name")
     n_sub = min(s.faithfulness_jets, len(ctx.jets))
     order_half, curve_half = halves(n_sub, s.seed)
     y = ctx.y[curve_half]

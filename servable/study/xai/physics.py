@@ -87,9 +87,8 @@ def physics(ctx: Context, runs: dict[str, MethodRun], s) -> dict:
             width = min(t.shape[1], rel.shape[1])
             filled = filled_all[:, :width] & ctx.y[:, None]
             jets = np.flatnonzero(ctx.y)
-            pooled = U.bootstrap_scalar(
-                lambda idx: U.pooled_truth_auc(rel[:, :width], t[:, :width], filled, jets[idx]),
-                len(jets), s.bootstraps, seed=s.seed, bounds=(0.0, 1.0))
+            pooled = U.pooled_truth_auc_interval(rel[:, :width], t[:, :width], filled, jets,
+                                                 s.bootstraps, seed=s.seed, bounds=(0.0, 1.0))
             per_jet = U.truth_auc_per_jet(rel[:, :width], t[:, :width], filled)
             per_jet.pop("values")
             return pooled, per_jet

@@ -148,8 +148,7 @@ def truth_aucs(ctx: Context, slots: dict[str, np.ndarray], s: PlantedSettings) -
     for name, rel in slots.items():
         w = min(rel.shape[1], truth.shape[1])
         r, t, f = np.asarray(rel, np.float64)[:, :w], truth[:, :w], filled[:, :w]
-        pooled = U.bootstrap_scalar(lambda i, r=r, t=t, f=f: U.pooled_truth_auc(r, t, f, jets[i]),
-                                    len(jets), s.bootstraps, seed=s.seed)
+        pooled = U.pooled_truth_auc_interval(r, t, f, jets, s.bootstraps, seed=s.seed)
         per_jet = U.truth_auc_per_jet(r, t, f)
         per_jet.pop("values")
         out[name] = {**pooled, "per_jet": per_jet, "slots": w}
