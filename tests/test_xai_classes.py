@@ -62,3 +62,31 @@ def test_xai_benchmark_over_two_classes_writes_a_report_per_class_and_a_summary(
                   ring_files["test"], "--quick", "--target", "Hbb,1", "-o", tmp_path / "bad")
     assert bad.returncode == 2 and "named twice" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_slot_curves_remove_the_particles_of_a_jetclass_model(ring_trained, ring_files):
+    # JetClass jets hold `particles`, not `tracks`: the slot curves follow the jets' leading
+    # slotted group, and the first point of each curve is the unmasked model
+    import numpy as np
+
+    from servable import load
+    from servable.data.io import read_jets
+    from servable.explain.uncertainty import auc
+    from servable.study.xai.faithfulness import slot_curves
+    from servable.study.xai.runs import Context, MethodRun
+    from servable.study.xai_benchmark import QUICK, Settings
+
+    bundle = load(str(ring_trained["part"][0]))
+    jets = read_jets(ring_files["test"])
+    ctx = Context(bundle, jets, target=0)
+    slots = ctx.inputs["particles"].shape[2]
+    lead = MethodRun("leading", np.zeros(1), slot=np.tile(-np.arange(slots, dtype=float),
+                                                           (len(jets), 1)))
+    s = Settings(**QUICK)
+    out = slot_curves(ctx, {"leading": lead}, s)
+    assert out["input"] == "particles"
+    curve = out["curves"]["leading"]
+    assert len(curve["auc"]) == s.slot_steps + 1
+    n = min(s.faithfulness_jets, len(jets))
+    assert abs(curve["auc"][0] - auc(ctx.y[:n], ctx.prob()[:n])) < 1e-9
+    assert "random" in out["curves"] and "auc_drop_vs_random" in curve

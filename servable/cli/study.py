@@ -189,6 +189,9 @@ def xai_benchmark(
                                "class in <output>/<class>/ and a summary over them"),
     quick: bool = typer.Option(False, "--quick", help="300 jets, 5 bootstraps, cheaper methods "
                                "and curves (minutes)"),
+    curve_replacement: str = typer.Option(None, help="what a removed feature takes in the "
+                                          "deletion/insertion curves: marginal (default: "
+                                          "draws from its own values), mean or zero"),
     force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
@@ -211,7 +214,8 @@ def xai_benchmark(
     if methods:
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     # the counts and methods are checked by Settings (the API refuses what the CLI refuses)
-    given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen}
+    given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen,
+             "curve_replacement": curve_replacement}
     # what is given overrides --quick's counts (--quick --n-jets 100: 100 jets)
     settings = dataclasses.replace(Settings(), **{**(QUICK if quick else {}), **{
         k: v for k, v in given.items() if v is not None}})

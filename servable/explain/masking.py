@@ -1,10 +1,15 @@
 """Feature masking: the AUC lost when one feature is replaced (paper Figure 5, Table 9).
 
 A masked feature takes the value `zero` or the population `mean` (over filled slots) in every
-filled slot of every jet; padded slots stay zero. Categorical features (track_quality) take
-their most frequent value instead of a mean. Cumulative masking replaces, for each threshold,
-every feature whose single-feature dAUC lies below it, and reports AUC and the fidelity
-F = 1 - mean |p_masked - p| against the unmasked model (paper Eq. 1).
+filled slot of every jet, or (`marginal`) in each filled slot the value of another filled slot
+drawn from the same feature's distribution: one fixed permutation of the feature's values over
+all filled slots of all jets, so that a feature independent of the label and of the other
+inputs keeps its joint distribution with them when masked (mean replacement moves every jet
+to one point the model never saw). Padded slots stay zero. Categorical features
+(track_quality) take their most frequent value instead of a mean (with `zero` and `mean`).
+Cumulative masking replaces, for each threshold, every feature whose single-feature dAUC
+lies below it, and reports AUC and the fidelity F = 1 - mean |p_masked - p| against the
+unmasked model (paper Eq. 1).
 `extras["masked_scores"]` keeps, per feature, the target probability of every jet with that
 feature masked (features x jets, in the order of `features()`), beside `output` (unmasked),
 so that the AUC loss can be recomputed on any subset or resample of the jets without
@@ -31,20 +36,31 @@ DEFAULT_THRESHOLDS = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 MASKED_BYTES = 1 << 28
 
 
-def replacement_values(inputs: dict[str, np.ndarray], spec: InputSpec, mode: str) -> dict:
-    """Per input and feature, the value a masked feature takes (zero, mean or mode)."""
-    if mode not in ("zero", "mean"):
-        raise ServableError(f"replacement must be 'zero' or 'mean', not {mode!r}")
+REPLACEMENTS = ("zero", "mean", "marginal")
+
+
+def replacement_values(inputs: dict[str, np.ndarray], spec: InputSpec, mode: str,
+                       seed: int = 0) -> dict:
+    """Per input, what a masked feature takes: a value per feature (zero, mean or, for a
+    categorical feature, the mode), or with `marginal` an array shaped as the input holding,
+    per feature, its filled values permuted over all filled slots of all jets (`seed`)."""
+    if mode not in REPLACEMENTS:
+        raise ServableError(f"replacement must be one of {', '.join(REPLACEMENTS)}, "
+                            f"not {mode!r}")
     values = {}
+    rng = np.random.default_rng(seed)
     for key, x in inputs.items():
         if mode == "zero":
             values[key] = np.zeros(x.shape[1], np.float32)
             continue
-        if x.ndim == 3:
-            mask = filled_mask(x)
-            per_feature = [x[:, i, :][mask] for i in range(x.shape[1])]
-        else:
-            per_feature = [x[:, i] for i in range(x.shape[1])]
+        mask = filled_mask(x) if x.ndim == 3 else np.ones(len(x), bool)
+        per_feature = [x[:, i][mask] for i in range(x.shape[1])]
+        if mode == "marginal":
+            drawn = np.zeros_like(x)
+            for i, f in enumerate(per_feature):
+                drawn[:, i][mask] = rng.permutation(f)
+            values[key] = drawn
+            continue
         v = np.array([f.mean() if f.size else 0.0 for f in per_feature], np.float32)
         for col in spec[key].categorical():
             codes, counts = np.unique(per_feature[col], return_counts=True)
@@ -53,24 +69,32 @@ def replacement_values(inputs: dict[str, np.ndarray], spec: InputSpec, mode: str
     return values
 
 
+def subset_values(values: dict, jets: np.ndarray) -> dict:
+    """`replacement_values` for a subset of the jets (per-jet `marginal` arrays are indexed;
+    per-feature values are the same for every jet)."""
+    return {k: v[jets] if v.ndim > 1 else v for k, v in values.items()}
+
+
 def masked(inputs: dict[str, np.ndarray], features: list[tuple[str, int]],
            values: dict) -> dict[str, np.ndarray]:
-    """A copy of the inputs with the given (input, column) features replaced."""
+    """A copy of the inputs with the given (input, column) features replaced by `values`
+    (`replacement_values` of the same jets)."""
     out = {k: v.copy() for k, v in inputs.items()}
     for key, col in features:
-        x = out[key]
+        x, v = out[key], values[key]
+        value = v[:, col] if v.ndim > 1 else v[col]
         if x.ndim == 3:
-            mask = filled_mask(inputs[key])
-            x[:, col, :] = np.where(mask, values[key][col], 0.0)
+            x[:, col, :] = np.where(filled_mask(inputs[key]), value, 0.0)
         else:
-            x[:, col] = values[key][col]
+            x[:, col] = value
     return out
 
 
 class Masking(Method):
     """Feature masking: the one-vs-rest AUC of the target lost when a feature is replaced
-    (`mode`: zero or population mean), and cumulative masking by threshold with fidelity
-    (paper Fig. 5, Table 9). All models; scored on the whole set (never split remotely).
+    (`replacement`: zero, population mean or marginal draws), and cumulative masking by
+    threshold with fidelity (paper Fig. 5, Table 9). All models; scored on the whole set
+    (never split remotely).
     """
 
     name = "masking"

@@ -10,7 +10,8 @@ Explanations (`study.xai.runs`) to one module per question in `servable.study.xa
 2. `stability`: over bootstrap resamples of the jets (intervals, Kendall tau, top-5 sets) and
    over training seeds (also with correlated groups collapsed);
 3. `faithfulness`: deletion and insertion curves of features (order on one half of the jets,
-   curve on the other, against random orders and the greedy "oracle" order) and of each
+   curve on the other, a removed feature drawn from its own values over the jets (marginal),
+   against random orders and the greedy "oracle" order) and of each
    jet's most relevant slots, captum's infidelity and max-sensitivity;
    `randomisation`: the cascading layer randomisation of Adebayo et al. (2018) against the
    seed-to-seed similarity;
@@ -41,6 +42,7 @@ from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
 from servable.explain import METHODS as METHOD_CLASSES
 from servable.explain import Servable, method_class
+from servable.explain.masking import REPLACEMENTS
 from servable.study.xai import agreement as A
 from servable.study.xai import correlation as C
 from servable.study.xai import faithfulness as F
@@ -85,6 +87,8 @@ class Settings:
     captum_jets: int = 64
     randomisation_jets: int = 200
     correlation_threshold: float = 0.8
+    # what a removed feature takes in the deletion/insertion curves (masking.REPLACEMENTS)
+    curve_replacement: str = "marginal"
     seed: int = 0
 
     def __post_init__(self):
@@ -96,6 +100,9 @@ class Settings:
         check_int(self.seed, "seed", 0)
         if not isinstance(self.quick, bool):
             raise ServableError(f"quick must be True or False, not {self.quick!r}")
+        if self.curve_replacement not in REPLACEMENTS:
+            raise ServableError(f"curve_replacement must be one of {', '.join(REPLACEMENTS)}, "
+                                f"not {self.curve_replacement!r}")
         c = self.correlation_threshold
         if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < c <= 1:
             raise ServableError(f"correlation_threshold must be a number in (0, 1], not {c!r}")
@@ -152,7 +159,7 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
     for label, bundles in models.items():
         ref = bundles[0]
         methods = methods_for(ref.kind, s)
-        ctx = Context(ref, jets, s.target)
+        ctx = Context(ref, jets, s.target, s.curve_replacement, s.seed)
         before = dict(stages.seconds)
         per_seed = []
         for b in bundles:

@@ -220,8 +220,8 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
                       _iv(fs.get(k, {}).get("deletion"), 2),
                       _iv(fs.get(k, {}).get("insertion"), 2)]
                      for k, c in curves.items()]), "",
-              "Score: 0 is the mean area of the random orders, 1 the best area any order "
-              "reached (the greedy oracle's or a method's); each method's order is computed "
+              "Score: 0 is the mean area of the random orders, 1 the greedy oracle's area "
+              "(above 1: better than the oracle); each method's order is computed "
               "on one half of the jets and its curve measured on the other "
               f"({f['features']['n_jets']} jets), interval over bootstrap resamples of them. "
               "Random orders' areas: "

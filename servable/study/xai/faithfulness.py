@@ -21,7 +21,7 @@ import numpy as np
 from servable.errors import ServableError
 from servable.explain import metrics as M
 from servable.explain import uncertainty as U
-from servable.study.xai.runs import Context, MethodRun
+from servable.study.xai.runs import PARAMS, Context, MethodRun
 
 GRADIENT = ("saliency", "ig")  # captum's infidelity and max-sensitivity apply to these
 
@@ -86,9 +86,9 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
         `steps`, `curves` (per order, and `random`: the mean of the random orders' curves),
         `random_band` (per kind, the band of the random orders' areas), `scores` (per method
         and kind, the normalised score with its bootstrap interval: 0 the random orders'
-        mean area, 1 the area of the order that is best on all the jets, the same order on
-        every resample, so that the resampled statistic is the reported one;
-        `shared_replacement`).
+        mean area, 1 the greedy oracle's area, both on the same jets of each resample;
+        `shared_replacement`), `best_order` (per kind, the order with the best area on all
+        the jets: the oracle or a method that beats it).
     """
     y = np.asarray(y, bool)
     if y.all() or not y.any():
@@ -110,17 +110,15 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
                      for i in range(len(randoms))] for kind in kinds}
     n = len(y)
     everyone = np.arange(n)
-    # the best order on all the jets: the normalisation's top on every resample
-    best = {kind: pick(probs[kind], key=lambda k, kind=kind: _area(probs[kind][k], fractions,
-                                                                   y, everyone))
-            for kind, pick in (("deletion", min), ("insertion", max))}
 
     def scores_on(idx):
+        # 1 is the oracle's area on the same jets: its order is fixed, so every method's
+        # score varies over the resamples (a method's order may beat the greedy search: > 1)
         out = {}
         for kind in kinds:
             areas = {k: _area(p, fractions, y, idx) for k, p in probs[kind].items()}
             rand = float(np.mean([_area(p, fractions, y, idx) for p in rprobs[kind]]))
-            out[kind] = {k: _normalised(a, rand, areas[best[kind]]) for k, a in areas.items()
+            out[kind] = {k: _normalised(a, rand, areas["oracle"]) for k, a in areas.items()
                          if k != "oracle"}
         return out
 
@@ -138,6 +136,9 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
                         for kind in rprobs}
     band = {kind: U.band([_area(p, fractions, y, everyone) for p in rprobs[kind]])
             for kind in rprobs}
+    best = {kind: pick(probs[kind], key=lambda k, kind=kind: _area(probs[kind][k], fractions,
+                                                                   y, everyone))
+            for kind, pick in (("deletion", min), ("insertion", max))}
     return {"n_jets": n, "steps": steps, "curves": curves, "scores": scores,
             "random_band": band, "best_order": best}
 
@@ -184,17 +185,20 @@ def method_curves(ctx: Context, runs: dict[str, MethodRun], s) -> dict:
     def many(sets):
         return ctx.masked_probs(sets, curve_half)
 
-    out = feature_curves(score, len(ctx.features), y, orders,
-                         {k for k in orders if k == "masking"}, s, many=many)
+    # masking's order shares the curve's operation when both replace alike
+    shared = {k for k in orders if k == "masking"
+              and PARAMS["masking"]["replacement"] == ctx.replacement}
+    out = feature_curves(score, len(ctx.features), y, orders, shared, s, many=many)
     out["order_on_all_jets"] = on_all
     return out
 
 
 def slot_curves(ctx: Context, runs: dict[str, MethodRun], s) -> dict:
-    """Per jet, its most relevant slots (tracks, particles) removed in each method's order,
-    against a random order."""
-    key = next((g.name for g in ctx.bundle.tagger.input_spec() if g.slots is not None
-                and g.field == "tracks"), None)
+    """Per jet, its most relevant slots (the jets' leading slotted group: CMS tracks, JetClass
+    particles; the slots of `MethodRun.slot`) removed in each method's order, against a
+    random order."""
+    lead = ctx.jets.leading_slotted()
+    key = lead.name if lead is not None and lead.name in ctx.inputs else None
     with_slots = {k: r for k, r in runs.items() if r.slot is not None}
     if key is None or not with_slots:
         return {}

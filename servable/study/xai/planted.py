@@ -173,7 +173,7 @@ def evaluate(bundle, jets: Jets, task: str, s: PlantedSettings, target: int = 1)
     the measurements, the verdicts and whether each recovers the mechanism."""
     kind = bundle.kind
     bench = s.bench()
-    ctx = Context(bundle, jets, target)
+    ctx = Context(bundle, jets, target, bench.curve_replacement, bench.seed)
     runs, seconds = {}, {}
     for m in (QUICK_METHODS if s.quick else METHODS)[kind]:
         t0 = time.perf_counter()

@@ -135,7 +135,7 @@ def randomise_all(ctx: Context, methods: Sequence[str], s,
     """The randomisation check of each method of `RANDOMISED` among `methods`, on the first
     `s.randomisation_jets` jets (all of them where those lack a class)."""
     sub = ctx.jets[: s.randomisation_jets]
-    small = Context(ctx.bundle, sub, ctx.target)
+    small = Context(ctx.bundle, sub, ctx.target, ctx.replacement, ctx.seed)
     if small.y.all() or not small.y.any():
         small = ctx
     out = {}

@@ -21,12 +21,18 @@ from servable.data.jets import Jets, filled_mask
 from servable.explain import Servable, method_class
 from servable.explain import metrics as M
 from servable.explain import uncertainty as U
-from servable.explain.masking import auc_loss, masked, predict_masked, replacement_values
+from servable.explain.masking import (
+    auc_loss,
+    masked,
+    predict_masked,
+    replacement_values,
+    subset_values,
+)
 
 # the benchmark's parameters of each method (cheaper than the defaults of a single run);
 # masking without cumulative thresholds: the benchmark reads its single-feature losses only
 PARAMS = {"shap": {"nsamples": 10, "background": 30}, "ig": {"n_steps": 16},
-          "lime": {"num_samples": 100}, "masking": {"thresholds": ()}}
+          "lime": {"num_samples": 100}, "masking": {"thresholds": (), "replacement": "mean"}}
 SIGNED = {"ig", "shap", "lrp", "lime"}  # methods whose attributions carry a sign
 NATIVE = ("gain", "weight", "cover", "total_gain")  # XGBoost's own importances
 
@@ -49,11 +55,17 @@ class MethodRun:
 
 @dataclass
 class Context:
-    """The model, its jets and inputs, and the masking machinery shared by the stages."""
+    """The model, its jets and inputs, and the masking machinery shared by the stages: a
+    removed feature takes `replacement` (`masking.replacement_values`; `marginal` by default:
+    each filled slot a draw from the feature's own values over the context's jets, so that
+    removing a feature that carries nothing costs nothing, where the mean would move every jet
+    off the data)."""
 
     bundle: Servable
     jets: Jets
     target: int
+    replacement: str = "marginal"
+    seed: int = 0
     names: list[str] = field(init=False)
     features: list[tuple[str, int]] = field(init=False)
     inputs: dict = field(init=False)
@@ -65,12 +77,15 @@ class Context:
         self.features = [(g.name, i) for g in spec for i in range(len(g.features))]
         self.names = [spec[k].features[i] for k, i in self.features]
         self.inputs = self.bundle.tagger.inputs(self.jets)
-        self.values = replacement_values(self.inputs, spec, "mean")
+        self.values = replacement_values(self.inputs, spec, self.replacement, self.seed)
         self.y = self.jets.labels.argmax(1) == self.target
 
-    def _subset(self, subset: np.ndarray | None) -> dict:
-        return self.inputs if subset is None else {k: v[subset] for k, v in
-                                                   self.inputs.items()}
+    def _subset(self, subset: np.ndarray | None) -> tuple[dict, dict]:
+        """The inputs and replacement values of the jets at `subset` (default: all)."""
+        if subset is None:
+            return self.inputs, self.values
+        return {k: v[subset] for k, v in self.inputs.items()}, subset_values(self.values,
+                                                                             subset)
 
     def prob(self, inputs=None) -> np.ndarray:
         """The model's probability of the target class per jet, on `inputs` (default: the
@@ -80,22 +95,22 @@ class Context:
     def masked_prob(self, removed: Sequence[int], subset: np.ndarray | None = None
                     ) -> np.ndarray:
         """The target-class probability per jet with the features at indices `removed` (into
-        `features`) set to their mean over the context's jets (filled slots only; padding stays
-        zero); `subset` selects jets."""
-        inputs = self._subset(subset)
+        `features`) replaced (`replacement`; filled slots only, padding stays zero); `subset`
+        selects jets."""
+        inputs, values = self._subset(subset)
         if not len(removed):
             return self.prob(inputs)
-        return self.prob(masked(inputs, [self.features[i] for i in removed], self.values))
+        return self.prob(masked(inputs, [self.features[i] for i in removed], values))
 
     def masked_probs(self, sets: Sequence[Sequence[int]], subset: np.ndarray | None = None
                      ) -> list[np.ndarray]:
         """`masked_prob` of each set of removed features, the masked copies predicted
         together (`masking.predict_masked`: the jets a mask leaves unchanged keep the
         unmasked probability)."""
-        inputs = self._subset(subset)
+        inputs, values = self._subset(subset)
         base = self.prob(inputs)
         return predict_masked(self.bundle.tagger, inputs,
-                              [[self.features[i] for i in c] for c in sets], self.values,
+                              [[self.features[i] for i in c] for c in sets], values,
                               self.target, base)
 
 
