@@ -191,6 +191,7 @@ def test_faithful_methods_rank_the_label_carrying_features_first(ground_truth):
     assert pairs[("ig", "lrp")]["per_jet"]["median"] > 0.9
     s = X.Settings(n_jets=600, faithfulness_jets=600, curve_points=6, random_orders=10)
     out = F.method_curves(ctx, runs, s)
+    assert out["oracle_on"] == "ordering half"  # searched where the methods' orders are made
     curves = out["curves"]
     for name in runs:
         assert curves[name]["deletion"]["auc_area"] < curves["random"]["deletion"][
