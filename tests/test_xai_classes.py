@@ -35,12 +35,12 @@ def test_the_summary_counts_each_class_and_its_text_follows_the_counts():
     assert "stable" not in sal  # not measured: not counted as a failure
     assert s["models"]["part"]["use"]["which features matter (global)"]["QCD"]["method"] == "ig"
     text = "\n".join(summary_markdown(s))
-    assert "ig faithful (deletion)" in text and "2/2 pass (mean 0.7)" in text
+    assert "ig faithful (top-K deletion)" in text and "2/2 pass (mean 0.7)" in text
     assert "| which features matter (global) | ig | ig |" in text
     # one class fails: the method is no longer "in every class", the table says none qualifies
     per_class["QCD"] = _results(("fails", 0.1), ("fails", 0.1))
     text = "\n".join(summary_markdown(summarise(per_class)))
-    assert "ig faithful (deletion)" not in text.split("In every class measured:")[1].split(
+    assert "ig faithful (top-K deletion)" not in text.split("In every class measured:")[1].split(
         "\n")[0]
     assert "| ig | none qualifies (best ig) |" in text
 

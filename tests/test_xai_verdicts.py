@@ -62,7 +62,8 @@ def test_faithfulness_passes_the_true_order_and_fails_uniform_and_random_orders(
               **{f"random {i}": rng.permutation(6).tolist() for i in range(6)}}
     out = F.feature_curves(score, 6, y, orders, set(), s)
     assert out["random_band"]["deletion"]["n"] == 10
-    status = {k: V.verdict(**{k2: v["deletion"][k2] for k2 in ("value", "low", "high")},
+    assert out["top_k"] == 2  # the oracle loses 90% of what it can with features 4 and 1
+    status = {k: V.verdict(**{k2: v["top"][k2] for k2 in ("value", "low", "high")},
                            threshold=V.FAITHFUL)["status"] for k, v in out["scores"].items()}
     assert status["true"] == "passes"
     assert status["uniform"] == status["reversed"] == "fails", status
@@ -187,8 +188,8 @@ def _results():
              "agreement": {"mean_spearman": {}}, "per_jet": {"ig": True, "lime": True},
              "physics": {"truth_auc": {}, "best_baseline": None},
              "faithfulness": {"features": {"scores": {
-                 "ig": {"deletion": iv(0.62, 0.55, 0.70)},
-                 "lime": {"deletion": iv(-0.01, -0.2, 0.15)}}}, "randomisation": {}}}
+                 "ig": {"top": iv(0.92, 0.85, 1.0)},
+                 "lime": {"top": iv(-0.01, -0.2, 0.15)}}}, "randomisation": {}}}
     model["verdicts"] = V.verdicts(model)
     return {"command": "servable xai-benchmark (test)", "n_jets": 100, "target": "Hbb",
             "settings": {"bootstraps": 20, "random_orders": 10}, "models": {"mlp": model}}
@@ -197,14 +198,14 @@ def _results():
 def test_changing_one_number_changes_the_decision_table_and_the_generated_findings():
     results = _results()
     text = findings.findings(results)
-    assert "ig: 0.620 [0.550, 0.700]" in text  # the passing method, with its interval
+    assert "ig: 0.920 [0.850, 1.000]" in text  # the passing method, with its interval
     changed = copy.deepcopy(results)
     model = changed["models"]["mlp"]
-    model["faithfulness"]["features"]["scores"]["ig"]["deletion"]["low"] = 0.40
+    model["faithfulness"]["features"]["scores"]["ig"]["top"]["low"] = 0.70
     model["verdicts"] = V.verdicts(model)
     new = findings.findings(changed)
     assert new != text
-    assert "none qualifies (best: ig 0.620 [0.400, 0.700], inconclusive" in new
+    assert "none qualifies (best: ig 0.920 [0.700, 1.000], inconclusive" in new
     guide = f"intro\n{findings.BEGIN}\nold text\n{findings.END}\nafter\n"
     updated = findings.update(guide, changed)
     assert "old text" not in updated and "none qualifies (best: ig" in updated

@@ -194,9 +194,11 @@ def curve_area(values: Sequence[float], fractions: Sequence[float] | None = None
     return float(np.trapezoid(v, x))
 
 
-def curve_steps(n: int, points: int = 11) -> list[int]:
-    """At most `points` step counts from 0 to n, equally spaced (all of them when n is small)."""
-    return sorted({int(round(v)) for v in np.linspace(0, n, min(points, n + 1))})
+def curve_steps(n: int, points: int = 11, fine: int = 0) -> list[int]:
+    """At most `points` step counts from 0 to n, equally spaced (all of them when n is small),
+    and every count up to `fine` (the top of an order measured feature by feature)."""
+    return sorted({int(round(v)) for v in np.linspace(0, n, min(points, n + 1))}
+                  | set(range(min(fine, n) + 1)))
 
 
 def _score(p: np.ndarray, y: np.ndarray) -> dict:

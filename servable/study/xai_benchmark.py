@@ -82,6 +82,7 @@ class Settings:
     quick: bool = False
     faithfulness_jets: int = 500
     curve_points: int = 11
+    curve_fine: int = 10  # every count of removed features up to this one is a curve step
     random_orders: int = 10
     slot_steps: int = 10
     captum_jets: int = 64
@@ -117,10 +118,11 @@ class Settings:
 
 # the smallest value of each count of the Settings (n_jets, bootstraps: as the CLI declares)
 COUNTS = {"n_jets": 20, "bootstraps": 2, "faithfulness_jets": 2, "curve_points": 2,
+          "curve_fine": 0,
           "random_orders": 1, "slot_steps": 1, "captum_jets": 1, "randomisation_jets": 2}
 
 QUICK = {"n_jets": 300, "bootstraps": 5, "quick": True, "faithfulness_jets": 300,
-         "curve_points": 6, "random_orders": 10, "slot_steps": 5,
+         "curve_points": 6, "curve_fine": 5, "random_orders": 10, "slot_steps": 5,
          "captum_jets": 16, "randomisation_jets": 60}
 
 

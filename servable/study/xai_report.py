@@ -213,15 +213,20 @@ def _model_section(label: str, model: dict, figures: Path, force: bool) -> str:
     band = f["features"].get("random_band", {})
     lines += ["### Faithfulness", "", _links(stems["curves"]), "",
               table(["order", "deletion AUC area", "insertion AUC area", "deletion score",
-                     "insertion score"],
+                     "insertion score", f"top-K score (K = {f['features'].get('top_k')})"],
                     [[k + (" (order and curve share the replacement)"
                            if fs.get(k, {}).get("shared_replacement") else ""),
                       c["deletion"]["auc_area"], c["insertion"]["auc_area"],
                       _iv(fs.get(k, {}).get("deletion"), 2),
-                      _iv(fs.get(k, {}).get("insertion"), 2)]
+                      _iv(fs.get(k, {}).get("insertion"), 2),
+                      _iv(fs.get(k, {}).get("top"), 2)]
                      for k, c in curves.items()]), "",
-              "Score: 0 is the mean area of the random orders, 1 the greedy oracle's area "
-              "(above 1: better than the oracle); each method's order is computed "
+              "Scores: 0 is the random orders' mean, 1 the greedy oracle's (searched on the "
+              "jets the orders come from; above 1: better than the oracle), for the curve's "
+              "area (deletion, insertion) and for the AUC lost at K, the count of features "
+              "with which the oracle loses "
+              f"{f['features'].get('top_share', 0.9):.0%} of its largest loss (top-K, the "
+              "faithfulness verdict's score); each method's order is computed "
               "on one half of the jets and its curve measured on the other "
               f"({f['features']['n_jets']} jets), interval over bootstrap resamples of them. "
               "Random orders' areas: "
@@ -337,8 +342,10 @@ def write_benchmark(results: dict, out: Path, force: bool = False) -> list[Path]
         "inconclusive otherwise. Criteria: agrees = mean Spearman with the other methods "
         f"> {V.AGREE} (interval over bootstrap resamples); stable = Kendall tau between "
         f"training seeds, correlated groups collapsed, > {V.STABLE} (band over seed pairs); "
-        f"faithful = deletion score > {V.FAITHFUL} (0: the random orders' mean, 1: the best "
-        "order; order on one half of the jets, curve on the other); passes randomisation = "
+        f"faithful = top-K deletion score > {V.FAITHFUL} (the AUC lost when the order's "
+        "first K features are removed; 0: the random orders', 1: the greedy oracle's first K; "
+        "K: the oracle's count for 90% of its largest loss; order and oracle on one half of "
+        "the jets, curve on the other); passes randomisation = "
         "the similarity to the trained model's explanation once every layer is re-drawn "
         "stays below the similarity between independently trained seeds (below "
         f"{V.RANDOMISATION} without seeds); finds the decay tracks = pooled truth AUC above "

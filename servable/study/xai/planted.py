@@ -66,6 +66,7 @@ class PlantedSettings:
     bootstraps: int = 20
     random_orders: int = 10
     curve_points: int = 11
+    curve_fine: int = 10
     slot_steps: int = 5
     seed: int = 0
     quick: bool = False  # QUICK_METHODS and 2 epochs
@@ -73,7 +74,8 @@ class PlantedSettings:
 
     def __post_init__(self):
         for name, low in (("n_train", 100), ("n_test", 40), ("bootstraps", 2),
-                          ("random_orders", 1), ("curve_points", 2), ("slot_steps", 1)):
+                          ("random_orders", 1), ("curve_points", 2), ("curve_fine", 0),
+                          ("slot_steps", 1)):
             check_int(getattr(self, name), name, low)
         check_int(self.seed, "seed", 0)
         unknown = [m for m in self.models if m not in MODELS]
@@ -85,6 +87,7 @@ class PlantedSettings:
         """The benchmark's own settings for the curves."""
         return Settings(n_jets=max(self.n_test, 20), bootstraps=self.bootstraps,
                         faithfulness_jets=self.n_test, curve_points=self.curve_points,
+                        curve_fine=self.curve_fine,
                         random_orders=self.random_orders, slot_steps=self.slot_steps,
                         seed=self.seed)
 
@@ -189,6 +192,7 @@ def evaluate(bundle, jets: Jets, task: str, s: PlantedSettings, target: int = 1)
         if m in fc["scores"]:
             row["deletion"] = {**fc["scores"][m]["deletion"], **_deletion(fc, m)}
             row["insertion"] = fc["scores"][m]["insertion"]
+            row["top"] = {**(fc["scores"][m].get("top") or {}), "k": fc["top_k"]}
         if task == "group" and np.any(run.importance):
             row["carriers_first"] = carriers_first(run, ctx.names, len(jets), s)
         rows[m] = row

@@ -56,8 +56,9 @@ def model_table(task: str, ev: dict) -> str:
     """One row per method and null: its measurements, verdicts and whether it recovers."""
     rows = []
     for m, r in ev["methods"].items():
-        d = r.get("deletion")
-        cells = [m, _iv(d) if d else "n/a",
+        d, top = r.get("deletion"), r.get("top")
+        cells = [m, _iv(top) if top and "value" in top else "n/a",
+                 _iv(d) if d else "n/a",
                  f"{_num(d['area'])} vs {_iv(d['random_band'])}" if d else "n/a"]
         if task == "decay":
             t = r.get("truth_auc")
@@ -76,7 +77,9 @@ def model_table(task: str, ev: dict) -> str:
             cells += [_status(r["verdicts"].get("finds_decay_tracks"))]
         cells += ["yes" if r.get("recovers") else ("no" if "recovers" in r else "n/a")]
         rows.append(cells)
-    head = ["method", "deletion score", "deletion area vs random band"]
+    k = next((r["top"]["k"] for r in ev["methods"].values() if r.get("top")), None)
+    head = ["method", f"top-K score (K = {k})", "deletion score (area)",
+            "deletion area vs random band"]
     head += (["truth AUC (pooled)", "within-jet median", "slot deletion drop vs random"]
              if task == "decay" else ["carriers ranked first"])
     head += ["faithful (verdict)"] + (["finds decay tracks (verdict)"] if task == "decay"
@@ -90,7 +93,7 @@ def agreement_text(label: str, ev: dict) -> str:
     called = ", ".join(a["faithful"]) or "none"
     rec = ", ".join(a["recovers"]) or "none"
     judged = ", ".join(a["judged"]) or "none"
-    head = f"{label}: faithful (deletion verdict passes): {called}; recover the mechanism: {rec}."
+    head = f"{label}: faithful (top-K verdict passes): {called}; recover the mechanism: {rec}."
     if not a["judged"]:
         head += " No method has both a faithfulness verdict and a recovery measurement."
     elif a["exact"]:
