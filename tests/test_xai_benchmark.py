@@ -281,6 +281,8 @@ def test_quick_benchmark_writes_a_valid_report_with_every_question_answered(quic
     (["--target", "Hcc"], "--target 'Hcc'"),
     (["--methods", "lrp,tarot"], "unknown methods tarot"),
     (["--n-jets", "5"], "n_jets must be an integer >= 20, not 5"),
+    (["--curve-replacement", "median"], "curve_replacement must be one of zero, mean, marginal"),
+    (["--curve-fine", "-1"], "curve_fine must be an integer >= 0, not -1"),
 ])
 def test_bad_options_give_one_line_and_exit_2(trained, test_file, tmp_path, args, message):
     out = tmp_path / "out"

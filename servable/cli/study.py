@@ -192,6 +192,9 @@ def xai_benchmark(
     curve_replacement: str = typer.Option(None, help="what a removed feature takes in the "
                                           "deletion/insertion curves: marginal (default: "
                                           "draws from its own values), mean or zero"),
+    curve_fine: int = typer.Option(None, help="curves step feature by feature up to this "
+                                   "many removed features (default 10; the top-K verdict's "
+                                   "resolution)"),
     force: bool = typer.Option(False, help="write into an existing, non-empty directory"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
@@ -215,7 +218,7 @@ def xai_benchmark(
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     # the counts and methods are checked by Settings (the API refuses what the CLI refuses)
     given = {"bootstraps": bootstraps, "n_jets": n_jets, "methods": chosen,
-             "curve_replacement": curve_replacement}
+             "curve_replacement": curve_replacement, "curve_fine": curve_fine}
     # what is given overrides --quick's counts (--quick --n-jets 100: 100 jets)
     settings = dataclasses.replace(Settings(), **{**(QUICK if quick else {}), **{
         k: v for k, v in given.items() if v is not None}})
