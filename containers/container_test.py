@@ -12,6 +12,8 @@ check it end to end.
 3. `servable predict` runs in the image as the non-root user with no network, on jets
    generated on the host, with a bundle mounted read-only; its scores must equal the host's
    (1e-6 natively, 1e-5 under emulation, where another CPU's kernels sum differently).
+   Emulated aarch64 containers get an aarch64 /proc/cpuinfo, which qemu-user 7.2 does not
+   provide (`emulated_cpuinfo`: without it `import onnxruntime` segfaults under qemu).
 4. The Apptainer definition's %runscript and %test run inside the same image; for x86_64 the
    definition itself is also converted to a Dockerfile by spython (the Singularity recipe
    parser), built, and its %test and %runscript run (`--skip-def` leaves that out).
@@ -131,6 +133,28 @@ def converted_dockerfile(definition: Path, base: str, env: dict[str, str]) -> st
     return "\n".join(out) + "\n"
 
 
+def emulated_cpuinfo(folder: Path) -> list[str]:
+    """podman options that give an emulated aarch64 container an aarch64 /proc/cpuinfo.
+
+    qemu-user before 8.2 (Debian bookworm's qemu-user-static is 7.2) does not emulate
+    /proc/cpuinfo for aarch64 guests (qemu commit a55b9e7226708 added that): the guest reads
+    the host's x86 file. ONNX Runtime's module runs pytorch/cpuinfo when it loads, whose
+    aarch64 Linux code finds no processor it knows there and dereferences NULL: `import
+    onnxruntime` dies with SIGSEGV ("qemu: uncaught target signal 11"). Mounted over
+    /proc/cpuinfo (runc allows that one file, as for lxcfs), this file says what qemu 8.2+
+    writes for its default CPU (-cpu max: MIDR_EL1 0x000f0510, implementer 0 "software",
+    part 0x051): one entry per processor the host has online, with the MIDR fields cpuinfo
+    reads. The Features line is left out: on aarch64 cpuinfo takes the ISA from
+    getauxval(AT_HWCAP), which qemu 7.2 does emulate. Nothing of this enters the image; on
+    aarch64 hardware the kernel's own file is there."""
+    entry = ("processor\t: {}\nBogoMIPS\t: 100.00\nCPU implementer\t: 0x00\n"
+             "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0x051\n"
+             "CPU revision\t: 0\n\n")
+    path = folder / "cpuinfo"
+    path.write_text("".join(entry.format(i) for i in range(os.sysconf("SC_NPROCESSORS_ONLN"))))
+    return ["-v", f"{path}:/proc/cpuinfo:ro"]
+
+
 def image_size_mb(image: str) -> float:
     """The image's size as podman reports it (uncompressed layers), MB."""
     size = run("podman", "image", "inspect", "--format", "{{.Size}}", image,
@@ -228,17 +252,19 @@ def main(argv=None) -> int:
             "--runtime", "torch")
         host_s = time.perf_counter() - start
 
-        who = run("podman", "run", "--rm", "--platform", platform, "--network", "none",
-                  "--entrypoint", "id", image, "-u", capture=True).stdout.strip()
+        # every run of the image: its platform, no network, and under qemu-user an aarch64
+        # /proc/cpuinfo (emulated_cpuinfo says why)
+        podman_run = ["podman", "run", "--rm", "--platform", platform, "--network", "none",
+                      *(emulated_cpuinfo(tmp) if foreign and base_arch == "aarch64" else [])]
+        who = run(*podman_run, "--entrypoint", "id", image, "-u", capture=True).stdout.strip()
         assert who != "0", f"the image runs as root (uid {who})"
-        machine = run("podman", "run", "--rm", "--platform", platform, "--network", "none",
-                      "--entrypoint", "uname", image, "-m", capture=True).stdout.strip()
+        machine = run(*podman_run, "--entrypoint", "uname", image, "-m",
+                      capture=True).stdout.strip()
         assert machine == base_arch, f"the image runs as {machine}, not {base_arch}"
         mounts = ["-v", f"{bundle}:/bundles/hbb:ro", "-v", f"{data}:/data"]
         start = time.perf_counter()
-        run("podman", "run", "--rm", "--platform", platform, "--network", "none", *mounts,
-            image, "predict", "/bundles/hbb", "/data/jets.h5", "-o", "/data/image.h5",
-            "--quiet", "--runtime", "torch")
+        run(*podman_run, *mounts, image, "predict", "/bundles/hbb", "/data/jets.h5", "-o",
+            "/data/image.h5", "--quiet", "--runtime", "torch")
         image_s = time.perf_counter() - start
         n = len(scores(tmp / "host.h5"))
         diff = check_scores(tmp / "host.h5", data / "image.h5", tolerance, "image")
@@ -247,14 +273,13 @@ def main(argv=None) -> int:
 
         # the image's ENV is the definition's %environment (both generated from one table)
         parts = sections(HERE / arch / "servable.def")
-        run("podman", "run", "--rm", "--platform", platform, "--network", "none", *mounts,
-            "--entrypoint", "/bin/sh", image, "-c", parts["runscript"], "runscript",
-            "predict", "/bundles/hbb", "/data/jets.h5", "-o", "/data/runscript.h5", "--quiet",
-            "--runtime", "torch")
+        run(*podman_run, *mounts, "--entrypoint", "/bin/sh", image, "-c", parts["runscript"],
+            "runscript", "predict", "/bundles/hbb", "/data/jets.h5", "-o",
+            "/data/runscript.h5", "--quiet", "--runtime", "torch")
         check_scores(tmp / "host.h5", data / "runscript.h5", tolerance, "%runscript")
         print("PASS %runscript: apptainer run IMAGE predict ... equals the host")
-        r = run("podman", "run", "--rm", "--platform", platform, "--network", "none",
-                "--entrypoint", "/bin/sh", image, "-c", parts["test"], capture=True)
+        r = run(*podman_run, "--entrypoint", "/bin/sh", image, "-c", parts["test"],
+                capture=True)
         assert "selftest ok" in r.stdout, r.stdout
         print(f"PASS %test: {r.stdout.strip()}")
         if arch == "x86_64" and not args.skip_def:

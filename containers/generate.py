@@ -37,14 +37,19 @@ ARCHES = {
         "gpu": False,
     },
     "ppc64le": {
-        # no PyPI wheels of torch or onnxruntime for POWER: Debian's own ppc64el packages
+        # no PyPI wheels of torch or onnxruntime for POWER: Debian's own ppc64el packages.
+        # cffconvert (it validates the CITATION.cff of every bundle written, the selftest's
+        # too) comes without its jsonschema<4 pin: its dependencies are Debian's, and it
+        # validates unchanged on jsonschema 4 (pyproject.toml's remote extra says the same)
         "base": "debian:bookworm-slim",
         "description": "servable on IBM Power (ppc64le) CPUs: PyTorch, NumPy, h5py and ONNX "
                        "from Debian bookworm's ppc64el packages, inference and explanation "
                        "with the torch runtime (no ONNX Runtime, generator or endpoint engines)",
         "env": {"PYTHON_DEBS": "python3-torch python3-numpy python3-h5py python3-yaml "
-                               "python3-sklearn python3-onnx python3-matplotlib python3-scipy",
-                "PIP_PURE": "typer>=0.12 tqdm>=4.66 platformdirs>=3 safetensors>=0.4"},
+                               "python3-sklearn python3-onnx python3-matplotlib python3-scipy "
+                               "python3-jsonschema python3-pykwalify python3-ruamel.yaml",
+                "PIP_PURE": "typer>=0.12 tqdm>=4.66 platformdirs>=3 safetensors>=0.4",
+                "PYTHON_PIP_NODEPS": "cffconvert>=2.0"},
         "gpu": False,
     },
     "cuda": {

@@ -65,6 +65,9 @@ case "$ARCH" in
     "$VENV/bin/pip" install --no-deps "$SRC"
     # shellcheck disable=SC2086
     "$VENV/bin/pip" install ${PIP_PURE:?set PIP_PURE}
+    # packages whose dependencies PYTHON_DEBS already holds, at versions their pins refuse
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install --no-deps ${PYTHON_PIP_NODEPS:?set PYTHON_PIP_NODEPS}
     ;;
   *)
     echo "unknown SERVABLE_ARCH=$ARCH (x86_64, aarch64, ppc64le or cuda)" >&2
@@ -78,7 +81,8 @@ if [ "$ARCH" != ppc64le ]; then
     "$VENV/bin/pip" install "$SRC[remote]"
     "$VENV/bin/python" -c "import servable, globus_compute_endpoint.engines, parsl"
 fi
-"$VENV/bin/python" -c "import servable, torch, h5py"
+# cffconvert: saving a bundle validates its CITATION.cff (servable selftest does)
+"$VENV/bin/python" -c "import servable, torch, h5py; from cffconvert import Citation"
 mkdir -p /opt/servable/bundles /work
 chown servable /work
 rm -rf "$SRC/.git" /root/.cache

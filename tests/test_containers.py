@@ -1,5 +1,6 @@
 """Container recipes: generated from one table, linted, parsed, and built and run for real."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -116,6 +117,27 @@ def test_converted_definition_is_a_buildable_dockerfile():
     r = subprocess.run([hadolint, "--no-fail", "-"], input=text, capture_output=True,
                        text=True)
     assert "DL1000" not in r.stdout  # parses as a Dockerfile
+
+
+def test_an_emulated_aarch64_container_is_given_the_cpuinfo_of_qemus_cpu(tmp_path):
+    """qemu-user 7.2 passes the host's x86 /proc/cpuinfo to aarch64 guests, on which
+    `import onnxruntime` segfaults; container_test.py mounts one that describes qemu's CPU:
+    MIDR_EL1 0x000f0510, as `mrs x0, midr_el1` read it inside the emulated image."""
+    sys.path.insert(0, str(ROOT / "containers"))
+    try:
+        from container_test import emulated_cpuinfo
+    finally:
+        sys.path.pop(0)
+    assert emulated_cpuinfo(tmp_path) == ["-v", f"{tmp_path / 'cpuinfo'}:/proc/cpuinfo:ro"]
+    entries = [dict(line.split(":", 1) for line in block.splitlines())
+               for block in (tmp_path / "cpuinfo").read_text().strip().split("\n\n")]
+    entries = [{k.strip(): v.strip() for k, v in e.items()} for e in entries]
+    assert [e["processor"] for e in entries] == [
+        str(i) for i in range(os.sysconf("SC_NPROCESSORS_ONLN"))]
+    for e in entries:
+        midr = (int(e["CPU implementer"], 16) << 24 | int(e["CPU variant"], 16) << 20
+                | 0xF << 16 | int(e["CPU part"], 16) << 4 | int(e["CPU revision"]))
+        assert midr == 0x000F0510 and e["CPU architecture"] == "8"  # as the kernel prints it
 
 
 @pytest.mark.slow

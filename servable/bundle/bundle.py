@@ -108,10 +108,16 @@ def io_spec(tagger: Tagger) -> tuple[list[dict], list[dict]]:
 def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
                 provenance: dict | None = None, metrics: dict | None = None,
                 extra_files: dict[str, bytes] | None = None, overwrite: bool = False,
-                description: str = "", authors: list[dict] | None = None) -> Path:
+                description: str = "", authors: list[dict] | None = None,
+                onnx: bool = True) -> Path:
     """Write a bundle directory: weights, ONNX, manifest with checksums, metrics, extra
     files. It is written beside `out_dir` and renamed into place when complete, so a failure
-    (an ONNX export that disagrees with the model, NaN weights) leaves nothing behind."""
+    (an ONNX export that disagrees with the model, NaN weights) leaves nothing behind.
+
+    `onnx`: write model.onnx, exported and checked against the native model in ONNX Runtime
+    (RuntimeUnavailable where ONNX Runtime is not installed); False writes the native
+    weights only, for installations without ONNX Runtime (the ppc64le image), and the
+    manifest then lists the native runtime alone."""
 
     target = Path(out_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
@@ -125,7 +131,7 @@ def save_bundle(tagger: Tagger, out_dir, *, name: str, version: str = "0.1.0",
     try:
         _write_bundle(tagger, out, name=name, version=version, provenance=provenance,
                       metrics=metrics, extra_files=extra_files, description=description,
-                      authors=authors)
+                      authors=authors, onnx=onnx)
         _replace_dir(out, target)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -147,7 +153,7 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 
 def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metrics,
-                  extra_files, description, authors) -> None:
+                  extra_files, description, authors, onnx) -> None:
 
     files: dict[str, bytes] = dict(extra_files or {})
     files[tagger.weights_file] = tagger.weights_bytes()
@@ -156,7 +162,15 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
     files["schema.json"] = schema.schema_json().encode()
     for fname, data in files.items():
         (out / fname).write_bytes(data)
-    checked = _export_and_check_onnx(tagger, out / ONNX_FILE)
+    runtimes = {tagger.framework: "native weights"}
+    if onnx:
+        checked = _export_and_check_onnx(tagger, out / ONNX_FILE)
+        runtimes["onnx"] = (f"{ONNX_FILE}: ONNX Runtime (CPU; CUDA provider when present); "
+                            "checked against the native model at export")
+        if "openvino" in checked:
+            runtimes["openvino"] = (f"{ONNX_FILE}: OpenVINO CPU, float32 hint; checked "
+                                    "against the native model at export")
+        runtimes["tensorrt"] = f"engine built from {ONNX_FILE} and cached per GPU (NVIDIA only)"
     inputs, outputs = io_spec(tagger)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -173,14 +187,7 @@ def _write_bundle(tagger: Tagger, out: Path, *, name, version, provenance, metri
         "outputs": outputs,
         "license": "MIT",
         "methods": ["predict", "logits"],
-        "runtimes": {
-            tagger.framework: "native weights",
-            "onnx": f"{ONNX_FILE}: ONNX Runtime (CPU; CUDA provider when present); checked "
-                    "against the native model at export",
-            **({"openvino": f"{ONNX_FILE}: OpenVINO CPU, float32 hint; checked against the "
-                            "native model at export"} if "openvino" in checked else {}),
-            "tensorrt": f"engine built from {ONNX_FILE} and cached per GPU (NVIDIA only)",
-        },
+        "runtimes": runtimes,
         "dependencies": _package_versions(),
         "provenance": {"code_commit": _code_commit(), "hardware": hardware(),
                        **(provenance or {})},

@@ -121,10 +121,15 @@ EXPORTERS = {"torch": _export_torch, "xgboost": _export_bdt}
 def export_and_check(tagger: Tagger, path: Path, atol: float = 1e-4) -> list[str]:
     """Export ONNX and refuse a graph that disagrees with the native model in ONNX Runtime;
     returns the runtimes the graph was checked on (onnx, and openvino in float32 where
-    OpenVINO is installed and agrees within the same tolerance)."""
+    OpenVINO is installed and agrees within the same tolerance). RuntimeUnavailable, before
+    anything is written, where ONNX Runtime is not installed."""
     from servable.runtimes import RuntimeUnavailable
-    from servable.runtimes.onnx_runtime import OnnxRuntime
+    from servable.runtimes.onnx_runtime import OnnxRuntime, onnxruntime_installed
 
+    if not onnxruntime_installed():
+        raise RuntimeUnavailable("the ONNX export is checked in ONNX Runtime, which is not "
+                                 "installed here: install onnxruntime, or save the bundle "
+                                 "without ONNX (save_bundle(..., onnx=False))")
     export_onnx(tagger, path)
     inputs = tagger.input_spec().example(16)
     native = tagger.logits_from_inputs(inputs)

@@ -10,6 +10,13 @@ import numpy as np
 from servable.runtimes import RuntimeUnavailable, check_inputs, in_batches, run_bucketed
 
 
+def onnxruntime_installed() -> bool:
+    """Whether ONNX Runtime can be imported here (the ppc64le image has none)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 class OnnxRuntime:
     """A bundle's model.onnx in an ONNX Runtime session: the CUDA provider when present, else the
     CPU one (or `providers`), `threads` intra-op threads (default $OMP_NUM_THREADS, else every
