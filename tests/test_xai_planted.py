@@ -171,3 +171,29 @@ def test_the_docs_summary_is_generated_from_the_committed_run():
     kind = next(iter(entry["models"]))
     entry["models"][kind]["test_auc"]["value"] = 0.123456
     assert "0.123" in update_doc(doc, result) and "0.123" not in doc
+
+
+def test_the_numbers_the_faithfulness_text_quotes_are_the_committed_runs():
+    """docs/xai-benchmark.md explains the top-K verdict with the planted run's numbers: they
+    must be those of planted.json (and change with it)."""
+    import json
+    from pathlib import Path
+
+    from servable.study.xai.verdicts import FAITHFUL
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "docs/results/xai-planted/planted.json").read_text())
+    doc = (root / "docs/xai-benchmark.md").read_text()
+    group = result["tasks"]["group"]["models"]
+
+    def iv(d):
+        return f"{d['value']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+    for kind, method in (("mlp", "ig"), ("in", "saliency")):
+        row = group[kind]["methods"][method]
+        assert not row["recovers"], (kind, method)
+        assert iv(row["deletion"]) in doc and iv(row["top"]) in doc, (kind, method)
+        assert row["top"]["high"] < FAITHFUL  # the verdict the text explains: it fails
+    recovering = [r["top"]["value"] for m in group.values() for r in m["methods"].values()
+                  if r.get("recovers")]
+    assert f"{min(recovering):.2f}-{max(recovering):.2f} at K = 2" in doc

@@ -12,8 +12,8 @@ replacement its curve is flagged (`shared_replacement`). The verdict reads the t
 the AUC lost when an order's first K features are removed, 0 for the random orders' and 1
 for the oracle's, K being the count at which the oracle has lost `TOP_SHARE` of its largest
 loss. The area scores give every order credit for the whole curve: on the planted task of
-two label-carrying features among 72, an order with them at ranks 5 and 7 scored 0.995 by
-area and 0.02 at K = 2 (docs/xai-benchmark.md).
+two label-carrying features among 72, an order with them at ranks 5 and 7 scored 1.01 by
+area and 0.02 at K = 2 (docs/results/xai-planted/planted.md).
 """
 
 from __future__ import annotations
@@ -56,11 +56,15 @@ def _scored(score, many, sets) -> dict[tuple, np.ndarray]:
     return {k: np.asarray(p, np.float64) for k, p in zip(distinct, probs, strict=True)}
 
 
-def _area(probs: np.ndarray, fractions, y: np.ndarray, idx: np.ndarray) -> float:
+def _auc(p: np.ndarray, y: np.ndarray, idx: np.ndarray) -> float:
+    """The AUC of scores `p` on the jets at `idx`; NaN where they hold one class only."""
     yy = y[idx]
-    if yy.all() or not yy.any():
-        return float("nan")
-    return M.curve_area([U.auc(yy, p[idx]) for p in probs], fractions)
+    return float("nan") if yy.all() or not yy.any() else U.auc(yy, p[idx])
+
+
+def _area(probs: np.ndarray, fractions, y: np.ndarray, idx: np.ndarray) -> float:
+    aucs = [_auc(p, y, idx) for p in probs]
+    return M.curve_area(aucs, fractions) if np.isfinite(aucs[0]) else float("nan")
 
 
 def _normalised(area: float, random: float, best: float) -> float:
@@ -128,8 +132,7 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
     top = _top_step(probs["deletion"]["oracle"], y)
 
     def at_top(p, idx):
-        yy = y[idx]
-        return float("nan") if yy.all() or not yy.any() else U.auc(yy, p[top][idx])
+        return _auc(p[top], y, idx)
 
     def scores_on(idx):
         # 1 is the oracle's area on the same jets: its order is fixed, so every method's
