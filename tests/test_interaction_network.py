@@ -24,11 +24,16 @@ def _published(published_dir, name):
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)
-def test_dense_formulation_reproduces_the_published_reference_exactly(published_dir, name):
+def test_dense_formulation_reproduces_the_published_reference(published_dir, name):
+    # the fixture README's tolerance: the upstream float32 GEMMs sum in an order that depends on
+    # the CPU's BLAS kernel (CI measured 6.9e-5 at |logit| ~ 61 on another CPU), so bit-equality
+    # is not portable; in float64 the same formulation lands within that tolerance too
     net, x, y, ref = _published(published_dir, name)
     with torch.inference_mode():
-        logits = net.dense_forward(x, y).double().numpy()
-    np.testing.assert_allclose(logits, ref["logits"], atol=1e-6, rtol=0)
+        logits32 = net.dense_forward(x, y).double().numpy()
+        logits64 = net.double().dense_forward(x.double(), y.double()).numpy()
+    for logits in (logits32, logits64):
+        np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)
