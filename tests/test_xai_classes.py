@@ -90,3 +90,35 @@ def test_slot_curves_remove_the_particles_of_a_jetclass_model(ring_trained, ring
     n = min(s.faithfulness_jets, len(jets))
     assert abs(curve["auc"][0] - auc(ctx.y[:n], ctx.prob()[:n])) < 1e-9
     assert "random" in out["curves"] and "auc_drop_vs_random" in curve
+
+
+def test_a_memo_shared_between_target_classes_predicts_each_masked_set_once(ring_trained,
+                                                                            ring_files):
+    import numpy as np
+
+    from servable import load
+    from servable.data.io import read_jets
+    from servable.explain.masking import masked, subset_values
+    from servable.study.xai.runs import Context
+
+    bundle = load(str(ring_trained["mlp"][0]))
+    jets = read_jets(ring_files["test"], 0, 120)
+    memo, sets, subset = {}, [[0], [2, 1], [], [1, 2]], np.arange(10, 90)
+    first = Context(bundle, jets, 1, memo=memo).masked_probs(sets, subset)
+    calls = []
+    predict = bundle.tagger.predict_from_inputs
+    bundle.tagger.predict_from_inputs = lambda inputs: calls.append(1) or predict(inputs)
+    ctx = Context(bundle, jets, 4, memo=memo)
+    second = ctx.masked_probs(sets, subset)
+    assert not calls  # the other class read every set from the memo
+    assert ctx.masked_probs([[3]], subset) and len(calls) == 1  # a new set is predicted
+    bundle.tagger.predict_from_inputs = predict
+    # each equals the model on the masked copy, in its own class
+    inputs = {k: v[subset] for k, v in ctx.inputs.items()}
+    values = subset_values(ctx.values, subset)
+    for target, probs in ((1, first), (4, second)):
+        for removed, p in zip(sets, probs, strict=True):
+            copy = masked(inputs, [ctx.features[i] for i in removed], values) if removed \
+                else inputs
+            np.testing.assert_allclose(p, predict(copy)[:, target], rtol=0, atol=1e-6)
+    assert not np.allclose(first[0], second[0])  # two classes, two answers

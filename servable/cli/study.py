@@ -244,11 +244,11 @@ def xai_benchmark(
                   for label, bs in models.items()}
     training = time.perf_counter() - t0
     command = "servable " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    per_class = {}
+    per_class, memo = {}, {}
     for index in targets:
         name = jets.class_names[index]
         results = benchmark(models, jets, dataclasses.replace(settings, target=index),
-                            progress=not quiet)
+                            progress=not quiet, memo=memo)
         if train_seeds and index == targets[0]:  # the seeds are trained once, for all
             results["seconds"]["training seeds"] = training
             results["seconds"]["total"] += training

@@ -164,8 +164,9 @@ def auc_loss(y: np.ndarray, base: np.ndarray, masked_scores: np.ndarray,
 
 
 def predict_masked(tagger, inputs: dict[str, np.ndarray], feature_sets, values: dict,
-                   target: int, base: np.ndarray) -> list[np.ndarray]:
-    """The target's probability with each set of (input, column) features masked. The masked
+                   target: int | None, base: np.ndarray) -> list[np.ndarray]:
+    """The target's probability (every class's where `target` is None: `base` is then
+    (jets, classes)) with each set of (input, column) features masked. The masked
     copies are predicted together, in as few calls as `MASKED_BYTES` allows (the models'
     batching, sorted by multiplicity, is faster on many jets than on one set at a time); a
     jet the mask leaves unchanged (an SV feature of a jet without SVs) keeps `base`."""
@@ -178,7 +179,8 @@ def predict_masked(tagger, inputs: dict[str, np.ndarray], feature_sets, values: 
         stacked = {k: np.concatenate([c[k] for c in pending]) for k in inputs}
         # the model's own batching: one batch of every copy (up to MASKED_BYTES of inputs,
         # ~30k JetClass jets) took ParticleNet's edge activations past 19 GB
-        p = tagger.predict_from_inputs(stacked)[:, target]
+        p = tagger.predict_from_inputs(stacked)
+        p = p if target is None else p[:, target]
         start = 0
         for i, changed in rows:
             out[i][changed] = p[start:start + changed.size]

@@ -60,8 +60,8 @@ METHODS = {
     "bdt": ("shap", "masking", "lime"),
     "mlp": ("masking", "saliency", "ig", "shap", "lrp", "lime"),
     "in": ("masking", "saliency", "ig", "shap", "lrp", "lime"),
-    "part": ("masking", "saliency", "ig", "shap", "attention"),
-    "particlenet": ("masking", "saliency", "ig", "shap"),
+    "part": ("masking", "saliency", "ig", "shap", "lime", "attention"),
+    "particlenet": ("masking", "saliency", "ig", "shap", "edges"),
 }
 QUICK_METHODS = {
     "bdt": ("shap", "masking"), "mlp": ("masking", "saliency", "ig", "lrp"),
@@ -137,8 +137,10 @@ def methods_for(kind: str, s: Settings) -> list[str]:
 
 
 def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
-              progress: bool = True) -> dict:
-    """Measure every model (label -> its bundles, one per training seed) on labelled jets."""
+              progress: bool = True, memo: dict | None = None) -> dict:
+    """Measure every model (label -> its bundles, one per training seed) on labelled jets.
+    `memo` (label -> `Context.memo`), given to the runs of several target classes on the same
+    jets, predicts each masked set of the curves once for all classes."""
     from tqdm import tqdm
 
     if jets.labels is None:
@@ -161,7 +163,8 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
     for label, bundles in models.items():
         ref = bundles[0]
         methods = methods_for(ref.kind, s)
-        ctx = Context(ref, jets, s.target, s.curve_replacement, s.seed)
+        ctx = Context(ref, jets, s.target, s.curve_replacement, s.seed,
+                      memo={} if memo is None else memo.setdefault(label, {}))
         before = dict(stages.seconds)
         per_seed = []
         for b in bundles:

@@ -5,8 +5,9 @@
 Every method, masking and attention included, runs through `Method.attribute`; a stage reads
 the `Explanation`'s per-jet relevance (per feature, averaged over filled slots; per slot),
 masking's per-jet masked scores (`extras["masked_scores"]`, so that its AUC loss is
-recomputed on bootstrap resamples without predicting again) and attention's per-jet slot
-relevance (`extras["slot_relevance"]`).
+recomputed on bootstrap resamples without predicting again) and the per-jet slot relevance
+of the methods that have no feature ranking (`extras["slot_relevance"]`: attention,
+ParticleNet's edges).
 """
 
 from __future__ import annotations
@@ -59,13 +60,16 @@ class Context:
     removed feature takes `replacement` (`masking.replacement_values`; `marginal` by default:
     each filled slot a draw from the feature's own values over the context's jets, so that
     removing a feature that carries nothing costs nothing, where the mean would move every jet
-    off the data)."""
+    off the data). `memo` keeps every class's probabilities of each masked set it predicted
+    (key: the jets, the removed features); one memo passed to the contexts of one model and
+    jets for several target classes predicts each set once for all of them."""
 
     bundle: Servable
     jets: Jets
     target: int
     replacement: str = "marginal"
     seed: int = 0
+    memo: dict = field(default_factory=dict)
     names: list[str] = field(init=False)
     features: list[tuple[str, int]] = field(init=False)
     inputs: dict = field(init=False)
@@ -97,21 +101,28 @@ class Context:
         """The target-class probability per jet with the features at indices `removed` (into
         `features`) replaced (`replacement`; filled slots only, padding stays zero); `subset`
         selects jets."""
-        inputs, values = self._subset(subset)
-        if not len(removed):
-            return self.prob(inputs)
-        return self.prob(masked(inputs, [self.features[i] for i in removed], values))
+        return self.masked_probs([removed], subset)[0]
 
     def masked_probs(self, sets: Sequence[Sequence[int]], subset: np.ndarray | None = None
                      ) -> list[np.ndarray]:
-        """`masked_prob` of each set of removed features, the masked copies predicted
+        """`masked_prob` of each set of removed features: the sets not in `memo` predicted
         together (`masking.predict_masked`: the jets a mask leaves unchanged keep the
-        unmasked probability)."""
-        inputs, values = self._subset(subset)
-        base = self.prob(inputs)
-        return predict_masked(self.bundle.tagger, inputs,
-                              [[self.features[i] for i in c] for c in sets], values,
-                              self.target, base)
+        unmasked probabilities)."""
+        where = (self.replacement, self.seed,
+                 None if subset is None else np.asarray(subset).tobytes())
+        keys = [(*where, tuple(sorted(int(i) for i in c))) for c in sets]
+        todo = [k for k in dict.fromkeys(keys) if k not in self.memo]
+        if todo:
+            inputs, values = self._subset(subset)
+            none = (*where, ())
+            if none not in self.memo:
+                self.memo[none] = self.bundle.tagger.predict_from_inputs(inputs)
+            fresh = [k for k in todo if k[-1]]
+            probs = predict_masked(self.bundle.tagger, inputs,
+                                   [[self.features[i] for i in k[-1]] for k in fresh], values,
+                                   None, self.memo[none])
+            self.memo.update(zip(fresh, probs, strict=True))
+        return [self.memo[k][:, self.target] for k in keys]
 
 
 def explanation_columns(expl, names: list[str], jets: Jets
@@ -166,9 +177,10 @@ def from_explanation(expl, ctx: Context, seconds: float = 0.0) -> MethodRun:
 
         return MethodRun("masking", statistic(np.arange(n)), statistic=statistic,
                          seconds=seconds, n_jets=n)
-    if expl.method == "attention":  # per slot only: no feature ranking
+    if "slot_relevance" in expl.extras:  # per slot only (attention, ParticleNet's edges):
+        # no feature ranking; a slot's relevance is its magnitude (edges' sum is signed)
         return MethodRun(expl.method, np.zeros(len(ctx.names)),
-                         slot=np.asarray(expl.extras["slot_relevance"], np.float64),
+                         slot=np.abs(np.asarray(expl.extras["slot_relevance"], np.float64)),
                          seconds=seconds, n_jets=n)
     slotted = expl.slotted()
     slot = np.abs(np.asarray(slotted, np.float64)).sum(1) if slotted is not None else None
