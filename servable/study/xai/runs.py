@@ -24,7 +24,6 @@ from servable.explain import metrics as M
 from servable.explain import uncertainty as U
 from servable.explain.masking import (
     auc_loss,
-    masked,
     predict_masked,
     replacement_values,
     subset_values,
