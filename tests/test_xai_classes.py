@@ -122,3 +122,25 @@ def test_a_memo_shared_between_target_classes_predicts_each_masked_set_once(ring
                 else inputs
             np.testing.assert_allclose(p, predict(copy)[:, target], rtol=0, atol=1e-6)
     assert not np.allclose(first[0], second[0])  # two classes, two answers
+
+
+def test_bundles_are_seeds_of_one_model_only_with_the_same_kind_name_and_inputs():
+    from types import SimpleNamespace
+
+    from servable.study.xai_benchmark import check_models
+
+    def bundle(kind, name, features):
+        return SimpleNamespace(kind=kind, manifest={"name": name, "inputs": [
+            {"name": "particles", "features": features}]})
+
+    seeds = [bundle("particlenet", "jetclass-particlenet", ["a", "b"]) for _ in range(2)]
+    official = bundle("particlenet", "jetclass-particlenet-full", ["a", "b"])
+    kin = bundle("particlenet", "jetclass-particlenet-kin", ["a"])
+    bdt = bundle("bdt", "jetclass-bdt", ["c"])
+    models = check_models([*seeds, official, kin, bdt])
+    assert models == {"jetclass-particlenet": seeds, "jetclass-particlenet-full": [official],
+                      "jetclass-particlenet-kin": [kin], "bdt": [bdt]}
+    # one model of its kind keeps the kind as its label; a repeated name gets a number
+    other = bundle("particlenet", "jetclass-particlenet", ["z"])
+    assert list(check_models([seeds[0], other])) == ["particlenet", "particlenet-2"]
+    assert list(check_models(seeds)) == ["particlenet"]

@@ -30,8 +30,10 @@ report.html, results.json and the figures.
 
 from __future__ import annotations
 
+import json
 import numbers
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -222,19 +224,25 @@ def benchmark(models: dict[str, list[Servable]], jets: Jets, s: Settings,
 
 
 def check_models(bundles: Sequence[Servable]) -> dict[str, list[Servable]]:
-    """Bundles grouped into models: bundles of one kind with the same inputs are seeds of
-    one model (labelled by kind, with a suffix when a kind has several input sets)."""
-    models: dict[str, list[Servable]] = {}
-    inputs: dict[str, object] = {}
+    """Bundles grouped into models: bundles of one kind, name and inputs are training seeds of
+    one model. A model is labelled by its kind where it is the only one of that kind, else
+    by its name (its kind and a number where names repeat): the official ParticleNet and
+    one trained here share kind and inputs, yet are two models."""
+    groups: dict[tuple, list[Servable]] = {}
     for b in bundles:
-        key = b.kind
-        spec = b.manifest["inputs"]
+        key = (b.kind, b.manifest.get("name"), json.dumps(b.manifest["inputs"], sort_keys=True))
+        groups.setdefault(key, []).append(b)
+    per_kind = Counter(kind for kind, _, _ in groups)
+    names = Counter((kind, name) for kind, name, _ in groups)
+    models: dict[str, list[Servable]] = {}
+    for (kind, name, _), members in groups.items():
+        label = kind if per_kind[kind] == 1 else name if names[kind, name] == 1 and name \
+            else kind
         n = 2
-        while key in inputs and inputs[key] != spec:
-            key = f"{b.kind}-{n}"
+        while label in models:
+            label = f"{kind}-{n}"
             n += 1
-        inputs.setdefault(key, spec)
-        models.setdefault(key, []).append(b)
+        models[label] = members
     return models
 
 
