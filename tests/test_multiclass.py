@@ -78,6 +78,10 @@ def test_models_read_only_the_groups_jetclass_data_has(bundles):
     assert part[-4:] == ["part_px", "part_py", "part_pz", "part_energy"]  # pair features
     pnet = bundles["particlenet"].manifest["inputs"][0]["shape"]
     assert pnet == [None, 7, 128]  # --feature-set kin
+    # the name tells the kin model from a full one; the default (full) is not named
+    names = {kind: b.manifest["name"] for kind, b in bundles.items()}
+    assert names["particlenet"] == "jetclass-particlenet-kin"
+    assert names["part"] == "jetclass-part"
 
 
 def test_the_bdt_trains_multi_softprob_and_its_logits_are_xgboosts_margins(bundles,

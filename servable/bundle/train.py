@@ -14,7 +14,9 @@ from servable.errors import ServableError
 def train_bundle(data, cfg, target: Path, force: bool = False,
                  progress: bool = True) -> tuple[Path, dict]:
     """Train with `cfg` (a TrainConfig) on the `data` files; returns (bundle, training summary).
-    The bundle is named after the task its data define (`hbb-in`, `jetclass-part`, ...)."""
+    The bundle is named after the task its data define and the model (`hbb-in`,
+    `jetclass-part`, ...), with the feature set where it is not the full one
+    (`jetclass-part-kin`)."""
     from servable.bundle.bundle import save_bundle, task_of
     from servable.models.metrics import plot_roc, roc_curves
     from servable.models.training import plot_history
@@ -28,7 +30,8 @@ def train_bundle(data, cfg, target: Path, force: bool = False,
         plot_roc(roc_curves(val_labels, val_probs, classes, cfg.model), Path(tmp) / "roc.png")
         plots = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
     bundle = save_bundle(
-        tagger, target, name=f"{slug}-{cfg.model}", provenance={
+        tagger, target, name=f"{slug}-{cfg.model}"
+        + ("" if cfg.feature_set == "full" else f"-{cfg.feature_set}"), provenance={
             "source": "servable train", "seed": cfg.seed, "split": cfg.split,
             "training": summary}, metrics=summary["validation_metrics"], overwrite=force,
         extra_files=plots,
