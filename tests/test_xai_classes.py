@@ -144,3 +144,17 @@ def test_bundles_are_seeds_of_one_model_only_with_the_same_kind_name_and_inputs(
     other = bundle("particlenet", "jetclass-particlenet", ["z"])
     assert list(check_models([seeds[0], other])) == ["particlenet", "particlenet-2"]
     assert list(check_models(seeds)) == ["particlenet"]
+
+
+def test_methods_shared_by_models_are_set_side_by_side_with_where_their_verdict_differs():
+    per_class = {c: {"models": {**_results(("passes", 0.8), ("fails", 0.2))["models"],
+                                "particlenet": _results(("fails", 0.3), ("fails", 0.1))
+                                ["models"]["part"]}} for c in ("Hbb", "QCD")}
+    text = "\n".join(summary_markdown(summarise(per_class)))
+    section = text.split("## The same methods across models")[1]
+    assert "| ig | faithful (top-K deletion) | 2/2 pass (mean 0.8) | 0/2 pass (mean 0.3) |" \
+        in section
+    assert "- ig faithful (top-K deletion): in every class on part; in none on particlenet." \
+        in section
+    # saliency fails on both: its verdict does not depend on the model, no sentence
+    assert "- saliency" not in section

@@ -5,7 +5,8 @@ benchmark per class explained, and a summary of its verdicts over the classes.
 class (class name -> results) and counts, per model, method and criterion, the classes in which
 the verdict passes, fails or is inconclusive, with the value per class; per model and question
 of the decision table it lists the method chosen in each class (None: none qualifies).
-`summary_markdown(summary)` is its text, generated from those numbers only.
+`summary_markdown(summary)` is its text, generated from those numbers only, ending with the
+methods that ran on several models side by side (`across_models`).
 """
 
 from __future__ import annotations
@@ -113,4 +114,48 @@ def summary_markdown(summary: dict) -> list[str]:
                     row.append(f"none qualifies (best {best})")
             lines.append(f"| {question} | " + " | ".join(row) + " |")
         lines.append("")
+    return lines + across_models(summary)
+
+
+def across_models(summary: dict) -> list[str]:
+    """The methods that run on more than one model, side by side: per method and criterion,
+    one column per model with its count of passing classes (the same jets and classes for
+    every model of one run), and a sentence per method naming the models where it passes in
+    every class measured and those where it passes in none."""
+    models = summary["models"]
+    shared = [m for m in dict.fromkeys(m for model in models.values() for m in model["methods"])
+              if sum(m in model["methods"] for model in models.values()) > 1]
+    if not shared:
+        return []
+    labels = list(models)
+    lines = ["## The same methods across models", "",
+             "Each cell: the classes in which the method passes the criterion on that model, "
+             "out of those where it was measured (the mean value over the classes).", "",
+             "| method | criterion | " + " | ".join(labels) + " |",
+             "| --- | --- |" + " --- |" * len(labels)]
+    sentences = []
+    for method in shared:
+        criteria = list(dict.fromkeys(c for model in models.values()
+                                      for c in model["methods"].get(method, {})))
+        for c in criteria:
+            cells, always, never = [], [], []
+            for label in labels:
+                e = models[label]["methods"].get(method, {}).get(c)
+                if e is None:
+                    cells.append("-")
+                    continue
+                n = e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
+                cells.append(_count(e, n))
+                if n and e[V.PASSES] == n:
+                    always.append(label)
+                elif n and e[V.PASSES] == 0:
+                    never.append(label)
+            lines.append(f"| {method} | {V.CRITERIA.get(c, c)} | " + " | ".join(cells) + " |")
+            if always and never:
+                sentences.append(f"{method} {V.CRITERIA.get(c, c)}: in every class on "
+                                 f"{', '.join(always)}; in none on {', '.join(never)}.")
+    lines.append("")
+    if sentences:
+        lines += ["Where one method's verdict depends on the model:", "",
+                  *[f"- {x}" for x in sentences], ""]
     return lines
