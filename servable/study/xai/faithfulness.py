@@ -29,7 +29,7 @@ from servable.explain import uncertainty as U
 from servable.study.xai.runs import PARAMS, Context, MethodRun
 
 GRADIENT = ("saliency", "ig")  # captum's infidelity and max-sensitivity apply to these
-CAPTUM_BATCH = 64  # inputs through the network at a time in those (IG: jets x steps)
+CAPTUM_BATCH = 64  # IG's inputs through the network at a time there (jets x steps)
 # the top of an order: as many features as the oracle needs to lose this share of its
 # largest AUC loss (K); an order's top-K score is the AUC lost at K against the oracle's
 TOP_SHARE = 0.9
@@ -320,8 +320,9 @@ def _captum_scores(ctx: Context, methods: Sequence[str], s) -> dict:
             continue
         warnings.filterwarnings("ignore", "Input Tensor .* did not already require gradients")
         explainer = Saliency(forward) if name == "saliency" else IntegratedGradients(forward)
-        # at most CAPTUM_BATCH jets (IG: jets x steps) through the network at a time: in
-        # one batch ParticleNet's EdgeConv activations of 64 jets x 16 steps passed 20 GB
+        # at most CAPTUM_BATCH inputs (IG: jets x steps) through the network at a time, and
+        # one perturbation of the jets per batch of infidelity and max-sensitivity: all in
+        # one batch, ParticleNet's EdgeConv activations (64 jets x 16 steps x 3) passed 20 GB
         kw = {"abs": False} if name == "saliency" else {"n_steps": 16,
                                                          "internal_batch_size": CAPTUM_BATCH}
 
@@ -335,10 +336,10 @@ def _captum_scores(ctx: Context, methods: Sequence[str], s) -> dict:
         attributions = explain(*std, additional_forward_args=more)
         inf = infidelity(forward, perturb, std, attributions, additional_forward_args=more,
                          target=ctx.target, n_perturb_samples=4,
-                         max_examples_per_batch=CAPTUM_BATCH)
+                         max_examples_per_batch=len(std[0]))
         sens = sensitivity_max(explain, std, perturb_func=nudge, perturb_radius=0.02,
                                n_perturb_samples=3, additional_forward_args=more,
-                               max_examples_per_batch=CAPTUM_BATCH)
+                               max_examples_per_batch=len(std[0]))
         out[name] = {"infidelity": float(inf.mean()), "max_sensitivity": float(sens.mean()),
                      "n_jets": int(std[0].shape[0])}
     return out
