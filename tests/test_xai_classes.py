@@ -47,17 +47,34 @@ def test_the_summary_counts_each_class_and_its_text_follows_the_counts():
 
 def test_xai_benchmark_over_two_classes_writes_a_report_per_class_and_a_summary(
         ring_trained, ring_files, tmp_path):
+    # the JetClass study's quick variant: the transparent BDT, the ParT and the graph network,
+    # with every method of each (LIME on the ParT and, named here, ParticleNet; edge
+    # relevance on ParticleNet)
     out = tmp_path / "classes"
-    r = run_cli("xai-benchmark", "--bundles", ring_trained["bdt"][0], "--data",
-                ring_files["test"], "--quick", "--target", "Hbb,QCD", "-o", out, "--quiet",
-                timeout=600)
+    r = run_cli("xai-benchmark", "--bundles", *(ring_trained[k][0] for k in
+                                                ("bdt", "part", "particlenet")),
+                "--data", ring_files["test"], "--quick", "--methods",
+                "masking,saliency,ig,shap,lime,attention,edges", "--n-jets", 150,
+                "--target", "Hbb,QCD", "-o", out, "--quiet", timeout=900)
     assert r.returncode == 0, r.stderr
     for cls in ("Hbb", "QCD"):
         results = json.loads((out / cls / "results.json").read_text())
         assert results["target"] == cls
+        methods = {label: set(m["seconds_per_method"]) for label, m in
+                   results["models"].items()}
+        assert methods == {"bdt": {"masking", "shap", "lime"},
+                           "part": {"masking", "saliency", "ig", "shap", "lime", "attention"},
+                           "particlenet": {"masking", "saliency", "ig", "shap", "lime",
+                                           "edges"}}
+        # the slot-only methods are measured against the truth and by slot deletion
+        pnet = results["models"]["particlenet"]
+        assert "edges" in pnet["faithfulness"]["slots"]["curves"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["classes"] == ["Hbb", "QCD"] and "bdt" in summary["models"]
-    assert "over 2 target classes" in (out / "report.md").read_text()
+    assert summary["classes"] == ["Hbb", "QCD"] and set(summary["models"]) == {
+        "bdt", "part", "particlenet"}
+    text = (out / "report.md").read_text()
+    assert "over 2 target classes" in text and "## The same methods across models" in text
+    assert "| ig | " in text.split("## The same methods across models")[1]
     bad = run_cli("xai-benchmark", "--bundles", ring_trained["bdt"][0], "--data",
                   ring_files["test"], "--quick", "--target", "Hbb,1", "-o", tmp_path / "bad")
     assert bad.returncode == 2 and "named twice" in bad.stderr
