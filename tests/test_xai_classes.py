@@ -175,3 +175,16 @@ def test_methods_shared_by_models_are_set_side_by_side_with_where_their_verdict_
         in section
     # saliency fails on both: its verdict does not depend on the model, no sentence
     assert "- saliency" not in section
+
+
+def test_the_summary_states_each_classes_top_k_and_where_it_is_every_feature():
+    per_class = {c: _results(("passes", 0.8), ("fails", 0.2)) for c in ("Hbb", "QCD")}
+    for cls, k in (("Hbb", 2), ("QCD", 4)):
+        per_class[cls]["models"]["part"]["faithfulness"] = {"features": {
+            "top_k": k, "steps": [0, 1, 2, 3, 4],
+            "curves": {"oracle": {"deletion": {"auc": [0.9, 0.7, 0.6, 0.55, 0.5]}},
+                       "random": {"deletion": {"auc": [0.9, 0.85, 0.8, 0.7, 0.5]}}}}}
+    text = "\n".join(summary_markdown(summarise(per_class)))
+    assert ("Hbb K = 2 of 4 (AUC at K: oracle 0.600, random orders 0.800); QCD K = 4 of 4 "
+            "(AUC at K: oracle 0.500, random orders 0.500)") in text
+    assert "In QCD K is every feature" in text

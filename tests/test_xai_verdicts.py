@@ -73,6 +73,31 @@ def test_faithfulness_passes_the_true_order_and_fails_uniform_and_random_orders(
     assert any(status[k] == "fails" for k in orders if k.startswith("random"))
 
 
+def test_where_k_is_every_feature_the_top_k_score_is_not_measured_rather_than_failed():
+    # four copies of what decides the label, averaged: removing any three leaves the fourth,
+    # the AUC drops only when every copy is gone, so K is every feature and every order
+    # removes the same set there (before: NaN scores, read as a failed verdict)
+    rng = np.random.default_rng(1)
+    n = 400
+    u = rng.normal(size=n)
+    y = (u + 0.3 * rng.normal(size=n)) > 0
+    x = u[:, None] + 0.2 * rng.normal(size=(n, 4))
+
+    def score(removed):
+        kept = [i for i in range(4) if i not in removed]
+        return 1 / (1 + np.exp(-x[:, kept].mean(1))) if kept else np.full(n, 0.5)
+
+    s = Settings(curve_points=5, random_orders=5, bootstraps=5)
+    out = F.feature_curves(score, 4, y, {"any": [0, 1, 2, 3]}, set(), s)
+    assert out["top_k"] == 4 and "top" not in out["scores"]["any"]
+    assert "deletion" in out["scores"]["any"]  # the area scores are still measured
+    model = {"faithfulness": {"features": out}}
+    assert V.method_verdicts(model, "any")["faithful"] is None
+    # and a NaN top score where K is every feature (results of the earlier code) is not a fail
+    out["scores"]["any"]["top"] = {"value": float("nan"), "low": None, "high": None}
+    assert V.method_verdicts(model, "any")["faithful"] is None
+
+
 def test_an_order_that_beats_the_greedy_oracle_scores_above_one_with_an_interval():
     # features 0 and 1 are two noisy copies of what decides the label (the model averages the
     # copies it has), 2 adds a little, 3 nothing: the greedy search removes 2 first (removing

@@ -39,6 +39,7 @@ def summarise(per_class: dict[str, dict]) -> dict:
     for label in labels:
         methods: dict[str, dict] = {}
         use: dict[str, dict] = {}
+        top: dict[str, dict | None] = {}
         for cls in classes:
             model = per_class[cls]["models"].get(label)
             if model is None:
@@ -55,13 +56,29 @@ def summarise(per_class: dict[str, dict]) -> dict:
                 use.setdefault(question, {})[cls] = {
                     "method": cell.get("method"), "status": cell.get("status"),
                     "value": cell.get("value"), "best_seen": cell.get("best_seen")}
+            top[cls] = top_k(model)
         for criteria in methods.values():
             for entry in criteria.values():
                 finite = [x for x in entry["values"].values()
                           if x is not None and math.isfinite(x)]
                 entry["mean"] = sum(finite) / len(finite) if finite else None
-        models[label] = {"methods": methods, "use": use}
+        models[label] = {"methods": methods, "use": use, "top_k": top}
     return {"classes": classes, "models": models}
+
+
+def top_k(model: dict) -> dict | None:
+    """Where the faithful verdict reads the curves (`faithfulness.TOP_SHARE`): K, the number
+    of features, and the AUC of the oracle's order and the random orders' mean at K on the
+    measuring jets; None without feature curves. Where K is every feature all orders remove
+    the same set; where the oracle's AUC at K is near the random orders' the score's
+    denominator is small and its interval wide."""
+    f = (model.get("faithfulness") or {}).get("features") or {}
+    k, steps = f.get("top_k"), f.get("steps")
+    if k is None or not steps:
+        return None
+    i = steps.index(k)
+    return {"k": k, "n": steps[-1], "oracle_auc": f["curves"]["oracle"]["deletion"]["auc"][i],
+            "random_auc": f["curves"]["random"]["deletion"]["auc"][i]}
 
 
 def _count(entry: dict, n: int) -> str:
@@ -99,6 +116,17 @@ def summary_markdown(summary: dict) -> list[str]:
                       if e[V.PASSES] == e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE] > 0]
         lines += [("In every class measured: " + "; ".join(everywhere) + ".") if everywhere
                   else "No method passes any criterion in every class measured.", ""]
+        tops = {c: t for c, t in model.get("top_k", {}).items() if t}
+        if tops:
+            lines += ["The top-K deletion score (faithful) per class: " + "; ".join(
+                f"{c} K = {t['k']} of {t['n']} (AUC at K: oracle {t['oracle_auc']:.3f}, random "
+                f"orders {t['random_auc']:.3f})" for c, t in tops.items()) + "."]
+            every = [c for c, t in tops.items() if t["k"] == t["n"]]
+            if every:
+                lines += [f"In {', '.join(every)} K is every feature: all orders remove the same "
+                          "set there, so no order scores and the faithful verdict is not "
+                          "measured."]
+            lines.append("")
         lines += ["| question | " + " | ".join(classes) + " |",
                   "| --- |" + " --- |" * len(classes)]
         for question, cells in model["use"].items():

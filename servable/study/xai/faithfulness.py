@@ -131,6 +131,8 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
     n = len(y)
     everyone = np.arange(n)
     top = _top_step(probs["deletion"]["oracle"], y)
+    # K = every feature: every order removes the same set there, no order can score
+    measure_top = top is not None and steps[top] < n_features
 
     def at_top(p, idx):
         return _auc(p[top], y, idx)
@@ -144,7 +146,7 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
             rand = float(np.mean([_area(p, fractions, y, idx) for p in rprobs[kind]]))
             out[kind] = {k: _normalised(a, rand, areas["oracle"]) for k, a in areas.items()
                          if k != "oracle"}
-        if top is not None:  # the AUC left at the oracle's K, against random orders' at K
+        if measure_top:  # the AUC left at the oracle's K, against random orders' at K
             rand = float(np.mean([at_top(p, idx) for p in rprobs["deletion"]]))
             best_k = at_top(probs["deletion"]["oracle"], idx)
             out["top"] = {k: _normalised(at_top(p, idx), rand, best_k)
@@ -153,7 +155,7 @@ def feature_curves(score, n_features: int, y: np.ndarray, orders: dict[str, list
 
     full = scores_on(everyone)
     draws = [scores_on(idx) for idx in U.resample_indices(n, s.bootstraps, s.seed)]
-    measured = [*kinds, *(["top"] if top is not None else [])]
+    measured = [*kinds, *(["top"] if measure_top else [])]
     scores = {k: {kind: U.interval(full[kind][k], [d[kind][k] for d in draws])
                   for kind in measured} | {"shared_replacement": k in shared}
               for k in orders}

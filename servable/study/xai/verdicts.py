@@ -92,6 +92,9 @@ def method_verdicts(model: dict, method: str) -> dict:
                          k["high"] if spread else None, STABLE)
     faith = _interval_verdict(_get(model, "faithfulness", "features", "scores", method,
                                    "top"), FAITHFUL)
+    steps = _get(model, "faithfulness", "features", "steps")
+    if steps and _get(model, "faithfulness", "features", "top_k") == steps[-1]:
+        faith = None  # K is every feature: no order differs from another, not measured
     rand = _get(model, "faithfulness", "randomisation", method)
     randomisation = None
     if rand is not None:
