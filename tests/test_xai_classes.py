@@ -188,3 +188,21 @@ def test_the_summary_states_each_classes_top_k_and_where_it_is_every_feature():
     assert ("Hbb K = 2 of 4 (AUC at K: oracle 0.600, random orders 0.800); QCD K = 4 of 4 "
             "(AUC at K: oracle 0.500, random orders 0.500)") in text
     assert "In QCD K is every feature" in text
+
+
+def test_the_class_findings_block_is_generated_and_replaces_only_its_markers():
+    from servable.study.xai import classes
+    from servable.study.xai.findings import replace_block
+
+    per_class = {c: {"models": {**_results(("passes", 0.8), ("fails", 0.2))["models"],
+                                "particlenet": _results(("fails", 0.3), ("fails", 0.1))
+                                ["models"]["part"]}} for c in ("Hbb", "QCD")}
+    block = classes.findings(summarise(per_class))
+    assert "- **part**: In every class measured: ig faithful (top-K deletion)" in block
+    assert "- **particlenet**: In every class measured: ig agrees with the other methods." \
+        in block
+    assert "- ig faithful (top-K deletion): in every class on part; in none on particlenet." \
+        in block
+    page = f"a\n{classes.BEGIN}\nold\n{classes.END}\nb\n"
+    assert replace_block(page, classes.BEGIN, classes.END, block, "x") == \
+        f"a\n{classes.BEGIN}\n{block}{classes.END}\nb\n"

@@ -111,11 +111,7 @@ def summary_markdown(summary: dict) -> list[str]:
                 cells.append("-" if e is None else _count(e, n))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
-        everywhere = [f"{m} {V.CRITERIA.get(c, c)}" for m, entries in model["methods"].items()
-                      for c, e in entries.items()
-                      if e[V.PASSES] == e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE] > 0]
-        lines += [("In every class measured: " + "; ".join(everywhere) + ".") if everywhere
-                  else "No method passes any criterion in every class measured.", ""]
+        lines += [_everywhere(model), ""]
         tops = {c: t for c, t in model.get("top_k", {}).items() if t}
         if tops:
             lines += ["The top-K deletion score (faithful) per class: " + "; ".join(
@@ -145,14 +141,69 @@ def summary_markdown(summary: dict) -> list[str]:
     return lines + across_models(summary)
 
 
+def _everywhere(model: dict) -> str:
+    """The sentence naming what passes in every class measured on one model."""
+    everywhere = [f"{m} {V.CRITERIA.get(c, c)}" for m, entries in model["methods"].items()
+                  for c, e in entries.items()
+                  if e[V.PASSES] == e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE] > 0]
+    return ("In every class measured: " + "; ".join(everywhere) + ".") if everywhere \
+        else "No method passes any criterion in every class measured."
+
+
+BEGIN = "<!-- class findings: generated from summary.json by servable.study.xai.classes; " \
+    "do not edit -->"
+END = "<!-- end of generated class findings -->"
+
+
+def findings(summary: dict) -> str:
+    """The block docs/guidelines.md quotes from a run over several classes: per model what
+    passes in every class measured, and the methods whose verdict depends on the model."""
+    lines = [f"Over {len(summary['classes'])} target classes ({', '.join(summary['classes'])})"
+             ", per model:", ""]
+    lines += [f"- **{label}**: {_everywhere(model)}" for label, model in
+              summary["models"].items()]
+    depends = _depends(summary)
+    if depends:
+        lines += ["", "Where one method's verdict depends on the model:", "",
+                  *[f"- {x}" for x in depends]]
+    return "\n".join(lines) + "\n"
+
+
+def _depends(summary: dict) -> list[str]:
+    """Per shared method and criterion, a sentence where it passes in every class on some
+    models and in none on others."""
+    models = summary["models"]
+    out = []
+    for method in _shared(models):
+        for c in dict.fromkeys(c for model in models.values()
+                               for c in model["methods"].get(method, {})):
+            always, never = [], []
+            for label, model in models.items():
+                e = model["methods"].get(method, {}).get(c)
+                n = 0 if e is None else e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
+                if n and e[V.PASSES] == n:
+                    always.append(label)
+                elif n and e[V.PASSES] == 0:
+                    never.append(label)
+            if always and never:
+                out.append(f"{method} {V.CRITERIA.get(c, c)}: in every class on "
+                           f"{', '.join(always)}; in none on {', '.join(never)}.")
+    return out
+
+
+def _shared(models: dict) -> list[str]:
+    """The methods that ran on more than one model."""
+    return [m for m in dict.fromkeys(m for model in models.values() for m in model["methods"])
+            if sum(m in model["methods"] for model in models.values()) > 1]
+
+
 def across_models(summary: dict) -> list[str]:
     """The methods that run on more than one model, side by side: per method and criterion,
     one column per model with its count of passing classes (the same jets and classes for
     every model of one run), and a sentence per method naming the models where it passes in
     every class measured and those where it passes in none."""
     models = summary["models"]
-    shared = [m for m in dict.fromkeys(m for model in models.values() for m in model["methods"])
-              if sum(m in model["methods"] for model in models.values()) > 1]
+    shared = _shared(models)
     if not shared:
         return []
     labels = list(models)
@@ -161,29 +212,18 @@ def across_models(summary: dict) -> list[str]:
              "out of those where it was measured (the mean value over the classes).", "",
              "| method | criterion | " + " | ".join(labels) + " |",
              "| --- | --- |" + " --- |" * len(labels)]
-    sentences = []
     for method in shared:
-        criteria = list(dict.fromkeys(c for model in models.values()
-                                      for c in model["methods"].get(method, {})))
-        for c in criteria:
-            cells, always, never = [], [], []
+        for c in dict.fromkeys(c for model in models.values()
+                               for c in model["methods"].get(method, {})):
+            cells = []
             for label in labels:
                 e = models[label]["methods"].get(method, {}).get(c)
-                if e is None:
-                    cells.append("-")
-                    continue
-                n = e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
-                cells.append(_count(e, n))
-                if n and e[V.PASSES] == n:
-                    always.append(label)
-                elif n and e[V.PASSES] == 0:
-                    never.append(label)
+                n = None if e is None else e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
+                cells.append("-" if e is None else _count(e, n))
             lines.append(f"| {method} | {V.CRITERIA.get(c, c)} | " + " | ".join(cells) + " |")
-            if always and never:
-                sentences.append(f"{method} {V.CRITERIA.get(c, c)}: in every class on "
-                                 f"{', '.join(always)}; in none on {', '.join(never)}.")
     lines.append("")
-    if sentences:
+    depends = _depends(summary)
+    if depends:
         lines += ["Where one method's verdict depends on the model:", "",
-                  *[f"- {x}" for x in sentences], ""]
+                  *[f"- {x}" for x in depends], ""]
     return lines
