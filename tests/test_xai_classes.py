@@ -171,8 +171,8 @@ def test_methods_shared_by_models_are_set_side_by_side_with_where_their_verdict_
     section = text.split("## The same methods across models")[1]
     assert "| ig | faithful (top-K deletion) | 2/2 pass (mean 0.8) | 0/2 pass (mean 0.3) |" \
         in section
-    assert "- ig faithful (top-K deletion): in every class on part; in none on particlenet." \
-        in section
+    assert ("- ig faithful (top-K deletion): in every class on part (mean 0.8); in none on "
+            "particlenet (mean 0.3).") in section
     # saliency fails on both: its verdict does not depend on the model, no sentence
     assert "- saliency" not in section
 
@@ -198,11 +198,13 @@ def test_the_class_findings_block_is_generated_and_replaces_only_its_markers():
                                 "particlenet": _results(("fails", 0.3), ("fails", 0.1))
                                 ["models"]["part"]}} for c in ("Hbb", "QCD")}
     block = classes.findings(summarise(per_class))
-    assert "- **part**: In every class measured: ig faithful (top-K deletion)" in block
-    assert "- **particlenet**: In every class measured: ig agrees with the other methods." \
-        in block
-    assert "- ig faithful (top-K deletion): in every class on part; in none on particlenet." \
-        in block
+    # each finding with its mean over the classes and the threshold its intervals cleared
+    assert ("- **part**: In every class measured: ig faithful (top-K deletion) (2 classes, "
+            "mean 0.8; threshold 0.5)") in block
+    assert ("- **particlenet**: In every class measured: ig agrees with the other methods (2 "
+            "classes, mean 0.7; threshold 0.5).") in block
+    assert ("- ig faithful (top-K deletion): in every class on part (mean 0.8); in none on "
+            "particlenet (mean 0.3).") in block
     page = f"a\n{classes.BEGIN}\nold\n{classes.END}\nb\n"
     assert replace_block(page, classes.BEGIN, classes.END, block, "x") == \
         f"a\n{classes.BEGIN}\n{block}{classes.END}\nb\n"

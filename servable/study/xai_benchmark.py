@@ -236,8 +236,8 @@ def check_models(bundles: Sequence[Servable]) -> dict[str, list[Servable]]:
     names = Counter((kind, name) for kind, name, _ in groups)
     models: dict[str, list[Servable]] = {}
     for (kind, name, _), members in groups.items():
-        label = kind if per_kind[kind] == 1 else name if names[kind, name] == 1 and name \
-            else kind
+        by_name = per_kind[kind] > 1 and name and names[kind, name] == 1
+        label = name if by_name else kind
         n = 2
         while label in models:
             label = f"{kind}-{n}"

@@ -52,6 +52,7 @@ def summarise(per_class: dict[str, dict]) -> dict:
                         criterion, {V.PASSES: 0, V.FAILS: 0, V.INCONCLUSIVE: 0, "values": {}})
                     entry[v["status"]] += 1
                     entry["values"][cls] = v["value"]
+                    entry.setdefault("thresholds", {})[cls] = v.get("threshold")
             for question, cell in model["verdicts"]["use"].items():
                 use.setdefault(question, {})[cls] = {
                     "method": cell.get("method"), "status": cell.get("status"),
@@ -107,8 +108,7 @@ def summary_markdown(summary: dict) -> list[str]:
             cells = []
             for c in criteria:
                 e = entries.get(c)
-                n = None if e is None else e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
-                cells.append("-" if e is None else _count(e, n))
+                cells.append("-" if e is None else _count(e, _n(e)))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
         lines += [_everywhere(model), ""]
@@ -142,10 +142,12 @@ def summary_markdown(summary: dict) -> list[str]:
 
 
 def _everywhere(model: dict) -> str:
-    """The sentence naming what passes in every class measured on one model."""
-    everywhere = [f"{m} {V.CRITERIA.get(c, c)}" for m, entries in model["methods"].items()
-                  for c, e in entries.items()
-                  if e[V.PASSES] == e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE] > 0]
+    """The sentence naming what passes in every class measured on one model, each with its
+    mean value over the classes and the threshold its intervals cleared (a range where the
+    threshold is a per-class baseline)."""
+    everywhere = [f"{m} {V.CRITERIA.get(c, c)} ({_n(e)} classes, {_mean(e)}; "
+                  f"{_thresholds(e)})" for m, entries in model["methods"].items()
+                  for c, e in entries.items() if e[V.PASSES] == _n(e) > 0]
     return ("In every class measured: " + "; ".join(everywhere) + ".") if everywhere \
         else "No method passes any criterion in every class measured."
 
@@ -171,30 +173,47 @@ def findings(summary: dict) -> str:
 
 def _depends(summary: dict) -> list[str]:
     """Per shared method and criterion, a sentence where it passes in every class on some
-    models and in none on others."""
-    models = summary["models"]
+    models and in none on others, each model with its mean value over the classes."""
     out = []
-    for method in _shared(models):
-        for c in dict.fromkeys(c for model in models.values()
-                               for c in model["methods"].get(method, {})):
-            always, never = [], []
-            for label, model in models.items():
-                e = model["methods"].get(method, {}).get(c)
-                n = 0 if e is None else e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
-                if n and e[V.PASSES] == n:
-                    always.append(label)
-                elif n and e[V.PASSES] == 0:
-                    never.append(label)
-            if always and never:
-                out.append(f"{method} {V.CRITERIA.get(c, c)}: in every class on "
-                           f"{', '.join(always)}; in none on {', '.join(never)}.")
+    for method, c, entries in _shared(summary["models"]):
+        always = [f"{label} ({_mean(e)})" for label, e in entries.items()
+                  if e and e[V.PASSES] == _n(e)]
+        never = [f"{label} ({_mean(e)})" for label, e in entries.items()
+                 if e and e[V.PASSES] == 0]
+        if always and never:
+            out.append(f"{method} {V.CRITERIA.get(c, c)}: in every class on "
+                       f"{', '.join(always)}; in none on {', '.join(never)}.")
     return out
 
 
-def _shared(models: dict) -> list[str]:
-    """The methods that ran on more than one model."""
-    return [m for m in dict.fromkeys(m for model in models.values() for m in model["methods"])
-            if sum(m in model["methods"] for model in models.values()) > 1]
+def _shared(models: dict) -> list[tuple[str, str, dict]]:
+    """(method, criterion, label -> its summary entry or None) for each criterion of the
+    methods that ran on more than one model."""
+    methods = [m for m in dict.fromkeys(m for model in models.values()
+                                        for m in model["methods"])
+               if sum(m in model["methods"] for model in models.values()) > 1]
+    return [(m, c, {label: model["methods"].get(m, {}).get(c)
+                    for label, model in models.items()})
+            for m in methods
+            for c in dict.fromkeys(c for model in models.values()
+                                   for c in model["methods"].get(m, {}))]
+
+
+def _thresholds(entry: dict) -> str:
+    ts = sorted({round(t, 3) for t in (entry.get("thresholds") or {}).values()
+                 if t is not None})
+    if not ts:
+        return "threshold n/a"
+    return f"threshold {ts[0]:.3g}" if len(ts) == 1 else \
+        f"thresholds {ts[0]:.3g}-{ts[-1]:.3g}"
+
+
+def _n(entry: dict) -> int:
+    return entry[V.PASSES] + entry[V.FAILS] + entry[V.INCONCLUSIVE]
+
+
+def _mean(entry: dict) -> str:
+    return "mean n/a" if entry["mean"] is None else f"mean {entry['mean']:.3g}"
 
 
 def across_models(summary: dict) -> list[str]:
@@ -212,15 +231,9 @@ def across_models(summary: dict) -> list[str]:
              "out of those where it was measured (the mean value over the classes).", "",
              "| method | criterion | " + " | ".join(labels) + " |",
              "| --- | --- |" + " --- |" * len(labels)]
-    for method in shared:
-        for c in dict.fromkeys(c for model in models.values()
-                               for c in model["methods"].get(method, {})):
-            cells = []
-            for label in labels:
-                e = models[label]["methods"].get(method, {}).get(c)
-                n = None if e is None else e[V.PASSES] + e[V.FAILS] + e[V.INCONCLUSIVE]
-                cells.append("-" if e is None else _count(e, n))
-            lines.append(f"| {method} | {V.CRITERIA.get(c, c)} | " + " | ".join(cells) + " |")
+    for method, c, entries in shared:
+        cells = ["-" if e is None else _count(e, _n(e)) for e in entries.values()]
+        lines.append(f"| {method} | {V.CRITERIA.get(c, c)} | " + " | ".join(cells) + " |")
     lines.append("")
     depends = _depends(summary)
     if depends:
