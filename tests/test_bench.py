@@ -77,9 +77,12 @@ def inference_report(test_file):
     return json.loads(r.stdout)
 
 
-def test_inference_bench_measures_dense_fast_and_onnx_in_one_run(inference_report):
+def test_inference_bench_measures_dense_fast_fused_and_onnx_in_one_run(inference_report):
     # speed belongs in docs/benchmarks.md: here only that every variant was measured
-    assert all(inference_report["batch_sizes"]["256"][k] > 0 for k in ("dense", "fast", "onnx"))
+    assert inference_report["fused"] == "built"
+    row = inference_report["batch_sizes"]["256"]
+    assert all(row[k] > 0 for k in ("dense", "fast", "fused", "onnx", "pair_gemms"))
+    assert row["fused_over_pair_gemms"] == row["fused"] / row["pair_gemms"]
 
 
 def test_inference_bench_counts_the_flops_the_fast_path_saves(inference_report):

@@ -6,6 +6,7 @@ import torch
 
 from servable import Jets
 from servable.data import schema
+from servable.models import fused
 from servable.models.interaction_network import InteractionNetwork
 from servable.models.taggers import INTagger
 
@@ -36,8 +37,25 @@ def test_dense_formulation_reproduces_the_published_reference(published_dir, nam
         np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=1e-6)
 
 
+@pytest.fixture(params=["fast", "fused"])
+def path(request, monkeypatch):
+    """The forward under test: the bucketed fast path, or the fused kernel (which must have
+    been built here and must be the one that ran: calls are counted)."""
+    if request.param == "fast":
+        monkeypatch.setenv("SERVABLE_FUSED", "0")
+        yield request.param
+        return
+    monkeypatch.setenv("SERVABLE_FUSED", "1")
+    assert fused.kernel() is not None, fused.unavailable()
+    calls = []
+    original = fused.forward
+    monkeypatch.setattr(fused, "forward", lambda *a: calls.append(1) or original(*a))
+    yield request.param
+    assert calls, "the fused kernel did not run"
+
+
 @pytest.mark.parametrize("name", CHECKPOINTS)
-def test_fast_path_reproduces_the_published_reference(published_dir, name):
+def test_fast_path_reproduces_the_published_reference(published_dir, name, path):
     # float32 with another summation order: 1e-4 absolute, plus 1e-6 relative for the few
     # jets whose logits reach ~250 (the float32 reference itself is 1.4e-4 from exact there)
     net, x, y, ref = _published(published_dir, name)
@@ -46,7 +64,7 @@ def test_fast_path_reproduces_the_published_reference(published_dir, name):
     np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=1e-6)
 
 
-def test_fast_path_is_mathematically_exact_in_float64(published_dir):
+def test_fast_path_is_mathematically_exact_in_float64(published_dir, path):
     net, x, y, _ = _published(published_dir, "gnn_baseline")
     net = net.double()
     with torch.inference_mode():
@@ -65,18 +83,28 @@ def _adversarial(n_tracks, n_vertices, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("case", ["full", "single_track", "no_vertices", "mixed"])
-def test_fast_path_equals_dense_on_adversarial_jets(case):
+@pytest.mark.parametrize("case", ["full", "single_track", "no_vertices", "mixed", "holes",
+                                  "one_jet", "no_tracks"])
+def test_fast_path_equals_dense_on_adversarial_jets(case, path):
     counts = {"full": ([60] * 4, [5] * 4), "single_track": ([1] * 4, [5, 0, 1, 2]),
               "no_vertices": ([7, 30, 2, 60], [0] * 4),
-              "mixed": ([60, 1, 2, 30, 0, 59, 3, 17], [5, 0, 0, 5, 0, 1, 2, 3])}[case]
+              "mixed": ([60, 1, 2, 30, 0, 59, 3, 17], [5, 0, 0, 5, 0, 1, 2, 3]),
+              "holes": ([12, 40, 5], [2, 5, 0]), "one_jet": ([23], [3]),
+              "no_tracks": ([0, 0], [2, 0])}[case]
     x, y = _adversarial(*counts)
+    if case == "holes":  # empty slots between filled ones: explicit zero tracks, not pads
+        x[0, :, [1, 4, 5]] = 0
+        x[1, :, 20:39] = 0
     torch.manual_seed(3)
     net = InteractionNetwork().eval()
     with torch.inference_mode():
         dense = net.dense_forward(x, y)
         np.testing.assert_allclose(net(x, y).numpy(), dense.numpy(), atol=1e-4)
         np.testing.assert_allclose(net(x, y, bucket=False).numpy(), dense.numpy(), atol=1e-4)
+        net = net.double()
+        np.testing.assert_allclose(net(x.double(), y.double()).numpy(),
+                                   net.dense_forward(x.double(), y.double()).numpy(),
+                                   atol=1e-10, rtol=0)
 
 
 def test_gradients_through_the_fast_path_equal_the_dense_ones():

@@ -15,6 +15,9 @@ import torch
 from servable.bundle.bundle import Bundle
 from servable.data.jets import Jets
 from servable.errors import ServableError, check_int
+from servable.models import fused
+from servable.models.batching import bucket_chunks
+from servable.models.interaction_network import filled_widths
 from servable.models.metrics import fidelity, summary_auc
 from servable.runtimes import RuntimeUnavailable
 
@@ -53,12 +56,19 @@ def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None,
     difference to PyTorch's (`delta_auc`) and the fidelity F = 1 - mean |p - p_torch| (paper
     Eq. 1; over jets and classes, which for two classes is the mean over jets of |dp_1|).
     `precision` bf16 adds the reduced-precision rows torch-bf16 and openvino-bf16; `runtimes`
-    are the ones compared with torch where they load."""
+    are the ones compared with torch where they load. For the IN, torch runs the fused CPU
+    kernel where it is built, and the row torch-unfused is the bucketed fast path."""
     from servable.models.precision import check_precision
 
     check_precision(precision)
     names, skipped = available_runtimes(bundle, runtimes)
     probs = {n: bundle.predict(jets, n, batch_size) for n in names}
+    if bundle.kind == "in":
+        if (why := fused.unavailable()) is None:
+            with fused.switched_off():
+                probs["torch-unfused"] = bundle.predict(jets, "torch", batch_size)
+        else:
+            skipped["torch-fused"] = why
     if precision != "f32":
         _reduced(bundle, jets, precision, batch_size, probs, skipped)
     ref = probs["torch"]
@@ -164,8 +174,11 @@ def _throughput_axes(ax, result: dict) -> None:
 
 def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int],
                     repeats: int = 3, dense_jets: int = 512) -> dict:
-    """The IN: dense published formulation vs fast exact path (PyTorch) vs ONNX Runtime vs
-    OpenVINO (float32; nan where OpenVINO is not installed).
+    """The IN: dense published formulation vs the bucketed fast exact path vs the fused CPU
+    kernel (servable.models.fused; nan where it cannot be built, the reason in `fused`) vs
+    ONNX Runtime vs OpenVINO (float32; nan where OpenVINO is not installed), and the rate
+    of the fast path's pair-layer matrix products alone (`pair_gemms`: the same products
+    on pair inputs built beforehand, untimed), which bounds an unfused forward.
 
     The dense baseline runs on the first `dense_jets` jets (it is ~50x slower); rates are
     jets per second, so they compare directly. Without a bundle, the published architecture
@@ -194,6 +207,7 @@ def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int
         ov = bundle.runtime("openvino")  # float32 hint: the same arithmetic as the others
     except RuntimeUnavailable:
         ov = None
+    fused_why = fused.unavailable()
     rows = {}
     with torch.inference_mode():
         tn, vn = net.track_norm(tracks), net.vertex_norm(vertices)
@@ -203,6 +217,11 @@ def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int
                     net.core.dense_forward(tn[i:i + b], vn[i:i + b])
 
             def fast(b=bs):
+                with fused.switched_off():
+                    for i in range(0, len(jets), b):
+                        net.core(tn[i:i + b], vn[i:i + b])
+
+            def fused_forward(b=bs):
                 for i in range(0, len(jets), b):
                     net.core(tn[i:i + b], vn[i:i + b])
 
@@ -217,10 +236,16 @@ def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int
             n_dense = min(dense_jets, len(jets))
             rate = {"dense": n_dense / min(_time(dense, repeats)),
                     "fast": len(jets) / min(_time(fast, repeats)),
+                    "fused": (len(jets) / min(_time(fused_forward, repeats))
+                              if fused_why is None else float("nan")),
+                    "pair_gemms": len(jets) / min(_pair_gemm_seconds(net.core, tn, vn, bs)
+                                                  for _ in range(repeats)),
                     "onnx": len(jets) / min(_time(onnx, repeats)),
                     "openvino": (len(jets) / min(_time(openvino, repeats)) if ov is not None
                                  else float("nan"))}
             rate["fast_over_dense"] = rate["fast"] / rate["dense"]
+            rate["fused_over_fast"] = rate["fused"] / rate["fast"]
+            rate["fused_over_pair_gemms"] = rate["fused"] / rate["pair_gemms"]
             rate["onnx_over_fast"] = rate["onnx"] / rate["fast"]
             rate["openvino_over_fast"] = rate["openvino"] / rate["fast"]
             rows[int(bs)] = rate
@@ -229,7 +254,34 @@ def inference_bench(bundle: Bundle | None, jets: Jets, batch_sizes: Sequence[int
     for rate in rows.values():  # the useful work per second (padding and folding excluded)
         rate["fast_gflops"] = rate["fast"] * flops["fast_per_jet_mean"] / 1e9
     return {"bundle": bundle.name, "n_jets": len(jets), "threads": torch.get_num_threads(),
-            "mean_tracks": float(n_tracks.mean()), "flops": flops, "batch_sizes": rows}
+            "mean_tracks": float(n_tracks.mean()), "flops": flops,
+            "fused": fused_why or "built", "batch_sizes": rows}
+
+
+def _pair_gemm_seconds(core, tracks, vertices, batch_size: int) -> float:
+    """Seconds that the fast path's pair-layer products (the two edge MLPs' second and third
+    layers on every track-track and track-vertex pair of its multiplicity chunks) take alone
+    over all jets, the pair inputs built beforehand for each batch and not timed."""
+    tt, tv = core._folded()
+    total = 0.0
+    for i in range(0, len(tracks), batch_size):
+        t, v = tracks[i:i + batch_size], vertices[i:i + batch_size]
+        pairs = []
+        for idx, k in bucket_chunks(filled_widths(t).numpy()):
+            x = t[idx][:, :, :k].transpose(1, 2)
+            y = v[idx].transpose(1, 2)
+            recv, send = x @ tt.receiver + tt.bias, x @ tt.sender
+            pairs.append((tt, (recv[:, :, None] + send[:, None]).relu_().flatten(0, 2)))
+            recv, send = x @ tv.receiver + tv.bias, y @ tv.sender
+            pairs.append((tv, (recv[:, :, None] + send[:, None]).relu_().flatten(0, 2)))
+        start = time.perf_counter()
+        for layers, h in pairs:
+            torch.mm(torch.mm(h, layers.second), layers.third)
+        total += time.perf_counter() - start
+    return total
+
+
+
 
 
 def in_flops(core, n_tracks: np.ndarray) -> dict:
@@ -246,17 +298,19 @@ def in_flops(core, n_tracks: np.ndarray) -> dict:
 
 def format_inference(report: dict) -> str:
     """The `inference_bench` report as a text table: FLOPs per jet, then per batch size the
-    dense, fast, ONNX Runtime and OpenVINO rates (jets/s), their ratios and the fast path's
-    GFLOP/s."""
+    rates (jets/s) of each implementation and of the pair-layer products alone, their ratios
+    and the fast path's GFLOP/s."""
     f = report["flops"]
     lines = [f"IN inference on {report['n_jets']} jets ({report['mean_tracks']:.1f} tracks/jet, "
              f"{report['threads']} threads); FLOPs/jet: dense {f['dense_per_jet'] / 1e6:.1f} M, "
-             f"fast {f['fast_per_jet_mean'] / 1e6:.2f} M",
-             f"  {'batch':>6s} {'dense':>10s} {'fast':>10s} {'onnx':>10s} {'openvino':>10s} "
-             f"{'fast/dense':>11s} {'onnx/fast':>10s} {'ov/fast':>8s} {'fast GFLOP/s':>13s}"]
+             f"fast {f['fast_per_jet_mean'] / 1e6:.2f} M; fused kernel: {report['fused']}",
+             f"  {'batch':>6s} {'dense':>8s} {'fast':>8s} {'fused':>8s} {'onnx':>8s} "
+             f"{'openvino':>8s} {'pair GEMMs':>10s} {'fast/dense':>10s} {'fused/fast':>10s} "
+             f"{'fused/GEMMs':>11s} {'onnx/fast':>9s} {'ov/fast':>8s} {'fast GFLOP/s':>12s}"]
     for bs, r in report["batch_sizes"].items():
-        lines.append(f"  {bs:6d} {r['dense']:10.0f} {r['fast']:10.0f} {r['onnx']:10.0f} "
-                     f"{r['openvino']:10.0f} {r['fast_over_dense']:10.1f}x "
-                     f"{r['onnx_over_fast']:9.2f}x {r['openvino_over_fast']:7.2f}x "
-                     f"{r['fast_gflops']:13.1f}")
+        lines.append(f"  {bs:6d} {r['dense']:8.0f} {r['fast']:8.0f} {r['fused']:8.0f} "
+                     f"{r['onnx']:8.0f} {r['openvino']:8.0f} {r['pair_gemms']:10.0f} "
+                     f"{r['fast_over_dense']:9.1f}x {r['fused_over_fast']:9.2f}x "
+                     f"{r['fused_over_pair_gemms']:10.2f}x {r['onnx_over_fast']:8.2f}x "
+                     f"{r['openvino_over_fast']:7.2f}x {r['fast_gflops']:12.1f}")
     return "\n".join(lines)

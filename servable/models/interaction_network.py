@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from servable.data.jets import filled_mask
+from servable.models import fused
 from servable.models.batching import bucket_chunks
 
 
@@ -62,7 +63,9 @@ class InteractionNetwork(nn.Module):
             return self._forward_explicit(tracks, vertices, _filled_width_tensor(tracks))
         if not bucket:
             return self._forward_explicit(tracks, vertices, _filled_width(tracks), lrp_rule)
-        n_tracks = filled_mask(tracks).sum(1)
+        if fused.usable(tracks, lrp_rule) and (kernel := fused.kernel()) is not None:
+            return fused.forward(self, tracks, vertices, kernel)
+        n_tracks = filled_widths(tracks)
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
         for idx, k in bucket_chunks(n_tracks):
             idx = torch.from_numpy(idx)
@@ -267,6 +270,14 @@ def _received(msg, to_pad, from_pad, pad_to_pad, m):
 def _tmul(x, y):
     """(I, J, K) x (K, L) -> (I, J, L), as the published code."""
     return torch.mm(x.reshape(-1, x.shape[2]), y).view(-1, x.shape[1], y.shape[1])
+
+
+def filled_widths(tracks: torch.Tensor) -> torch.Tensor:
+    """Per jet, the slots up to its last filled one (0 without tracks): its explicit slots,
+    the rest being pads. The track count where filled slots come first, as in every file
+    this package reads; an empty slot between filled ones is an explicit zero track."""
+    filled = filled_mask(tracks)
+    return (filled * torch.arange(1, filled.shape[1] + 1)).amax(1)
 
 
 def _filled_width_tensor(tracks: torch.Tensor) -> torch.Tensor:
