@@ -14,7 +14,8 @@ its state dicts load unchanged. Two forwards compute the same function:
   published. The edge MLPs run on folded weights (`fold_edge_mlp`): the biases ride on a
   constant channel and the hidden width is padded to a multiple of 8, so that every pair
   layer is one bias-free matrix product (no per-layer bias broadcast, aligned rows). LRP
-  rules act on the unfolded first layer (`_rule_halves`).
+  rules act on the unfolded first layer (`_rule_halves`). For inference on the CPU it hands
+  the batch to the fused kernel (`servable.models.fused`) where that is built.
 """
 
 from __future__ import annotations
