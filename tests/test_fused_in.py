@@ -116,6 +116,6 @@ def test_bench_parity_sets_the_unfused_path_beside_the_fused_one(published_bundl
     from servable.bundle.bench import parity
 
     jets = servable.read_jets(test_file)[:200]
-    report = parity(servable.load(published_bundle), jets, runtimes=())
+    report = parity(servable.load(published_bundle), jets, runtimes=(), unfused=True)
     row = report["runtimes"]["torch-unfused"]
     assert row["max_abs_dp"] < 1e-5 and abs(row["delta_auc"]) < 1e-6

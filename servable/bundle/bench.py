@@ -50,20 +50,22 @@ def _reduced(bundle: Bundle, jets: Jets, precision: str, batch_size: int | None,
 
 def parity(bundle: Bundle, jets: Jets, batch_size: int | None = None,
            precision: str = "f32",
-           runtimes: Sequence[str] = ("onnx", "openvino", "tensorrt")) -> dict:
+           runtimes: Sequence[str] = ("onnx", "openvino", "tensorrt"),
+           unfused: bool = False) -> dict:
     """Each runtime against PyTorch in float32: max |dp| over every class, accuracy, AUC (two
     classes: of class 1; more: the macro one-vs-rest AUC over the classes present), its
     difference to PyTorch's (`delta_auc`) and the fidelity F = 1 - mean |p - p_torch| (paper
     Eq. 1; over jets and classes, which for two classes is the mean over jets of |dp_1|).
     `precision` bf16 adds the reduced-precision rows torch-bf16 and openvino-bf16; `runtimes`
     are the ones compared with torch where they load. For the IN, torch runs the fused CPU
-    kernel where it is built, and the row torch-unfused is the bucketed fast path."""
+    kernel where it is built; `unfused` adds the row torch-unfused, the bucketed fast path
+    (or says why the kernel is not built)."""
     from servable.models.precision import check_precision
 
     check_precision(precision)
     names, skipped = available_runtimes(bundle, runtimes)
     probs = {n: bundle.predict(jets, n, batch_size) for n in names}
-    if bundle.kind == "in":
+    if unfused and bundle.kind == "in":
         if (why := fused.unavailable()) is None:
             with fused.switched_off():
                 probs["torch-unfused"] = bundle.predict(jets, "torch", batch_size)

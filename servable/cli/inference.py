@@ -72,7 +72,7 @@ def bench_parity(
 
     if precision not in PRECISIONS:
         fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    report = parity(load(bundle), _sample(data, n_jets), precision=precision)
+    report = parity(load(bundle), _sample(data, n_jets), precision=precision, unfused=True)
     typer.echo(json_text(report) if as_json else format_parity(report))
 
 
