@@ -283,9 +283,6 @@ def _pair_gemm_seconds(core, tracks, vertices, batch_size: int) -> float:
     return total
 
 
-
-
-
 def in_flops(core, n_tracks: np.ndarray) -> dict:
     """Multiply-adds x 2 per jet, dense vs fast, from the architecture and multiplicities."""
     H, P, S, De, Do, N, Nv = core.hidden, core.P, core.S, core.De, core.Do, core.N, core.Nv
