@@ -33,6 +33,7 @@ _state: dict = {}
 
 
 def enabled() -> bool:
+    """False when SERVABLE_FUSED=0 asks for the fast path."""
     return os.environ.get("SERVABLE_FUSED", "1") != "0"
 
 
@@ -103,15 +104,14 @@ def usable(tracks: torch.Tensor, rule=None) -> bool:
             and not torch.is_autocast_enabled("cpu"))
 
 
-def forward(core, tracks: torch.Tensor, vertices: torch.Tensor, module) -> torch.Tensor:
+def forward(core, tracks: torch.Tensor, vertices: torch.Tensor, n: torch.Tensor,
+            module) -> torch.Tensor:
     """Logits of `core` (an `InteractionNetwork`) with the edge sums from `module.edge_sum`.
 
-    tracks (B, P, N) and vertices (B, S, Nv), already standardised."""
-    from servable.models.interaction_network import filled_widths
-
+    tracks (B, P, N) and vertices (B, S, Nv), already standardised; n (B,) each jet's
+    explicit slots (`interaction_network.filled_widths`), the rest being pads."""
     B, N, Nv = tracks.shape[0], core.N, core.Nv
     tt, tv_w = core._folded()
-    n = filled_widths(tracks)  # explicit slots per jet
     explicit = torch.arange(N)[None, :] < n[:, None]  # (B, N)
     x = tracks.transpose(1, 2)[explicit]  # (T, P): the explicit slots of every jet
     jet = torch.repeat_interleave(torch.arange(B), n)  # (T,)

@@ -64,9 +64,9 @@ class InteractionNetwork(nn.Module):
             return self._forward_explicit(tracks, vertices, _filled_width_tensor(tracks))
         if not bucket:
             return self._forward_explicit(tracks, vertices, _filled_width(tracks), lrp_rule)
-        if fused.usable(tracks, lrp_rule) and (kernel := fused.kernel()) is not None:
-            return fused.forward(self, tracks, vertices, kernel)
         n_tracks = filled_widths(tracks)
+        if fused.usable(tracks, lrp_rule) and (kernel := fused.kernel()) is not None:
+            return fused.forward(self, tracks, vertices, n_tracks, kernel)
         out = tracks.new_empty((tracks.shape[0], self.n_classes))
         for idx, k in bucket_chunks(n_tracks):
             idx = torch.from_numpy(idx)
