@@ -21,6 +21,17 @@ FIXTURES = ROOT / "tests" / "fixtures"
 PUBLISHED = FIXTURES / "published-in"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fused_kernel_built():
+    """The IN's fused CPU kernel compiled once, before any test runs a command: on a machine
+    without torch's extension cache the first build takes ~20 s and says so on stderr, which
+    a test of a command's one-line error would otherwise read. Whether it built is asserted
+    by tests/test_fused_in.py."""
+    from servable.models import fused
+
+    fused.kernel()
+
+
 def _generator_hash() -> str:
     """Digest of the whole data layer (generator, detector model, features, schema, I/O)."""
     h = hashlib.sha256()
