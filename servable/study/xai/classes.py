@@ -49,10 +49,11 @@ def summarise(per_class: dict[str, dict]) -> dict:
                     if v is None:
                         continue
                     entry = methods.setdefault(method, {}).setdefault(
-                        criterion, {V.PASSES: 0, V.FAILS: 0, V.INCONCLUSIVE: 0, "values": {}})
+                        criterion, {V.PASSES: 0, V.FAILS: 0, V.INCONCLUSIVE: 0, "values": {},
+                                    "thresholds": {}})
                     entry[v["status"]] += 1
                     entry["values"][cls] = v["value"]
-                    entry.setdefault("thresholds", {})[cls] = v.get("threshold")
+                    entry["thresholds"][cls] = v.get("threshold")
             for question, cell in model["verdicts"]["use"].items():
                 use.setdefault(question, {})[cls] = {
                     "method": cell.get("method"), "status": cell.get("status"),
